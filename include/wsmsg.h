@@ -1,0 +1,568 @@
+/*
+ * wsmsg — embeddable WebSocket message handling for C.
+ *
+ * The host application owns the sockets and the event loop; wsmsg turns the
+ * bytes it reads into typed messages (text, binary, ...) and the messages the
+ * application sends into bytes to write.  Everything between the bytes and a
+ * message is wsmsg's: the HTTP upgrade handshake, framing (through wslay),
+ * reassembly, UTF-8 checks, limits and the close handshake of RFC 6455.
+ *
+ * Conventions used by every function below:
+ *  - Functions that can fail return int: 0 (or a documented non-negative
+ *    value) on success, a negative WSMSG_ERR_* code on failure.
+ *    wsmsg_strerror() turns a code into text and never returns NULL.
+ *  - Handles are opaque and come in _new/_free pairs.  No struct is passed by
+ *    value and no function takes varargs, so everything is callable from
+ *    ctypes/cffi as is.
+ *  - The library never keeps a pointer the caller passed in after the call
+ *    returns (strings are copied), unless the documentation says so.  Data
+ *    passed to a callback is valid for the duration of that callback only.
+ *  - Threads: a connection is used by one thread at a time.  Endpoints and
+ *    servers are configured first and are immutable once a connection uses
+ *    them (setters then fail with WSMSG_ERR_STATE); they may then be shared
+ *    by any number of threads.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef WSMSG_H
+#define WSMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WSMSG_BUILDING) && defined(__GNUC__)
+#define WSMSG_API __attribute__((visibility("default")))
+#else
+#define WSMSG_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define WSMSG_VERSION_MAJOR 0
+#define WSMSG_VERSION_MINOR 1
+#define WSMSG_VERSION_PATCH 0
+#define WSMSG_VERSION_STRING "0.1.0"
+/** Version as one number: major * 10000 + minor * 100 + patch. */
+#define WSMSG_VERSION_NUMBER                                                   \
+  (WSMSG_VERSION_MAJOR * 10000 + WSMSG_VERSION_MINOR * 100 +                   \
+   WSMSG_VERSION_PATCH)
+
+/**
+ * The version of the library actually linked, as "MAJOR.MINOR.PATCH".
+ * Compare with WSMSG_VERSION_STRING to detect a header/library mismatch.
+ * Returns a static string; never NULL.
+ */
+WSMSG_API const char *wsmsg_version(void);
+
+/** The linked library's version as WSMSG_VERSION_NUMBER would compute it. */
+WSMSG_API int wsmsg_version_number(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Error codes.  All are negative; 0 is success. */
+enum wsmsg_error_code {
+  WSMSG_OK = 0,
+  WSMSG_ERR_NOMEM = -1,              /**< an allocation failed */
+  WSMSG_ERR_INVALID_ARG = -2,        /**< NULL handle, bad size, bad value */
+  WSMSG_ERR_STATE = -3,              /**< not allowed in the current state */
+  WSMSG_ERR_CLOSED = -4,             /**< connection closing or closed */
+  WSMSG_ERR_PROTOCOL = -5,           /**< peer broke RFC 6455 (close 1002) */
+  WSMSG_ERR_UTF8 = -6,               /**< invalid UTF-8 in text (close 1007) */
+  WSMSG_ERR_TOO_BIG = -7,            /**< message over the size limit (1009) */
+  WSMSG_ERR_TOO_MANY_FRAGMENTS = -8, /**< fragment limit exceeded (1009) */
+  WSMSG_ERR_CLOSE_CODE = -9,         /**< invalid close code */
+  WSMSG_ERR_HANDSHAKE = -10,         /**< the opening handshake failed */
+  WSMSG_ERR_IO = -11,                /**< socket error (wsmsg_conn_io_fd) */
+  WSMSG_ERR_TIMEOUT = -12,           /**< a deadline passed */
+  WSMSG_ERR_BACKPRESSURE = -13,      /**< output queue above its high mark */
+  WSMSG_ERR_EOF = -14,       /**< peer closed TCP without a close frame */
+  WSMSG_ERR_ABORTED = -15,   /**< the host aborted the connection */
+  WSMSG_ERR_NOT_FOUND = -16, /**< no such route, header, item */
+};
+
+/**
+ * A short English description of an error code (for any int; unknown codes
+ * give "unknown error").  Returns a static string; never NULL.
+ */
+WSMSG_API const char *wsmsg_strerror(int code);
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A custom allocator, in the style of nghttp2_mem.  Every allocation wsmsg
+ * makes for a server, an endpoint, or a connection created from them goes
+ * through the allocator of the object that created it (wslay and jansson
+ * allocate with their own allocators).  `realloc` may be NULL, in which case
+ * wsmsg uses malloc + copy + free.  The struct is copied; `user` is passed
+ * back to every call.
+ */
+typedef struct wsmsg_mem {
+  void *user;
+  void *(*malloc)(size_t size, void *user);
+  void (*free)(void *ptr, void *user);
+  void *(*realloc)(void *ptr, size_t size, void *user);
+} wsmsg_mem;
+
+/* ------------------------------------------------------------------------ */
+/* Handles                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Callbacks, limits and protocol options shared by many connections. */
+typedef struct wsmsg_endpoint wsmsg_endpoint;
+/** A routing table from request paths to endpoints (server side). */
+typedef struct wsmsg_server wsmsg_server;
+/** One WebSocket connection, server or client side, over a host socket. */
+typedef struct wsmsg_conn wsmsg_conn;
+/** Read-only view of an HTTP upgrade request, valid during on_handshake. */
+typedef struct wsmsg_request wsmsg_request;
+
+/** Connection states (wsmsg_conn_state). */
+enum wsmsg_state {
+  WSMSG_STATE_CONNECTING = 0, /**< opening handshake in progress */
+  WSMSG_STATE_OPEN = 1,       /**< messages flow both ways */
+  WSMSG_STATE_CLOSING = 2,    /**< a close frame was sent or received */
+  WSMSG_STATE_CLOSED = 3      /**< finished; write what is pending, then
+                                   close the socket */
+};
+
+/** Message and event kinds (wsmsg_event.type). */
+enum wsmsg_event_type {
+  WSMSG_EV_NONE = 0,
+  WSMSG_EV_OPEN = 1,   /**< handshake done (only if no on_open callback) */
+  WSMSG_EV_TEXT = 2,   /**< a text message: data/len, NUL-terminated */
+  WSMSG_EV_BINARY = 3, /**< a binary message: data/len */
+  WSMSG_EV_CLOSE = 4,  /**< the connection closed: code, clean, error, data =
+                            reason (NUL-terminated), detail */
+  WSMSG_EV_PONG = 5    /**< a pong arrived (only if enabled, see
+                            wsmsg_endpoint_set_pong_events) */
+};
+
+/**
+ * Details of how a connection ended; passed to on_close and carried by
+ * WSMSG_EV_CLOSE events.
+ */
+typedef struct wsmsg_close_info {
+  /** The close code: the peer's if the peer closed first, else the one we
+   *  sent; 1005 if a close frame had no code, 1006 if none was exchanged. */
+  int32_t code;
+  /** 1 if the closing handshake completed (close frames both ways). */
+  int32_t clean;
+  /** 1 if the peer started the close (its close frame came first). */
+  int32_t remote;
+  /** 0, or the WSMSG_ERR_* rule that fired (limit, protocol, EOF...). */
+  int32_t error;
+  /** The close reason (NUL-terminated, possibly empty; never NULL). */
+  const char *reason;
+  /** Length of reason in bytes. */
+  size_t reason_len;
+  /** A human-readable explanation of error, "" when error is 0. */
+  const char *detail;
+} wsmsg_close_info;
+
+/**
+ * An event from the pull API (wsmsg_conn_next_event).  The pointers inside
+ * stay valid until the next call to wsmsg_conn_next_event on the same
+ * connection or until the connection is freed.
+ */
+typedef struct wsmsg_event {
+  int32_t type;  /**< enum wsmsg_event_type */
+  int32_t code;  /**< CLOSE: close code */
+  int32_t clean; /**< CLOSE: closing handshake completed */
+  int32_t error; /**< CLOSE: WSMSG_ERR_* that caused it, or 0 */
+  /** TEXT/BINARY/PONG: payload (TEXT is NUL-terminated); CLOSE: reason. */
+  const uint8_t *data;
+  size_t len;         /**< length of data in bytes (without the NUL) */
+  const char *detail; /**< CLOSE: explanation of error ("" if none) */
+} wsmsg_event;
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks                                                                 */
+/* ------------------------------------------------------------------------ */
+/* In every callback `user` is the connection's user pointer
+ * (wsmsg_conn_user).  Callbacks may send and close on their connection; they
+ * must not free it. */
+
+/** The connection is open (handshake done). */
+typedef void (*wsmsg_open_cb)(wsmsg_conn *conn, void *user);
+/** A text message: valid UTF-8, `len` bytes, followed by a NUL byte. */
+typedef void (*wsmsg_text_cb)(wsmsg_conn *conn, const char *data, size_t len,
+                              void *user);
+/** A binary message of `len` bytes. */
+typedef void (*wsmsg_binary_cb)(wsmsg_conn *conn, const uint8_t *data,
+                                size_t len, void *user);
+/** A pong arrived (payload of at most 125 bytes). */
+typedef void (*wsmsg_pong_cb)(wsmsg_conn *conn, const uint8_t *data, size_t len,
+                              void *user);
+/** The connection is closed; called exactly once for every connection that
+ *  was opened, and for client connections whose handshake failed. */
+typedef void (*wsmsg_close_cb)(wsmsg_conn *conn, const wsmsg_close_info *info,
+                               void *user);
+/**
+ * Server side: decide on an upgrade request after wsmsg's own checks passed.
+ * Return 0 to accept, or an HTTP status code (400..599) to reject with.  The
+ * request view is valid during the call only.
+ */
+typedef int (*wsmsg_handshake_cb)(wsmsg_conn *conn, const wsmsg_request *req,
+                                  void *user);
+
+/* ------------------------------------------------------------------------ */
+/* Endpoints                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Create an endpoint with default limits (max message 1 MiB, 4096 fragments
+ * per message) and no callbacks.  Returns NULL if out of memory.
+ * Free with wsmsg_endpoint_free once no connection uses it.
+ */
+WSMSG_API wsmsg_endpoint *wsmsg_endpoint_new(void);
+
+/**
+ * As wsmsg_endpoint_new, with a custom allocator (copied) used for the
+ * endpoint and for client connections created from it.  `mem` may be NULL.
+ */
+WSMSG_API wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem);
+
+/** Free an endpoint.  NULL is ignored.  Connections using it must be freed
+ *  first. */
+WSMSG_API void wsmsg_endpoint_free(wsmsg_endpoint *ep);
+
+/**
+ * Set callbacks.  Any may be NULL (the default): a message kind with no
+ * callback is queued for wsmsg_conn_next_event instead.  Fail with
+ * WSMSG_ERR_STATE once a connection has used the endpoint.
+ */
+WSMSG_API int wsmsg_endpoint_on_open(wsmsg_endpoint *ep, wsmsg_open_cb cb);
+/** Set the text-message callback (see wsmsg_endpoint_on_open). */
+WSMSG_API int wsmsg_endpoint_on_text(wsmsg_endpoint *ep, wsmsg_text_cb cb);
+/** Set the binary-message callback (see wsmsg_endpoint_on_open). */
+WSMSG_API int wsmsg_endpoint_on_binary(wsmsg_endpoint *ep, wsmsg_binary_cb cb);
+/** Set the close callback (see wsmsg_endpoint_on_open). */
+WSMSG_API int wsmsg_endpoint_on_close(wsmsg_endpoint *ep, wsmsg_close_cb cb);
+/** Set the pong callback (see wsmsg_endpoint_on_open).  Pongs are dropped
+ *  when neither this nor wsmsg_endpoint_set_pong_events is set. */
+WSMSG_API int wsmsg_endpoint_on_pong(wsmsg_endpoint *ep, wsmsg_pong_cb cb);
+/** Set the server-side handshake callback (authentication, cookies...). */
+WSMSG_API int wsmsg_endpoint_on_handshake(wsmsg_endpoint *ep,
+                                          wsmsg_handshake_cb cb);
+
+/** Queue WSMSG_EV_PONG events when no on_pong callback is set (default 0). */
+WSMSG_API int wsmsg_endpoint_set_pong_events(wsmsg_endpoint *ep, int on);
+
+/**
+ * Largest message accepted, in bytes (default 1 MiB; 0 means no limit other
+ * than memory).  A bigger message fails the connection with close 1009
+ * before its payload is read.
+ */
+WSMSG_API int wsmsg_endpoint_set_max_message_size(wsmsg_endpoint *ep,
+                                                  uint64_t bytes);
+
+/**
+ * Most frames one message may have, empty frames included (default 4096;
+ * 0 means unlimited).  More fail the connection with close 1009.
+ */
+WSMSG_API int wsmsg_endpoint_set_max_fragments(wsmsg_endpoint *ep,
+                                               uint32_t count);
+
+/**
+ * Add a subprotocol this endpoint speaks, in order of preference: the server
+ * picks its most preferred one among those the client offers; a client
+ * offers all of them.  `name` must be an HTTP token; it is copied.
+ */
+WSMSG_API int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep,
+                                             const char *name);
+
+/**
+ * Server side: if `on`, reject (400) a client that offers none of our
+ * subprotocols.  Default 0: the connection opens without a subprotocol.
+ */
+WSMSG_API int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on);
+
+/**
+ * Server side: allow browsers from this Origin (e.g. "https://example.com",
+ * compared case-insensitively).  Once any origin is added, a request whose
+ * Origin header is not on the list gets 403; requests without an Origin
+ * header (non-browser clients) are still accepted.  "*" allows all.
+ */
+WSMSG_API int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep,
+                                          const char *origin);
+
+/* ------------------------------------------------------------------------ */
+/* Servers and routing                                                       */
+/* ------------------------------------------------------------------------ */
+
+/** Create a server (routing table).  Returns NULL if out of memory. */
+WSMSG_API wsmsg_server *wsmsg_server_new(void);
+
+/** As wsmsg_server_new with a custom allocator (copied) used for the server
+ *  and the connections it accepts.  `mem` may be NULL. */
+WSMSG_API wsmsg_server *wsmsg_server_new_mem(const wsmsg_mem *mem);
+
+/** Free a server.  NULL is ignored.  Its connections must be freed first;
+ *  the endpoints are not freed (the caller owns them). */
+WSMSG_API void wsmsg_server_free(wsmsg_server *srv);
+
+/**
+ * Route requests for `path` to `ep`.  `path` is matched against the request
+ * path without the query string.  A path ending in '*' matches every path
+ * with that prefix ("/ws/" followed by "*"); "*" alone matches everything.
+ * Exact routes win over prefix routes, longer prefixes over shorter ones.  The
+ * path is copied; the endpoint is borrowed and must outlive the server. Unknown
+ * paths get 404.  Returns WSMSG_ERR_INVALID_ARG if `path` does not start
+ * with '/' (or is not "*"), WSMSG_ERR_STATE if the route already exists or
+ * the server is in use.
+ */
+WSMSG_API int wsmsg_server_route(wsmsg_server *srv, const char *path,
+                                 wsmsg_endpoint *ep);
+
+/** Largest upgrade request accepted, in bytes (default 8192; then 431). */
+WSMSG_API int wsmsg_server_set_max_request_size(wsmsg_server *srv,
+                                                size_t bytes);
+
+/** Most header lines in an upgrade request (default 64; then 431). */
+WSMSG_API int wsmsg_server_set_max_headers(wsmsg_server *srv, uint32_t count);
+
+/**
+ * Create a server-side connection for a socket the host just accepted.  It
+ * starts in WSMSG_STATE_CONNECTING and waits for the upgrade request.
+ * `user` is passed to every callback.  Returns NULL if out of memory or
+ * `srv` is NULL.  Free with wsmsg_conn_free.
+ */
+WSMSG_API wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user);
+
+/* ------------------------------------------------------------------------ */
+/* Clients                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Create a client-side connection that will speak to `host` (the Host
+ * header, e.g. "example.com:8080") at `path` (e.g. "/ws/chat?room=1").  The
+ * upgrade request is built on the first wsmsg_conn_pending call, so headers
+ * can be added before.  The endpoint's subprotocols are offered.  Returns
+ * NULL if out of memory or an argument is invalid (NULL, path not starting
+ * with '/', CR/LF in a string).
+ */
+WSMSG_API wsmsg_conn *wsmsg_client_new(wsmsg_endpoint *ep, const char *host,
+                                       const char *path, void *user);
+
+/**
+ * Add a header to the client's upgrade request (e.g. "Origin",
+ * "Authorization").  Both strings are copied.  Returns WSMSG_ERR_STATE once
+ * the request was built, WSMSG_ERR_INVALID_ARG for a bad name or a value
+ * containing CR or LF, or for a header wsmsg sets itself (Host, Upgrade,
+ * Connection, Sec-WebSocket-*).
+ */
+WSMSG_API int wsmsg_client_add_header(wsmsg_conn *conn, const char *name,
+                                      const char *value);
+
+/* ------------------------------------------------------------------------ */
+/* Connections: bytes in and out (sans-I/O)                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Free a connection and everything it holds.  NULL is ignored.  Does not
+ * call on_close; use wsmsg_conn_abort first if the application must see it.
+ */
+WSMSG_API void wsmsg_conn_free(wsmsg_conn *conn);
+
+/**
+ * Feed `n` bytes read from the socket.  wsmsg consumes all of them: it runs
+ * the handshake, parses frames and calls callbacks (or queues events) for
+ * every complete message.  Returns 0, or a negative code when the bytes
+ * broke a rule (the connection is then closing or closed with the matching
+ * close code and on_close says why), or WSMSG_ERR_CLOSED if the connection
+ * no longer reads.  Either way, write what wsmsg_conn_pending returns.
+ */
+WSMSG_API int wsmsg_conn_recv(wsmsg_conn *conn, const void *bytes, size_t n);
+
+/**
+ * The peer closed its side of the TCP connection (read returned 0).  If the
+ * closing handshake had not completed, the connection ends uncleanly
+ * (code 1006, error WSMSG_ERR_EOF) and on_close is called.
+ */
+WSMSG_API void wsmsg_conn_eof(wsmsg_conn *conn);
+
+/**
+ * The host gives up on the connection (socket error, shutdown...): it is
+ * closed immediately (code 1006, error WSMSG_ERR_ABORTED), pending output is
+ * dropped and on_close is called if the connection was open.
+ */
+WSMSG_API void wsmsg_conn_abort(wsmsg_conn *conn);
+
+/**
+ * The bytes to write next: sets *bytes and returns how many (0 if none).
+ * The pointer stays valid until the next call into this connection.  Many
+ * queued messages are coalesced into one contiguous buffer.
+ */
+WSMSG_API size_t wsmsg_conn_pending(wsmsg_conn *conn, const void **bytes);
+
+/** Tell wsmsg that `n` of the pending bytes were written.  `n` larger than
+ *  what is pending is clamped. */
+WSMSG_API void wsmsg_conn_consume(wsmsg_conn *conn, size_t n);
+
+/** The connection's state (enum wsmsg_state); CLOSED for NULL. */
+WSMSG_API int wsmsg_conn_state(const wsmsg_conn *conn);
+
+/** 1 if bytes are pending for the socket (wait for POLLOUT), else 0. */
+WSMSG_API int wsmsg_conn_want_write(const wsmsg_conn *conn);
+
+/** 1 if the connection still wants bytes from the socket, else 0. */
+WSMSG_API int wsmsg_conn_want_read(const wsmsg_conn *conn);
+
+/**
+ * 1 when the host should close the socket and free the connection: the
+ * connection is CLOSED and everything pending was written (or dropped by
+ * wsmsg_conn_abort).
+ */
+WSMSG_API int wsmsg_conn_done(const wsmsg_conn *conn);
+
+/** The user pointer given at creation. */
+WSMSG_API void *wsmsg_conn_user(const wsmsg_conn *conn);
+
+/** Replace the user pointer (e.g. from on_handshake). */
+WSMSG_API void wsmsg_conn_set_user(wsmsg_conn *conn, void *user);
+
+/** 1 for a client-side connection, 0 for a server-side one. */
+WSMSG_API int wsmsg_conn_is_client(const wsmsg_conn *conn);
+
+/** The endpoint serving the connection (NULL before routing). */
+WSMSG_API wsmsg_endpoint *wsmsg_conn_endpoint(const wsmsg_conn *conn);
+
+/** The request path without the query ("" before the handshake). */
+WSMSG_API const char *wsmsg_conn_path(const wsmsg_conn *conn);
+
+/** The query string after '?' ("" if none). */
+WSMSG_API const char *wsmsg_conn_query(const wsmsg_conn *conn);
+
+/** The negotiated subprotocol, or NULL if none. */
+WSMSG_API const char *wsmsg_conn_subprotocol(const wsmsg_conn *conn);
+
+/**
+ * The error that ended or failed the connection (0 if none), with a
+ * human-readable detail in wsmsg_conn_error_detail.
+ */
+WSMSG_API int wsmsg_conn_error(const wsmsg_conn *conn);
+
+/** Explanation of wsmsg_conn_error ("" if none); never NULL. */
+WSMSG_API const char *wsmsg_conn_error_detail(const wsmsg_conn *conn);
+
+/**
+ * The HTTP status of the handshake: on a server the status sent (101 or an
+ * error), on a client the status received; 0 before it is known.
+ */
+WSMSG_API int wsmsg_conn_http_status(const wsmsg_conn *conn);
+
+/**
+ * Pull API, like Starlette's receive(): take the next queued event.
+ * Messages of a kind that has a callback are not queued.  Returns 1 and
+ * fills *ev if there was one, 0 if the queue is empty, a negative code on
+ * bad arguments.  The data inside *ev stays valid until the next call.
+ */
+WSMSG_API int wsmsg_conn_next_event(wsmsg_conn *conn, wsmsg_event *ev);
+
+/** How many events are queued for wsmsg_conn_next_event. */
+WSMSG_API size_t wsmsg_conn_event_count(const wsmsg_conn *conn);
+
+/**
+ * Optional helper for a non-blocking socket: read everything available
+ * (feeding wsmsg_conn_recv), then write what is pending until the socket
+ * would block.  Returns 1 when the connection is done (close the fd and
+ * free the connection), 0 when it goes on (poll for POLLIN, plus POLLOUT if
+ * wsmsg_conn_want_write), or a negative code on a socket error (the
+ * connection is then aborted and done).
+ */
+WSMSG_API int wsmsg_conn_io_fd(wsmsg_conn *conn, int fd);
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Queue a text message of `len` bytes (copied).  Fails with
+ * WSMSG_ERR_UTF8 if it is not valid UTF-8, WSMSG_ERR_STATE before the
+ * connection is open, WSMSG_ERR_CLOSED once a close frame was sent.
+ */
+WSMSG_API int wsmsg_send_text(wsmsg_conn *conn, const char *data, size_t len);
+
+/** Queue a binary message of `len` bytes (copied).  Errors as
+ *  wsmsg_send_text, without the UTF-8 check. */
+WSMSG_API int wsmsg_send_binary(wsmsg_conn *conn, const void *data, size_t len);
+
+/** Queue a ping with up to 125 bytes of payload (WSMSG_ERR_INVALID_ARG if
+ *  longer).  The peer's pong reaches on_pong. */
+WSMSG_API int wsmsg_send_ping(wsmsg_conn *conn, const void *data, size_t len);
+
+/**
+ * Start the closing handshake: queue a close frame with `code` and `reason`
+ * (NUL-terminated, may be NULL; cut to 123 bytes on a UTF-8 boundary).
+ * `code` is 1000-1003, 1007-1014 or 3000-4999, or 0 for a close frame
+ * without code (then the reason is ignored).  Other codes give
+ * WSMSG_ERR_CLOSE_CODE.  Returns WSMSG_ERR_CLOSED if a close frame was
+ * already sent, WSMSG_ERR_STATE while connecting.
+ */
+WSMSG_API int wsmsg_close(wsmsg_conn *conn, int code, const char *reason);
+
+/* ------------------------------------------------------------------------ */
+/* Handshake request view (valid during on_handshake)                        */
+/* ------------------------------------------------------------------------ */
+
+/** Request path without the query string; never NULL. */
+WSMSG_API const char *wsmsg_request_path(const wsmsg_request *req);
+
+/** Query string after '?', "" if none; never NULL. */
+WSMSG_API const char *wsmsg_request_query(const wsmsg_request *req);
+
+/**
+ * Value of the first header called `name` (case-insensitive), with
+ * surrounding whitespace removed, or NULL if absent.
+ */
+WSMSG_API const char *wsmsg_request_header(const wsmsg_request *req,
+                                           const char *name);
+
+/** Number of header lines in the request. */
+WSMSG_API size_t wsmsg_request_header_count(const wsmsg_request *req);
+
+/** Name of header line `i` as sent, or NULL if out of range. */
+WSMSG_API const char *wsmsg_request_header_name(const wsmsg_request *req,
+                                                size_t i);
+
+/** Value of header line `i`, or NULL if out of range. */
+WSMSG_API const char *wsmsg_request_header_value(const wsmsg_request *req,
+                                                 size_t i);
+
+/**
+ * Value of cookie `name` from the Cookie header(s), copied into `out`
+ * (size `out_size`, NUL-terminated).  Returns the value's length, or
+ * WSMSG_ERR_NOT_FOUND, or WSMSG_ERR_INVALID_ARG if it does not fit.
+ */
+WSMSG_API int wsmsg_request_cookie(const wsmsg_request *req, const char *name,
+                                   char *out, size_t out_size);
+
+/* ------------------------------------------------------------------------ */
+/* Utilities                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** 1 if the `len` bytes at `data` are valid UTF-8 (RFC 3629), else 0. */
+WSMSG_API int wsmsg_utf8_valid(const void *data, size_t len);
+
+/**
+ * Compute the Sec-WebSocket-Accept value for a Sec-WebSocket-Key:
+ * base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) into `out`
+ * (at least 29 bytes; NUL-terminated).  Returns 0 or WSMSG_ERR_INVALID_ARG.
+ */
+WSMSG_API int wsmsg_accept_key(const char *key, char *out, size_t out_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WSMSG_H */

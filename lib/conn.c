@@ -1,0 +1,850 @@
+/* Connections: the RFC 6455 state machine over wslay's frame layer.
+ *
+ * wslay_frame parses and builds frame headers and (un)masks payloads; this
+ * file owns everything above: message reassembly, control frames, UTF-8,
+ * limits, the close handshake, and delivery to callbacks or the event queue.
+ * We use the frame layer rather than wslay_event because wslay_event rejects
+ * the IANA close codes 1012-1014, copies every outgoing message into a
+ * malloc'd buffer, and gives no hook for fragment limits or error reasons
+ * (see docs/design.md). */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+/* Buffers above this size are released after each message (an idle
+ * connection keeps nothing big). */
+#define KEEP_BUF 16384
+#define MAX_RESPONSE_HEAD 16384
+
+/* ---- errors and close ------------------------------------------------------
+ */
+
+void wsm_conn_set_error(wsmsg_conn *c, int err, const char *detail) {
+  if (c->error)
+    return;
+  c->error = err;
+  wsm_free(c->mem, c->detail);
+  c->detail = wsm_strdup(c->mem, detail ? detail : "");
+}
+
+bool wsm_close_code_valid_wire(unsigned code) {
+  /* RFC 6455 7.4 plus the IANA registry: 1012-1014 are assigned; 1004-1006
+   * and 1015 must never appear in a close frame. */
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+static void deliver_close(wsmsg_conn *c);
+
+static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
+                       size_t len) {
+  struct wslay_frame_iocb io;
+  memset(&io, 0, sizeof(io));
+  io.fin = 1;
+  io.opcode = opcode;
+  io.mask = c->client ? 1 : 0;
+  io.payload_length = len;
+  io.data = data;
+  io.data_length = len;
+  /* room for the header and the payload in one step: the send callback then
+   * never fails half-way through a frame */
+  int r = wsm_buf_reserve(&c->out, c->mem, len + 14);
+  if (r)
+    return r;
+  ssize_t n = wslay_frame_send(c->fr, &io);
+  if (n < 0 || (size_t)n != len)
+    return WSMSG_ERR_NOMEM;
+  return 0;
+}
+
+static int queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
+                             size_t rlen) {
+  uint8_t p[125];
+  size_t n = 0;
+  if (code) {
+    p[0] = (uint8_t)(code >> 8);
+    p[1] = (uint8_t)(code & 0xff);
+    rlen = wsm_utf8_cut(reason ? reason : "", rlen, 123);
+    if (rlen)
+      memcpy(p + 2, reason, rlen);
+    n = 2 + rlen;
+  }
+  c->close_sent = true;
+  c->code_sent = (uint16_t)(code ? code : 1005);
+  return queue_frame(c, WSLAY_CONNECTION_CLOSE, p, n);
+}
+
+/* A peer broke a rule: send a close frame with `code`, stop reading, and
+ * end the connection (RFC 6455 7.1.7: no more data is processed). */
+static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail) {
+  wsm_conn_set_error(c, err, detail);
+  c->failed = true;
+  if (!c->close_sent && c->state != WSMSG_STATE_CONNECTING)
+    (void)queue_close_frame(c, code, detail, strlen(detail));
+  else if (!c->close_sent)
+    c->code_sent = (uint16_t)code;
+  c->state = WSMSG_STATE_CLOSED;
+  deliver_close(c);
+  return err;
+}
+
+/* ---- events
+ * ------------------------------------------------------------------ */
+
+static wsm_evnode *ev_alloc(wsmsg_conn *c, int type, size_t extra) {
+  size_t size = sizeof(wsm_evnode) + extra;
+  wsm_evnode *n = wsm_malloc(c->mem, size);
+  if (!n)
+    return NULL;
+  memset(n, 0, sizeof(*n));
+  n->size = size;
+  n->ev.type = type;
+  return n;
+}
+
+static void ev_push(wsmsg_conn *c, wsm_evnode *n) {
+  if (c->ev_tail)
+    c->ev_tail->next = n;
+  else
+    c->ev_head = n;
+  c->ev_tail = n;
+  c->nev++;
+}
+
+static int ev_queue_data(wsmsg_conn *c, int type, const uint8_t *d,
+                         size_t len) {
+  wsm_evnode *n = ev_alloc(c, type, len + 1);
+  if (!n)
+    return WSMSG_ERR_NOMEM;
+  if (len)
+    memcpy(n->data, d, len);
+  n->data[len] = '\0';
+  n->ev.data = n->data;
+  n->ev.len = len;
+  ev_push(c, n);
+  return 0;
+}
+
+static void fill_close_info(const wsmsg_conn *c, wsmsg_close_info *ci) {
+  memset(ci, 0, sizeof(*ci));
+  ci->clean = c->close_sent && c->close_recv && !c->failed;
+  ci->remote = c->close_recv && c->remote_first;
+  if (c->close_recv)
+    ci->code = c->code_recv ? c->code_recv : 1005;
+  else if (c->close_sent)
+    ci->code = c->code_sent;
+  else
+    ci->code = 1006;
+  ci->error = c->error;
+  ci->reason = c->reason_recv ? c->reason_recv : "";
+  ci->reason_len = c->reason_recv ? c->reason_recv_len : 0;
+  ci->detail = c->detail ? c->detail : "";
+}
+
+static void deliver_close(wsmsg_conn *c) {
+  if (c->close_called)
+    return;
+  /* server connections that never opened report nothing; client
+   * connections always report how they ended */
+  if (!c->opened && !c->client)
+    return;
+  c->close_called = true;
+  wsmsg_close_info ci;
+  fill_close_info(c, &ci);
+  if (c->ep && c->ep->on_close) {
+    c->ep->on_close(c, &ci, c->user);
+    return;
+  }
+  size_t dl = strlen(ci.detail);
+  wsm_evnode *n = ev_alloc(c, WSMSG_EV_CLOSE, ci.reason_len + dl + 2);
+  if (!n)
+    return;
+  memcpy(n->data, ci.reason, ci.reason_len);
+  n->data[ci.reason_len] = '\0';
+  memcpy(n->data + ci.reason_len + 1, ci.detail, dl + 1);
+  n->ev.code = ci.code;
+  n->ev.clean = ci.clean;
+  n->ev.error = ci.error;
+  n->ev.data = n->data;
+  n->ev.len = ci.reason_len;
+  n->ev.detail = (const char *)n->data + ci.reason_len + 1;
+  ev_push(c, n);
+}
+
+/* ---- wslay callbacks
+ * ------------------------------------------------------------ */
+
+static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
+  (void)flags;
+  wsmsg_conn *c = ud;
+  if (wsm_buf_append(&c->out, c->mem, data, len))
+    return WSLAY_ERR_WOULDBLOCK; /* nothing accepted: wslay fails the frame */
+  return (ssize_t)len;
+}
+
+static ssize_t cb_recv(uint8_t *buf, size_t len, int flags, void *ud) {
+  (void)flags;
+  wsmsg_conn *c = ud;
+  size_t n = c->in_len < len ? c->in_len : len;
+  if (n == 0)
+    return 0;
+  memcpy(buf, c->in, n);
+  c->in += n;
+  c->in_len -= n;
+  return (ssize_t)n;
+}
+
+static int cb_genmask(uint8_t *buf, size_t len, void *ud) {
+  wsmsg_conn *c = ud;
+  wsm_client_hs *ch = c->chs;
+  /* masking keys come from getrandom in batches, not a syscall per frame */
+  if (ch->maskpos + len > sizeof(ch->masks)) {
+    if (getrandom(ch->masks, sizeof(ch->masks), 0) !=
+        (ssize_t)sizeof(ch->masks))
+      return -1;
+    ch->maskpos = 0;
+  }
+  memcpy(buf, ch->masks + ch->maskpos, len);
+  ch->maskpos = (uint16_t)(ch->maskpos + len);
+  return 0;
+}
+
+static const struct wslay_frame_callbacks frame_cbs = {cb_send, cb_recv,
+                                                       cb_genmask};
+
+/* ---- creation
+ * ------------------------------------------------------------------ */
+
+static wsmsg_conn *conn_new(const wsmsg_mem *mem, void *user, bool client) {
+  wsmsg_conn *c = wsm_calloc(mem, sizeof(*c));
+  if (!c)
+    return NULL;
+  c->mem = mem;
+  c->user = user;
+  c->client = client;
+  c->state = WSMSG_STATE_CONNECTING;
+  if (wslay_frame_context_init(&c->fr, &frame_cbs, c) != 0) {
+    wsm_free(mem, c);
+    return NULL;
+  }
+  c->hs = wsm_calloc(mem, sizeof(wsm_http));
+  if (!c->hs) {
+    wslay_frame_context_free(c->fr);
+    wsm_free(mem, c);
+    return NULL;
+  }
+  return c;
+}
+
+wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user) {
+  if (!srv)
+    return NULL;
+  atomic_store(&srv->frozen, 1);
+  wsmsg_conn *c = conn_new(&srv->mem, user, false);
+  if (!c)
+    return NULL;
+  c->srv = srv;
+  c->hs->limit = srv->max_request;
+  c->hs->max_headers = srv->max_headers;
+  return c;
+}
+
+static bool has_ctl(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      return true;
+  return false;
+}
+
+wsmsg_conn *wsmsg_client_new(wsmsg_endpoint *ep, const char *host,
+                             const char *path, void *user) {
+  if (!ep || !host || !*host || !path || path[0] != '/' || has_ctl(host) ||
+      has_ctl(path) || strchr(host, ' ') || strchr(path, ' '))
+    return NULL;
+  atomic_store(&ep->frozen, 1);
+  wsmsg_conn *c = conn_new(&ep->mem, user, true);
+  if (!c)
+    return NULL;
+  c->ep = ep;
+  c->hs->limit = MAX_RESPONSE_HEAD;
+  c->hs->max_headers = 256;
+  c->chs = wsm_calloc(c->mem, sizeof(wsm_client_hs));
+  if (c->chs) {
+    c->chs->maskpos = sizeof(c->chs->masks); /* empty: refill on first use */
+    c->chs->host = wsm_strdup(c->mem, host);
+    c->chs->target = wsm_strdup(c->mem, path);
+  }
+  if (!c->chs || !c->chs->host || !c->chs->target) {
+    wsmsg_conn_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+int wsmsg_client_add_header(wsmsg_conn *c, const char *name,
+                            const char *value) {
+  if (!c || !c->client || !name || !value)
+    return WSMSG_ERR_INVALID_ARG;
+  if (c->request_built)
+    return WSMSG_ERR_STATE;
+  if (!*name || strpbrk(name, " \t:\r\n") || has_ctl(name) ||
+      strpbrk(value, "\r\n") || strncasecmp(name, "Sec-WebSocket-", 14) == 0 ||
+      !strcasecmp(name, "Host") || !strcasecmp(name, "Upgrade") ||
+      !strcasecmp(name, "Connection"))
+    return WSMSG_ERR_INVALID_ARG;
+  wsm_client_hs *ch = c->chs;
+  wsm_header *nh =
+      wsm_realloc(c->mem, ch->extra, ch->nextra * sizeof(wsm_header),
+                  (ch->nextra + 1) * sizeof(wsm_header));
+  if (!nh)
+    return WSMSG_ERR_NOMEM;
+  ch->extra = nh;
+  nh[ch->nextra].name = wsm_strdup(c->mem, name);
+  nh[ch->nextra].value = wsm_strdup(c->mem, value);
+  if (!nh[ch->nextra].name || !nh[ch->nextra].value) {
+    wsm_free(c->mem, nh[ch->nextra].name);
+    wsm_free(c->mem, nh[ch->nextra].value);
+    return WSMSG_ERR_NOMEM;
+  }
+  ch->nextra++;
+  return 0;
+}
+
+static void free_client_hs(wsmsg_conn *c) {
+  wsm_client_hs *ch = c->chs;
+  if (!ch)
+    return;
+  wsm_free(c->mem, ch->host);
+  wsm_free(c->mem, ch->target);
+  for (size_t i = 0; i < ch->nextra; i++) {
+    wsm_free(c->mem, ch->extra[i].name);
+    wsm_free(c->mem, ch->extra[i].value);
+  }
+  wsm_free(c->mem, ch->extra);
+  /* keep the mask batch: it is still needed to send frames */
+  ch->host = ch->target = NULL;
+  ch->extra = NULL;
+  ch->nextra = 0;
+}
+
+void wsmsg_conn_free(wsmsg_conn *c) {
+  if (!c)
+    return;
+  const wsmsg_mem *m = c->mem;
+  if (c->fr)
+    wslay_frame_context_free(c->fr);
+  wsm_http_free(c->hs, m);
+  free_client_hs(c);
+  wsm_free(m, c->chs);
+  wsm_buf_free(&c->out, m);
+  wsm_buf_free(&c->msg, m);
+  wsm_free(m, c->path);
+  wsm_free(m, c->detail);
+  wsm_free(m, c->reason_recv);
+  wsm_evnode *n = c->ev_head;
+  while (n) {
+    wsm_evnode *nx = n->next;
+    wsm_free(m, n);
+    n = nx;
+  }
+  wsm_free(m, c->ev_cur);
+  wsm_free(m, c);
+}
+
+int wsm_conn_opened(wsmsg_conn *c) {
+  wsm_http_free(c->hs, c->mem);
+  c->hs = NULL;
+  free_client_hs(c);
+  c->state = WSMSG_STATE_OPEN;
+  c->opened = true;
+  if (c->ep->on_open)
+    c->ep->on_open(c, c->user);
+  else
+    return ev_queue_data(c, WSMSG_EV_OPEN, NULL, 0);
+  return 0;
+}
+
+/* ---- receiving frames
+ * ------------------------------------------------------------- */
+
+static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
+  const wsmsg_endpoint *ep = c->ep;
+  if (op == WSLAY_TEXT_FRAME) {
+    if (ep->on_text) {
+      ep->on_text(c, (const char *)d, len, c->user);
+      return 0;
+    }
+    return ev_queue_data(c, WSMSG_EV_TEXT, d, len);
+  }
+  if (ep->on_binary) {
+    ep->on_binary(c, d, len, c->user);
+    return 0;
+  }
+  return ev_queue_data(c, WSMSG_EV_BINARY, d, len);
+}
+
+static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
+  char why[96];
+  if (io->rsv)
+    return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved bits set");
+  if (io->mask != (c->client ? 0 : 1))
+    return fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                c->client ? "masked frame from server"
+                          : "unmasked frame from client");
+  uint8_t op = io->opcode;
+  c->fr_op = op;
+  c->fr_fin = io->fin;
+  c->fr_len = io->payload_length;
+  c->fr_off = 0;
+  if (op >= 8) {
+    if (op > WSLAY_PONG)
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved control opcode");
+    c->ctl_len = 0;
+    return 0;
+  }
+  if (op == WSLAY_CONTINUATION_FRAME) {
+    if (!c->msg_op)
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                  "continuation frame without a message");
+  } else if (op == WSLAY_TEXT_FRAME || op == WSLAY_BINARY_FRAME) {
+    if (c->msg_op)
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                  "new message inside a fragmented message");
+    c->msg_op = op;
+    c->nfrag = 0;
+    c->utf8 = WSM_UTF8_ACCEPT;
+    c->msg.len = c->msg.off = 0;
+  } else {
+    return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved data opcode");
+  }
+  const wsmsg_endpoint *ep = c->ep;
+  if (ep->max_fragments && ++c->nfrag > ep->max_fragments) {
+    snprintf(why, sizeof(why), "more than %u fragments in a message",
+             ep->max_fragments);
+    return fail(c, WSMSG_ERR_TOO_MANY_FRAGMENTS, 1009, why);
+  }
+  uint64_t total = (uint64_t)c->msg.len + io->payload_length;
+  if ((ep->max_message && total > ep->max_message) || total >= SIZE_MAX / 2) {
+    snprintf(why, sizeof(why), "message of %llu+ bytes over the limit of %llu",
+             (unsigned long long)total, (unsigned long long)ep->max_message);
+    return fail(c, WSMSG_ERR_TOO_BIG, 1009, why);
+  }
+  return 0;
+}
+
+static int handle_close_frame(wsmsg_conn *c) {
+  unsigned code = 0;
+  const char *reason = "";
+  size_t rlen = 0;
+  if (c->ctl_len == 1)
+    return fail(c, WSMSG_ERR_PROTOCOL, 1002, "close frame with 1-byte payload");
+  if (c->ctl_len >= 2) {
+    code = (unsigned)(c->ctl[0] << 8 | c->ctl[1]);
+    if (!wsm_close_code_valid_wire(code)) {
+      char why[64];
+      snprintf(why, sizeof(why), "invalid close code %u", code);
+      return fail(c, WSMSG_ERR_CLOSE_CODE, 1002, why);
+    }
+    reason = (const char *)c->ctl + 2;
+    rlen = c->ctl_len - 2u;
+    if (!wsmsg_utf8_valid(reason, rlen))
+      return fail(c, WSMSG_ERR_UTF8, 1007, "close reason is not UTF-8");
+  }
+  c->close_recv = true;
+  c->remote_first = !c->close_sent;
+  c->code_recv = (uint16_t)code;
+  c->reason_recv = wsm_strndup(c->mem, reason, rlen);
+  c->reason_recv_len = c->reason_recv ? rlen : 0;
+  if (!c->close_sent) /* echo the code, as RFC 6455 5.5.1 suggests */
+    (void)queue_close_frame(c, code, reason, rlen);
+  c->state = WSMSG_STATE_CLOSED;
+  deliver_close(c);
+  return 0;
+}
+
+static int frame_end(wsmsg_conn *c) {
+  uint8_t op = c->fr_op;
+  if (op == WSLAY_CONNECTION_CLOSE)
+    return handle_close_frame(c);
+  if (op == WSLAY_PING) {
+    if (!c->close_sent)
+      return queue_frame(c, WSLAY_PONG, c->ctl, c->ctl_len);
+    return 0;
+  }
+  if (op == WSLAY_PONG) {
+    if (c->ep->on_pong)
+      c->ep->on_pong(c, c->ctl, c->ctl_len, c->user);
+    else if (c->ep->pong_events)
+      return ev_queue_data(c, WSMSG_EV_PONG, c->ctl, c->ctl_len);
+    return 0;
+  }
+  if (!c->fr_fin)
+    return 0;
+  /* last frame of a data message */
+  if (c->msg_op == WSLAY_TEXT_FRAME && c->utf8 != WSM_UTF8_ACCEPT)
+    return fail(c, WSMSG_ERR_UTF8, 1007,
+                "text message ends inside a character");
+  uint8_t mop = c->msg_op;
+  c->msg_op = 0;
+  int r = wsm_buf_reserve(&c->msg, c->mem, 1);
+  if (r)
+    return fail(c, r, 1011, "out of memory");
+  c->msg.p[c->msg.len] = '\0';
+  size_t len = c->msg.len;
+  c->msg.len = 0;
+  r = deliver_message(c, mop, c->msg.p, len);
+  wsm_buf_compact(&c->msg, c->mem, KEEP_BUF);
+  return r;
+}
+
+static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
+  if (c->fr_op >= 8) {
+    memcpy(c->ctl + c->ctl_len, d, n); /* wslay caps control payloads */
+    c->ctl_len = (uint8_t)(c->ctl_len + n);
+    return 0;
+  }
+  if (c->msg_op == WSLAY_TEXT_FRAME) {
+    c->utf8 = wsm_utf8_feed(c->utf8, d, n);
+    if (c->utf8 == WSM_UTF8_REJECT)
+      return fail(c, WSMSG_ERR_UTF8, 1007, "invalid UTF-8 in text message");
+  }
+  if (c->msg.cap - c->msg.len < n + 1) {
+    /* reserve the whole frame at once when it is small, else grow */
+    uint64_t rest = c->fr_len - c->fr_off + 1;
+    size_t want = rest <= 65536 ? (size_t)rest : n + 1;
+    if (wsm_buf_reserve(&c->msg, c->mem, want))
+      return fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
+  }
+  memcpy(c->msg.p + c->msg.len, d, n);
+  c->msg.len += n;
+  return 0;
+}
+
+static int process_frames(wsmsg_conn *c) {
+  int r = 0;
+  while (!c->failed && c->state != WSMSG_STATE_CLOSED) {
+    struct wslay_frame_iocb io;
+    memset(&io, 0, sizeof(io));
+    ssize_t n = wslay_frame_recv(c->fr, &io);
+    if (n == WSLAY_ERR_WANT_READ) {
+      if (c->in_len == 0)
+        break;
+      continue;
+    }
+    if (n < 0)
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                  "invalid frame header (length or control frame)");
+    if (!c->in_frame) {
+      c->in_frame = true;
+      if ((r = frame_start(c, &io)) != 0)
+        return r;
+    }
+    /* fast path: a whole unfragmented binary message in wslay's buffer is
+     * delivered without copying */
+    if (c->fr_op == WSLAY_BINARY_FRAME && c->fr_fin && c->fr_off == 0 &&
+        io.data_length == c->fr_len && c->ep->on_binary) {
+      c->in_frame = false;
+      c->msg_op = 0;
+      c->ep->on_binary(c, io.data, io.data_length, c->user);
+      continue;
+    }
+    if (io.data_length && (r = frame_data(c, io.data, io.data_length)) != 0)
+      return r;
+    c->fr_off += io.data_length;
+    if (c->fr_off == c->fr_len) {
+      c->in_frame = false;
+      if ((r = frame_end(c)) != 0)
+        return r;
+    }
+  }
+  return r;
+}
+
+/* ---- bytes in
+ * ---------------------------------------------------------------------- */
+
+static int feed_handshake(wsmsg_conn *c, const uint8_t *d, size_t n,
+                          size_t *used) {
+  int r = wsm_http_feed(c->hs, c->mem, d, n, used);
+  if (r < 0)
+    return r;
+  if (c->client) {
+    if (r == 0)
+      return 0;
+    if (r != 1) {
+      wsm_conn_set_error(c, WSMSG_ERR_HANDSHAKE,
+                         "handshake response too large");
+      r = WSMSG_ERR_HANDSHAKE;
+    } else {
+      r = wsm_hs_client_verify(c);
+    }
+    if (r) {
+      c->failed = true;
+      c->state = WSMSG_STATE_CLOSED;
+      c->out.off = c->out.len = 0;
+      deliver_close(c);
+      return r;
+    }
+    return wsm_conn_opened(c);
+  }
+  if (r == 0)
+    return 0;
+  if (r != 1) {
+    /* over the size limit before the head ended */
+    wsm_http *h = c->hs;
+    h->len = 0;
+    h->nhdrs = 0;
+    c->failed = true;
+    char resp[200];
+    int k = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 431 %s\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: 18\r\nConnection: close\r\n\r\n"
+                     "request too large\n",
+                     wsm_http_reason(431));
+    (void)wsm_buf_append(&c->out, c->mem, resp, (size_t)k);
+    c->http_status = 431;
+    wsm_conn_set_error(c, WSMSG_ERR_HANDSHAKE,
+                       "handshake rejected with 431: request too large");
+    c->state = WSMSG_STATE_CLOSED;
+    return WSMSG_ERR_HANDSHAKE;
+  }
+  r = wsm_hs_server_respond(c);
+  if (r > 0) {
+    c->failed = true;
+    return WSMSG_ERR_HANDSHAKE;
+  }
+  return r;
+}
+
+int wsmsg_conn_recv(wsmsg_conn *c, const void *bytes, size_t n) {
+  if (!c || (!bytes && n))
+    return WSMSG_ERR_INVALID_ARG;
+  if (c->failed || c->state == WSMSG_STATE_CLOSED || c->aborted)
+    return WSMSG_ERR_CLOSED;
+  const uint8_t *d = bytes;
+  if (c->state == WSMSG_STATE_CONNECTING) {
+    if (c->client && !c->request_built)
+      return WSMSG_ERR_STATE; /* the request was not even sent */
+    size_t used = 0;
+    int r = feed_handshake(c, d, n, &used);
+    if (r || c->state != WSMSG_STATE_OPEN)
+      return r;
+    d += used;
+    n -= used;
+  }
+  if (n == 0)
+    return 0;
+  c->in = d;
+  c->in_len = n;
+  int r = process_frames(c);
+  c->in = NULL;
+  c->in_len = 0;
+  if (r == 0 && c->error && c->failed)
+    r = c->error;
+  return r;
+}
+
+void wsmsg_conn_eof(wsmsg_conn *c) {
+  if (!c || c->state == WSMSG_STATE_CLOSED)
+    return;
+  wsm_conn_set_error(c, WSMSG_ERR_EOF,
+                     "peer closed the TCP connection without a close frame");
+  c->state = WSMSG_STATE_CLOSED;
+  c->out.off = c->out.len = 0;
+  deliver_close(c);
+}
+
+void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail) {
+  c->out.off = c->out.len = 0;
+  c->aborted = true;
+  if (c->state == WSMSG_STATE_CLOSED)
+    return;
+  wsm_conn_set_error(c, err, detail);
+  c->state = WSMSG_STATE_CLOSED;
+  deliver_close(c);
+}
+
+void wsmsg_conn_abort(wsmsg_conn *c) {
+  if (c)
+    wsm_conn_abort_err(c, WSMSG_ERR_ABORTED, "aborted by the application");
+}
+
+/* ---- bytes out
+ * ------------------------------------------------------------------------- */
+
+size_t wsmsg_conn_pending(wsmsg_conn *c, const void **bytes) {
+  if (!c) {
+    if (bytes)
+      *bytes = NULL;
+    return 0;
+  }
+  if (c->client && !c->request_built && c->state == WSMSG_STATE_CONNECTING &&
+      !c->aborted) {
+    c->request_built = true;
+    if (wsm_hs_client_request(c) != 0) {
+      wsm_conn_set_error(c, WSMSG_ERR_NOMEM, "cannot build the request");
+      c->failed = true;
+      c->state = WSMSG_STATE_CLOSED;
+      c->out.off = c->out.len = 0;
+      deliver_close(c);
+    }
+  }
+  if (bytes)
+    *bytes = c->out.p ? c->out.p + c->out.off : NULL;
+  return c->out.len - c->out.off;
+}
+
+void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
+  if (!c)
+    return;
+  size_t avail = c->out.len - c->out.off;
+  c->out.off += n < avail ? n : avail;
+  wsm_buf_compact(&c->out, c->mem, KEEP_BUF);
+}
+
+/* ---- queries
+ * ----------------------------------------------------------------------------
+ */
+
+int wsmsg_conn_state(const wsmsg_conn *c) {
+  if (!c)
+    return WSMSG_STATE_CLOSED;
+  if (c->state == WSMSG_STATE_OPEN && (c->close_sent || c->close_recv))
+    return WSMSG_STATE_CLOSING;
+  return c->state;
+}
+
+int wsmsg_conn_want_write(const wsmsg_conn *c) {
+  if (!c)
+    return 0;
+  if (c->client && !c->request_built && c->state == WSMSG_STATE_CONNECTING)
+    return 1;
+  return c->out.len > c->out.off;
+}
+
+int wsmsg_conn_want_read(const wsmsg_conn *c) {
+  return c && !c->failed && !c->aborted && c->state != WSMSG_STATE_CLOSED;
+}
+
+int wsmsg_conn_done(const wsmsg_conn *c) {
+  return !c || (c->state == WSMSG_STATE_CLOSED && c->out.len == c->out.off);
+}
+
+void *wsmsg_conn_user(const wsmsg_conn *c) { return c ? c->user : NULL; }
+
+void wsmsg_conn_set_user(wsmsg_conn *c, void *user) {
+  if (c)
+    c->user = user;
+}
+
+int wsmsg_conn_is_client(const wsmsg_conn *c) { return c && c->client; }
+
+wsmsg_endpoint *wsmsg_conn_endpoint(const wsmsg_conn *c) {
+  return c ? c->ep : NULL;
+}
+
+const char *wsmsg_conn_path(const wsmsg_conn *c) {
+  return c && c->path ? c->path : "";
+}
+
+const char *wsmsg_conn_query(const wsmsg_conn *c) {
+  return c && c->query ? c->query : "";
+}
+
+const char *wsmsg_conn_subprotocol(const wsmsg_conn *c) {
+  return c ? c->subprotocol : NULL;
+}
+
+int wsmsg_conn_error(const wsmsg_conn *c) { return c ? c->error : 0; }
+
+const char *wsmsg_conn_error_detail(const wsmsg_conn *c) {
+  return c && c->detail ? c->detail : "";
+}
+
+int wsmsg_conn_http_status(const wsmsg_conn *c) {
+  return c ? c->http_status : 0;
+}
+
+int wsmsg_conn_next_event(wsmsg_conn *c, wsmsg_event *ev) {
+  if (!c || !ev)
+    return WSMSG_ERR_INVALID_ARG;
+  wsm_free(c->mem, c->ev_cur);
+  c->ev_cur = NULL;
+  wsm_evnode *n = c->ev_head;
+  if (!n) {
+    memset(ev, 0, sizeof(*ev));
+    return 0;
+  }
+  c->ev_head = n->next;
+  if (!c->ev_head)
+    c->ev_tail = NULL;
+  c->nev--;
+  c->ev_cur = n;
+  *ev = n->ev;
+  if (!ev->detail)
+    ev->detail = "";
+  return 1;
+}
+
+size_t wsmsg_conn_event_count(const wsmsg_conn *c) { return c ? c->nev : 0; }
+
+/* ---- sending
+ * ----------------------------------------------------------------------------
+ */
+
+static int can_send(const wsmsg_conn *c) {
+  if (!c)
+    return WSMSG_ERR_INVALID_ARG;
+  if (c->state == WSMSG_STATE_CONNECTING)
+    return WSMSG_ERR_STATE;
+  if (c->close_sent || c->state == WSMSG_STATE_CLOSED || c->aborted)
+    return WSMSG_ERR_CLOSED;
+  return 0;
+}
+
+int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
+  int r = can_send(c);
+  if (r)
+    return r;
+  if (!data && len)
+    return WSMSG_ERR_INVALID_ARG;
+  if (!wsmsg_utf8_valid(data, len))
+    return WSMSG_ERR_UTF8;
+  return queue_frame(c, WSLAY_TEXT_FRAME, (const uint8_t *)data, len);
+}
+
+int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
+  int r = can_send(c);
+  if (r)
+    return r;
+  if (!data && len)
+    return WSMSG_ERR_INVALID_ARG;
+  return queue_frame(c, WSLAY_BINARY_FRAME, data, len);
+}
+
+int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {
+  int r = can_send(c);
+  if (r)
+    return r;
+  if (len > 125 || (!data && len))
+    return WSMSG_ERR_INVALID_ARG;
+  return queue_frame(c, WSLAY_PING, data, len);
+}
+
+int wsmsg_close(wsmsg_conn *c, int code, const char *reason) {
+  int r = can_send(c);
+  if (r)
+    return r;
+  if (code != 0 && !(code >= 1000 && code <= 4999 &&
+                     wsm_close_code_valid_wire((unsigned)code)))
+    return WSMSG_ERR_CLOSE_CODE;
+  if (!reason || code == 0)
+    reason = "";
+  size_t rl = strlen(reason);
+  if (!wsmsg_utf8_valid(reason, rl))
+    return WSMSG_ERR_UTF8;
+  return queue_close_frame(c, (unsigned)code, reason, rl);
+}

@@ -1,0 +1,235 @@
+/* Endpoints (callbacks, limits, protocol options) and servers (routing). */
+#include "internal.h"
+
+#include <string.h>
+
+#define DEFAULT_MAX_MESSAGE (1u << 20)
+#define DEFAULT_MAX_FRAGMENTS 4096u
+#define DEFAULT_MAX_REQUEST 8192u
+#define DEFAULT_MAX_HEADERS 64u
+
+/* ---- endpoints ---- */
+
+wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
+  wsmsg_mem m;
+  wsm_mem_init(&m, mem);
+  wsmsg_endpoint *ep = wsm_calloc(&m, sizeof(*ep));
+  if (!ep)
+    return NULL;
+  ep->mem = m;
+  atomic_init(&ep->frozen, 0);
+  ep->max_message = DEFAULT_MAX_MESSAGE;
+  ep->max_fragments = DEFAULT_MAX_FRAGMENTS;
+  return ep;
+}
+
+wsmsg_endpoint *wsmsg_endpoint_new(void) {
+  return wsmsg_endpoint_new_mem(NULL);
+}
+
+static void free_list(const wsmsg_mem *m, char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    wsm_free(m, v[i]);
+  wsm_free(m, v);
+}
+
+void wsmsg_endpoint_free(wsmsg_endpoint *ep) {
+  if (!ep)
+    return;
+  wsmsg_mem m = ep->mem;
+  free_list(&m, ep->subprotocols, ep->nsubprotocols);
+  free_list(&m, ep->origins, ep->norigins);
+  wsm_free(&m, ep);
+}
+
+static int writable(const wsmsg_endpoint *ep) {
+  if (!ep)
+    return WSMSG_ERR_INVALID_ARG;
+  if (atomic_load(&ep->frozen))
+    return WSMSG_ERR_STATE;
+  return 0;
+}
+
+#define SETTER(fn, field, type)                                                \
+  int fn(wsmsg_endpoint *ep, type v) {                                         \
+    int r = writable(ep);                                                      \
+    if (r)                                                                     \
+      return r;                                                                \
+    ep->field = v;                                                             \
+    return 0;                                                                  \
+  }
+
+SETTER(wsmsg_endpoint_on_open, on_open, wsmsg_open_cb)
+SETTER(wsmsg_endpoint_on_text, on_text, wsmsg_text_cb)
+SETTER(wsmsg_endpoint_on_binary, on_binary, wsmsg_binary_cb)
+SETTER(wsmsg_endpoint_on_close, on_close, wsmsg_close_cb)
+SETTER(wsmsg_endpoint_on_pong, on_pong, wsmsg_pong_cb)
+SETTER(wsmsg_endpoint_on_handshake, on_handshake, wsmsg_handshake_cb)
+SETTER(wsmsg_endpoint_set_max_message_size, max_message, uint64_t)
+SETTER(wsmsg_endpoint_set_max_fragments, max_fragments, uint32_t)
+
+int wsmsg_endpoint_set_pong_events(wsmsg_endpoint *ep, int on) {
+  int r = writable(ep);
+  if (!r)
+    ep->pong_events = on != 0;
+  return r;
+}
+
+int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on) {
+  int r = writable(ep);
+  if (!r)
+    ep->require_subprotocol = on != 0;
+  return r;
+}
+
+/* RFC 7230 tchar */
+static bool is_tchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+      (c >= 'A' && c <= 'Z'))
+    return true;
+  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_token(const char *s) {
+  if (!s || !*s)
+    return false;
+  for (; *s; s++)
+    if (!is_tchar((unsigned char)*s))
+      return false;
+  return true;
+}
+
+static int push_str(const wsmsg_mem *m, char ***v, size_t *n, const char *s) {
+  char *d = wsm_strdup(m, s);
+  if (!d)
+    return WSMSG_ERR_NOMEM;
+  char **nv =
+      wsm_realloc(m, *v, *n * sizeof(char *), (*n + 1) * sizeof(char *));
+  if (!nv) {
+    wsm_free(m, d);
+    return WSMSG_ERR_NOMEM;
+  }
+  nv[(*n)++] = d;
+  *v = nv;
+  return 0;
+}
+
+int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep, const char *name) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (!is_token(name))
+    return WSMSG_ERR_INVALID_ARG;
+  for (size_t i = 0; i < ep->nsubprotocols; i++)
+    if (strcmp(ep->subprotocols[i], name) == 0)
+      return 0;
+  return push_str(&ep->mem, &ep->subprotocols, &ep->nsubprotocols, name);
+}
+
+int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep, const char *origin) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (!origin || !*origin || strpbrk(origin, "\r\n"))
+    return WSMSG_ERR_INVALID_ARG;
+  if (strcmp(origin, "*") == 0) {
+    ep->any_origin = true;
+    return 0;
+  }
+  return push_str(&ep->mem, &ep->origins, &ep->norigins, origin);
+}
+
+/* ---- servers ---- */
+
+wsmsg_server *wsmsg_server_new_mem(const wsmsg_mem *mem) {
+  wsmsg_mem m;
+  wsm_mem_init(&m, mem);
+  wsmsg_server *srv = wsm_calloc(&m, sizeof(*srv));
+  if (!srv)
+    return NULL;
+  srv->mem = m;
+  atomic_init(&srv->frozen, 0);
+  srv->max_request = DEFAULT_MAX_REQUEST;
+  srv->max_headers = DEFAULT_MAX_HEADERS;
+  return srv;
+}
+
+wsmsg_server *wsmsg_server_new(void) { return wsmsg_server_new_mem(NULL); }
+
+void wsmsg_server_free(wsmsg_server *srv) {
+  if (!srv)
+    return;
+  wsmsg_mem m = srv->mem;
+  for (size_t i = 0; i < srv->nroutes; i++)
+    wsm_free(&m, srv->routes[i].path);
+  wsm_free(&m, srv->routes);
+  wsm_free(&m, srv);
+}
+
+int wsmsg_server_route(wsmsg_server *srv, const char *path,
+                       wsmsg_endpoint *ep) {
+  if (!srv || !path || !ep)
+    return WSMSG_ERR_INVALID_ARG;
+  if (atomic_load(&srv->frozen))
+    return WSMSG_ERR_STATE;
+  size_t len = strlen(path);
+  if (!(path[0] == '/' || strcmp(path, "*") == 0))
+    return WSMSG_ERR_INVALID_ARG;
+  for (const char *p = path; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == '?' || *p == 0x7f)
+      return WSMSG_ERR_INVALID_ARG;
+  bool prefix = path[len - 1] == '*';
+  if (prefix)
+    len--;
+  for (size_t i = 0; i < srv->nroutes; i++)
+    if (srv->routes[i].prefix == prefix && srv->routes[i].len == len &&
+        memcmp(srv->routes[i].path, path, len) == 0)
+      return WSMSG_ERR_STATE;
+  char *d = wsm_strndup(&srv->mem, path, len);
+  if (!d)
+    return WSMSG_ERR_NOMEM;
+  wsm_route *nr =
+      wsm_realloc(&srv->mem, srv->routes, srv->nroutes * sizeof(wsm_route),
+                  (srv->nroutes + 1) * sizeof(wsm_route));
+  if (!nr) {
+    wsm_free(&srv->mem, d);
+    return WSMSG_ERR_NOMEM;
+  }
+  nr[srv->nroutes++] = (wsm_route){d, len, prefix, ep};
+  srv->routes = nr;
+  return 0;
+}
+
+wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv, const char *path,
+                                  size_t len) {
+  const wsm_route *best = NULL;
+  for (size_t i = 0; i < srv->nroutes; i++) {
+    const wsm_route *r = &srv->routes[i];
+    if (!r->prefix) {
+      if (r->len == len && memcmp(r->path, path, len) == 0)
+        return r->ep;
+    } else if (r->len <= len && memcmp(r->path, path, r->len) == 0) {
+      if (!best || r->len > best->len)
+        best = r;
+    }
+  }
+  return best ? best->ep : NULL;
+}
+
+int wsmsg_server_set_max_request_size(wsmsg_server *srv, size_t bytes) {
+  if (!srv || bytes < 64)
+    return WSMSG_ERR_INVALID_ARG;
+  if (atomic_load(&srv->frozen))
+    return WSMSG_ERR_STATE;
+  srv->max_request = bytes;
+  return 0;
+}
+
+int wsmsg_server_set_max_headers(wsmsg_server *srv, uint32_t count) {
+  if (!srv || count < 4)
+    return WSMSG_ERR_INVALID_ARG;
+  if (atomic_load(&srv->frozen))
+    return WSMSG_ERR_STATE;
+  srv->max_headers = count;
+  return 0;
+}

@@ -1,0 +1,236 @@
+/* Private declarations shared by the files of lib/.  Not installed. */
+#ifndef WSMSG_INTERNAL_H
+#define WSMSG_INTERNAL_H
+
+#include "wsmsg.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <wslay/wslay.h>
+
+#define WSM_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- memory (mem.c) ---------------------------------------------------- */
+
+/* Fill `out` from `in` (NULL: libc).  A missing realloc stays NULL. */
+WSM_HIDDEN void wsm_mem_init(wsmsg_mem *out, const wsmsg_mem *in);
+WSM_HIDDEN void *wsm_malloc(const wsmsg_mem *m, size_t n);
+WSM_HIDDEN void *wsm_calloc(const wsmsg_mem *m, size_t n);
+WSM_HIDDEN void wsm_free(const wsmsg_mem *m, void *p);
+/* `old` is the current size of `p` (needed when the hook has no realloc). */
+WSM_HIDDEN void *wsm_realloc(const wsmsg_mem *m, void *p, size_t old, size_t n);
+WSM_HIDDEN char *wsm_strdup(const wsmsg_mem *m, const char *s);
+WSM_HIDDEN char *wsm_strndup(const wsmsg_mem *m, const char *s, size_t n);
+
+/* ---- growable byte buffer (buf.c) --------------------------------------- */
+
+typedef struct wsm_buf {
+  uint8_t *p;
+  size_t off; /* first unconsumed byte */
+  size_t len; /* end of data */
+  size_t cap;
+} wsm_buf;
+
+/* Make room for `extra` more bytes after len.  0 or WSMSG_ERR_NOMEM. */
+WSM_HIDDEN int wsm_buf_reserve(wsm_buf *b, const wsmsg_mem *m, size_t extra);
+WSM_HIDDEN int wsm_buf_append(wsm_buf *b, const wsmsg_mem *m, const void *d,
+                              size_t n);
+/* Drop consumed bytes; free the storage if empty and larger than `keep`. */
+WSM_HIDDEN void wsm_buf_compact(wsm_buf *b, const wsmsg_mem *m, size_t keep);
+WSM_HIDDEN void wsm_buf_free(wsm_buf *b, const wsmsg_mem *m);
+
+/* ---- UTF-8 (utf8.c) ------------------------------------------------------ */
+
+#define WSM_UTF8_ACCEPT 0u
+#define WSM_UTF8_REJECT 1u
+/* Incremental validation: feed chunks, keeping *state between calls.  Returns
+ * the new state: ACCEPT at a character boundary, REJECT on an invalid
+ * sequence (sticky), anything else in the middle of a character. */
+WSM_HIDDEN uint32_t wsm_utf8_feed(uint32_t state, const uint8_t *p, size_t n);
+/* Length of the longest prefix of s[0..n) that ends on a character boundary
+ * and is at most `max` bytes (s is valid UTF-8). */
+WSM_HIDDEN size_t wsm_utf8_cut(const char *s, size_t n, size_t max);
+
+/* ---- endpoints and servers (endpoint.c) ---------------------------------- */
+
+struct wsmsg_endpoint {
+  wsmsg_mem mem;
+  atomic_int frozen;
+  wsmsg_open_cb on_open;
+  wsmsg_text_cb on_text;
+  wsmsg_binary_cb on_binary;
+  wsmsg_close_cb on_close;
+  wsmsg_pong_cb on_pong;
+  wsmsg_handshake_cb on_handshake;
+  uint64_t max_message;
+  uint32_t max_fragments;
+  bool pong_events;
+  bool require_subprotocol;
+  bool any_origin;
+  char **subprotocols;
+  size_t nsubprotocols;
+  char **origins;
+  size_t norigins;
+};
+
+typedef struct wsm_route {
+  char *path;
+  size_t len; /* without the trailing '*' of a prefix route */
+  bool prefix;
+  wsmsg_endpoint *ep;
+} wsm_route;
+
+struct wsmsg_server {
+  wsmsg_mem mem;
+  atomic_int frozen;
+  wsm_route *routes;
+  size_t nroutes;
+  size_t max_request;
+  uint32_t max_headers;
+};
+
+WSM_HIDDEN wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv,
+                                             const char *path, size_t len);
+
+/* ---- HTTP handshake (handshake.c) ---------------------------------------- */
+
+typedef struct wsm_header {
+  char *name;
+  char *value;
+} wsm_header;
+
+/* An HTTP head (request or response) being received. */
+typedef struct wsm_http {
+  char *buf; /* raw bytes, then NUL-terminated pieces after parsing */
+  size_t len, cap, scan;
+  size_t limit;         /* max bytes */
+  uint32_t max_headers; /* max header lines */
+  wsm_header *hdrs;
+  size_t nhdrs;
+  /* request: method target version; response: version status reason */
+  char *line[3];
+} wsm_http;
+
+struct wsmsg_request {
+  const wsm_http *http;
+  const char *path;
+  const char *query;
+};
+
+/* Accumulate bytes of an HTTP head.  Sets *used to the bytes that belong to
+ * it.  Returns 1 when the head is complete, 0 if more is needed, or an HTTP
+ * error status (431) when a limit is exceeded. */
+WSM_HIDDEN int wsm_http_feed(wsm_http *h, const wsmsg_mem *m, const uint8_t *d,
+                             size_t n, size_t *used);
+/* Split the complete head into start line and headers.  0, or an HTTP status
+ * (400/431) with *why set to a static reason. */
+WSM_HIDDEN int wsm_http_parse(wsm_http *h, const wsmsg_mem *m,
+                              const char **why);
+WSM_HIDDEN void wsm_http_free(wsm_http *h, const wsmsg_mem *m);
+WSM_HIDDEN const char *wsm_http_header(const wsm_http *h, const char *name);
+/* 1 if a comma-separated header list (all lines named `name`) holds token
+ * `tok`, case-insensitively. */
+WSM_HIDDEN bool wsm_http_has_token(const wsm_http *h, const char *name,
+                                   const char *tok);
+WSM_HIDDEN const char *wsm_http_reason(int status);
+
+/* Server side: the request head is complete in conn->hs; decide and queue
+ * the response.  Returns 0 when the connection is open, an HTTP status when
+ * it was rejected (the response is queued either way). */
+WSM_HIDDEN int wsm_hs_server_respond(wsmsg_conn *c);
+/* Client side: build the request into the output buffer. */
+WSM_HIDDEN int wsm_hs_client_request(wsmsg_conn *c);
+/* Client side: the response head is complete; verify it.  0 or
+ * WSMSG_ERR_HANDSHAKE (detail set). */
+WSM_HIDDEN int wsm_hs_client_verify(wsmsg_conn *c);
+
+/* ---- connections (conn.c) ------------------------------------------------ */
+
+typedef struct wsm_evnode {
+  struct wsm_evnode *next;
+  wsmsg_event ev;
+  size_t size; /* bytes allocated for this node */
+  uint8_t data[];
+} wsm_evnode;
+
+typedef struct wsm_client_hs {
+  char *host;
+  char *target;
+  wsm_header *extra;
+  size_t nextra;
+  char accept[32]; /* expected Sec-WebSocket-Accept */
+  uint8_t masks[256];
+  uint16_t maskpos;
+} wsm_client_hs;
+
+struct wsmsg_conn {
+  const wsmsg_mem *mem; /* the parent's allocator */
+  wsmsg_server *srv;
+  wsmsg_endpoint *ep;
+  void *user;
+  wslay_frame_context_ptr fr;
+
+  uint8_t state;
+  bool client;
+  bool request_built; /* client: request queued */
+  bool close_sent, close_recv;
+  bool remote_first; /* the peer's close frame came before ours */
+  bool failed;       /* a rule fired; nothing more is read */
+  bool close_called; /* on_close / CLOSE event delivered */
+  bool opened;       /* on_open delivered */
+  bool in_frame;     /* in the middle of a frame's payload */
+  bool aborted;
+
+  /* current frame */
+  uint8_t fr_op;
+  bool fr_fin;
+  uint64_t fr_len, fr_off;
+
+  /* message being reassembled */
+  uint8_t msg_op; /* 0 none, WSLAY_TEXT_FRAME, WSLAY_BINARY_FRAME */
+  uint32_t nfrag;
+  uint32_t utf8;
+  wsm_buf msg;
+
+  /* control frame payload */
+  uint8_t ctl_len;
+  uint8_t ctl[125];
+
+  /* bytes being fed to wslay */
+  const uint8_t *in;
+  size_t in_len;
+
+  wsm_buf out;
+
+  /* handshake */
+  wsm_http *hs;
+  wsm_client_hs *chs;
+  int http_status;
+  char *path; /* "path\0query\0subprotocol\0" in one allocation */
+  const char *query;
+  const char *subprotocol;
+
+  /* closing */
+  uint16_t code_sent, code_recv;
+  int error;
+  char *detail;
+  char *reason_recv;
+  size_t reason_recv_len;
+
+  /* pull API */
+  wsm_evnode *ev_head, *ev_tail, *ev_cur;
+  size_t nev;
+};
+
+/* Record `err`/`detail` as the reason the connection failed (first one
+ * wins).  `detail` is copied. */
+WSM_HIDDEN void wsm_conn_set_error(wsmsg_conn *c, int err, const char *detail);
+/* End the connection now (pending output dropped), reporting err. */
+WSM_HIDDEN void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail);
+/* Finish the handshake: the connection is open. */
+WSM_HIDDEN int wsm_conn_opened(wsmsg_conn *c);
+WSM_HIDDEN bool wsm_close_code_valid_wire(unsigned code);
+
+#endif

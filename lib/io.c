@@ -1,0 +1,57 @@
+/* The optional helper that drives a connection over a non-blocking fd. */
+#include "internal.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Bytes read per call at most, so that one busy peer cannot starve the
+ * others in the host's loop (the fd stays readable: level-triggered polling
+ * calls us again). */
+#define READ_BUDGET (1u << 20)
+
+int wsmsg_conn_io_fd(wsmsg_conn *c, int fd) {
+  if (!c || fd < 0)
+    return WSMSG_ERR_INVALID_ARG;
+  uint8_t buf[16384];
+  size_t budget = READ_BUDGET;
+  while (wsmsg_conn_want_read(c) && budget > 0) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      (void)wsmsg_conn_recv(c, buf, (size_t)n);
+      budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+      continue;
+    }
+    if (n == 0) {
+      wsmsg_conn_eof(c);
+      break;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      break;
+    wsm_conn_abort_err(c, WSMSG_ERR_IO, "read failed");
+    return WSMSG_ERR_IO;
+  }
+  const void *p;
+  size_t len;
+  bool is_socket = true;
+  while ((len = wsmsg_conn_pending(c, &p)) > 0) {
+    ssize_t n = is_socket ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+    if (n > 0) {
+      wsmsg_conn_consume(c, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == ENOTSOCK && is_socket) {
+      is_socket = false;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    wsm_conn_abort_err(c, WSMSG_ERR_IO, "write failed");
+    return WSMSG_ERR_IO;
+  }
+  return wsmsg_conn_done(c) ? 1 : 0;
+}
