@@ -1,0 +1,646 @@
+/* Connections: a client and a server wired in memory, plus raw frames fed
+ * to a server to check every rule a peer can break. */
+#include "pair.h"
+
+/* ---- messages both ways ---- */
+
+static uint8_t *pattern(size_t n, int text) {
+  uint8_t *b = malloc(n ? n : 1);
+  for (size_t i = 0; i < n; i++)
+    b[i] = text ? (uint8_t)('a' + i % 26) : (uint8_t)(i * 7 + 3);
+  return b;
+}
+
+static const size_t SIZES[] = {
+    0, 1, 125, 126, 127, 65535, 65536, 65537, (1u << 20) - 1, 1u << 20};
+
+static void test_sizes_both_ways(void **s) {
+  (void)s;
+  for (int text = 0; text <= 1; text++) {
+    for (size_t i = 0; i < sizeof(SIZES) / sizeof(SIZES[0]); i++) {
+      size_t n = SIZES[i];
+      pair p;
+      pair_open(&p, NULL);
+      p.sr.echo = 1;
+      uint8_t *d = pattern(n, text);
+      int r = text ? wsmsg_send_text(p.c, (const char *)d, n)
+                   : wsmsg_send_binary(p.c, d, n);
+      assert_int_equal(r, 0);
+      pump(&p);
+      rec *got = &p.cr; /* echoed back to the client */
+      assert_int_equal(text ? got->texts : got->binaries, 1);
+      assert_int_equal(got->last_len, n);
+      assert_memory_equal(got->last, d, n);
+      if (text)
+        assert_true(got->last_nul_ok);
+      assert_int_equal(text ? p.sr.texts : p.sr.binaries, 1);
+      free(d);
+      pair_free(&p);
+    }
+  }
+}
+
+/* Byte-at-a-time delivery of a mix of frames. */
+static void test_one_byte_chops(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  p.sr.echo = 1;
+  uint8_t *d = pattern(70000, 0);
+  wsmsg_send_binary(p.c, d, 70000);
+  wsmsg_send_text(p.c, "hello", 5);
+  wsmsg_send_ping(p.c, "pp", 2);
+  pump1(p.c, p.s, 1);
+  assert_int_equal(p.sr.binaries, 1);
+  assert_int_equal(p.sr.texts, 1);
+  pump1(p.s, p.c, 1);
+  assert_int_equal(p.cr.binaries, 1);
+  assert_int_equal(p.cr.texts, 1);
+  assert_int_equal(p.cr.pongs, 1);
+  assert_memory_equal(p.cr.last, "pp", 2);
+  free(d);
+  pair_free(&p);
+}
+
+static void test_fragmented_from_raw(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  assert_int_equal(to_server(&p, 0, 0, 1, "Hel", 3), 0);
+  assert_int_equal(to_server(&p, 0, 0, 0, "", 0), 0);     /* empty fragment */
+  assert_int_equal(to_server(&p, 1, 0, 9, "ping", 4), 0); /* interleaved */
+  assert_int_equal(to_server(&p, 1, 0, 0, "lo", 2), 0);
+  assert_int_equal(p.sr.texts, 1);
+  assert_int_equal(p.sr.last_len, 5);
+  assert_memory_equal(p.sr.last, "Hello", 5);
+  /* the pong went out with the ping's payload */
+  pump(&p);
+  assert_int_equal(p.cr.pongs, 1);
+  assert_memory_equal(p.cr.last, "ping", 4);
+  pair_free(&p);
+}
+
+/* UTF-8 split across fragments is fine when the sequence completes. */
+static void test_utf8_across_fragments(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  const char *euro = "\xe2\x82\xac"; /* U+20AC */
+  to_server(&p, 0, 0, 1, euro, 1);
+  to_server(&p, 0, 0, 0, euro + 1, 1);
+  assert_int_equal(to_server(&p, 1, 0, 0, euro + 2, 1), 0);
+  assert_int_equal(p.sr.texts, 1);
+  assert_memory_equal(p.sr.last, euro, 3);
+  pair_free(&p);
+}
+
+/* ---- peer errors: each gets its close code and a reason ---- */
+
+typedef struct peer_err {
+  const char *name;
+  int fin, rsv, op;
+  const char *payload;
+  size_t len;
+  int code, err;
+} peer_err;
+
+static const peer_err PEER_ERRS[] = {
+    {"rsv1", 1, 4, 1, "x", 1, 1002, WSMSG_ERR_PROTOCOL},
+    {"rsv2", 1, 2, 2, "x", 1, 1002, WSMSG_ERR_PROTOCOL},
+    {"rsv3", 1, 1, 1, "x", 1, 1002, WSMSG_ERR_PROTOCOL},
+    {"opcode 3", 1, 0, 3, "", 0, 1002, WSMSG_ERR_PROTOCOL},
+    {"opcode 7", 1, 0, 7, "", 0, 1002, WSMSG_ERR_PROTOCOL},
+    {"opcode 0xB", 1, 0, 0xB, "", 0, 1002, WSMSG_ERR_PROTOCOL},
+    {"opcode 0xF", 1, 0, 0xF, "", 0, 1002, WSMSG_ERR_PROTOCOL},
+    {"bare continuation", 1, 0, 0, "x", 1, 1002, WSMSG_ERR_PROTOCOL},
+    {"fragmented ping", 0, 0, 9, "", 0, 1002, WSMSG_ERR_PROTOCOL},
+    {"invalid utf8", 1, 0, 1, "\xc0\xaf", 2, 1007, WSMSG_ERR_UTF8},
+    {"surrogate", 1, 0, 1, "\xed\xa0\x80", 3, 1007, WSMSG_ERR_UTF8},
+    {"truncated utf8", 1, 0, 1, "\xe2\x82", 2, 1007, WSMSG_ERR_UTF8},
+    {"above U+10FFFF", 1, 0, 1, "\xf4\x90\x80\x80", 4, 1007, WSMSG_ERR_UTF8},
+    {"close 1 byte", 1, 0, 8, "\x03", 1, 1002, WSMSG_ERR_PROTOCOL},
+    {"close 999", 1, 0, 8, "\x03\xe7", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close 1004", 1, 0, 8, "\x03\xec", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close 1005", 1, 0, 8, "\x03\xed", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close 1006", 1, 0, 8, "\x03\xee", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close 1015", 1, 0, 8, "\x03\xf7", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close 1016", 1, 0, 8, "\x03\xf8", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close 2999", 1, 0, 8, "\x0b\xb7", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close 5000", 1, 0, 8, "\x13\x88", 2, 1002, WSMSG_ERR_CLOSE_CODE},
+    {"close bad reason", 1, 0, 8, "\x03\xe8\xff", 3, 1007, WSMSG_ERR_UTF8},
+};
+
+static void test_peer_errors(void **s) {
+  (void)s;
+  for (size_t i = 0; i < sizeof(PEER_ERRS) / sizeof(PEER_ERRS[0]); i++) {
+    const peer_err *e = &PEER_ERRS[i];
+    pair p;
+    pair_open(&p, NULL);
+    int r = to_server(&p, e->fin, e->rsv, e->op, e->payload, e->len);
+    if (r != e->err)
+      fail_msg("%s: recv returned %d, want %d", e->name, r, e->err);
+    if (pending_close_code(p.s) != e->code)
+      fail_msg("%s: close code %d, want %d", e->name, pending_close_code(p.s),
+               e->code);
+    assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+    assert_false(wsmsg_conn_want_read(p.s));
+    assert_int_equal(wsmsg_conn_error(p.s), e->err);
+    assert_true(strlen(wsmsg_conn_error_detail(p.s)) > 0);
+    assert_int_equal(p.sr.closes, 1);
+    assert_int_equal(p.sr.close.error, e->err);
+    assert_int_equal(p.sr.close.code, e->code);
+    assert_false(p.sr.close.clean);
+    assert_int_equal(p.sr.texts + p.sr.binaries, 0);
+    /* nothing more is processed, sends fail */
+    assert_int_equal(to_server(&p, 1, 0, 1, "late", 4), WSMSG_ERR_CLOSED);
+    assert_int_equal(wsmsg_send_text(p.s, "x", 1), WSMSG_ERR_CLOSED);
+    /* the client sees the code and the reason */
+    pump(&p);
+    assert_int_equal(p.cr.closes, 1);
+    assert_int_equal(p.cr.close.code, e->code);
+    assert_true(strlen(p.cr.close_reason) > 0);
+    /* the server is done once its close frame is written */
+    assert_true(wsmsg_conn_done(p.s));
+    pair_free(&p);
+  }
+}
+
+static void test_unmasked_from_client(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  uint8_t buf[16];
+  size_t n = frame(buf, 1, 0, 1, "hi", 2, 0);
+  assert_int_equal(wsmsg_conn_recv(p.s, buf, n), WSMSG_ERR_PROTOCOL);
+  assert_int_equal(pending_close_code(p.s), 1002);
+  pair_free(&p);
+  /* and a masked frame from a server is rejected by the client */
+  pair_open(&p, NULL);
+  n = frame(buf, 1, 0, 1, "hi", 2, 1);
+  assert_int_equal(wsmsg_conn_recv(p.c, buf, n), WSMSG_ERR_PROTOCOL);
+  assert_int_equal(p.cr.close.code, 1002);
+  pair_free(&p);
+}
+
+static void test_control_too_long(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  char big[126];
+  memset(big, 'p', sizeof(big));
+  assert_int_equal(to_server(&p, 1, 0, 9, big, 126), WSMSG_ERR_PROTOCOL);
+  assert_int_equal(pending_close_code(p.s), 1002);
+  pair_free(&p);
+  /* 125 is fine */
+  pair_open(&p, NULL);
+  assert_int_equal(to_server(&p, 1, 0, 9, big, 125), 0);
+  pump(&p);
+  assert_int_equal(p.cr.pongs, 1);
+  assert_int_equal(p.cr.last_len, 125);
+  pair_free(&p);
+}
+
+static void test_new_message_inside_fragmented(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  to_server(&p, 0, 0, 1, "a", 1);
+  assert_int_equal(to_server(&p, 1, 0, 2, "b", 1), WSMSG_ERR_PROTOCOL);
+  assert_int_equal(pending_close_code(p.s), 1002);
+  pair_free(&p);
+}
+
+static void test_invalid_utf8_split(void **s) {
+  (void)s;
+  /* the bad byte arrives in the second fragment: fail fast there, before
+   * the message ends */
+  pair p;
+  pair_open(&p, NULL);
+  assert_int_equal(to_server(&p, 0, 0, 1, "ok \xe2", 4), 0);
+  assert_int_equal(to_server(&p, 0, 0, 0, "\x28", 1), WSMSG_ERR_UTF8);
+  assert_int_equal(pending_close_code(p.s), 1007);
+  pair_free(&p);
+  /* the invalid sequence split at every position of a whole frame */
+  const char bad[] = "abc\xf0\x9f\x98\xff"; /* 4-byte sequence broken */
+  for (size_t cut = 1; cut < sizeof(bad) - 1; cut++) {
+    pair_open(&p, NULL);
+    uint8_t buf[64];
+    size_t n = frame(buf, 1, 0, 1, bad, sizeof(bad) - 1, 1);
+    size_t at = 6 + cut;
+    int r1 = wsmsg_conn_recv(p.s, buf, at);
+    int r2 = r1 ? r1 : wsmsg_conn_recv(p.s, buf + at, n - at);
+    assert_int_equal(r1 ? r1 : r2, WSMSG_ERR_UTF8);
+    assert_int_equal(pending_close_code(p.s), 1007);
+    assert_int_equal(p.sr.texts, 0);
+    pair_free(&p);
+  }
+}
+
+/* ---- limits ---- */
+
+static void small_limits(pair *p) {
+  wsmsg_endpoint_set_max_message_size(p->sep, 1000);
+  wsmsg_endpoint_set_max_fragments(p->sep, 3);
+}
+
+static void test_max_message(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, small_limits);
+  char *d = calloc(1, 2000);
+  assert_int_equal(to_server(&p, 1, 0, 2, d, 1000), 0); /* exactly at limit */
+  assert_int_equal(p.sr.binaries, 1);
+  /* one more byte: rejected at the header (wslay reports a frame with its
+   * first payload byte), before the payload is read */
+  uint8_t hdr[16];
+  size_t n = frame(hdr, 1, 0, 2, d, 0, 1);
+  hdr[1] = 0x80 | 126;
+  hdr[2] = 1001 >> 8;
+  hdr[3] = 1001 & 0xff;
+  memset(hdr + 4, 0, 5);
+  (void)n;
+  assert_int_equal(wsmsg_conn_recv(p.s, hdr, 9), WSMSG_ERR_TOO_BIG);
+  assert_int_equal(pending_close_code(p.s), 1009);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_TOO_BIG);
+  assert_non_null(strstr(p.sr.close_detail, "limit"));
+  pair_free(&p);
+  /* over the limit across fragments */
+  pair_open(&p, small_limits);
+  to_server(&p, 0, 0, 1, d, 600);
+  assert_int_equal(to_server(&p, 1, 0, 0, d, 401), WSMSG_ERR_TOO_BIG);
+  assert_int_equal(pending_close_code(p.s), 1009);
+  free(d);
+  pair_free(&p);
+}
+
+static void test_max_fragments(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, small_limits);
+  to_server(&p, 0, 0, 1, "a", 1);
+  to_server(&p, 0, 0, 0, "", 0);
+  assert_int_equal(to_server(&p, 1, 0, 0, "b", 1), 0); /* 3 frames: ok */
+  assert_int_equal(p.sr.texts, 1);
+  to_server(&p, 0, 0, 1, "a", 1);
+  to_server(&p, 0, 0, 0, "", 0);
+  to_server(&p, 0, 0, 0, "", 0);
+  assert_int_equal(to_server(&p, 0, 0, 0, "", 0), WSMSG_ERR_TOO_MANY_FRAGMENTS);
+  assert_int_equal(pending_close_code(p.s), 1009);
+  pair_free(&p);
+}
+
+/* ---- close handshake ---- */
+
+static void test_close_from_client(void **s) {
+  (void)s;
+  static const int codes[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
+                              1010, 1011, 1012, 1013, 1014, 3000, 4999};
+  for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+    pair p;
+    pair_open(&p, NULL);
+    assert_int_equal(wsmsg_close(p.c, codes[i], "see you"), 0);
+    assert_int_equal(wsmsg_conn_state(p.c), WSMSG_STATE_CLOSING);
+    assert_int_equal(wsmsg_send_text(p.c, "x", 1), WSMSG_ERR_CLOSED);
+    assert_int_equal(wsmsg_close(p.c, 1000, NULL), WSMSG_ERR_CLOSED);
+    pump(&p);
+    /* server: peer-initiated, clean, code and reason */
+    assert_int_equal(p.sr.closes, 1);
+    assert_int_equal(p.sr.close.code, codes[i]);
+    assert_true(p.sr.close.clean);
+    assert_true(p.sr.close.remote);
+    assert_int_equal(p.sr.close.error, 0);
+    assert_string_equal(p.sr.close_reason, "see you");
+    /* client: got the echo, clean, local */
+    assert_int_equal(p.cr.closes, 1);
+    assert_int_equal(p.cr.close.code, codes[i]);
+    assert_true(p.cr.close.clean);
+    assert_false(p.cr.close.remote);
+    assert_true(wsmsg_conn_done(p.s));
+    assert_true(wsmsg_conn_done(p.c));
+    pair_free(&p);
+  }
+}
+
+static void test_close_from_server_no_code(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  assert_int_equal(wsmsg_close(p.s, 0, "ignored"), 0);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1005);
+  assert_true(p.cr.close.clean);
+  assert_int_equal(p.sr.close.code, 1005);
+  pair_free(&p);
+}
+
+static void test_close_code_validation(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  static const int bad[] = {1, 999, 1004, 1005, 1006, 1015, 2000, 5000, -1};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_int_equal(wsmsg_close(p.s, bad[i], NULL), WSMSG_ERR_CLOSE_CODE);
+  assert_int_equal(wsmsg_close(p.s, 1000, "\xff"), WSMSG_ERR_UTF8);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  pair_free(&p);
+}
+
+/* Reasons are cut to 123 bytes on a character boundary. */
+static void test_close_reason_cut(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  char reason[400] = "";
+  for (int i = 0; i < 60; i++)
+    strcat(reason, "\xc3\xa9");     /* 120 bytes of é */
+  strcat(reason, "ab\xe2\x82\xac"); /* 122 + 3 bytes: the euro must go */
+  assert_int_equal(wsmsg_close(p.s, 1000, reason), 0);
+  pump(&p);
+  assert_int_equal(strlen(p.cr.close_reason), 122);
+  assert_true(wsmsg_utf8_valid(p.cr.close_reason, 122));
+  pair_free(&p);
+}
+
+/* Data that arrives after we sent close but before the peer's close is
+ * still delivered; pings are not answered any more. */
+static void test_closing_state(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  wsmsg_close(p.s, 1000, NULL);
+  assert_int_equal(to_server(&p, 1, 0, 1, "late", 4), 0);
+  assert_int_equal(p.sr.texts, 1);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSING);
+  assert_int_equal(to_server(&p, 1, 0, 8, "\x03\xe8", 2), 0);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+  assert_int_equal(p.sr.close.code, 1000);
+  assert_true(p.sr.close.clean);
+  assert_false(p.sr.close.remote);
+  pair_free(&p);
+}
+
+static void test_eof_and_abort(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  wsmsg_conn_eof(p.s);
+  assert_int_equal(p.sr.closes, 1);
+  assert_int_equal(p.sr.close.code, 1006);
+  assert_false(p.sr.close.clean);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_EOF);
+  assert_true(wsmsg_conn_done(p.s));
+  wsmsg_conn_eof(p.s); /* once only */
+  assert_int_equal(p.sr.closes, 1);
+  wsmsg_send_text(p.c, "queued", 6);
+  wsmsg_conn_abort(p.c);
+  assert_int_equal(p.cr.closes, 1);
+  assert_int_equal(p.cr.close.error, WSMSG_ERR_ABORTED);
+  assert_int_equal(wsmsg_conn_pending(p.c, NULL), 0);
+  assert_true(wsmsg_conn_done(p.c));
+  pair_free(&p);
+}
+
+/* ---- pull API ---- */
+
+static void test_pull_api(void **s) {
+  (void)s;
+  pair p;
+  memset(&p, 0, sizeof(p));
+  p.sep = wsmsg_endpoint_new(); /* no callbacks at all */
+  p.cep = wsmsg_endpoint_new();
+  wsmsg_endpoint_set_pong_events(p.cep, 1);
+  p.srv = wsmsg_server_new();
+  wsmsg_server_route(p.srv, "/ws", p.sep);
+  p.s = wsmsg_server_accept(p.srv, NULL);
+  p.c = wsmsg_client_new(p.cep, "h", "/ws", NULL);
+  pump(&p);
+  wsmsg_event ev;
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_OPEN);
+  assert_int_equal(wsmsg_conn_next_event(p.c, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_OPEN);
+  wsmsg_send_text(p.c, "one", 3);
+  wsmsg_send_binary(p.c, "\x00\x01", 2);
+  wsmsg_send_ping(p.c, "hb", 2);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_event_count(p.s), 2);
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_TEXT);
+  assert_int_equal(ev.len, 3);
+  assert_string_equal((const char *)ev.data, "one");
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_BINARY);
+  assert_memory_equal(ev.data, "\x00\x01", 2);
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 0);
+  assert_int_equal(ev.type, WSMSG_EV_NONE);
+  assert_int_equal(wsmsg_conn_next_event(p.c, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_PONG);
+  assert_memory_equal(ev.data, "hb", 2);
+  wsmsg_close(p.s, 4000, "custom");
+  pump(&p);
+  assert_int_equal(wsmsg_conn_next_event(p.c, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_CLOSE);
+  assert_int_equal(ev.code, 4000);
+  assert_true(ev.clean);
+  assert_string_equal((const char *)ev.data, "custom");
+  assert_string_equal(ev.detail, "");
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_CLOSE);
+  assert_int_equal(ev.code, 4000);
+  assert_int_equal(wsmsg_conn_next_event(NULL, &ev), WSMSG_ERR_INVALID_ARG);
+  /* events still queued at free time are released (valgrind checks) */
+  wsmsg_send_text(p.c, "never read", 10);
+  pair_free(&p);
+}
+
+/* ---- allocator hook ---- */
+
+typedef struct counting {
+  long allocs, frees, live;
+} counting;
+
+static void *c_malloc(size_t n, void *u) {
+  counting *c = u;
+  c->allocs++;
+  c->live++;
+  return malloc(n);
+}
+static void c_free(void *p, void *u) {
+  counting *c = u;
+  c->frees++;
+  c->live--;
+  free(p);
+}
+static void *c_realloc(void *p, size_t n, void *u) {
+  counting *c = u;
+  if (!p) {
+    c->allocs++;
+    c->live++;
+  }
+  return realloc(p, n);
+}
+
+static void test_allocator_hook(void **s) {
+  (void)s;
+  counting cnt = {0, 0, 0};
+  wsmsg_mem mem = {&cnt, c_malloc, c_free, c_realloc};
+  wsmsg_endpoint *sep = wsmsg_endpoint_new_mem(&mem);
+  wsmsg_endpoint *cep = wsmsg_endpoint_new_mem(&mem);
+  wsmsg_server *srv = wsmsg_server_new_mem(&mem);
+  rec sr, cr;
+  memset(&sr, 0, sizeof(sr));
+  memset(&cr, 0, sizeof(cr));
+  ep_callbacks(sep);
+  ep_callbacks(cep);
+  sr.echo = 1;
+  wsmsg_server_route(srv, "/ws", sep);
+  pair p;
+  memset(&p, 0, sizeof(p));
+  p.sep = sep;
+  p.cep = cep;
+  p.srv = srv;
+  p.s = wsmsg_server_accept(srv, &sr);
+  p.c = wsmsg_client_new(cep, "h", "/ws", &cr);
+  pump(&p);
+  assert_true(cnt.allocs > 0);
+  /* warm up, then count allocations per echoed message */
+  for (int i = 0; i < 4; i++) {
+    wsmsg_send_text(p.c, "warm", 4);
+    pump(&p);
+  }
+  long before = cnt.allocs;
+  for (int i = 0; i < 100; i++) {
+    wsmsg_send_text(p.c, "steady state message", 20);
+    pump(&p);
+  }
+  assert_int_equal(cr.texts, 104);
+  assert_int_equal(cnt.allocs - before, 0); /* no allocation per message */
+  wsmsg_conn_free(p.s);
+  wsmsg_conn_free(p.c);
+  wsmsg_server_free(srv);
+  wsmsg_endpoint_free(sep);
+  wsmsg_endpoint_free(cep);
+  assert_int_equal(cnt.live, 0);
+  free(sr.last);
+  free(cr.last);
+
+  /* a hook without realloc works too */
+  counting c2 = {0, 0, 0};
+  wsmsg_mem m2 = {&c2, c_malloc, c_free, NULL};
+  pair q;
+  memset(&q, 0, sizeof(q));
+  q.sep = wsmsg_endpoint_new_mem(&m2);
+  q.cep = wsmsg_endpoint_new_mem(&m2);
+  q.srv = wsmsg_server_new_mem(&m2);
+  ep_callbacks(q.sep);
+  ep_callbacks(q.cep);
+  q.sr.echo = 1;
+  wsmsg_server_route(q.srv, "/ws", q.sep);
+  q.s = wsmsg_server_accept(q.srv, &q.sr);
+  q.c = wsmsg_client_new(q.cep, "h", "/ws", &q.cr);
+  pump(&q);
+  uint8_t *big = pattern(300000, 0);
+  wsmsg_send_binary(q.c, big, 300000);
+  pump(&q);
+  assert_int_equal(q.cr.last_len, 300000);
+  assert_memory_equal(q.cr.last, big, 300000);
+  free(big);
+  pair_free(&q);
+  assert_int_equal(c2.live, 0);
+}
+
+/* ---- misc API contracts ---- */
+
+static void test_send_states(void **s) {
+  (void)s;
+  pair p;
+  pair_init(&p, NULL);
+  assert_int_equal(wsmsg_send_text(p.s, "x", 1), WSMSG_ERR_STATE);
+  assert_int_equal(wsmsg_close(p.s, 1000, NULL), WSMSG_ERR_STATE);
+  pump(&p);
+  assert_int_equal(wsmsg_send_text(p.s, "\xff", 1), WSMSG_ERR_UTF8);
+  assert_int_equal(wsmsg_send_text(p.s, NULL, 1), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_send_text(p.s, NULL, 0), 0);
+  assert_int_equal(wsmsg_send_ping(p.s, "x", 126), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_send_text(NULL, "x", 1), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_conn_recv(NULL, "x", 1), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_on_text(p.sep, NULL), WSMSG_ERR_STATE);
+  assert_string_equal(wsmsg_strerror(WSMSG_ERR_TOO_BIG), "message too big");
+  assert_string_equal(wsmsg_strerror(12345), "unknown error");
+  assert_string_equal(wsmsg_version(), WSMSG_VERSION_STRING);
+  assert_int_equal(wsmsg_version_number(), WSMSG_VERSION_NUMBER);
+  void *u = &p;
+  wsmsg_conn_set_user(p.s, u);
+  assert_ptr_equal(wsmsg_conn_user(p.s), u);
+  pair_free(&p);
+}
+
+/* Many small messages are coalesced into one contiguous output. */
+static void test_output_coalesced(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  for (int i = 0; i < 50; i++)
+    wsmsg_send_text(p.s, "0123456789", 10);
+  const void *b;
+  assert_int_equal(wsmsg_conn_pending(p.s, &b), 50 * 12);
+  /* partial writes */
+  assert_int_equal(wsmsg_conn_recv(p.c, b, 5), 0);
+  wsmsg_conn_consume(p.s, 5);
+  assert_int_equal(wsmsg_conn_pending(p.s, &b), 50 * 12 - 5);
+  pump(&p);
+  assert_int_equal(p.cr.texts, 50);
+  pair_free(&p);
+}
+
+/* The callback may close the connection; later frames in the same buffer
+ * are then still processed until the peer's close arrives. */
+static void close_on_text(wsmsg_conn *c, const char *d, size_t n, void *u) {
+  cb_text(c, d, n, u);
+  wsmsg_close(c, 1000, "enough");
+}
+static void closing_setup(pair *p) {
+  wsmsg_endpoint_on_text(p->sep, close_on_text);
+}
+
+static void test_close_inside_callback(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, closing_setup);
+  wsmsg_send_text(p.c, "a", 1);
+  wsmsg_send_text(p.c, "b", 1);
+  pump(&p);
+  assert_int_equal(p.sr.texts, 2);
+  assert_int_equal(p.sr.closes, 1);
+  assert_int_equal(p.cr.close.code, 1000);
+  assert_string_equal(p.cr.close_reason, "enough");
+  pair_free(&p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sizes_both_ways),
+      cmocka_unit_test(test_one_byte_chops),
+      cmocka_unit_test(test_fragmented_from_raw),
+      cmocka_unit_test(test_utf8_across_fragments),
+      cmocka_unit_test(test_peer_errors),
+      cmocka_unit_test(test_unmasked_from_client),
+      cmocka_unit_test(test_control_too_long),
+      cmocka_unit_test(test_new_message_inside_fragmented),
+      cmocka_unit_test(test_invalid_utf8_split),
+      cmocka_unit_test(test_max_message),
+      cmocka_unit_test(test_max_fragments),
+      cmocka_unit_test(test_close_from_client),
+      cmocka_unit_test(test_close_from_server_no_code),
+      cmocka_unit_test(test_close_code_validation),
+      cmocka_unit_test(test_close_reason_cut),
+      cmocka_unit_test(test_closing_state),
+      cmocka_unit_test(test_eof_and_abort),
+      cmocka_unit_test(test_pull_api),
+      cmocka_unit_test(test_allocator_hook),
+      cmocka_unit_test(test_send_states),
+      cmocka_unit_test(test_output_coalesced),
+      cmocka_unit_test(test_close_inside_callback),
+  };
+  return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
+}
