@@ -143,8 +143,11 @@ enum wsmsg_event_type {
   WSMSG_EV_BINARY = 3, /**< a binary message: data/len */
   WSMSG_EV_CLOSE = 4,  /**< the connection closed: code, clean, error, data =
                             reason (NUL-terminated), detail */
-  WSMSG_EV_PONG = 5    /**< a pong arrived (only if enabled, see
+  WSMSG_EV_PONG = 5,   /**< a pong arrived (only if enabled, see
                             wsmsg_endpoint_set_pong_events) */
+  WSMSG_EV_TIMEOUT = 6 /**< the receive timeout passed (code =
+                            WSMSG_TIMEOUT_RECEIVE), when no on_timeout
+                            callback is set and the action is EVENT */
 };
 
 /**
@@ -214,6 +217,38 @@ typedef void (*wsmsg_close_cb)(wsmsg_conn *conn, const wsmsg_close_info *info,
  */
 typedef int (*wsmsg_handshake_cb)(wsmsg_conn *conn, const wsmsg_request *req,
                                   void *user);
+
+/** Timeout kinds: the argument of on_timeout and the detail of the
+ *  WSMSG_ERR_TIMEOUT errors that end connections. */
+enum wsmsg_timeout_kind {
+  WSMSG_TIMEOUT_RECEIVE = 1,   /**< no message within the receive timeout */
+  WSMSG_TIMEOUT_HANDSHAKE = 2, /**< opening handshake not done in time */
+  WSMSG_TIMEOUT_PONG = 3,      /**< keepalive ping not answered in time */
+  WSMSG_TIMEOUT_MESSAGE = 4,   /**< fragmented message not completed */
+  WSMSG_TIMEOUT_CLOSE = 5,     /**< closing handshake not completed */
+  WSMSG_TIMEOUT_WRITE = 6      /**< pending output not drained */
+};
+
+/** What the receive timeout does when no on_timeout callback is set. */
+enum wsmsg_timeout_action {
+  WSMSG_ON_TIMEOUT_EVENT = 0,      /**< queue a WSMSG_EV_TIMEOUT event */
+  WSMSG_ON_TIMEOUT_PING = 1,       /**< send a ping */
+  WSMSG_ON_TIMEOUT_HEARTBEAT = 2,  /**< send a text message ("HEARTBEAT") */
+  WSMSG_ON_TIMEOUT_CLOSE_1001 = 3, /**< close with 1001 (going away) */
+  WSMSG_ON_TIMEOUT_CLOSE_1011 = 4  /**< close with 1011 */
+};
+
+/**
+ * The receive timeout passed (kind is WSMSG_TIMEOUT_RECEIVE): no data
+ * message arrived for the configured time.  The timer is re-armed, so an
+ * idle connection gets one call per period.  The callback may send or
+ * close.  Other timeouts end the connection (on_close with error
+ * WSMSG_ERR_TIMEOUT) and are not reported here.
+ */
+typedef void (*wsmsg_timeout_cb)(wsmsg_conn *conn, int kind, void *user);
+
+/** A monotonic clock in milliseconds (see wsmsg_server_set_clock). */
+typedef uint64_t (*wsmsg_clock_cb)(void *user);
 
 /* ------------------------------------------------------------------------ */
 /* Endpoints                                                                 */
@@ -296,6 +331,61 @@ WSMSG_API int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on);
 WSMSG_API int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep,
                                           const char *origin);
 
+/* ---- timeouts (all in milliseconds; 0 turns one off) ---- */
+/* Time is whatever the clock hook says (default wsmsg_now_ms); timers fire
+ * in wsmsg_conn_tick / wsmsg_timers_expire, never on their own. */
+
+/** Set the receive-timeout callback (see wsmsg_timeout_cb). */
+WSMSG_API int wsmsg_endpoint_on_timeout(wsmsg_endpoint *ep,
+                                        wsmsg_timeout_cb cb);
+
+/** No data message within `ms` (counted from the open, then from the last
+ *  message): on_timeout, or the action below.  Default 0 (off). */
+WSMSG_API int wsmsg_endpoint_set_receive_timeout(wsmsg_endpoint *ep,
+                                                 uint32_t ms);
+
+/**
+ * What the receive timeout does without an on_timeout callback (enum
+ * wsmsg_timeout_action; default WSMSG_ON_TIMEOUT_EVENT).  `heartbeat` is
+ * the text sent by WSMSG_ON_TIMEOUT_HEARTBEAT (NULL: "HEARTBEAT"; copied,
+ * must be UTF-8 of at most 125 bytes).
+ */
+WSMSG_API int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
+                                                const char *heartbeat);
+
+/** Send a keepalive ping when nothing arrived from the peer for `ms`
+ *  (default 0, off).  Its pong gives wsmsg_conn_rtt_ms. */
+WSMSG_API int wsmsg_endpoint_set_ping_interval(wsmsg_endpoint *ep, uint32_t ms);
+
+/** A keepalive ping not answered within `ms` fails the connection with
+ *  close 1011 "keepalive timeout" (on_close clean = 0).  Default 0 (off:
+ *  pings are sent but not awaited). */
+WSMSG_API int wsmsg_endpoint_set_pong_timeout(wsmsg_endpoint *ep, uint32_t ms);
+
+/** A message whose frames do not all arrive within `ms` of its first byte
+ *  fails the connection with close 1008.  Default 0 (off). */
+WSMSG_API int wsmsg_endpoint_set_message_timeout(wsmsg_endpoint *ep,
+                                                 uint32_t ms);
+
+/** After a close frame was sent or received, the closing handshake and the
+ *  final write must finish within `ms`, else the connection is aborted
+ *  (on_close clean = 0).  Default 10000. */
+WSMSG_API int wsmsg_endpoint_set_close_timeout(wsmsg_endpoint *ep, uint32_t ms);
+
+/** Pending output that makes no progress (wsmsg_conn_consume) for `ms`
+ *  aborts the connection: a peer that stopped reading.  Default 0 (off). */
+WSMSG_API int wsmsg_endpoint_set_write_timeout(wsmsg_endpoint *ep, uint32_t ms);
+
+/** Client connections: the server's 101 must arrive within `ms` of
+ *  wsmsg_client_new.  Default 10000. */
+WSMSG_API int wsmsg_endpoint_set_handshake_timeout(wsmsg_endpoint *ep,
+                                                   uint32_t ms);
+
+/** The clock for client connections of this endpoint (NULL: wsmsg_now_ms).
+ *  Tests use a fake clock here. */
+WSMSG_API int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
+                                       void *user);
+
 /* ------------------------------------------------------------------------ */
 /* Servers and routing                                                       */
 /* ------------------------------------------------------------------------ */
@@ -330,6 +420,18 @@ WSMSG_API int wsmsg_server_set_max_request_size(wsmsg_server *srv,
 
 /** Most header lines in an upgrade request (default 64; then 431). */
 WSMSG_API int wsmsg_server_set_max_headers(wsmsg_server *srv, uint32_t count);
+
+/**
+ * Server connections: the upgrade request must be complete within `ms` of
+ * wsmsg_server_accept (default 10000), else 408 is sent and the connection
+ * ends (slowloris).  0 turns it off.
+ */
+WSMSG_API int wsmsg_server_set_handshake_timeout(wsmsg_server *srv,
+                                                 uint32_t ms);
+
+/** The clock used by the server's connections (NULL: wsmsg_now_ms). */
+WSMSG_API int wsmsg_server_set_clock(wsmsg_server *srv, wsmsg_clock_cb cb,
+                                     void *user);
 
 /**
  * Create a server-side connection for a socket the host just accepted.  It
@@ -481,6 +583,80 @@ WSMSG_API size_t wsmsg_conn_event_count(const wsmsg_conn *conn);
  * connection is then aborted and done).
  */
 WSMSG_API int wsmsg_conn_io_fd(wsmsg_conn *conn, int fd);
+
+/* ------------------------------------------------------------------------ */
+/* Time                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** Milliseconds of CLOCK_MONOTONIC: the default clock. */
+WSMSG_API uint64_t wsmsg_now_ms(void);
+
+/**
+ * Run the connection's timers at time `now_ms`: every deadline at or
+ * before it fires (handshake, receive, ping/pong, message, close, write).
+ * Afterwards write what wsmsg_conn_pending returns (pings, close frames)
+ * and check wsmsg_conn_done.  Returns 0, or WSMSG_ERR_INVALID_ARG.
+ */
+WSMSG_API int wsmsg_conn_tick(wsmsg_conn *conn, uint64_t now_ms);
+
+/** The connection's next deadline as an absolute clock value in ms, or -1
+ *  if no timer is armed. */
+WSMSG_API int64_t wsmsg_conn_deadline(const wsmsg_conn *conn);
+
+/** Milliseconds from the clock's now until the next deadline (0 if it
+ *  passed), or -1 if no timer is armed. */
+WSMSG_API int64_t wsmsg_conn_next_deadline(const wsmsg_conn *conn);
+
+/** Round-trip time of the last answered keepalive ping in ms, or -1. */
+WSMSG_API int64_t wsmsg_conn_rtt_ms(const wsmsg_conn *conn);
+
+/**
+ * Blocking convenience for simple clients and FFI, the analog of
+ * asyncio.wait_for(ws.receive(), timeout): drive the connection over the
+ * blocking or non-blocking socket `fd` (poll + wsmsg_conn_io_fd +
+ * wsmsg_conn_tick) until an event is queued, then take it into *ev.
+ * `timeout_ms` < 0 waits without limit.  Returns 1 with an event, 0 on
+ * timeout, WSMSG_ERR_CLOSED if the connection is done with no event left,
+ * or another negative code.  Messages with callbacks are not events.
+ */
+WSMSG_API int wsmsg_conn_wait_event(wsmsg_conn *conn, int fd, wsmsg_event *ev,
+                                    int timeout_ms);
+
+/** A set of connections ordered by deadline (a binary min-heap). */
+typedef struct wsmsg_timers wsmsg_timers;
+
+/** Create an empty timer set; NULL if out of memory. */
+WSMSG_API wsmsg_timers *wsmsg_timers_new(void);
+
+/** Free a timer set; its connections are detached, not freed. */
+WSMSG_API void wsmsg_timers_free(wsmsg_timers *t);
+
+/**
+ * Put a connection under this timer set (a connection is in at most one;
+ * adding moves it).  From then on its deadline is kept in the heap in
+ * O(log n) whenever it moves earlier; moves to later are applied lazily
+ * when the old deadline comes.  wsmsg_conn_free removes it.
+ */
+WSMSG_API int wsmsg_timers_add(wsmsg_timers *t, wsmsg_conn *conn);
+
+/** Take a connection out of its timer set (no-op if it is in none). */
+WSMSG_API void wsmsg_timers_remove(wsmsg_conn *conn);
+
+/** How many connections the set holds. */
+WSMSG_API size_t wsmsg_timers_count(const wsmsg_timers *t);
+
+/** Milliseconds from `now_ms` until the earliest deadline (0 if due), or -1
+ *  if none: the timeout for epoll_wait/poll. */
+WSMSG_API int64_t wsmsg_timers_next_ms(const wsmsg_timers *t, uint64_t now_ms);
+
+/**
+ * Run the timers that are due at `now_ms`, one connection per call: ticks
+ * the earliest connection whose deadline passed and returns it (so the
+ * host can write its output and check wsmsg_conn_done), or NULL when none
+ * is due.  Call in a loop until NULL; every connection is returned at most
+ * once per `now_ms`.
+ */
+WSMSG_API wsmsg_conn *wsmsg_timers_expire(wsmsg_timers *t, uint64_t now_ms);
 
 /* ------------------------------------------------------------------------ */
 /* Sending                                                                   */

@@ -54,10 +54,24 @@ static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
   int r = wsm_buf_reserve(&c->out, c->mem, len + 14);
   if (r)
     return r;
+  bool was_empty = c->out.len == c->out.off;
   ssize_t n = wslay_frame_send(c->fr, &io);
   if (n < 0 || (size_t)n != len)
     return WSMSG_ERR_NOMEM;
+  if (was_empty && c->ep && c->ep->t_write) {
+    c->t_write_progress = wsm_now(c);
+    wsm_timers_touch(c);
+  }
   return 0;
+}
+
+/* The closing handshake starts now: the close timeout runs from here. */
+static void mark_closing(wsmsg_conn *c) {
+  if (!c->closing_timed && c->ep && c->ep->t_close) {
+    c->closing_timed = true;
+    c->t_close_start = wsm_now(c);
+    wsm_timers_touch(c);
+  }
 }
 
 static int queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
@@ -74,6 +88,7 @@ static int queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
   }
   c->close_sent = true;
   c->code_sent = (uint16_t)(code ? code : 1005);
+  mark_closing(c);
   return queue_frame(c, WSLAY_CONNECTION_CLOSE, p, n);
 }
 
@@ -82,6 +97,7 @@ static int queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
 static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail) {
   wsm_conn_set_error(c, err, detail);
   c->failed = true;
+  mark_closing(c);
   if (!c->close_sent && c->state != WSMSG_STATE_CONNECTING)
     (void)queue_close_frame(c, code, detail, strlen(detail));
   else if (!c->close_sent)
@@ -218,7 +234,8 @@ static const struct wslay_frame_callbacks frame_cbs = {cb_send, cb_recv,
 /* ---- creation
  * ------------------------------------------------------------------ */
 
-static wsmsg_conn *conn_new(const wsmsg_mem *mem, void *user, bool client) {
+static wsmsg_conn *conn_new(const wsmsg_mem *mem, void *user, bool client,
+                            wsmsg_clock_cb clock, void *clock_user) {
   wsmsg_conn *c = wsm_calloc(mem, sizeof(*c));
   if (!c)
     return NULL;
@@ -226,6 +243,11 @@ static wsmsg_conn *conn_new(const wsmsg_mem *mem, void *user, bool client) {
   c->user = user;
   c->client = client;
   c->state = WSMSG_STATE_CONNECTING;
+  c->clock = clock;
+  c->clock_user = clock_user;
+  c->t_created = wsm_now(c);
+  c->rtt = -1;
+  c->heap_idx = SIZE_MAX;
   if (wslay_frame_context_init(&c->fr, &frame_cbs, c) != 0) {
     wsm_free(mem, c);
     return NULL;
@@ -243,10 +265,11 @@ wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user) {
   if (!srv)
     return NULL;
   atomic_store(&srv->frozen, 1);
-  wsmsg_conn *c = conn_new(&srv->mem, user, false);
+  wsmsg_conn *c = conn_new(&srv->mem, user, false, srv->clock, srv->clock_user);
   if (!c)
     return NULL;
   c->srv = srv;
+  c->t_handshake = srv->t_handshake;
   c->hs->limit = srv->max_request;
   c->hs->max_headers = srv->max_headers;
   return c;
@@ -265,10 +288,11 @@ wsmsg_conn *wsmsg_client_new(wsmsg_endpoint *ep, const char *host,
       has_ctl(path) || strchr(host, ' ') || strchr(path, ' '))
     return NULL;
   atomic_store(&ep->frozen, 1);
-  wsmsg_conn *c = conn_new(&ep->mem, user, true);
+  wsmsg_conn *c = conn_new(&ep->mem, user, true, ep->clock, ep->clock_user);
   if (!c)
     return NULL;
   c->ep = ep;
+  c->t_handshake = ep->t_handshake;
   c->hs->limit = MAX_RESPONSE_HEAD;
   c->hs->max_headers = 256;
   c->chs = wsm_calloc(c->mem, sizeof(wsm_client_hs));
@@ -334,6 +358,7 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   if (!c)
     return;
   const wsmsg_mem *m = c->mem;
+  wsmsg_timers_remove(c);
   if (c->fr)
     wslay_frame_context_free(c->fr);
   wsm_http_free(c->hs, m);
@@ -360,6 +385,7 @@ int wsm_conn_opened(wsmsg_conn *c) {
   free_client_hs(c);
   c->state = WSMSG_STATE_OPEN;
   c->opened = true;
+  c->t_last_msg = c->t_last_rx = wsm_now(c);
   if (c->ep->on_open)
     c->ep->on_open(c, c->user);
   else
@@ -372,6 +398,7 @@ int wsm_conn_opened(wsmsg_conn *c) {
 
 static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
   const wsmsg_endpoint *ep = c->ep;
+  c->t_last_msg = c->t_last_rx;
   if (op == WSLAY_TEXT_FRAME) {
     if (ep->on_text) {
       ep->on_text(c, (const char *)d, len, c->user);
@@ -414,6 +441,7 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
       return fail(c, WSMSG_ERR_PROTOCOL, 1002,
                   "new message inside a fragmented message");
     c->msg_op = op;
+    c->t_msg_start = c->t_last_rx;
     c->nfrag = 0;
     c->utf8 = WSM_UTF8_ACCEPT;
     c->msg.len = c->msg.off = 0;
@@ -454,6 +482,7 @@ static int handle_close_frame(wsmsg_conn *c) {
       return fail(c, WSMSG_ERR_UTF8, 1007, "close reason is not UTF-8");
   }
   c->close_recv = true;
+  mark_closing(c);
   c->remote_first = !c->close_sent;
   c->code_recv = (uint16_t)code;
   c->reason_recv = wsm_strndup(c->mem, reason, rlen);
@@ -475,6 +504,15 @@ static int frame_end(wsmsg_conn *c) {
     return 0;
   }
   if (op == WSLAY_PONG) {
+    if (c->ctl_len == 8 && c->ping_seq) {
+      uint64_t seq = 0;
+      for (int i = 0; i < 8; i++)
+        seq = seq << 8 | c->ctl[i];
+      if (seq == c->ping_seq) { /* the answer to our keepalive ping */
+        c->rtt = (int64_t)(c->t_last_rx - c->t_ping_sent);
+        c->ping_outstanding = false;
+      }
+    }
     if (c->ep->on_pong)
       c->ep->on_pong(c, c->ctl, c->ctl_len, c->user);
     else if (c->ep->pong_events)
@@ -548,6 +586,7 @@ static int process_frames(wsmsg_conn *c) {
         io.data_length == c->fr_len && c->ep->on_binary) {
       c->in_frame = false;
       c->msg_op = 0;
+      c->t_last_msg = c->t_last_rx;
       c->ep->on_binary(c, io.data, io.data_length, c->user);
       continue;
     }
@@ -637,6 +676,9 @@ int wsmsg_conn_recv(wsmsg_conn *c, const void *bytes, size_t n) {
   }
   if (n == 0)
     return 0;
+  const wsmsg_endpoint *ep = c->ep;
+  if (ep->t_receive || ep->t_ping || ep->t_message || ep->t_pong)
+    c->t_last_rx = wsm_now(c); /* one clock read per read, not per frame */
   c->in = d;
   c->in_len = n;
   int r = process_frames(c);
@@ -644,6 +686,7 @@ int wsmsg_conn_recv(wsmsg_conn *c, const void *bytes, size_t n) {
   c->in_len = 0;
   if (r == 0 && c->error && c->failed)
     r = c->error;
+  wsm_timers_touch(c);
   return r;
 }
 
@@ -703,6 +746,8 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
   size_t avail = c->out.len - c->out.off;
   c->out.off += n < avail ? n : avail;
   wsm_buf_compact(&c->out, c->mem, KEEP_BUF);
+  if (n && c->ep && c->ep->t_write)
+    c->t_write_progress = wsm_now(c);
 }
 
 /* ---- queries
@@ -847,4 +892,184 @@ int wsmsg_close(wsmsg_conn *c, int code, const char *reason) {
   if (!wsmsg_utf8_valid(reason, rl))
     return WSMSG_ERR_UTF8;
   return queue_close_frame(c, (unsigned)code, reason, rl);
+}
+
+/* ---- timers
+ * ------------------------------------------------------------------ */
+
+int64_t wsmsg_conn_deadline(const wsmsg_conn *c) {
+  if (!c || c->aborted || wsmsg_conn_done(c))
+    return -1;
+  const wsmsg_endpoint *ep = c->ep;
+  uint64_t best = UINT64_MAX;
+#define CAND(x)                                                                \
+  do {                                                                         \
+    uint64_t v_ = (x);                                                         \
+    if (v_ < best)                                                             \
+      best = v_;                                                               \
+  } while (0)
+  if (!c->opened) {
+    if (c->t_handshake)
+      CAND(c->t_created + c->t_handshake);
+  } else if (c->state == WSMSG_STATE_OPEN && !c->close_sent) {
+    if (ep->t_receive)
+      CAND(c->t_last_msg + ep->t_receive);
+    if (ep->t_ping && !c->ping_outstanding)
+      CAND(c->t_last_rx + ep->t_ping);
+    if (ep->t_pong && c->ping_outstanding)
+      CAND(c->t_ping_sent + ep->t_pong);
+    if (ep->t_message && c->msg_op)
+      CAND(c->t_msg_start + ep->t_message);
+  } else if (c->closing_timed) {
+    CAND(c->t_close_start + ep->t_close);
+  }
+  if (ep && ep->t_write && c->out.len > c->out.off)
+    CAND(c->t_write_progress + ep->t_write);
+#undef CAND
+  return best == UINT64_MAX ? -1 : (int64_t)best;
+}
+
+int64_t wsmsg_conn_next_deadline(const wsmsg_conn *c) {
+  int64_t d = wsmsg_conn_deadline(c);
+  if (d < 0)
+    return -1;
+  uint64_t now = wsm_now(c);
+  return (uint64_t)d <= now ? 0 : (int64_t)((uint64_t)d - now);
+}
+
+int64_t wsmsg_conn_rtt_ms(const wsmsg_conn *c) { return c ? c->rtt : -1; }
+
+static void send_keepalive_ping(wsmsg_conn *c, uint64_t now) {
+  uint8_t p[8];
+  c->ping_seq++;
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(c->ping_seq >> (56 - 8 * i));
+  c->t_ping_sent = now;
+  (void)queue_frame(c, WSLAY_PING, p, sizeof(p));
+}
+
+static void fire_receive_timeout(wsmsg_conn *c, uint64_t now) {
+  const wsmsg_endpoint *ep = c->ep;
+  c->t_last_msg = now; /* re-arm: one call per idle period */
+  if (ep->on_timeout) {
+    ep->on_timeout(c, WSMSG_TIMEOUT_RECEIVE, c->user);
+    return;
+  }
+  switch (ep->timeout_action) {
+  case WSMSG_ON_TIMEOUT_PING:
+    send_keepalive_ping(c, now);
+    break;
+  case WSMSG_ON_TIMEOUT_HEARTBEAT: {
+    const char *hb = ep->heartbeat ? ep->heartbeat : "HEARTBEAT";
+    (void)queue_frame(c, WSLAY_TEXT_FRAME, (const uint8_t *)hb, strlen(hb));
+    break;
+  }
+  case WSMSG_ON_TIMEOUT_CLOSE_1001:
+  case WSMSG_ON_TIMEOUT_CLOSE_1011:
+    (void)queue_close_frame(
+        c, ep->timeout_action == WSMSG_ON_TIMEOUT_CLOSE_1001 ? 1001 : 1011,
+        "receive timeout", 15);
+    break;
+  default: {
+    wsm_evnode *n = ev_alloc(c, WSMSG_EV_TIMEOUT, 1);
+    if (n) {
+      n->data[0] = '\0';
+      n->ev.data = n->data;
+      n->ev.code = WSMSG_TIMEOUT_RECEIVE;
+      ev_push(c, n);
+    }
+  }
+  }
+}
+
+static void timeout_abort(wsmsg_conn *c, const char *what, uint32_t ms) {
+  char why[96];
+  snprintf(why, sizeof(why), "%s within %u ms", what, ms);
+  wsm_conn_set_error(c, WSMSG_ERR_TIMEOUT, why);
+  wsm_conn_abort_err(c, WSMSG_ERR_TIMEOUT, why);
+}
+
+/* Fire the first due timer; returns 1 if one fired. */
+static int fire_one(wsmsg_conn *c, uint64_t now) {
+  const wsmsg_endpoint *ep = c->ep;
+  char why[96];
+  if (ep && ep->t_write && c->out.len > c->out.off &&
+      now >= c->t_write_progress + ep->t_write) {
+    timeout_abort(c, "peer read nothing", ep->t_write);
+    return 1;
+  }
+  if (!c->opened) {
+    if (!c->t_handshake || now < c->t_created + c->t_handshake)
+      return 0;
+    if (c->client || c->state == WSMSG_STATE_CLOSED) {
+      timeout_abort(c, "opening handshake not completed", c->t_handshake);
+      return 1;
+    }
+    /* server: answer 408, then give the answer one more period to drain */
+    static const char resp[] =
+        "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n";
+    (void)wsm_buf_append(&c->out, c->mem, resp, sizeof(resp) - 1);
+    c->http_status = 408;
+    snprintf(why, sizeof(why), "upgrade request not complete within %u ms",
+             c->t_handshake);
+    wsm_conn_set_error(c, WSMSG_ERR_TIMEOUT, why);
+    c->failed = true;
+    c->state = WSMSG_STATE_CLOSED;
+    c->t_created = now;
+    return 1;
+  }
+  if (c->state == WSMSG_STATE_OPEN && !c->close_sent) {
+    if (ep->t_pong && c->ping_outstanding &&
+        now >= c->t_ping_sent + ep->t_pong) {
+      snprintf(why, sizeof(why), "keepalive timeout: no pong within %u ms",
+               ep->t_pong);
+      fail(c, WSMSG_ERR_TIMEOUT, 1011, why);
+      return 1;
+    }
+    if (ep->t_message && c->msg_op && now >= c->t_msg_start + ep->t_message) {
+      snprintf(why, sizeof(why), "message not completed within %u ms",
+               ep->t_message);
+      fail(c, WSMSG_ERR_TIMEOUT, 1008, why);
+      return 1;
+    }
+    if (ep->t_ping && !c->ping_outstanding &&
+        now >= c->t_last_rx + ep->t_ping) {
+      send_keepalive_ping(c, now);
+      if (ep->t_pong)
+        c->ping_outstanding = true;
+      else
+        c->t_last_rx = now; /* next ping one interval later */
+      return 1;
+    }
+    if (ep->t_receive && now >= c->t_last_msg + ep->t_receive) {
+      fire_receive_timeout(c, now);
+      return 1;
+    }
+    return 0;
+  }
+  if (c->closing_timed && now >= c->t_close_start + ep->t_close) {
+    timeout_abort(c, "closing handshake not completed", ep->t_close);
+    return 1;
+  }
+  return 0;
+}
+
+int wsm_conn_tick_count(wsmsg_conn *c, uint64_t now) {
+  int fired = 0;
+  for (int guard = 0; guard < 16; guard++) {
+    int64_t d = wsmsg_conn_deadline(c);
+    if (d < 0 || (uint64_t)d > now || !fire_one(c, now))
+      break;
+    fired++;
+  }
+  return fired;
+}
+
+int wsmsg_conn_tick(wsmsg_conn *c, uint64_t now) {
+  if (!c)
+    return WSMSG_ERR_INVALID_ARG;
+  wsm_conn_tick_count(c, now);
+  wsm_timers_touch(c);
+  return 0;
 }

@@ -7,6 +7,7 @@
 #define DEFAULT_MAX_FRAGMENTS 4096u
 #define DEFAULT_MAX_REQUEST 8192u
 #define DEFAULT_MAX_HEADERS 64u
+#define DEFAULT_TIMEOUT 10000u
 
 /* ---- endpoints ---- */
 
@@ -20,6 +21,9 @@ wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
   atomic_init(&ep->frozen, 0);
   ep->max_message = DEFAULT_MAX_MESSAGE;
   ep->max_fragments = DEFAULT_MAX_FRAGMENTS;
+  ep->t_close = DEFAULT_TIMEOUT;
+  ep->t_handshake = DEFAULT_TIMEOUT;
+  ep->clock = wsm_default_clock;
   return ep;
 }
 
@@ -39,6 +43,7 @@ void wsmsg_endpoint_free(wsmsg_endpoint *ep) {
   wsmsg_mem m = ep->mem;
   free_list(&m, ep->subprotocols, ep->nsubprotocols);
   free_list(&m, ep->origins, ep->norigins);
+  wsm_free(&m, ep->heartbeat);
   wsm_free(&m, ep);
 }
 
@@ -67,6 +72,45 @@ SETTER(wsmsg_endpoint_on_pong, on_pong, wsmsg_pong_cb)
 SETTER(wsmsg_endpoint_on_handshake, on_handshake, wsmsg_handshake_cb)
 SETTER(wsmsg_endpoint_set_max_message_size, max_message, uint64_t)
 SETTER(wsmsg_endpoint_set_max_fragments, max_fragments, uint32_t)
+SETTER(wsmsg_endpoint_on_timeout, on_timeout, wsmsg_timeout_cb)
+SETTER(wsmsg_endpoint_set_receive_timeout, t_receive, uint32_t)
+SETTER(wsmsg_endpoint_set_ping_interval, t_ping, uint32_t)
+SETTER(wsmsg_endpoint_set_pong_timeout, t_pong, uint32_t)
+SETTER(wsmsg_endpoint_set_message_timeout, t_message, uint32_t)
+SETTER(wsmsg_endpoint_set_close_timeout, t_close, uint32_t)
+SETTER(wsmsg_endpoint_set_write_timeout, t_write, uint32_t)
+SETTER(wsmsg_endpoint_set_handshake_timeout, t_handshake, uint32_t)
+
+int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
+                             void *user) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  ep->clock = cb ? cb : wsm_default_clock;
+  ep->clock_user = cb ? user : NULL;
+  return 0;
+}
+
+int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
+                                      const char *heartbeat) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (action < WSMSG_ON_TIMEOUT_EVENT || action > WSMSG_ON_TIMEOUT_CLOSE_1011)
+    return WSMSG_ERR_INVALID_ARG;
+  char *hb = NULL;
+  if (heartbeat) {
+    size_t n = strlen(heartbeat);
+    if (n > 125 || !wsmsg_utf8_valid(heartbeat, n))
+      return WSMSG_ERR_INVALID_ARG;
+    if (!(hb = wsm_strdup(&ep->mem, heartbeat)))
+      return WSMSG_ERR_NOMEM;
+  }
+  wsm_free(&ep->mem, ep->heartbeat);
+  ep->heartbeat = hb;
+  ep->timeout_action = action;
+  return 0;
+}
 
 int wsmsg_endpoint_set_pong_events(wsmsg_endpoint *ep, int on) {
   int r = writable(ep);
@@ -151,6 +195,8 @@ wsmsg_server *wsmsg_server_new_mem(const wsmsg_mem *mem) {
   atomic_init(&srv->frozen, 0);
   srv->max_request = DEFAULT_MAX_REQUEST;
   srv->max_headers = DEFAULT_MAX_HEADERS;
+  srv->t_handshake = DEFAULT_TIMEOUT;
+  srv->clock = wsm_default_clock;
   return srv;
 }
 
@@ -231,5 +277,24 @@ int wsmsg_server_set_max_headers(wsmsg_server *srv, uint32_t count) {
   if (atomic_load(&srv->frozen))
     return WSMSG_ERR_STATE;
   srv->max_headers = count;
+  return 0;
+}
+
+int wsmsg_server_set_handshake_timeout(wsmsg_server *srv, uint32_t ms) {
+  if (!srv)
+    return WSMSG_ERR_INVALID_ARG;
+  if (atomic_load(&srv->frozen))
+    return WSMSG_ERR_STATE;
+  srv->t_handshake = ms;
+  return 0;
+}
+
+int wsmsg_server_set_clock(wsmsg_server *srv, wsmsg_clock_cb cb, void *user) {
+  if (!srv)
+    return WSMSG_ERR_INVALID_ARG;
+  if (atomic_load(&srv->frozen))
+    return WSMSG_ERR_STATE;
+  srv->clock = cb ? cb : wsm_default_clock;
+  srv->clock_user = cb ? user : NULL;
   return 0;
 }

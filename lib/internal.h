@@ -64,6 +64,12 @@ struct wsmsg_endpoint {
   wsmsg_close_cb on_close;
   wsmsg_pong_cb on_pong;
   wsmsg_handshake_cb on_handshake;
+  wsmsg_timeout_cb on_timeout;
+  wsmsg_clock_cb clock;
+  void *clock_user;
+  uint32_t t_receive, t_ping, t_pong, t_message, t_close, t_write, t_handshake;
+  int timeout_action;
+  char *heartbeat;
   uint64_t max_message;
   uint32_t max_fragments;
   bool pong_events;
@@ -89,7 +95,19 @@ struct wsmsg_server {
   size_t nroutes;
   size_t max_request;
   uint32_t max_headers;
+  uint32_t t_handshake;
+  wsmsg_clock_cb clock;
+  void *clock_user;
 };
+
+struct wsmsg_timers {
+  wsmsg_conn **heap;
+  size_t n, cap;
+};
+
+/* Re-key the connection in its timer set if its deadline moved earlier. */
+WSM_HIDDEN void wsm_timers_touch(wsmsg_conn *c);
+WSM_HIDDEN uint64_t wsm_default_clock(void *user);
 
 WSM_HIDDEN wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv,
                                              const char *path, size_t len);
@@ -222,13 +240,33 @@ struct wsmsg_conn {
   /* pull API */
   wsm_evnode *ev_head, *ev_tail, *ev_cur;
   size_t nev;
+
+  /* time: every stamp comes from the clock hook */
+  wsmsg_clock_cb clock;
+  void *clock_user;
+  uint32_t t_handshake; /* from the server (or endpoint for clients) */
+  bool ping_outstanding;
+  bool closing_timed; /* t_close_start is set */
+  uint64_t t_created, t_last_msg, t_last_rx, t_msg_start, t_ping_sent,
+      t_close_start, t_write_progress;
+  uint64_t ping_seq;
+  int64_t rtt;
+  wsmsg_timers *timers;
+  size_t heap_idx;
+  uint64_t heap_key;
 };
+
+static inline uint64_t wsm_now(const wsmsg_conn *c) {
+  return c->clock(c->clock_user);
+}
 
 /* Record `err`/`detail` as the reason the connection failed (first one
  * wins).  `detail` is copied. */
 WSM_HIDDEN void wsm_conn_set_error(wsmsg_conn *c, int err, const char *detail);
 /* End the connection now (pending output dropped), reporting err. */
 WSM_HIDDEN void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail);
+/* Run due timers; returns how many fired. */
+WSM_HIDDEN int wsm_conn_tick_count(wsmsg_conn *c, uint64_t now);
 /* Finish the handshake: the connection is open. */
 WSM_HIDDEN int wsm_conn_opened(wsmsg_conn *c);
 WSM_HIDDEN bool wsm_close_code_valid_wire(unsigned code);

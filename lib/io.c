@@ -15,8 +15,15 @@ int wsmsg_conn_io_fd(wsmsg_conn *c, int fd) {
     return WSMSG_ERR_INVALID_ARG;
   uint8_t buf[16384];
   size_t budget = READ_BUDGET;
+  bool is_socket = true;
   while (wsmsg_conn_want_read(c) && budget > 0) {
-    ssize_t n = read(fd, buf, sizeof(buf));
+    /* MSG_DONTWAIT: works on blocking sockets too (wsmsg_conn_wait_event) */
+    ssize_t n = is_socket ? recv(fd, buf, sizeof(buf), MSG_DONTWAIT)
+                          : read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == ENOTSOCK && is_socket) {
+      is_socket = false;
+      continue;
+    }
     if (n > 0) {
       (void)wsmsg_conn_recv(c, buf, (size_t)n);
       budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
@@ -35,9 +42,9 @@ int wsmsg_conn_io_fd(wsmsg_conn *c, int fd) {
   }
   const void *p;
   size_t len;
-  bool is_socket = true;
   while ((len = wsmsg_conn_pending(c, &p)) > 0) {
-    ssize_t n = is_socket ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+    ssize_t n = is_socket ? send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                          : write(fd, p, len);
     if (n > 0) {
       wsmsg_conn_consume(c, (size_t)n);
       continue;
