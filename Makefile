@@ -36,7 +36,7 @@ STATIC    := lib/libwsmsg.a
 SHARED    := lib/libwsmsg.so.$(VERSION)
 SONAME    := libwsmsg.so.$(SOMAJOR)
 
-EXAMPLES  := examples/echo_server examples/echo_client
+EXAMPLES  := examples/echo_server examples/echo_client examples/uv_echo_server
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -87,6 +87,10 @@ examples: $(EXAMPLES)
 examples/%: examples/%.c $(STATIC) include/wsmsg.h
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
 
+examples/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
+	$(CC) $(APP_CFLAGS) $(shell pkg-config --cflags libuv) $< -o $@ $(STATIC) \
+	  $(DEP_LIBS) $(shell pkg-config --libs libuv)
+
 # ---- tests ------------------------------------------------------------------------
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(STATIC) tests/unit/pair.h
@@ -127,6 +131,8 @@ lib-asan-tests: $(STATIC) $(UNIT_BINS)
 	@mkdir -p $(BUILD)/examples
 	$(CC) $(APP_CFLAGS) examples/echo_server.c -o $(BUILD)/examples/echo_server $(STATIC) $(DEP_LIBS)
 	$(CC) $(APP_CFLAGS) examples/echo_client.c -o $(BUILD)/examples/echo_client $(STATIC) $(DEP_LIBS)
+	$(CC) $(APP_CFLAGS) $(shell pkg-config --cflags libuv) examples/uv_echo_server.c \
+	  -o $(BUILD)/examples/uv_echo_server $(STATIC) $(DEP_LIBS) $(shell pkg-config --libs libuv)
 	@EXAMPLE_BIN=$(BUILD)/examples bash tests/integration/run.sh
 
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \

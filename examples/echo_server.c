@@ -1,11 +1,17 @@
 /* echo_server — a WebSocket echo server on epoll, built on wsmsg.
  *
  * Echoes text as text and binary as binary on any path.  Non-blocking,
- * level-triggered epoll, one wsmsg_conn per socket; SIGINT/SIGTERM close
- * every connection with 1001 and exit once they are done (or after 2 s).
+ * level-triggered epoll, one wsmsg_conn per socket, every connection's
+ * deadlines in one wsmsg_timers heap (epoll_wait sleeps until the earliest);
+ * SIGINT/SIGTERM close every connection with 1001 and exit once they are
+ * done (or after 2 s).
  *
  *   echo_server [--host 127.0.0.1] [--port 8080] [--max-message BYTES]
- *               [--verbose]
+ *               [--ping-interval MS] [--pong-timeout MS]
+ *               [--receive-timeout MS] [--timeout-action ping|heartbeat|close]
+ *               [--handshake-timeout MS] [--close-timeout MS] [--verbose]
+ *
+ * Timeouts are in milliseconds, 0 turns one off.
  */
 #include <wsmsg.h>
 
@@ -32,6 +38,7 @@ typedef struct client {
 } client;
 
 static client *clients;
+static wsmsg_timers *timers;
 static int verbose;
 static size_t nclients;
 
@@ -120,16 +127,54 @@ static int listen_on(const char *host, int port) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: echo_server [--host ADDR] [--port N] "
-                  "[--max-message BYTES] [--verbose]\n");
+  fprintf(stderr,
+          "usage: echo_server [--host ADDR] [--port N] [--max-message BYTES]\n"
+          "                   [--ping-interval MS] [--pong-timeout MS]\n"
+          "                   [--receive-timeout MS] "
+          "[--timeout-action ping|heartbeat|close]\n"
+          "                   [--handshake-timeout MS] [--close-timeout MS] "
+          "[--verbose]\n"
+          "Timeouts in milliseconds; 0 turns one off.\n");
+}
+
+static long ms_arg(const char *s) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*end || v < 0 || v > 86400000) {
+    fprintf(stderr, "echo_server: bad milliseconds: %s\n", s);
+    exit(2);
+  }
+  return v;
 }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = 8080;
   long long max_message = -1;
+  long ping = 0, pong = 0, recv_to = 0, hs_to = 10000, close_to = 10000;
+  int action = WSMSG_ON_TIMEOUT_PING;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--host") && i + 1 < argc)
+    if (!strcmp(argv[i], "--ping-interval") && i + 1 < argc)
+      ping = ms_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--pong-timeout") && i + 1 < argc)
+      pong = ms_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--receive-timeout") && i + 1 < argc)
+      recv_to = ms_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--handshake-timeout") && i + 1 < argc)
+      hs_to = ms_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--close-timeout") && i + 1 < argc)
+      close_to = ms_arg(argv[++i]);
+    else if (!strcmp(argv[i], "--timeout-action") && i + 1 < argc) {
+      const char *a = argv[++i];
+      action = !strcmp(a, "ping")        ? WSMSG_ON_TIMEOUT_PING
+               : !strcmp(a, "heartbeat") ? WSMSG_ON_TIMEOUT_HEARTBEAT
+               : !strcmp(a, "close")     ? WSMSG_ON_TIMEOUT_CLOSE_1001
+                                         : -1;
+      if (action < 0) {
+        usage();
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "--host") && i + 1 < argc)
       host = argv[++i];
     else if (!strcmp(argv[i], "--port") && i + 1 < argc)
       port = atoi(argv[++i]);
@@ -159,7 +204,14 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_close(echo, on_close);
   if (max_message >= 0)
     wsmsg_endpoint_set_max_message_size(echo, (uint64_t)max_message);
+  wsmsg_endpoint_set_ping_interval(echo, (uint32_t)ping);
+  wsmsg_endpoint_set_pong_timeout(echo, (uint32_t)pong);
+  wsmsg_endpoint_set_receive_timeout(echo, (uint32_t)recv_to);
+  wsmsg_endpoint_set_timeout_action(echo, action, NULL);
+  wsmsg_endpoint_set_close_timeout(echo, (uint32_t)close_to);
+  wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
   wsmsg_server_route(srv, "*", echo);
+  timers = wsmsg_timers_new();
 
   int lfd = listen_on(host, port);
   if (lfd < 0)
@@ -184,7 +236,8 @@ int main(int argc, char **argv) {
   struct timespec stop_at = {0, 0};
   struct epoll_event evs[256];
   for (;;) {
-    int timeout = -1;
+    int64_t due_in = wsmsg_timers_next_ms(timers, wsmsg_now_ms());
+    int timeout = due_in < 0 ? -1 : due_in > 60000 ? 60000 : (int)due_in;
     if (stopping) {
       if (nclients == 0)
         break;
@@ -194,7 +247,8 @@ int main(int argc, char **argv) {
                   (stop_at.tv_nsec - now.tv_nsec) / 1000000;
       if (left <= 0)
         break;
-      timeout = (int)left;
+      if (timeout < 0 || left < timeout)
+        timeout = (int)left;
     }
     int n = epoll_wait(ep, evs, 256, timeout);
     if (n < 0 && errno != EINTR) {
@@ -218,6 +272,7 @@ int main(int argc, char **argv) {
           }
           cl->fd = fd;
           cl->events = EPOLLIN;
+          wsmsg_timers_add(timers, cl->conn);
           cl->next = clients;
           if (clients)
             clients->prev = cl;
@@ -252,6 +307,11 @@ int main(int argc, char **argv) {
         serve(ep, (client *)p);
       }
     }
+    /* deadlines: pings to send, idle or silent peers to drop */
+    uint64_t now = wsmsg_now_ms();
+    wsmsg_conn *due;
+    while ((due = wsmsg_timers_expire(timers, now)) != NULL)
+      serve(ep, wsmsg_conn_user(due));
   }
   while (clients)
     drop(ep, clients);
@@ -259,6 +319,7 @@ int main(int argc, char **argv) {
   close(sfd);
   if (!stopping)
     close(lfd);
+  wsmsg_timers_free(timers);
   wsmsg_server_free(srv);
   wsmsg_endpoint_free(echo);
   fprintf(stderr, "echo_server: bye\n");

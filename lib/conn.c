@@ -658,9 +658,7 @@ static int feed_handshake(wsmsg_conn *c, const uint8_t *d, size_t n,
   return r;
 }
 
-int wsmsg_conn_recv(wsmsg_conn *c, const void *bytes, size_t n) {
-  if (!c || (!bytes && n))
-    return WSMSG_ERR_INVALID_ARG;
+static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   if (c->failed || c->state == WSMSG_STATE_CLOSED || c->aborted)
     return WSMSG_ERR_CLOSED;
   const uint8_t *d = bytes;
@@ -686,7 +684,14 @@ int wsmsg_conn_recv(wsmsg_conn *c, const void *bytes, size_t n) {
   c->in_len = 0;
   if (r == 0 && c->error && c->failed)
     r = c->error;
-  wsm_timers_touch(c);
+  return r;
+}
+
+int wsmsg_conn_recv(wsmsg_conn *c, const void *bytes, size_t n) {
+  if (!c || (!bytes && n))
+    return WSMSG_ERR_INVALID_ARG;
+  int r = recv_bytes(c, bytes, n);
+  wsm_timers_touch(c); /* deadlines may have moved earlier */
   return r;
 }
 

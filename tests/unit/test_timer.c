@@ -476,6 +476,28 @@ static void test_timer_set(void **s) {
   wsmsg_endpoint_free(cep);
 }
 
+/* Regression: a connection joins the set while connecting (handshake
+ * deadline); once the handshake completes, its earlier keepalive deadline
+ * must be in the heap. */
+static void test_timer_set_rekeys_after_handshake(void **s) {
+  (void)s;
+  fake_now = 0;
+  pair p;
+  pair_init(&p, set_keepalive);
+  wsmsg_server_set_handshake_timeout(p.srv, 0); /* frozen: no effect */
+  wsmsg_timers *t = wsmsg_timers_new();
+  wsmsg_timers_add(t, p.s);
+  assert_int_equal(wsmsg_timers_next_ms(t, 0), 10000); /* handshake */
+  pump(&p);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  assert_int_equal(wsmsg_timers_next_ms(t, 0), 500); /* ping interval */
+  assert_ptr_equal(wsmsg_timers_expire(t, 500), p.s);
+  assert_true(wsmsg_conn_pending(p.s, NULL) > 0);
+  assert_null(wsmsg_timers_expire(t, 500));
+  wsmsg_timers_free(t);
+  pair_free(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receive_timeout_boundary),
@@ -489,6 +511,7 @@ int main(void) {
       cmocka_unit_test(test_client_handshake_timeout),
       cmocka_unit_test(test_no_timers_when_closing),
       cmocka_unit_test(test_timer_set),
+      cmocka_unit_test(test_timer_set_rekeys_after_handshake),
   };
   return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
 }
