@@ -45,7 +45,7 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
              python3 python3-websockets nodejs valgrind
 
-.PHONY: all lib examples test unit integration check-install check-symbols \
+.PHONY: all lib examples test unit integration check-install check-symbols check-docs \
         check-asan check-valgrind install uninstall deps run clean help
 
 all: lib examples
@@ -107,6 +107,13 @@ integration: examples
 check-symbols: lib
 	@bash tests/check_symbols.sh lib/libwsmsg.so
 
+# docs/api.md is generated from the header and must be current
+check-docs: lib
+	@python3 docs/gen_api.py --check
+	@for s in $$(nm -D --defined-only lib/libwsmsg.so | awk '$$2=="T" {print $$3}'); do \
+	  grep -q "^#### \`$$s\`" docs/api.md || { echo "check-docs: $$s undocumented" >&2; exit 1; }; done
+	@echo "check-docs: every exported function is in docs/api.md"
+
 check-install: lib
 	@bash tests/install/run.sh
 
@@ -114,6 +121,7 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory check-symbols
+	@$(MAKE) --no-print-directory check-docs
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory check-install
 	@echo "make test: all suites passed"
