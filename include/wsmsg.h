@@ -138,16 +138,18 @@ enum wsmsg_state {
 /** Message and event kinds (wsmsg_event.type). */
 enum wsmsg_event_type {
   WSMSG_EV_NONE = 0,
-  WSMSG_EV_OPEN = 1,   /**< handshake done (only if no on_open callback) */
-  WSMSG_EV_TEXT = 2,   /**< a text message: data/len, NUL-terminated */
-  WSMSG_EV_BINARY = 3, /**< a binary message: data/len */
-  WSMSG_EV_CLOSE = 4,  /**< the connection closed: code, clean, error, data =
-                            reason (NUL-terminated), detail */
-  WSMSG_EV_PONG = 5,   /**< a pong arrived (only if enabled, see
-                            wsmsg_endpoint_set_pong_events) */
-  WSMSG_EV_TIMEOUT = 6 /**< the receive timeout passed (code =
+  WSMSG_EV_OPEN = 1,    /**< handshake done (only if no on_open callback) */
+  WSMSG_EV_TEXT = 2,    /**< a text message: data/len, NUL-terminated */
+  WSMSG_EV_BINARY = 3,  /**< a binary message: data/len */
+  WSMSG_EV_CLOSE = 4,   /**< the connection closed: code, clean, error, data =
+                             reason (NUL-terminated), detail */
+  WSMSG_EV_PONG = 5,    /**< a pong arrived (only if enabled, see
+                             wsmsg_endpoint_set_pong_events) */
+  WSMSG_EV_TIMEOUT = 6, /**< the receive timeout passed (code =
                             WSMSG_TIMEOUT_RECEIVE), when no on_timeout
                             callback is set and the action is EVENT */
+  WSMSG_EV_DRAIN = 7    /**< the output queue fell under the low mark after
+                            a send hit the high mark (no on_drain set) */
 };
 
 /**
@@ -250,6 +252,40 @@ typedef void (*wsmsg_timeout_cb)(wsmsg_conn *conn, int kind, void *user);
 /** A monotonic clock in milliseconds (see wsmsg_server_set_clock). */
 typedef uint64_t (*wsmsg_clock_cb)(void *user);
 
+/** The output queue fell under the low water mark after a send was refused
+ *  (or the high mark was crossed): sending may resume. */
+typedef void (*wsmsg_drain_cb)(wsmsg_conn *conn, void *user);
+
+/**
+ * Streaming receive: a piece of a message, delivered as it arrives instead
+ * of the whole message.  `type` is WSMSG_EV_TEXT or WSMSG_EV_BINARY;
+ * `first` is 1 on the message's first piece, `final` 1 on its last (pieces
+ * may be empty).  Text is UTF-8-checked across pieces, but a piece may end
+ * inside a character.  If the connection fails in the middle (bad UTF-8,
+ * size limit, timeout), no final piece comes: on_close tells why.
+ */
+typedef void (*wsmsg_chunk_cb)(wsmsg_conn *conn, int type, const uint8_t *data,
+                               size_t len, int first, int final, void *user);
+
+/**
+ * Streaming send: fill `buf` with up to `len` bytes of the message and
+ * return how many; set *eof to 1 with (or after) the last bytes.  Return 0
+ * without eof to pause until wsmsg_conn_resume_stream, or -1 to abort (the
+ * connection is closed with 1011).
+ */
+typedef int64_t (*wsmsg_read_cb)(wsmsg_conn *conn, uint8_t *buf, size_t len,
+                                 int *eof, void *user);
+
+/** Backpressure policies (wsmsg_endpoint_set_backpressure). */
+enum wsmsg_backpressure_policy {
+  WSMSG_BACKPRESSURE_FAIL = 0, /**< the send fails with
+                                    WSMSG_ERR_BACKPRESSURE */
+  WSMSG_BACKPRESSURE_CLOSE = 1 /**< the connection is closed with 1008 */
+};
+
+/** Which messages wsmsg_endpoint_on_chunk streams. */
+enum wsmsg_stream_kind { WSMSG_STREAM_BINARY = 1, WSMSG_STREAM_TEXT = 2 };
+
 /* ------------------------------------------------------------------------ */
 /* Endpoints                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -330,6 +366,33 @@ WSMSG_API int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on);
  */
 WSMSG_API int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep,
                                           const char *origin);
+
+/* ---- backpressure and streaming ---- */
+
+/**
+ * Bound the output queue (wsmsg_conn_buffered_amount).  A data message that
+ * would take the queue past `high` bytes is refused by the policy (enum
+ * wsmsg_backpressure_policy) — unless the queue is empty, so one message
+ * larger than `high` can still go out; pongs are skipped while above
+ * `high`.  Once refused (or above `high`), on_drain fires when the queue
+ * falls under `low`.  Defaults: 8 MiB, 2 MiB, FAIL.  `high` 0 means no
+ * limit.  WSMSG_ERR_INVALID_ARG if low > high.
+ */
+WSMSG_API int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high,
+                                              size_t low, int policy);
+
+/** Set the drain callback (see wsmsg_drain_cb); without one a
+ *  WSMSG_EV_DRAIN event is queued. */
+WSMSG_API int wsmsg_endpoint_on_drain(wsmsg_endpoint *ep, wsmsg_drain_cb cb);
+
+/**
+ * Receive the message kinds in `kinds` (enum wsmsg_stream_kind flags) as
+ * pieces through `cb` instead of whole messages: a 4 GiB upload never sits
+ * in memory.  Raise wsmsg_endpoint_set_max_message_size for big messages
+ * (it still applies).  `cb` NULL turns streaming off.
+ */
+WSMSG_API int wsmsg_endpoint_on_chunk(wsmsg_endpoint *ep, wsmsg_chunk_cb cb,
+                                      unsigned kinds);
 
 /* ---- timeouts (all in milliseconds; 0 turns one off) ---- */
 /* Time is whatever the clock hook says (default wsmsg_now_ms); timers fire
@@ -672,6 +735,27 @@ WSMSG_API int wsmsg_send_text(wsmsg_conn *conn, const char *data, size_t len);
 /** Queue a binary message of `len` bytes (copied).  Errors as
  *  wsmsg_send_text, without the UTF-8 check. */
 WSMSG_API int wsmsg_send_binary(wsmsg_conn *conn, const void *data, size_t len);
+
+/**
+ * Send a message whose data is pulled from `cb` as the socket drains (as
+ * fragments of up to 64 KiB; `type` is WSMSG_EV_TEXT or WSMSG_EV_BINARY).
+ * Only one stream runs at a time: data messages sent meanwhile are queued
+ * behind it; pings, pongs and close frames go between its fragments.
+ * Returns WSMSG_ERR_STATE if a stream is already running, else as
+ * wsmsg_send_binary.  Text is UTF-8-checked as it is pulled.
+ */
+WSMSG_API int wsmsg_send_stream(wsmsg_conn *conn, int type, wsmsg_read_cb cb,
+                                void *user);
+
+/** Resume a stream whose read callback returned 0 without eof. */
+WSMSG_API int wsmsg_conn_resume_stream(wsmsg_conn *conn);
+
+/** 1 while a wsmsg_send_stream message is being sent. */
+WSMSG_API int wsmsg_conn_streaming(const wsmsg_conn *conn);
+
+/** Bytes queued for the socket and not yet consumed (data messages queued
+ *  behind a stream included). */
+WSMSG_API size_t wsmsg_conn_buffered_amount(const wsmsg_conn *conn);
 
 /** Queue a ping with up to 125 bytes of payload (WSMSG_ERR_INVALID_ARG if
  *  longer).  The peer's pong reaches on_pong. */

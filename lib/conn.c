@@ -18,6 +18,10 @@
  * connection keeps nothing big). */
 #define KEEP_BUF 16384
 #define MAX_RESPONSE_HEAD 16384
+/* Streaming send: fragment size, and how much output may be pending before
+ * the next fragment is pulled. */
+#define STREAM_CHUNK 65536
+#define STREAM_LOW 65536
 
 /* ---- errors and close ------------------------------------------------------
  */
@@ -39,11 +43,17 @@ bool wsm_close_code_valid_wire(unsigned code) {
 
 static void deliver_close(wsmsg_conn *c);
 
-static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
-                       size_t len) {
+static size_t buffered(const wsmsg_conn *c) {
+  return c->out.len - c->out.off + c->deferred.len;
+}
+
+/* Frame a message (or a fragment) into the output.  Data frames go behind a
+ * running stream (the deferred buffer); control frames never wait. */
+static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
+                          size_t len, bool fin, wsm_buf *sink) {
   struct wslay_frame_iocb io;
   memset(&io, 0, sizeof(io));
-  io.fin = 1;
+  io.fin = fin;
   io.opcode = opcode;
   io.mask = c->client ? 1 : 0;
   io.payload_length = len;
@@ -51,11 +61,13 @@ static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
   io.data_length = len;
   /* room for the header and the payload in one step: the send callback then
    * never fails half-way through a frame */
-  int r = wsm_buf_reserve(&c->out, c->mem, len + 14);
+  int r = wsm_buf_reserve(sink, c->mem, len + 14);
   if (r)
     return r;
   bool was_empty = c->out.len == c->out.off;
+  c->sink = sink;
   ssize_t n = wslay_frame_send(c->fr, &io);
+  c->sink = &c->out;
   if (n < 0 || (size_t)n != len)
     return WSMSG_ERR_NOMEM;
   if (was_empty && c->ep && c->ep->t_write) {
@@ -63,6 +75,24 @@ static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
     wsm_timers_touch(c);
   }
   return 0;
+}
+
+static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
+                       size_t len) {
+  bool behind = c->stream_cb && opcode < 8; /* data waits for the stream */
+  return queue_frame_ex(c, opcode, data, len, true,
+                        behind ? &c->deferred : &c->out);
+}
+
+static void stream_end(wsmsg_conn *c, bool flush_deferred) {
+  if (!c->stream_cb && !c->deferred.len)
+    return;
+  c->stream_cb = NULL;
+  wsm_free(c->mem, c->stream_buf);
+  c->stream_buf = NULL;
+  if (flush_deferred && c->deferred.len)
+    (void)wsm_buf_append(&c->out, c->mem, c->deferred.p, c->deferred.len);
+  wsm_buf_free(&c->deferred, c->mem);
 }
 
 /* The closing handshake starts now: the close timeout runs from here. */
@@ -88,6 +118,7 @@ static int queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
   }
   c->close_sent = true;
   c->code_sent = (uint16_t)(code ? code : 1005);
+  stream_end(c, false); /* an unfinished stream stays unfinished */
   mark_closing(c);
   return queue_frame(c, WSLAY_CONNECTION_CLOSE, p, n);
 }
@@ -97,6 +128,7 @@ static int queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
 static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail) {
   wsm_conn_set_error(c, err, detail);
   c->failed = true;
+  stream_end(c, false);
   mark_closing(c);
   if (!c->close_sent && c->state != WSMSG_STATE_CONNECTING)
     (void)queue_close_frame(c, code, detail, strlen(detail));
@@ -196,7 +228,7 @@ static void deliver_close(wsmsg_conn *c) {
 static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
   (void)flags;
   wsmsg_conn *c = ud;
-  if (wsm_buf_append(&c->out, c->mem, data, len))
+  if (wsm_buf_append(c->sink, c->mem, data, len))
     return WSLAY_ERR_WOULDBLOCK; /* nothing accepted: wslay fails the frame */
   return (ssize_t)len;
 }
@@ -248,6 +280,7 @@ static wsmsg_conn *conn_new(const wsmsg_mem *mem, void *user, bool client,
   c->t_created = wsm_now(c);
   c->rtt = -1;
   c->heap_idx = SIZE_MAX;
+  c->sink = &c->out;
   if (wslay_frame_context_init(&c->fr, &frame_cbs, c) != 0) {
     wsm_free(mem, c);
     return NULL;
@@ -366,6 +399,8 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   wsm_free(m, c->chs);
   wsm_buf_free(&c->out, m);
   wsm_buf_free(&c->msg, m);
+  wsm_buf_free(&c->deferred, m);
+  wsm_free(m, c->stream_buf);
   wsm_free(m, c->path);
   wsm_free(m, c->detail);
   wsm_free(m, c->reason_recv);
@@ -442,6 +477,11 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
                   "new message inside a fragmented message");
     c->msg_op = op;
     c->t_msg_start = c->t_last_rx;
+    c->msg_stream =
+        c->ep->on_chunk &&
+        (c->ep->stream_kinds &
+         (op == WSLAY_TEXT_FRAME ? WSMSG_STREAM_TEXT : WSMSG_STREAM_BINARY));
+    c->msg_first = true;
     c->nfrag = 0;
     c->utf8 = WSM_UTF8_ACCEPT;
     c->msg.len = c->msg.off = 0;
@@ -499,7 +539,9 @@ static int frame_end(wsmsg_conn *c) {
   if (op == WSLAY_CONNECTION_CLOSE)
     return handle_close_frame(c);
   if (op == WSLAY_PING) {
-    if (!c->close_sent)
+    /* above the high mark a peer that pings but does not read gets no
+     * pong (RFC 6455 5.5.3 allows answering only the latest ping) */
+    if (!c->close_sent && !(c->ep->bp_high && buffered(c) >= c->ep->bp_high))
       return queue_frame(c, WSLAY_PONG, c->ctl, c->ctl_len);
     return 0;
   }
@@ -561,6 +603,34 @@ static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
   return 0;
 }
 
+/* Streaming receive: hand a piece of the current data frame to on_chunk. */
+static int stream_piece(wsmsg_conn *c, const uint8_t *d, size_t n) {
+  c->fr_off += n;
+  bool frame_done = c->fr_off == c->fr_len;
+  bool final = frame_done && c->fr_fin;
+  if (frame_done)
+    c->in_frame = false;
+  if (c->msg_op == WSLAY_TEXT_FRAME) {
+    c->utf8 = wsm_utf8_feed(c->utf8, d, n);
+    if (c->utf8 == WSM_UTF8_REJECT)
+      return fail(c, WSMSG_ERR_UTF8, 1007, "invalid UTF-8 in text message");
+    if (final && c->utf8 != WSM_UTF8_ACCEPT)
+      return fail(c, WSMSG_ERR_UTF8, 1007,
+                  "text message ends inside a character");
+  }
+  if (n == 0 && !c->msg_first && !final)
+    return 0;
+  int type = c->msg_op == WSLAY_TEXT_FRAME ? WSMSG_EV_TEXT : WSMSG_EV_BINARY;
+  bool first = c->msg_first;
+  c->msg_first = false;
+  if (final) {
+    c->msg_op = 0;
+    c->t_last_msg = c->t_last_rx;
+  }
+  c->ep->on_chunk(c, type, d, n, first, final, c->user);
+  return 0;
+}
+
 static int process_frames(wsmsg_conn *c) {
   int r = 0;
   while (!c->failed && c->state != WSMSG_STATE_CLOSED) {
@@ -579,6 +649,11 @@ static int process_frames(wsmsg_conn *c) {
       c->in_frame = true;
       if ((r = frame_start(c, &io)) != 0)
         return r;
+    }
+    if (c->fr_op < 8 && c->msg_stream) {
+      if ((r = stream_piece(c, io.data, io.data_length)) != 0)
+        return r;
+      continue;
     }
     /* fast path: a whole unfragmented binary message in wslay's buffer is
      * delivered without copying */
@@ -723,6 +798,42 @@ void wsmsg_conn_abort(wsmsg_conn *c) {
 /* ---- bytes out
  * ------------------------------------------------------------------------- */
 
+/* Pull fragments from the stream source while little output is pending. */
+static void stream_pull(wsmsg_conn *c) {
+  for (int guard = 0; guard < 64; guard++) {
+    if (!c->stream_cb || c->stream_paused ||
+        c->out.len - c->out.off >= STREAM_LOW)
+      return;
+    int eof = 0;
+    int64_t n =
+        c->stream_cb(c, c->stream_buf, STREAM_CHUNK, &eof, c->stream_user);
+    if (n < 0 || n > STREAM_CHUNK) {
+      fail(c, WSMSG_ERR_ABORTED, 1011, "stream source failed");
+      return;
+    }
+    if (n == 0 && !eof) {
+      c->stream_paused = true;
+      return;
+    }
+    if (c->stream_text) {
+      c->stream_utf8 = wsm_utf8_feed(c->stream_utf8, c->stream_buf, (size_t)n);
+      if (c->stream_utf8 == WSM_UTF8_REJECT ||
+          (eof && c->stream_utf8 != WSM_UTF8_ACCEPT)) {
+        fail(c, WSMSG_ERR_UTF8, 1011, "stream source gave invalid UTF-8");
+        return;
+      }
+    }
+    uint8_t op = c->stream_op;
+    c->stream_op = WSLAY_CONTINUATION_FRAME;
+    if (queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, &c->out)) {
+      fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
+      return;
+    }
+    if (eof)
+      stream_end(c, true);
+  }
+}
+
 size_t wsmsg_conn_pending(wsmsg_conn *c, const void **bytes) {
   if (!c) {
     if (bytes)
@@ -740,6 +851,7 @@ size_t wsmsg_conn_pending(wsmsg_conn *c, const void **bytes) {
       deliver_close(c);
     }
   }
+  stream_pull(c);
   if (bytes)
     *bytes = c->out.p ? c->out.p + c->out.off : NULL;
   return c->out.len - c->out.off;
@@ -753,6 +865,13 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
   wsm_buf_compact(&c->out, c->mem, KEEP_BUF);
   if (n && c->ep && c->ep->t_write)
     c->t_write_progress = wsm_now(c);
+  if (c->bp_blocked && buffered(c) < c->ep->bp_low) {
+    c->bp_blocked = false;
+    if (c->ep->on_drain)
+      c->ep->on_drain(c, c->user);
+    else
+      (void)ev_queue_data(c, WSMSG_EV_DRAIN, NULL, 0);
+  }
 }
 
 /* ---- queries
@@ -771,6 +890,8 @@ int wsmsg_conn_want_write(const wsmsg_conn *c) {
   if (!c)
     return 0;
   if (c->client && !c->request_built && c->state == WSMSG_STATE_CONNECTING)
+    return 1;
+  if (c->stream_cb && !c->stream_paused)
     return 1;
   return c->out.len > c->out.off;
 }
@@ -855,6 +976,32 @@ static int can_send(const wsmsg_conn *c) {
   return 0;
 }
 
+/* Backpressure: may this data message of `len` bytes be queued? */
+static int admit(wsmsg_conn *c, size_t len) {
+  const wsmsg_endpoint *ep = c->ep;
+  size_t b = buffered(c);
+  if (!ep->bp_high || b == 0 || b + len + 14 <= ep->bp_high)
+    return 0;
+  c->bp_blocked = true;
+  if (ep->bp_policy == WSMSG_BACKPRESSURE_CLOSE) {
+    char why[96];
+    snprintf(why, sizeof(why), "peer not reading: output over %zu bytes",
+             ep->bp_high);
+    fail(c, WSMSG_ERR_BACKPRESSURE, 1008, why);
+  }
+  return WSMSG_ERR_BACKPRESSURE;
+}
+
+int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data, size_t len) {
+  int r = admit(c, len);
+  if (r)
+    return r;
+  r = queue_frame(c, op, data, len);
+  if (!r && c->ep->bp_high && buffered(c) >= c->ep->bp_high)
+    c->bp_blocked = true; /* crossed the mark: drain is due */
+  return r;
+}
+
 int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
   int r = can_send(c);
   if (r)
@@ -863,7 +1010,7 @@ int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
     return WSMSG_ERR_INVALID_ARG;
   if (!wsmsg_utf8_valid(data, len))
     return WSMSG_ERR_UTF8;
-  return queue_frame(c, WSLAY_TEXT_FRAME, (const uint8_t *)data, len);
+  return wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)data, len);
 }
 
 int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
@@ -872,7 +1019,42 @@ int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
     return r;
   if (!data && len)
     return WSMSG_ERR_INVALID_ARG;
-  return queue_frame(c, WSLAY_BINARY_FRAME, data, len);
+  return wsm_send_data(c, WSLAY_BINARY_FRAME, data, len);
+}
+
+int wsmsg_send_stream(wsmsg_conn *c, int type, wsmsg_read_cb cb, void *user) {
+  int r = can_send(c);
+  if (r)
+    return r;
+  if (!cb || (type != WSMSG_EV_TEXT && type != WSMSG_EV_BINARY))
+    return WSMSG_ERR_INVALID_ARG;
+  if (c->stream_cb)
+    return WSMSG_ERR_STATE;
+  c->stream_buf = wsm_malloc(c->mem, STREAM_CHUNK);
+  if (!c->stream_buf)
+    return WSMSG_ERR_NOMEM;
+  c->stream_cb = cb;
+  c->stream_user = user;
+  c->stream_op = type == WSMSG_EV_TEXT ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME;
+  c->stream_text = type == WSMSG_EV_TEXT;
+  c->stream_utf8 = WSM_UTF8_ACCEPT;
+  c->stream_paused = false;
+  return 0;
+}
+
+int wsmsg_conn_resume_stream(wsmsg_conn *c) {
+  if (!c)
+    return WSMSG_ERR_INVALID_ARG;
+  if (!c->stream_cb)
+    return WSMSG_ERR_STATE;
+  c->stream_paused = false;
+  return 0;
+}
+
+int wsmsg_conn_streaming(const wsmsg_conn *c) { return c && c->stream_cb; }
+
+size_t wsmsg_conn_buffered_amount(const wsmsg_conn *c) {
+  return c ? buffered(c) : 0;
 }
 
 int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {

@@ -8,6 +8,8 @@
 #define DEFAULT_MAX_REQUEST 8192u
 #define DEFAULT_MAX_HEADERS 64u
 #define DEFAULT_TIMEOUT 10000u
+#define DEFAULT_BP_HIGH (8u << 20)
+#define DEFAULT_BP_LOW (2u << 20)
 
 /* ---- endpoints ---- */
 
@@ -22,6 +24,8 @@ wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
   ep->max_message = DEFAULT_MAX_MESSAGE;
   ep->max_fragments = DEFAULT_MAX_FRAGMENTS;
   ep->t_close = DEFAULT_TIMEOUT;
+  ep->bp_high = DEFAULT_BP_HIGH;
+  ep->bp_low = DEFAULT_BP_LOW;
   ep->t_handshake = DEFAULT_TIMEOUT;
   ep->clock = wsm_default_clock;
   return ep;
@@ -73,6 +77,33 @@ SETTER(wsmsg_endpoint_on_handshake, on_handshake, wsmsg_handshake_cb)
 SETTER(wsmsg_endpoint_set_max_message_size, max_message, uint64_t)
 SETTER(wsmsg_endpoint_set_max_fragments, max_fragments, uint32_t)
 SETTER(wsmsg_endpoint_on_timeout, on_timeout, wsmsg_timeout_cb)
+SETTER(wsmsg_endpoint_on_drain, on_drain, wsmsg_drain_cb)
+
+int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high, size_t low,
+                                    int policy) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if ((high && low > high) ||
+      (policy != WSMSG_BACKPRESSURE_FAIL && policy != WSMSG_BACKPRESSURE_CLOSE))
+    return WSMSG_ERR_INVALID_ARG;
+  ep->bp_high = high;
+  ep->bp_low = low;
+  ep->bp_policy = policy;
+  return 0;
+}
+
+int wsmsg_endpoint_on_chunk(wsmsg_endpoint *ep, wsmsg_chunk_cb cb,
+                            unsigned kinds) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (kinds & ~(unsigned)(WSMSG_STREAM_BINARY | WSMSG_STREAM_TEXT))
+    return WSMSG_ERR_INVALID_ARG;
+  ep->on_chunk = cb;
+  ep->stream_kinds = cb ? kinds : 0;
+  return 0;
+}
 SETTER(wsmsg_endpoint_set_receive_timeout, t_receive, uint32_t)
 SETTER(wsmsg_endpoint_set_ping_interval, t_ping, uint32_t)
 SETTER(wsmsg_endpoint_set_pong_timeout, t_pong, uint32_t)

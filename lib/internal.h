@@ -70,6 +70,11 @@ struct wsmsg_endpoint {
   uint32_t t_receive, t_ping, t_pong, t_message, t_close, t_write, t_handshake;
   int timeout_action;
   char *heartbeat;
+  wsmsg_drain_cb on_drain;
+  wsmsg_chunk_cb on_chunk;
+  unsigned stream_kinds;
+  size_t bp_high, bp_low;
+  int bp_policy;
   uint64_t max_message;
   uint32_t max_fragments;
   bool pong_events;
@@ -221,6 +226,19 @@ struct wsmsg_conn {
   size_t in_len;
 
   wsm_buf out;
+  wsm_buf deferred; /* data frames queued behind a running stream */
+  wsm_buf *sink;    /* where wslay's send callback appends */
+  bool msg_stream;  /* the current message goes to on_chunk */
+  bool msg_first;   /* its first piece is not delivered yet */
+  bool bp_blocked;  /* a send hit the high mark: on_drain is due */
+
+  /* streaming send */
+  wsmsg_read_cb stream_cb;
+  void *stream_user;
+  uint8_t *stream_buf;
+  uint8_t stream_op; /* opcode of the next fragment */
+  bool stream_text, stream_paused;
+  uint32_t stream_utf8;
 
   /* handshake */
   wsm_http *hs;
@@ -265,6 +283,9 @@ static inline uint64_t wsm_now(const wsmsg_conn *c) {
 WSM_HIDDEN void wsm_conn_set_error(wsmsg_conn *c, int err, const char *detail);
 /* End the connection now (pending output dropped), reporting err. */
 WSM_HIDDEN void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail);
+/* Queue a data message with backpressure (after can_send checks). */
+WSM_HIDDEN int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
+                             size_t len);
 /* Run due timers; returns how many fired. */
 WSM_HIDDEN int wsm_conn_tick_count(wsmsg_conn *c, uint64_t now);
 /* Finish the handshake: the connection is open. */
