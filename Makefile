@@ -36,7 +36,6 @@ STATIC    := lib/libwsmsg.a
 SHARED    := lib/libwsmsg.so.$(VERSION)
 SONAME    := libwsmsg.so.$(SOMAJOR)
 
-EXAMPLES  := examples/echo_server examples/echo_client examples/uv_echo_server
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -81,15 +80,31 @@ lib/libwsmsg.so: lib/$(SONAME)
 	ln -sf $(SONAME) $@
 
 # ---- examples ------------------------------------------------------------------
+# EXDIR is where example binaries go (check-asan builds them elsewhere).
+
+EXDIR     ?= examples
+EX_NAMES  := echo_server echo_client uv_echo_server \
+             file_transfer/ft_server file_transfer/ft_client
+EXAMPLES  := $(addprefix $(EXDIR)/,$(EX_NAMES))
+JSON_LIBS := $(shell pkg-config --cflags --libs jansson)
+UV_LIBS   := $(shell pkg-config --cflags --libs libuv)
+EVLOOP    := examples/common/evloop.c examples/common/evloop.h
 
 examples: $(EXAMPLES)
 
-examples/%: examples/%.c $(STATIC) include/wsmsg.h
-	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
+$(EXDIR)/echo_server: examples/echo_server.c $(STATIC) include/wsmsg.h
+$(EXDIR)/echo_client: examples/echo_client.c $(STATIC) include/wsmsg.h
+$(EXDIR)/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
+$(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)
+$(EXDIR)/file_transfer/ft_server: examples/file_transfer/ft_server.c $(EVLOOP) $(STATIC)
+$(EXDIR)/file_transfer/ft_server: EXTRA_SRCS = examples/common/evloop.c
+$(EXDIR)/file_transfer/ft_server: EXTRA_LIBS = $(JSON_LIBS)
+$(EXDIR)/file_transfer/ft_client: examples/file_transfer/ft_client.c $(STATIC)
+$(EXDIR)/file_transfer/ft_client: EXTRA_LIBS = $(JSON_LIBS)
 
-examples/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
-	$(CC) $(APP_CFLAGS) $(shell pkg-config --cflags libuv) $< -o $@ $(STATIC) \
-	  $(DEP_LIBS) $(shell pkg-config --libs libuv)
+$(EXAMPLES):
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< $(EXTRA_SRCS) -o $@ $(STATIC) $(DEP_LIBS) $(EXTRA_LIBS)
 
 # ---- tests ------------------------------------------------------------------------
 
@@ -129,19 +144,14 @@ test: deps
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 check-asan:
 	@$(MAKE) --no-print-directory BUILD=.build-asan CFLAGS="-O1 -g $(SAN)" \
-	  STATIC=.build-asan/libwsmsg.a EXAMPLE_DIR=.build-asan lib-asan-tests
+	  STATIC=.build-asan/libwsmsg.a EXDIR=.build-asan/examples lib-asan-tests
 
-# internal: run by check-asan with BUILD/CFLAGS overridden
+# internal: run by check-asan with BUILD/CFLAGS/EXDIR overridden
 .PHONY: lib-asan-tests
-lib-asan-tests: $(STATIC) $(UNIT_BINS)
+lib-asan-tests: $(STATIC) $(UNIT_BINS) $(EXAMPLES)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (asan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 $$t; done
-	@mkdir -p $(BUILD)/examples
-	$(CC) $(APP_CFLAGS) examples/echo_server.c -o $(BUILD)/examples/echo_server $(STATIC) $(DEP_LIBS)
-	$(CC) $(APP_CFLAGS) examples/echo_client.c -o $(BUILD)/examples/echo_client $(STATIC) $(DEP_LIBS)
-	$(CC) $(APP_CFLAGS) $(shell pkg-config --cflags libuv) examples/uv_echo_server.c \
-	  -o $(BUILD)/examples/uv_echo_server $(STATIC) $(DEP_LIBS) $(shell pkg-config --libs libuv)
-	@EXAMPLE_BIN=$(BUILD)/examples bash tests/integration/run.sh
+	@EXAMPLE_BIN=$(EXDIR) ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh
 
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
             --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible

@@ -60,6 +60,8 @@ class Server:
         text = self.log.read()
         self.log.close()
         os.unlink(self.log.name)
+        # a clean exit; under ASan this also means no leak at exit
+        assert self.proc.returncode == 0, (self.proc.returncode, text[-2000:])
         return text
 
 
