@@ -14,9 +14,6 @@
 #include <strings.h>
 #include <sys/random.h>
 
-/* Buffers above this size are released after each message (an idle
- * connection keeps nothing big). */
-#define KEEP_BUF 16384
 #define MAX_RESPONSE_HEAD 16384
 /* Streaming send: fragment size, and how much output may be pending before
  * the next fragment is pulled. */
@@ -43,6 +40,32 @@ bool wsm_close_code_valid_wire(unsigned code) {
 
 static void deliver_close(wsmsg_conn *c);
 
+static const struct wslay_frame_callbacks frame_cbs;
+
+/* Borrow a frame parser from the pool for as long as there is work. */
+static int acquire_parser(wsmsg_conn *c) {
+  if (c->slot)
+    return 0;
+  c->slot = wsm_pool_get_slot(c->pool, &frame_cbs);
+  if (!c->slot)
+    return WSMSG_ERR_NOMEM;
+  c->slot->conn = c;
+  c->in_fed = c->in_used = 0;
+  return 0;
+}
+
+/* Give the parser back once it holds nothing: between frames, every byte
+ * fed to it framed.  A connection that broke off mid-frame destroys it. */
+static void release_parser(wsmsg_conn *c) {
+  if (!c->slot)
+    return;
+  bool clean = !c->in_frame && c->in_fed == c->in_used;
+  if (!clean && !c->failed && c->state != WSMSG_STATE_CLOSED && !c->aborted)
+    return; /* a frame is in progress: keep it */
+  wsm_pool_put_slot(c->pool, c->slot, clean);
+  c->slot = NULL;
+}
+
 static size_t buffered(const wsmsg_conn *c) {
   return c->out.len - c->out.off + c->deferred.len;
 }
@@ -61,13 +84,17 @@ static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
   io.data_length = len;
   /* room for the header and the payload in one step: the send callback then
    * never fails half-way through a frame */
-  int r = wsm_buf_reserve(sink, c->mem, len + 14);
+  int r = wsm_pbuf_reserve(sink, c->pool, len + 14);
   if (r)
+    return r;
+  if ((r = acquire_parser(c)) != 0)
     return r;
   bool was_empty = c->out.len == c->out.off;
   c->sink = sink;
-  ssize_t n = wslay_frame_send(c->fr, &io);
+  ssize_t n = wslay_frame_send(c->slot->fr, &io);
   c->sink = &c->out;
+  if (!c->in_recv)
+    release_parser(c);
   if (n < 0 || (size_t)n != len)
     return WSMSG_ERR_NOMEM;
   if (was_empty && c->ep && c->ep->t_write) {
@@ -91,8 +118,8 @@ static void stream_end(wsmsg_conn *c, bool flush_deferred) {
   wsm_free(c->mem, c->stream_buf);
   c->stream_buf = NULL;
   if (flush_deferred && c->deferred.len)
-    (void)wsm_buf_append(&c->out, c->mem, c->deferred.p, c->deferred.len);
-  wsm_buf_free(&c->deferred, c->mem);
+    (void)wsm_pbuf_append(&c->out, c->pool, c->deferred.p, c->deferred.len);
+  wsm_pbuf_release(&c->deferred, c->pool);
 }
 
 /* The closing handshake starts now: the close timeout runs from here. */
@@ -227,26 +254,27 @@ static void deliver_close(wsmsg_conn *c) {
 
 static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
   (void)flags;
-  wsmsg_conn *c = ud;
-  if (wsm_buf_append(c->sink, c->mem, data, len))
+  wsmsg_conn *c = ((wsm_slot *)ud)->conn;
+  if (wsm_pbuf_append(c->sink, c->pool, data, len))
     return WSLAY_ERR_WOULDBLOCK; /* nothing accepted: wslay fails the frame */
   return (ssize_t)len;
 }
 
 static ssize_t cb_recv(uint8_t *buf, size_t len, int flags, void *ud) {
   (void)flags;
-  wsmsg_conn *c = ud;
+  wsmsg_conn *c = ((wsm_slot *)ud)->conn;
   size_t n = c->in_len < len ? c->in_len : len;
   if (n == 0)
     return 0;
   memcpy(buf, c->in, n);
   c->in += n;
   c->in_len -= n;
+  c->in_fed += n;
   return (ssize_t)n;
 }
 
 static int cb_genmask(uint8_t *buf, size_t len, void *ud) {
-  wsmsg_conn *c = ud;
+  wsmsg_conn *c = ((wsm_slot *)ud)->conn;
   wsm_client_hs *ch = c->chs;
   /* masking keys come from getrandom in batches, not a syscall per frame */
   if (ch->maskpos + len > sizeof(ch->masks)) {
@@ -266,12 +294,14 @@ static const struct wslay_frame_callbacks frame_cbs = {cb_send, cb_recv,
 /* ---- creation
  * ------------------------------------------------------------------ */
 
-static wsmsg_conn *conn_new(const wsmsg_mem *mem, void *user, bool client,
-                            wsmsg_clock_cb clock, void *clock_user) {
+static wsmsg_conn *conn_new(const wsmsg_mem *mem, wsm_pool *pool, void *user,
+                            bool client, wsmsg_clock_cb clock,
+                            void *clock_user) {
   wsmsg_conn *c = wsm_calloc(mem, sizeof(*c));
   if (!c)
     return NULL;
   c->mem = mem;
+  c->pool = pool;
   c->user = user;
   c->client = client;
   c->state = WSMSG_STATE_CONNECTING;
@@ -281,13 +311,8 @@ static wsmsg_conn *conn_new(const wsmsg_mem *mem, void *user, bool client,
   c->rtt = -1;
   c->heap_idx = SIZE_MAX;
   c->sink = &c->out;
-  if (wslay_frame_context_init(&c->fr, &frame_cbs, c) != 0) {
-    wsm_free(mem, c);
-    return NULL;
-  }
   c->hs = wsm_calloc(mem, sizeof(wsm_http));
   if (!c->hs) {
-    wslay_frame_context_free(c->fr);
     wsm_free(mem, c);
     return NULL;
   }
@@ -298,7 +323,8 @@ wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user) {
   if (!srv)
     return NULL;
   atomic_store(&srv->frozen, 1);
-  wsmsg_conn *c = conn_new(&srv->mem, user, false, srv->clock, srv->clock_user);
+  wsmsg_conn *c =
+      conn_new(&srv->mem, &srv->pool, user, false, srv->clock, srv->clock_user);
   if (!c)
     return NULL;
   c->srv = srv;
@@ -321,7 +347,8 @@ wsmsg_conn *wsmsg_client_new(wsmsg_endpoint *ep, const char *host,
       has_ctl(path) || strchr(host, ' ') || strchr(path, ' '))
     return NULL;
   atomic_store(&ep->frozen, 1);
-  wsmsg_conn *c = conn_new(&ep->mem, user, true, ep->clock, ep->clock_user);
+  wsmsg_conn *c =
+      conn_new(&ep->mem, &ep->pool, user, true, ep->clock, ep->clock_user);
   if (!c)
     return NULL;
   c->ep = ep;
@@ -392,14 +419,15 @@ void wsmsg_conn_free(wsmsg_conn *c) {
     return;
   const wsmsg_mem *m = c->mem;
   wsmsg_timers_remove(c);
-  if (c->fr)
-    wslay_frame_context_free(c->fr);
+  if (c->slot)
+    wsm_pool_put_slot(c->pool, c->slot,
+                      !c->in_frame && c->in_fed == c->in_used);
   wsm_http_free(c->hs, m);
   free_client_hs(c);
   wsm_free(m, c->chs);
-  wsm_buf_free(&c->out, m);
-  wsm_buf_free(&c->msg, m);
-  wsm_buf_free(&c->deferred, m);
+  wsm_pbuf_release(&c->out, c->pool);
+  wsm_pbuf_release(&c->msg, c->pool);
+  wsm_pbuf_release(&c->deferred, c->pool);
   wsm_free(m, c->stream_buf);
   wsm_free(m, c->path);
   wsm_free(m, c->detail);
@@ -457,6 +485,12 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
                 c->client ? "masked frame from server"
                           : "unmasked frame from client");
   uint8_t op = io->opcode;
+  uint64_t pl = io->payload_length;
+  c->in_used += 2u +
+                (pl >= 65536 ? 8u
+                 : pl >= 126 ? 2u
+                             : 0u) +
+                (io->mask ? 4u : 0u) + pl;
   c->fr_op = op;
   c->fr_fin = io->fin;
   c->fr_len = io->payload_length;
@@ -569,15 +603,13 @@ static int frame_end(wsmsg_conn *c) {
                 "text message ends inside a character");
   uint8_t mop = c->msg_op;
   c->msg_op = 0;
-  int r = wsm_buf_reserve(&c->msg, c->mem, 1);
+  int r = wsm_pbuf_reserve(&c->msg, c->pool, 1);
   if (r)
     return fail(c, r, 1011, "out of memory");
   c->msg.p[c->msg.len] = '\0';
   size_t len = c->msg.len;
   c->msg.len = 0;
-  r = deliver_message(c, mop, c->msg.p, len);
-  wsm_buf_compact(&c->msg, c->mem, KEEP_BUF);
-  return r;
+  return deliver_message(c, mop, c->msg.p, len);
 }
 
 static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
@@ -595,7 +627,7 @@ static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
     /* reserve the whole frame at once when it is small, else grow */
     uint64_t rest = c->fr_len - c->fr_off + 1;
     size_t want = rest <= 65536 ? (size_t)rest : n + 1;
-    if (wsm_buf_reserve(&c->msg, c->mem, want))
+    if (wsm_pbuf_reserve(&c->msg, c->pool, want))
       return fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
   }
   memcpy(c->msg.p + c->msg.len, d, n);
@@ -636,7 +668,7 @@ static int process_frames(wsmsg_conn *c) {
   while (!c->failed && c->state != WSMSG_STATE_CLOSED) {
     struct wslay_frame_iocb io;
     memset(&io, 0, sizeof(io));
-    ssize_t n = wslay_frame_recv(c->fr, &io);
+    ssize_t n = wslay_frame_recv(c->slot->fr, &io);
     if (n == WSLAY_ERR_WANT_READ) {
       if (c->in_len == 0)
         break;
@@ -718,7 +750,7 @@ static int feed_handshake(wsmsg_conn *c, const uint8_t *d, size_t n,
                      "Content-Length: 18\r\nConnection: close\r\n\r\n"
                      "request too large\n",
                      wsm_http_reason(431));
-    (void)wsm_buf_append(&c->out, c->mem, resp, (size_t)k);
+    (void)wsm_pbuf_append(&c->out, c->pool, resp, (size_t)k);
     c->http_status = 431;
     wsm_conn_set_error(c, WSMSG_ERR_HANDSHAKE,
                        "handshake rejected with 431: request too large");
@@ -752,11 +784,19 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   const wsmsg_endpoint *ep = c->ep;
   if (ep->t_receive || ep->t_ping || ep->t_message || ep->t_pong)
     c->t_last_rx = wsm_now(c); /* one clock read per read, not per frame */
+  int r = acquire_parser(c);
+  if (r)
+    return r;
   c->in = d;
   c->in_len = n;
-  int r = process_frames(c);
+  c->in_recv = true;
+  r = process_frames(c);
+  c->in_recv = false;
   c->in = NULL;
   c->in_len = 0;
+  release_parser(c);
+  if (!c->msg_op && c->msg.cap) /* between messages: give the buffer back */
+    wsm_pbuf_release(&c->msg, c->pool);
   if (r == 0 && c->error && c->failed)
     r = c->error;
   return r;
@@ -862,7 +902,8 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
     return;
   size_t avail = c->out.len - c->out.off;
   c->out.off += n < avail ? n : avail;
-  wsm_buf_compact(&c->out, c->mem, KEEP_BUF);
+  if (c->out.off == c->out.len)
+    wsm_pbuf_release(&c->out, c->pool); /* idle connections hold nothing */
   if (n && c->ep && c->ep->t_write)
     c->t_write_progress = wsm_now(c);
   if (c->bp_blocked && buffered(c) < c->ep->bp_low) {
@@ -1196,7 +1237,7 @@ static int fire_one(wsmsg_conn *c, uint64_t now) {
     static const char resp[] =
         "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
         "Content-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n";
-    (void)wsm_buf_append(&c->out, c->mem, resp, sizeof(resp) - 1);
+    (void)wsm_pbuf_append(&c->out, c->pool, resp, sizeof(resp) - 1);
     c->http_status = 408;
     snprintf(why, sizeof(why), "upgrade request not complete within %u ms",
              c->t_handshake);

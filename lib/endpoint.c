@@ -20,6 +20,7 @@ wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
   if (!ep)
     return NULL;
   ep->mem = m;
+  wsm_pool_init(&ep->pool, &ep->mem);
   atomic_init(&ep->frozen, 0);
   ep->max_message = DEFAULT_MAX_MESSAGE;
   ep->max_fragments = DEFAULT_MAX_FRAGMENTS;
@@ -48,6 +49,7 @@ void wsmsg_endpoint_free(wsmsg_endpoint *ep) {
   free_list(&m, ep->subprotocols, ep->nsubprotocols);
   free_list(&m, ep->origins, ep->norigins);
   wsm_free(&m, ep->heartbeat);
+  wsm_pool_destroy(&ep->pool);
   wsm_free(&m, ep);
 }
 
@@ -223,6 +225,7 @@ wsmsg_server *wsmsg_server_new_mem(const wsmsg_mem *mem) {
   if (!srv)
     return NULL;
   srv->mem = m;
+  wsm_pool_init(&srv->pool, &srv->mem);
   atomic_init(&srv->frozen, 0);
   srv->max_request = DEFAULT_MAX_REQUEST;
   srv->max_headers = DEFAULT_MAX_HEADERS;
@@ -240,6 +243,7 @@ void wsmsg_server_free(wsmsg_server *srv) {
   for (size_t i = 0; i < srv->nroutes; i++)
     wsm_free(&m, srv->routes[i].path);
   wsm_free(&m, srv->routes);
+  wsm_pool_destroy(&srv->pool);
   wsm_free(&m, srv);
 }
 

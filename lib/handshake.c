@@ -274,7 +274,7 @@ int wsmsg_accept_key(const char *key, char *out, size_t out_size) {
  */
 
 static int queue_str(wsmsg_conn *c, const char *s) {
-  return wsm_buf_append(&c->out, c->mem, s, strlen(s));
+  return wsm_pbuf_append(&c->out, c->pool, s, strlen(s));
 }
 
 /* Queue an error response; the connection ends once it is written. */

@@ -4,6 +4,7 @@
 
 #include "wsmsg.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,6 +41,40 @@ WSM_HIDDEN int wsm_buf_append(wsm_buf *b, const wsmsg_mem *m, const void *d,
 /* Drop consumed bytes; free the storage if empty and larger than `keep`. */
 WSM_HIDDEN void wsm_buf_compact(wsm_buf *b, const wsmsg_mem *m, size_t keep);
 WSM_HIDDEN void wsm_buf_free(wsm_buf *b, const wsmsg_mem *m);
+
+/* ---- pools of frame parsers and buffers (pool.c) ------------------------ */
+
+/* A wslay frame parser lent to one connection at a time. */
+typedef struct wsm_slot {
+  wslay_frame_context_ptr fr;
+  struct wsmsg_conn *conn;
+  struct wsm_slot *next;
+} wsm_slot;
+
+#define WSM_POOL_CLASSES 9 /* 4 KiB .. 1 MiB */
+typedef struct wsm_pool {
+  pthread_mutex_t mu;
+  const wsmsg_mem *mem;
+  wsm_slot *slots;
+  size_t nslots;
+  void *bufs[WSM_POOL_CLASSES];
+  size_t pooled_bytes;
+} wsm_pool;
+
+WSM_HIDDEN void wsm_pool_init(wsm_pool *p, const wsmsg_mem *mem);
+WSM_HIDDEN void wsm_pool_destroy(wsm_pool *p);
+WSM_HIDDEN wsm_slot *wsm_pool_get_slot(wsm_pool *p,
+                                       const struct wslay_frame_callbacks *cbs);
+/* `clean`: the parser is between frames with nothing buffered (reusable);
+ * otherwise it is destroyed. */
+WSM_HIDDEN void wsm_pool_put_slot(wsm_pool *p, wsm_slot *s, bool clean);
+WSM_HIDDEN void *wsm_pool_get_buf(wsm_pool *p, size_t need, size_t *cap);
+WSM_HIDDEN void wsm_pool_put_buf(wsm_pool *p, void *b, size_t cap);
+/* wsm_buf operations with storage from a pool. */
+WSM_HIDDEN int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra);
+WSM_HIDDEN int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d,
+                               size_t n);
+WSM_HIDDEN void wsm_pbuf_release(wsm_buf *b, wsm_pool *p);
 
 /* ---- UTF-8 (utf8.c) ------------------------------------------------------ */
 
@@ -84,6 +119,7 @@ struct wsmsg_endpoint {
   size_t nsubprotocols;
   char **origins;
   size_t norigins;
+  wsm_pool pool; /* for client connections */
 };
 
 typedef struct wsm_route {
@@ -103,6 +139,7 @@ struct wsmsg_server {
   uint32_t t_handshake;
   wsmsg_clock_cb clock;
   void *clock_user;
+  wsm_pool pool;
 };
 
 struct wsmsg_timers {
@@ -193,7 +230,10 @@ struct wsmsg_conn {
   wsmsg_server *srv;
   wsmsg_endpoint *ep;
   void *user;
-  wslay_frame_context_ptr fr;
+  wsm_pool *pool;           /* the server's, or the endpoint's for clients */
+  wsm_slot *slot;           /* borrowed frame parser, NULL when idle */
+  uint64_t in_fed, in_used; /* bytes given to the parser / framed */
+  bool in_recv;             /* inside wsmsg_conn_recv */
 
   uint8_t state;
   bool client;

@@ -1,5 +1,6 @@
 /* Connections: a client and a server wired in memory, plus raw frames fed
  * to a server to check every rule a peer can break. */
+#include "internal.h" /* to look inside idle connections */
 #include "pair.h"
 
 /* ---- messages both ways ---- */
@@ -549,6 +550,40 @@ static void test_allocator_hook(void **s) {
   assert_int_equal(c2.live, 0);
 }
 
+/* An idle connection holds no frame parser and no buffer: they are
+ * borrowed from the server's pool while there is work.  A frame cut in the
+ * middle keeps its parser until it completes. */
+static void test_idle_holds_nothing(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  p.sr.echo = 1;
+  wsmsg_send_text(p.c, "hello", 5);
+  wsmsg_send_binary(p.c, "\x01\x02", 2);
+  pump(&p);
+  assert_int_equal(p.cr.texts + p.cr.binaries, 2);
+  assert_null(p.s->slot);
+  assert_int_equal(p.s->out.cap, 0);
+  assert_int_equal(p.s->msg.cap, 0);
+  assert_null(p.c->slot);
+  /* half a frame: the parser stays with the connection */
+  uint8_t buf[64];
+  size_t n = frame(buf, 1, 0, 1, "split me", 8, 1);
+  wsmsg_conn_recv(p.s, buf, 5);
+  assert_non_null(p.s->slot);
+  wsmsg_conn_recv(p.s, buf + 5, n - 5);
+  assert_null(p.s->slot);
+  assert_int_equal(p.sr.texts, 2);
+  assert_string_equal((char *)p.sr.last, "split me");
+  /* two header bytes only: nothing framed yet, the parser is kept */
+  wsmsg_conn_recv(p.s, buf, 2);
+  assert_non_null(p.s->slot);
+  wsmsg_conn_recv(p.s, buf + 2, n - 2);
+  assert_null(p.s->slot);
+  assert_int_equal(p.sr.texts, 3);
+  pair_free(&p);
+}
+
 /* ---- misc API contracts ---- */
 
 static void test_send_states(void **s) {
@@ -638,6 +673,7 @@ int main(void) {
       cmocka_unit_test(test_eof_and_abort),
       cmocka_unit_test(test_pull_api),
       cmocka_unit_test(test_allocator_hook),
+      cmocka_unit_test(test_idle_holds_nothing),
       cmocka_unit_test(test_send_states),
       cmocka_unit_test(test_output_coalesced),
       cmocka_unit_test(test_close_inside_callback),

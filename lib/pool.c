@@ -1,0 +1,174 @@
+/* Pools of wslay frame parsers and buffers, shared by the connections of a
+ * server (or the client connections of an endpoint).
+ *
+ * An idle connection holds neither: it borrows a frame parser and buffers
+ * while it has bytes to parse or to write, and gives them back when it is
+ * at a frame boundary with nothing pending.  Recycling them through a pool
+ * (instead of malloc/free) keeps the steady-state message path free of
+ * allocations.  A mutex makes the pool safe for connections driven from
+ * different threads; it is taken a few times per wsmsg_conn_recv call, not
+ * per message. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Buffers are pooled in power-of-two classes from 4 KiB to 1 MiB; at most
+ * this many bytes of them wait in a pool, and this many parsers. */
+#define MIN_CLASS 12
+#define MAX_CLASS 20
+#define MAX_POOLED_BYTES (8u << 20)
+#define MAX_POOLED_SLOTS 1024u
+
+void wsm_pool_init(wsm_pool *p, const wsmsg_mem *mem) {
+  memset(p, 0, sizeof(*p));
+  p->mem = mem;
+  pthread_mutex_init(&p->mu, NULL);
+}
+
+void wsm_pool_destroy(wsm_pool *p) {
+  for (wsm_slot *s = p->slots, *n; s; s = n) {
+    n = s->next;
+    wslay_frame_context_free(s->fr);
+    wsm_free(p->mem, s);
+  }
+  for (int k = 0; k < WSM_POOL_CLASSES; k++) {
+    for (void *b = p->bufs[k], *n; b; b = n) {
+      memcpy(&n, b, sizeof(n));
+      wsm_free(p->mem, b);
+    }
+  }
+  pthread_mutex_destroy(&p->mu);
+  memset(p, 0, sizeof(*p));
+}
+
+wsm_slot *wsm_pool_get_slot(wsm_pool *p,
+                            const struct wslay_frame_callbacks *cbs) {
+  pthread_mutex_lock(&p->mu);
+  wsm_slot *s = p->slots;
+  if (s) {
+    p->slots = s->next;
+    p->nslots--;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (s)
+    return s;
+  s = wsm_calloc(p->mem, sizeof(*s));
+  if (!s)
+    return NULL;
+  /* the parser's user data is the slot, so a recycled parser can serve
+   * another connection: only slot->conn changes */
+  if (wslay_frame_context_init(&s->fr, cbs, s) != 0) {
+    wsm_free(p->mem, s);
+    return NULL;
+  }
+  return s;
+}
+
+void wsm_pool_put_slot(wsm_pool *p, wsm_slot *s, bool clean) {
+  s->conn = NULL;
+  if (clean) {
+    pthread_mutex_lock(&p->mu);
+    if (p->nslots < MAX_POOLED_SLOTS) {
+      s->next = p->slots;
+      p->slots = s;
+      p->nslots++;
+      s = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+  }
+  if (s) {
+    wslay_frame_context_free(s->fr);
+    wsm_free(p->mem, s);
+  }
+}
+
+static int class_of(size_t n) {
+  int k = MIN_CLASS;
+  while (k <= MAX_CLASS && ((size_t)1 << k) < n)
+    k++;
+  return k;
+}
+
+void *wsm_pool_get_buf(wsm_pool *p, size_t need, size_t *cap) {
+  int k = class_of(need);
+  if (k > MAX_CLASS) { /* too big to pool: exact allocation */
+    *cap = need;
+    return wsm_malloc(p->mem, need);
+  }
+  void *b = NULL;
+  pthread_mutex_lock(&p->mu);
+  b = p->bufs[k - MIN_CLASS];
+  if (b) {
+    void *next;
+    memcpy(&next, b, sizeof(next));
+    p->bufs[k - MIN_CLASS] = next;
+    p->pooled_bytes -= (size_t)1 << k;
+  }
+  pthread_mutex_unlock(&p->mu);
+  *cap = (size_t)1 << k;
+  return b ? b : wsm_malloc(p->mem, *cap);
+}
+
+void wsm_pool_put_buf(wsm_pool *p, void *b, size_t cap) {
+  if (!b)
+    return;
+  int k = class_of(cap);
+  if (k <= MAX_CLASS && ((size_t)1 << k) == cap) {
+    pthread_mutex_lock(&p->mu);
+    if (p->pooled_bytes + cap <= MAX_POOLED_BYTES) {
+      memcpy(b, &p->bufs[k - MIN_CLASS], sizeof(void *));
+      p->bufs[k - MIN_CLASS] = b;
+      p->pooled_bytes += cap;
+      b = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+  }
+  if (b)
+    wsm_free(p->mem, b);
+}
+
+/* ---- pool-backed wsm_buf ---- */
+
+int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra) {
+  if (b->cap - b->len >= extra)
+    return 0;
+  if (b->off > 0) {
+    memmove(b->p, b->p + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+    if (b->cap - b->len >= extra)
+      return 0;
+  }
+  if (extra > SIZE_MAX / 4 - b->len)
+    return WSMSG_ERR_NOMEM;
+  size_t need = b->len + extra;
+  if (b->cap && need < 2 * b->cap)
+    need = 2 * b->cap; /* grow geometrically */
+  size_t cap;
+  uint8_t *n = wsm_pool_get_buf(p, need, &cap);
+  if (!n)
+    return WSMSG_ERR_NOMEM;
+  if (b->len)
+    memcpy(n, b->p, b->len);
+  wsm_pool_put_buf(p, b->p, b->cap);
+  b->p = n;
+  b->cap = cap;
+  return 0;
+}
+
+int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d, size_t n) {
+  if (n == 0)
+    return 0;
+  int r = wsm_pbuf_reserve(b, p, n);
+  if (r)
+    return r;
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+  return 0;
+}
+
+void wsm_pbuf_release(wsm_buf *b, wsm_pool *p) {
+  wsm_pool_put_buf(p, b->p, b->cap);
+  memset(b, 0, sizeof(*b));
+}
