@@ -577,7 +577,10 @@ enum wsmsg_schema_option {
   /** Dialect of a schema without "$schema": 2020-12 (the default). */
   WSMSG_SCHEMA_DRAFT2020_12 = 0,
   /** Dialect of a schema without "$schema": draft-07 (AsyncAPI 2.x). */
-  WSMSG_SCHEMA_DRAFT7 = 1
+  WSMSG_SCHEMA_DRAFT7 = 1,
+  /** Do not JIT-compile patterns (slower matching; for valgrind runs or
+      systems that forbid executable memory).  OR it with a dialect. */
+  WSMSG_SCHEMA_NO_JIT = 2
 };
 
 /** Flags of wsmsg_schema_validate() (`flags`, OR-ed together). */
@@ -600,8 +603,8 @@ enum wsmsg_validate_flag {
 
 /**
  * Compile a JSON Schema from text (`len` bytes, need not be NUL-terminated).
- * `options` is a WSMSG_SCHEMA_* value (dialect when the schema has no
- * "$schema").  On success stores a new schema in *out (free it with
+ * `options` is a WSMSG_SCHEMA_* mask (dialect when the schema has no
+ * "$schema", NO_JIT).  On success stores a new schema in *out (free it with
  * wsmsg_schema_free) and returns 0.  On failure *out is NULL, a message is
  * written to `err` (if not NULL; `err_size` bytes, NUL-terminated,
  * truncated) and the result is WSMSG_ERR_JSON (text is not JSON),

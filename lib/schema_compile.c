@@ -283,6 +283,7 @@ typedef struct cctx {
   char *err;
   size_t err_size;
   int rc;
+  bool jit;
 } cctx;
 
 static int cfail(cctx *c, int rc, const char *where, const char *fmt, ...)
@@ -818,7 +819,8 @@ static wsm_regex *regex_new(cctx *c, const char *src, size_t len,
           (int)(len > 200 ? 200 : len), src, (const char *)msg, (size_t)off);
     return NULL;
   }
-  (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up */
+  if (c->jit)
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up */
   wsm_regex *r = aalloc(c, sizeof(*r));
   if (r) {
     wsm_regex **list =
@@ -1719,6 +1721,7 @@ static int compile_doc(wsmsg_schema *s, unsigned options, char *err,
   c.s = s;
   c.err = err;
   c.err_size = err_size;
+  c.jit = !(options & WSMSG_SCHEMA_NO_JIT);
   s->dialect = (options & WSMSG_SCHEMA_DRAFT7) ? WSM_D7 : WSM_D2020;
   const json_t *root = s->doc;
   if (json_is_object(root) && json_object_get(root, "$schema"))

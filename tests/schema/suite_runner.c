@@ -62,6 +62,7 @@ static const char *const ASSERTED[] = {"date-time", "email", "uuid",
                                        "ipv4",      "ipv6",  "uri"};
 
 static int verbose;
+static unsigned no_jit;
 
 typedef struct counts {
   int pass, fail, skip;
@@ -169,8 +170,8 @@ static void run_file(const char *root, const char *draft, const char *rel,
     const skip *gs = find_skip(draft, rel, gdesc);
     char err[512];
     wsmsg_schema *s = NULL;
-    int rc = wsmsg_schema_compile_json(json_object_get(g, "schema"), options,
-                                       &s, err, sizeof(err));
+    int rc = wsmsg_schema_compile_json(json_object_get(g, "schema"),
+                                       options | no_jit, &s, err, sizeof(err));
     if (rc != 0) {
       if (gs && rc == WSMSG_ERR_UNSUPPORTED) {
         c.skip += (int)json_array_size(tests);
@@ -260,6 +261,8 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-v") == 0)
       verbose = 1;
+    else if (strcmp(argv[i], "--no-jit") == 0)
+      no_jit = WSMSG_SCHEMA_NO_JIT;
     else
       root = argv[i];
   }
