@@ -20,7 +20,7 @@ PYTHON    ?= /usr/bin/python3
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion \
              -Wstrict-prototypes -Wmissing-prototypes
 STD       := -std=c11 -D_GNU_SOURCE
-DEP_PKGS  := nettle
+DEP_PKGS  := nettle jansson libpcre2-8
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS  := -lwslay $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null)
 
@@ -44,7 +44,8 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
              python3 python3-websockets nodejs valgrind
 
-.PHONY: all lib examples test unit integration check-install check-symbols check-docs \
+.PHONY: all lib examples test unit schema-suite integration check-install \
+        check-symbols check-docs \
         check-asan check-valgrind install uninstall deps run clean help
 
 all: lib examples
@@ -116,6 +117,15 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(STATIC) tests/unit/pair.h
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# JSON Schema Test Suite (draft 2020-12 and draft-07) against lib/schema*.c
+SUITE_DIR ?= ../shared/data/json-schema-test-suite
+$(BUILD)/tests/suite_runner: tests/schema/suite_runner.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
+
+schema-suite: $(BUILD)/tests/suite_runner
+	$(BUILD)/tests/suite_runner $(SUITE_DIR)
+
 integration: examples
 	@bash tests/integration/run.sh
 
@@ -135,6 +145,7 @@ check-install: lib
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory schema-suite
 	@$(MAKE) --no-print-directory check-symbols
 	@$(MAKE) --no-print-directory check-docs
 	@$(MAKE) --no-print-directory integration
