@@ -27,6 +27,7 @@
 #ifndef WSMSG_H
 #define WSMSG_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -153,8 +154,14 @@ enum wsmsg_event_type {
   WSMSG_EV_TIMEOUT = 6, /**< the receive timeout passed (code =
                             WSMSG_TIMEOUT_RECEIVE), when no on_timeout
                             callback is set and the action is EVENT */
-  WSMSG_EV_DRAIN = 7    /**< the output queue fell under the low mark after
+  WSMSG_EV_DRAIN = 7,   /**< the output queue fell under the low mark after
                             a send hit the high mark (no on_drain set) */
+  WSMSG_EV_JSON = 8,    /**< a valid JSON message (JSON endpoints): json =
+                            the document, data/len = its text */
+  WSMSG_EV_INVALID = 9  /**< a text message that is not JSON or failed
+                            validation (JSON endpoints without on_json and
+                            on_invalid): json = {"detail": [...]}, data/len =
+                            the text */
 };
 
 /**
@@ -193,6 +200,9 @@ typedef struct wsmsg_event {
   const uint8_t *data;
   size_t len;         /**< length of data in bytes (without the NUL) */
   const char *detail; /**< CLOSE: explanation of error ("" if none) */
+  /** JSON/INVALID: a document owned by the event (valid like data;
+   *  json_incref / wsmsg_json_incref to keep it), else NULL. */
+  json_t *json;
 } wsmsg_event;
 
 /* ------------------------------------------------------------------------ */
@@ -825,7 +835,6 @@ WSMSG_API int wsmsg_request_cookie(const wsmsg_request *req, const char *name,
  * thread at a time.  docs/schema.md lists the supported keywords, the
  * keyword -> error type table and the exact coercion rules.
  */
-#include <jansson.h>
 
 /** A compiled JSON Schema (immutable, shareable across threads). */
 typedef struct wsmsg_schema wsmsg_schema;
@@ -988,6 +997,154 @@ WSMSG_API int wsmsg_verrors_dump(const wsmsg_verrors *errors, char *buf,
                                  size_t size);
 
 /* ---- end of JSON Schema validation ---- */
+
+/* ------------------------------------------------------------------------ */
+/* JSON messages                                                             */
+/* ------------------------------------------------------------------------ */
+/*
+ * A JSON endpoint parses every text message with jansson (json_loadb; NUL
+ * characters and, by default, duplicate keys rejected), validates it
+ * against a compiled schema (by default coercing and filling defaults, as
+ * FastAPI/Pydantic do), optionally routes it by a discriminator field, and
+ * delivers it to on_json (or as a WSMSG_EV_JSON event).  Text that is not
+ * JSON or does not validate goes to on_invalid with Pydantic-style errors
+ * (type value_error.jsondecode for bad JSON), and the invalid policy
+ * decides what the peer sees.  Binary messages are unaffected.
+ */
+
+/**
+ * A valid JSON message.  `msg` is borrowed: valid during the callback;
+ * json_incref (or wsmsg_json_incref) to keep it.  With coercion or defaults
+ * it is the rewritten document.
+ */
+typedef void (*wsmsg_json_cb)(wsmsg_conn *conn, json_t *msg, void *user);
+
+/**
+ * A text message that is not JSON or failed validation: `errors` (read
+ * with wsmsg_verrors_*, valid during the callback) and the raw text.  Runs
+ * before the invalid policy's reply or close.
+ */
+typedef void (*wsmsg_invalid_cb)(wsmsg_conn *conn, const wsmsg_verrors *errors,
+                                 const char *text, size_t len, void *user);
+
+/** What the peer sees after an invalid message (enum for
+ *  wsmsg_endpoint_set_invalid_policy). */
+enum wsmsg_invalid_policy {
+  /** Reply {"error": "validation_error", "detail": [...]} and keep the
+   *  connection (the default). */
+  WSMSG_INVALID_REPLY = 0,
+  /** Close with 1008 and the first error's message (FastAPI's choice). */
+  WSMSG_INVALID_CLOSE = 1,
+  /** Nothing: only on_invalid (or the INVALID event) learns of it. */
+  WSMSG_INVALID_IGNORE = 2
+};
+
+/** Make `ep` a JSON endpoint and set its message callback (NULL: JSON
+ *  messages become WSMSG_EV_JSON events). */
+WSMSG_API int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb);
+
+/** Make `ep` a JSON endpoint (on) or a plain text one (off, the default)
+ *  without touching callbacks. */
+WSMSG_API int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on);
+
+/** Set the invalid-message callback (see wsmsg_invalid_cb). */
+WSMSG_API int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep,
+                                        wsmsg_invalid_cb cb);
+
+/**
+ * Validate every JSON message against `schema` (NULL: no validation).
+ * Makes `ep` a JSON endpoint.  The schema is borrowed: it must outlive the
+ * endpoint; one schema may serve many endpoints and threads.
+ */
+WSMSG_API int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep,
+                                        const wsmsg_schema *schema);
+
+/**
+ * Validation flags (WSMSG_VALIDATE_*) for this endpoint's messages.
+ * Default WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS: the FastAPI
+ * behaviour ("42" becomes 42 for an integer field, missing fields get their
+ * defaults).  WSMSG_VALIDATE_STRICT for plain JSON Schema.
+ */
+WSMSG_API int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep,
+                                            unsigned flags);
+
+/** The invalid policy (enum wsmsg_invalid_policy, default REPLY). */
+WSMSG_API int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep,
+                                                int policy);
+
+/** Accept objects with duplicate keys (the last one wins); default 0: a
+ *  duplicate key is a value_error.jsondecode error. */
+WSMSG_API int wsmsg_endpoint_allow_duplicate_keys(wsmsg_endpoint *ep, int on);
+
+/** Most errors reported per invalid message (default 32, at least 1). */
+WSMSG_API int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n);
+
+/**
+ * Route JSON messages by a discriminator: objects whose `field` equals the
+ * string `value` are validated against `schema` (NULL: not validated) and
+ * delivered to `cb` (NULL: on_json or an event).  All routes of an endpoint
+ * use the same field.  A message without the field, or with a value no
+ * route has, is invalid at loc [field]
+ * (value_error.discriminated_union.missing_discriminator /
+ * invalid_discriminator, as Pydantic v1 names them).  Lookup is a binary
+ * search.  Strings are copied; the schema is borrowed.
+ * WSMSG_ERR_INVALID_ARG for a different field than earlier routes,
+ * WSMSG_ERR_STATE for a duplicate value or a frozen endpoint.
+ */
+WSMSG_API int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
+                                        const char *value,
+                                        const wsmsg_schema *schema,
+                                        wsmsg_json_cb cb);
+
+/**
+ * Send a JSON document as a compact text message (no pretty printing),
+ * serialized straight into a stack buffer when it fits (4 KiB), so small
+ * messages cost one copy.  `msg` is borrowed.  Errors as wsmsg_send_text,
+ * WSMSG_ERR_INVALID_ARG if jansson cannot serialize it.
+ */
+WSMSG_API int wsmsg_send_json(wsmsg_conn *conn, const json_t *msg);
+
+/**
+ * Build a document with a json_pack() format and send it, e.g.
+ * wsmsg_send_jsonf(c, "{s:s, s:i}", "status", "ok", "n", 3).  A C
+ * convenience (varargs): FFI callers use wsmsg_send_json or
+ * wsmsg_send_text.  WSMSG_ERR_INVALID_ARG for a bad format.
+ */
+WSMSG_API int wsmsg_send_jsonf(wsmsg_conn *conn, const char *fmt, ...);
+
+/* ---- jansson for FFI ----
+ * json_incref/json_decref are static inline in jansson.h, so a binding
+ * cannot call them; these wrappers can. */
+
+/** json_incref(j); returns j. */
+WSMSG_API json_t *wsmsg_json_incref(json_t *j);
+
+/** json_decref(j); NULL is ignored. */
+WSMSG_API void wsmsg_json_decref(json_t *j);
+
+/** Parse `len` bytes of JSON (any value); a new reference or NULL. */
+WSMSG_API json_t *wsmsg_json_loads(const char *text, size_t len);
+
+/**
+ * Serialize `j` compactly into `buf` (`size` bytes; NUL-terminated when it
+ * fits).  Returns the full length (without NUL) like snprintf, or
+ * WSMSG_ERR_INVALID_ARG.
+ */
+WSMSG_API int64_t wsmsg_json_dumpb(const json_t *j, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Event queue limits                                                        */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Bound the pull-API event queue of each connection: at most `count`
+ * events and `bytes` bytes of payload (defaults 4096 and 16 MiB; 0 = no
+ * bound).  Past either, the application is not reading: the connection is
+ * closed with 1008 (error WSMSG_ERR_BACKPRESSURE), so a peer cannot grow
+ * memory through a kind of message nobody handles.
+ */
+WSMSG_API int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
+                                            size_t bytes);
 
 /* ------------------------------------------------------------------------ */
 /* Utilities                                                                 */

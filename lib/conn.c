@@ -169,7 +169,7 @@ static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail) {
 /* ---- events
  * ------------------------------------------------------------------ */
 
-static wsm_evnode *ev_alloc(wsmsg_conn *c, int type, size_t extra) {
+wsm_evnode *wsm_ev_alloc(wsmsg_conn *c, int type, size_t extra) {
   size_t size = sizeof(wsm_evnode) + extra;
   wsm_evnode *n = wsm_malloc(c->mem, size);
   if (!n)
@@ -180,7 +180,15 @@ static wsm_evnode *ev_alloc(wsmsg_conn *c, int type, size_t extra) {
   return n;
 }
 
-static void ev_push(wsmsg_conn *c, wsm_evnode *n) {
+static void ev_free(wsmsg_conn *c, wsm_evnode *n) {
+  if (!n)
+    return;
+  json_decref(n->ev.json);
+  wsm_free(c->mem, n);
+}
+
+static void ev_link(wsmsg_conn *c, wsm_evnode *n) {
+  c->ev_bytes += n->size;
   if (c->ev_tail)
     c->ev_tail->next = n;
   else
@@ -189,9 +197,26 @@ static void ev_push(wsmsg_conn *c, wsm_evnode *n) {
   c->nev++;
 }
 
+/* Queue an event, unless the application is not reading its events: then
+ * the connection fails (a peer must not grow memory through a kind of
+ * message nobody handles). */
+bool wsm_ev_push(wsmsg_conn *c, wsm_evnode *n) {
+  const wsmsg_endpoint *ep = c->ep;
+  if (ep && ((ep->max_events && c->nev >= ep->max_events) ||
+             (ep->max_event_bytes &&
+              c->ev_bytes + n->size > ep->max_event_bytes))) {
+    ev_free(c, n);
+    fail(c, WSMSG_ERR_BACKPRESSURE, 1008,
+         "event queue full: the application is not reading events");
+    return false;
+  }
+  ev_link(c, n);
+  return true;
+}
+
 static int ev_queue_data(wsmsg_conn *c, int type, const uint8_t *d,
                          size_t len) {
-  wsm_evnode *n = ev_alloc(c, type, len + 1);
+  wsm_evnode *n = wsm_ev_alloc(c, type, len + 1);
   if (!n)
     return WSMSG_ERR_NOMEM;
   if (len)
@@ -199,8 +224,7 @@ static int ev_queue_data(wsmsg_conn *c, int type, const uint8_t *d,
   n->data[len] = '\0';
   n->ev.data = n->data;
   n->ev.len = len;
-  ev_push(c, n);
-  return 0;
+  return wsm_ev_push(c, n) ? 0 : WSMSG_ERR_BACKPRESSURE;
 }
 
 static void fill_close_info(const wsmsg_conn *c, wsmsg_close_info *ci) {
@@ -234,7 +258,7 @@ static void deliver_close(wsmsg_conn *c) {
     return;
   }
   size_t dl = strlen(ci.detail);
-  wsm_evnode *n = ev_alloc(c, WSMSG_EV_CLOSE, ci.reason_len + dl + 2);
+  wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_CLOSE, ci.reason_len + dl + 2);
   if (!n)
     return;
   memcpy(n->data, ci.reason, ci.reason_len);
@@ -246,7 +270,7 @@ static void deliver_close(wsmsg_conn *c) {
   n->ev.data = n->data;
   n->ev.len = ci.reason_len;
   n->ev.detail = (const char *)n->data + ci.reason_len + 1;
-  ev_push(c, n);
+  ev_link(c, n); /* the last event: never refused */
 }
 
 /* ---- wslay callbacks
@@ -435,10 +459,11 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   wsm_evnode *n = c->ev_head;
   while (n) {
     wsm_evnode *nx = n->next;
-    wsm_free(m, n);
+    ev_free(c, n);
     n = nx;
   }
-  wsm_free(m, c->ev_cur);
+  ev_free(c, c->ev_cur);
+  wsmsg_verrors_free(c->verrs);
   wsm_free(m, c);
 }
 
@@ -463,6 +488,8 @@ static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
   const wsmsg_endpoint *ep = c->ep;
   c->t_last_msg = c->t_last_rx;
   if (op == WSLAY_TEXT_FRAME) {
+    if (ep->json)
+      return wsm_json_deliver(c, (const char *)d, len);
     if (ep->on_text) {
       ep->on_text(c, (const char *)d, len, c->user);
       return 0;
@@ -983,7 +1010,7 @@ int wsmsg_conn_http_status(const wsmsg_conn *c) {
 int wsmsg_conn_next_event(wsmsg_conn *c, wsmsg_event *ev) {
   if (!c || !ev)
     return WSMSG_ERR_INVALID_ARG;
-  wsm_free(c->mem, c->ev_cur);
+  ev_free(c, c->ev_cur);
   c->ev_cur = NULL;
   wsm_evnode *n = c->ev_head;
   if (!n) {
@@ -994,6 +1021,7 @@ int wsmsg_conn_next_event(wsmsg_conn *c, wsmsg_event *ev) {
   if (!c->ev_head)
     c->ev_tail = NULL;
   c->nev--;
+  c->ev_bytes -= n->size;
   c->ev_cur = n;
   *ev = n->ev;
   if (!ev->detail)
@@ -1007,7 +1035,7 @@ size_t wsmsg_conn_event_count(const wsmsg_conn *c) { return c ? c->nev : 0; }
  * ----------------------------------------------------------------------------
  */
 
-static int can_send(const wsmsg_conn *c) {
+int wsm_can_send(const wsmsg_conn *c) {
   if (!c)
     return WSMSG_ERR_INVALID_ARG;
   if (c->state == WSMSG_STATE_CONNECTING)
@@ -1044,7 +1072,7 @@ int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data, size_t len) {
 }
 
 int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (!data && len)
@@ -1055,7 +1083,7 @@ int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
 }
 
 int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (!data && len)
@@ -1064,7 +1092,7 @@ int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
 }
 
 int wsmsg_send_stream(wsmsg_conn *c, int type, wsmsg_read_cb cb, void *user) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (!cb || (type != WSMSG_EV_TEXT && type != WSMSG_EV_BINARY))
@@ -1099,7 +1127,7 @@ size_t wsmsg_conn_buffered_amount(const wsmsg_conn *c) {
 }
 
 int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (len > 125 || (!data && len))
@@ -1108,7 +1136,7 @@ int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {
 }
 
 int wsmsg_close(wsmsg_conn *c, int code, const char *reason) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (code != 0 && !(code >= 1000 && code <= 4999 &&
@@ -1199,12 +1227,12 @@ static void fire_receive_timeout(wsmsg_conn *c, uint64_t now) {
         "receive timeout", 15);
     break;
   default: {
-    wsm_evnode *n = ev_alloc(c, WSMSG_EV_TIMEOUT, 1);
+    wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_TIMEOUT, 1);
     if (n) {
       n->data[0] = '\0';
       n->ev.data = n->data;
       n->ev.code = WSMSG_TIMEOUT_RECEIVE;
-      ev_push(c, n);
+      wsm_ev_push(c, n);
     }
   }
   }

@@ -120,7 +120,27 @@ struct wsmsg_endpoint {
   char **origins;
   size_t norigins;
   wsm_pool pool; /* for client connections */
+  /* JSON (json.c) */
+  bool json;
+  bool allow_dups;
+  wsmsg_json_cb on_json;
+  wsmsg_invalid_cb on_invalid;
+  const wsmsg_schema *schema;
+  unsigned vflags;
+  int invalid_policy;
+  size_t max_errors;
+  char *route_field;
+  struct wsm_jroute *jroutes; /* sorted by value */
+  size_t njroutes;
+  /* event queue bounds */
+  size_t max_events, max_event_bytes;
 };
+
+typedef struct wsm_jroute {
+  char *value;
+  const wsmsg_schema *schema;
+  wsmsg_json_cb cb;
+} wsm_jroute;
 
 typedef struct wsm_route {
   char *path;
@@ -297,7 +317,8 @@ struct wsmsg_conn {
 
   /* pull API */
   wsm_evnode *ev_head, *ev_tail, *ev_cur;
-  size_t nev;
+  size_t nev, ev_bytes;
+  wsmsg_verrors *verrs; /* JSON endpoints: created on first use */
 
   /* time: every stamp comes from the clock hook */
   wsmsg_clock_cb clock;
@@ -323,6 +344,16 @@ static inline uint64_t wsm_now(const wsmsg_conn *c) {
 WSM_HIDDEN void wsm_conn_set_error(wsmsg_conn *c, int err, const char *detail);
 /* End the connection now (pending output dropped), reporting err. */
 WSM_HIDDEN void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail);
+/* Events (conn.c): allocate a node with `extra` bytes of payload room, and
+ * queue it (false if the queue bound was hit: the node is freed and the
+ * connection failed). */
+WSM_HIDDEN wsm_evnode *wsm_ev_alloc(wsmsg_conn *c, int type, size_t extra);
+WSM_HIDDEN bool wsm_ev_push(wsmsg_conn *c, wsm_evnode *n);
+/* JSON endpoints (json.c): handle a complete text message. */
+WSM_HIDDEN int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len);
+WSM_HIDDEN void wsm_json_endpoint_free(wsmsg_endpoint *ep);
+/* Whether the connection can send now (0) or why not. */
+WSM_HIDDEN int wsm_can_send(const wsmsg_conn *c);
 /* Queue a data message with backpressure (after can_send checks). */
 WSM_HIDDEN int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
                              size_t len);
