@@ -243,6 +243,20 @@ def case_concurrent_200_clients(srv):
     run(go(), timeout=60)
 
 
+def case_concurrent_large_messages(srv):
+    """20 clients echo 1 MiB - 1 at the same time (the server's per-read
+    budget and output buffering under load)."""
+    async def one(i):
+        async with connect(srv) as ws:
+            msg = bytes([i]) * (2**20 - 1)
+            for _ in range(3):
+                assert await echo(ws, msg, timeout=30) == msg, f"client {i}"
+
+    async def go():
+        await asyncio.gather(*(one(i) for i in range(20)))
+    run(go(), timeout=60)
+
+
 def case_server_still_serves(srv):
     """After all of the above, a new connection still works."""
     async def go():
