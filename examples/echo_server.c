@@ -180,7 +180,7 @@ int main(int argc, char **argv) {
   fprintf(stderr, "echo_server (wsmsg %s) listening on ws://%s:%d/\n",
           wsmsg_version(), host, port);
 
-  int stopping = 0;
+  int stopping = 0, stop_requested = 0;
   struct timespec stop_at = {0, 0};
   struct epoll_event evs[256];
   for (;;) {
@@ -230,26 +230,29 @@ int main(int argc, char **argv) {
         struct signalfd_siginfo si;
         while (read(sfd, &si, sizeof(si)) == sizeof(si))
           ;
-        if (!stopping) {
-          stopping = 1;
-          fprintf(stderr, "echo_server: closing %zu connection(s)\n", nclients);
-          epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
-          close(lfd);
-          clock_gettime(CLOCK_MONOTONIC, &stop_at);
-          stop_at.tv_sec += 2;
-          client *cl = clients;
-          while (cl) {
-            client *next = cl->next;
-            if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_OPEN)
-              wsmsg_close(cl->conn, 1001, "server shutting down");
-            else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
-              wsmsg_conn_abort(cl->conn);
-            serve(ep, cl);
-            cl = next;
-          }
-        }
+        /* shut down after this batch: closing connections here would free
+         * clients whose events are still in evs[] */
+        stop_requested = 1;
       } else {
         serve(ep, (client *)p);
+      }
+    }
+    if (stop_requested && !stopping) {
+      stopping = 1;
+      fprintf(stderr, "echo_server: closing %zu connection(s)\n", nclients);
+      epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
+      close(lfd);
+      clock_gettime(CLOCK_MONOTONIC, &stop_at);
+      stop_at.tv_sec += 2;
+      client *cl = clients;
+      while (cl) {
+        client *next = cl->next;
+        if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_OPEN)
+          wsmsg_close(cl->conn, 1001, "server shutting down");
+        else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
+          wsmsg_conn_abort(cl->conn);
+        serve(ep, cl);
+        cl = next;
       }
     }
   }
