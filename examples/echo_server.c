@@ -3,6 +3,9 @@
  * Echoes text as text and binary as binary on any path.  Non-blocking,
  * level-triggered epoll, one wsmsg_conn per socket; SIGINT/SIGTERM close
  * every connection with 1001 and exit once they are done (or after 2 s).
+ * Finished sockets are half-closed and drained until the peer's EOF (at
+ * most 1 s) so that a peer still sending never gets a reset that destroys
+ * our close frame.
  *
  *   echo_server [--host 127.0.0.1] [--port 8080] [--max-message BYTES]
  *               [--verbose]
@@ -24,16 +27,32 @@
 #include <time.h>
 #include <unistd.h>
 
+/* After the last byte for a peer is written, the socket is not closed at
+ * once: a peer still sending (an oversize message we refused, frames after
+ * our close) would get a TCP reset, and a reset can destroy our close frame
+ * or error response before the peer reads it.  We shut down our side,
+ * discard what still comes, and close on the peer's EOF or after this. */
+#define LINGER_MS 1000
+
 typedef struct client {
   int fd;
-  uint32_t events; /* epoll interest currently registered */
-  wsmsg_conn *conn;
+  uint32_t events;  /* epoll interest currently registered */
+  wsmsg_conn *conn; /* NULL once lingering */
+  long long linger_until;
   struct client *prev, *next;
+  struct client *lnext; /* lingering queue, oldest first */
 } client;
 
 static client *clients;
+static client *linger_head, *linger_tail;
 static int verbose;
 static size_t nclients;
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void on_text(wsmsg_conn *c, const char *data, size_t len, void *u) {
   (void)u;
@@ -63,14 +82,20 @@ static void on_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
 
 static void drop(int ep, client *cl) {
   epoll_ctl(ep, EPOLL_CTL_DEL, cl->fd, NULL);
-  /* read what is left so that close() does not turn into a reset that could
-   * destroy our close frame in flight */
-  char sink[4096];
-  while (read(cl->fd, sink, sizeof(sink)) > 0)
-    ;
-  shutdown(cl->fd, SHUT_WR);
   close(cl->fd);
   wsmsg_conn_free(cl->conn);
+  if (cl->conn == NULL) { /* lingering: unlink from the queue */
+    client **pp = &linger_head, *prev = NULL;
+    while (*pp && *pp != cl) {
+      prev = *pp;
+      pp = &(*pp)->lnext;
+    }
+    if (*pp) {
+      *pp = cl->lnext;
+      if (linger_tail == cl)
+        linger_tail = prev;
+    }
+  }
   if (cl->prev)
     cl->prev->next = cl->next;
   else
@@ -79,6 +104,53 @@ static void drop(int ep, client *cl) {
     cl->next->prev = cl->prev;
   free(cl);
   nclients--;
+}
+
+/* The connection is done and everything was written: half-close and wait
+ * for the peer's EOF (see LINGER_MS). */
+static void linger(int ep, client *cl) {
+  wsmsg_conn_free(cl->conn);
+  cl->conn = NULL;
+  shutdown(cl->fd, SHUT_WR);
+  cl->linger_until = now_ms() + LINGER_MS;
+  cl->lnext = NULL;
+  if (linger_tail)
+    linger_tail->lnext = cl;
+  else
+    linger_head = cl;
+  linger_tail = cl;
+  if (cl->events != EPOLLIN) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = cl};
+    epoll_ctl(ep, EPOLL_CTL_MOD, cl->fd, &ev);
+    cl->events = EPOLLIN;
+  }
+}
+
+/* Discard what a lingering peer sends; drop it on EOF or error. */
+static void discard(int ep, client *cl) {
+  char sink[16384];
+  for (int i = 0; i < 64; i++) {
+    ssize_t n = read(cl->fd, sink, sizeof(sink));
+    if (n > 0)
+      continue;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    break; /* EOF or error */
+  }
+  drop(ep, cl);
+}
+
+/* Drop lingering connections whose time is up; return the ms until the
+ * next one is, or -1. */
+static int expire_lingering(int ep) {
+  long long now = now_ms();
+  while (linger_head && linger_head->linger_until <= now)
+    drop(ep, linger_head);
+  if (!linger_head)
+    return -1;
+  return (int)(linger_head->linger_until - now);
 }
 
 static void update(int ep, client *cl) {
@@ -91,9 +163,15 @@ static void update(int ep, client *cl) {
 }
 
 static void serve(int ep, client *cl) {
+  if (cl->conn == NULL) {
+    discard(ep, cl);
+    return;
+  }
   int r = wsmsg_conn_io_fd(cl->conn, cl->fd);
-  if (r != 0)
-    drop(ep, cl);
+  if (r == 1)
+    linger(ep, cl);
+  else if (r < 0)
+    drop(ep, cl); /* socket error: nothing left to protect */
   else
     update(ep, cl);
 }
@@ -181,20 +259,18 @@ int main(int argc, char **argv) {
           wsmsg_version(), host, port);
 
   int stopping = 0, stop_requested = 0;
-  struct timespec stop_at = {0, 0};
+  long long stop_at = 0;
   struct epoll_event evs[256];
   for (;;) {
-    int timeout = -1;
+    int timeout = expire_lingering(ep);
     if (stopping) {
       if (nclients == 0)
         break;
-      struct timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      long left = (stop_at.tv_sec - now.tv_sec) * 1000 +
-                  (stop_at.tv_nsec - now.tv_nsec) / 1000000;
+      long long left = stop_at - now_ms();
       if (left <= 0)
         break;
-      timeout = (int)left;
+      if (timeout < 0 || left < timeout)
+        timeout = (int)left;
     }
     int n = epoll_wait(ep, evs, 256, timeout);
     if (n < 0 && errno != EINTR) {
@@ -242,16 +318,17 @@ int main(int argc, char **argv) {
       fprintf(stderr, "echo_server: closing %zu connection(s)\n", nclients);
       epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
       close(lfd);
-      clock_gettime(CLOCK_MONOTONIC, &stop_at);
-      stop_at.tv_sec += 2;
+      stop_at = now_ms() + 2000;
       client *cl = clients;
       while (cl) {
         client *next = cl->next;
-        if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_OPEN)
-          wsmsg_close(cl->conn, 1001, "server shutting down");
-        else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
-          wsmsg_conn_abort(cl->conn);
-        serve(ep, cl);
+        if (cl->conn) { /* lingering ones are done already */
+          if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_OPEN)
+            wsmsg_close(cl->conn, 1001, "server shutting down");
+          else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
+            wsmsg_conn_abort(cl->conn);
+          serve(ep, cl);
+        }
         cl = next;
       }
     }
