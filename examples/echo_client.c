@@ -279,6 +279,14 @@ int main(int argc, char **argv) {
       break;
     if (wsmsg_conn_state(c) == WSMSG_STATE_CLOSED && !wsmsg_conn_want_write(c))
       break;
+    /* io_fd may just have opened the connection (the file is to be sent)
+     * or delivered the last awaited message (time to close): act before
+     * sleeping in poll, which nothing might wake up */
+    if (wsmsg_conn_state(c) == WSMSG_STATE_OPEN && !close_requested &&
+        ((binary && !sent_binary) ||
+         (want_count >= 0 && received >= want_count) ||
+         (do_close && input_done && want_count < 0)))
+      continue;
     long long left = deadline - now_ms();
     if (left <= 0) {
       fprintf(stderr, "echo_client: timeout\n");
