@@ -335,7 +335,7 @@ class RawServer:
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Accept: "
                 f"{accept_key(key)}\r\n\r\n")
-            s.sendall(resp.encode())
+            s.sendall(resp.encode() if isinstance(resp, str) else resp)
             self.result = self.script(conn)
         except Exception as e:  # noqa: BLE001
             self.result = e
@@ -443,6 +443,80 @@ def case_client_reassembles_and_pongs(srv):
     assert close == (1000, "done"), f"client echoed close {close}"
     assert p.returncode == 0, show(p)
     assert p.stdout == s.decode() + "\n", show(p)
+
+
+def ok_response(key, extra=""):
+    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}"
+            f"\r\n{extra}\r\n")
+
+
+def case_client_frames_in_response_packet(srv):
+    """A frame sent in the same write as the 101 response is not lost."""
+    def resp(key):
+        return ok_response(key).encode() + server_frame(OP_TEXT, b"early bird")
+
+    def script(c):
+        c.sock.sendall(server_frame(OP_CLOSE, close_payload(1000)))
+        return expect_client_close(c)
+    rs = RawServer(script, response=resp)
+    p = client(rs.url())
+    assert rs.join() == (1000, ""), "client did not echo the close"
+
+    assert p.returncode == 0, show(p)
+    assert p.stdout == "early bird\n", show(p)
+
+
+def case_client_response_byte_by_byte(srv):
+    def script(c):
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = server_frame(OP_TEXT, "slow €".encode()) + \
+            server_frame(OP_CLOSE, close_payload(4001, "slowly"))
+        for i in range(len(data)):
+            c.sock.sendall(data[i:i + 1])
+        return expect_client_close(c)
+
+    def resp(key):  # the head is sent by RawServer in one write; the
+        return ok_response(key)  # frames one byte at a time
+    rs = RawServer(script, response=resp)
+    p = client(rs.url())
+    assert rs.join() == (4001, "slowly"), "client did not echo the close"
+    assert p.returncode == 0, show(p)
+    assert p.stdout == "slow €\n", show(p)
+
+
+def case_client_rejects_unoffered_extension(srv):
+    rs = RawServer(lambda c: None, response=lambda key: ok_response(
+        key, "Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+    p = client(rs.url())
+    rs.join()
+    assert p.returncode == 1, show(p)
+    assert "extension" in p.stderr, show(p)
+
+
+def case_client_rejects_bad_close_code(srv):
+    """7.4: a close frame from the server with code 1005 -> client 1002."""
+    rs = RawServer(lambda c: (c.sock.sendall(
+        server_frame(OP_CLOSE, close_payload(1005))), expect_client_close(c))[1])
+    p = client(rs.url())
+    code, _ = rs.join()
+    assert code == 1002, f"client closed with {code}"
+    assert p.returncode == 1, show(p)
+
+
+def case_client_message_too_big(srv):
+    """The client's default limit is 1 MiB too: 1 MiB + 1 -> 1009."""
+    def script(c):
+        try:
+            c.sock.sendall(server_frame(OP_BINARY, b"\0" * (2**20 + 1)))
+        except OSError:
+            pass
+        return expect_client_close(c)
+    rs = RawServer(script)
+    p = client(rs.url())
+    code, _ = rs.join()
+    assert code == 1009, f"client closed with {code}"
+    assert p.returncode == 1, show(p)
 
 
 def case_client_eof_without_close(srv):

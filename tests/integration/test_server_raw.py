@@ -90,6 +90,53 @@ def case_fragmentation_rules(ctx):
     expect_fail(ctx, F(OP_BINARY, b"a", fin=False) + F(OP_TEXT, b"b"), 1002)
 
 
+def case_rsv_on_continuation(ctx):
+    expect_fail(ctx, F(OP_TEXT, b"a", fin=False) + F(OP_CONT, b"b", rsv=4),
+                1002)
+
+
+def case_close_inside_fragmented_message(ctx):
+    """A close frame between fragments is answered; the unfinished message
+    is never delivered."""
+    ws = RawWS(ctx.srv.port)
+    try:
+        ws.send_raw(F(OP_TEXT, b"never ", fin=False) +
+                    F(OP_CLOSE, close_payload(1000, "mid-message")))
+        fin, _, op, payload = ws.recv_frame()
+        assert op == OP_CLOSE, f"got opcode {op} ({payload!r}) before close"
+        assert payload == close_payload(1000, "mid-message"), payload
+        ws.expect_eof()
+    finally:
+        ws.close()
+
+
+def case_random_garbage(ctx):
+    """Random bytes after the handshake (20 seeded streams at once): the
+    server answers each with a protocol-level close code or keeps waiting
+    for more, never crashes, and keeps serving others."""
+    import random
+    socks = []
+    for seed in range(20):
+        rnd = random.Random(seed)
+        ws = RawWS(ctx.srv.port)
+        ws.send_raw(bytes(rnd.getrandbits(8) for _ in range(4096)))
+        socks.append(ws)
+    deadline = time.monotonic() + 1.0
+    codes = {}
+    for seed, ws in enumerate(socks):
+        try:
+            ws.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            code, _ = ws.expect_close()
+            codes[seed] = code
+        except (socket.timeout, Closed, ConnectionResetError):
+            pass  # waiting for the rest of a frame, or gone: both fine
+        finally:
+            ws.close()
+    bad = {s: c for s, c in codes.items() if c not in (1002, 1007, 1009)}
+    assert not bad, f"unexpected close codes {bad}"
+    ctx.check_bystander()
+
+
 def case_non_minimal_length(ctx):
     """5.2: 'the minimal number of bytes MUST be used to encode the length';
     a 64-bit length with the top bit set is invalid."""
@@ -450,6 +497,13 @@ def case_handshake_other_errors(ctx):
 def case_handshake_too_large(ctx):
     """An upgrade request over 8 KiB -> 431."""
     st, _, _ = request(ctx, upgrade(extra="X-Pad: " + "p" * 9000 + "\r\n"))
+    assert st == 431, st
+
+
+def case_handshake_too_many_headers(ctx):
+    """More than 64 header lines -> 431."""
+    extra = "".join(f"X-H{i}: {i}\r\n" for i in range(100))
+    st, _, _ = request(ctx, upgrade(extra=extra))
     assert st == 431, st
 
 
