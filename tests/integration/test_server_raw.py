@@ -23,6 +23,7 @@ class Ctx:
     def __init__(self):
         self.srv = EchoServer()
         self.small = EchoServer("--max-message", "1000")
+        self.nolimit = EchoServer("--max-message", "0")
         self.bystander = RawWS(self.srv.port, "/bystander")
         self.n = 0
 
@@ -213,6 +214,23 @@ def case_valid_utf8_split_across_fragments(ctx):
         ws.close()
 
 
+def case_valid_utf8_boundaries(ctx):
+    """The edges of every UTF-8 length, noncharacters and NUL are valid
+    text (RFC 3629) and come back unchanged."""
+    chars = ["\x00", "\x7f", "\x80", "\u07ff", "\u0800", "\ud7ff",
+             "\ue000", "\ufffd", "\ufffe", "\uffff", "\U00010000",
+             "\U0010ffff", "a\x00b"]
+    ws = RawWS(ctx.srv.port)
+    try:
+        for ch in chars:
+            data = ch.encode("utf-8")
+            ws.send_frame(OP_TEXT, data)
+            got = ws.recv_message()
+            assert got == (OP_TEXT, data), f"{ch!r}: got {got}"
+    finally:
+        ws.close()
+
+
 def case_close_reason_not_utf8(ctx):
     """7.1.6 / 8.1: a close reason that is not UTF-8 -> 1007."""
     expect_fail(ctx, F(OP_CLOSE, close_payload(1000, b"\xff\xfe")), 1007)
@@ -297,6 +315,21 @@ def case_max_message_limit(ctx):
                 1009, port=ctx.small.port)
 
 
+def case_max_message_zero_is_unlimited(ctx):
+    """--max-message 0: no limit but memory (3 MiB, as one frame and as
+    fragments)."""
+    ws = RawWS(ctx.nolimit.port, timeout=20)
+    try:
+        big = os.urandom(3 * 2**20)
+        ws.send_frame(OP_BINARY, big)
+        assert ws.recv_message() == (OP_BINARY, big)
+        ws.send_raw(F(OP_BINARY, big[:2**20], fin=False) +
+                    F(OP_CONT, big[2**20:]))
+        assert ws.recv_message() == (OP_BINARY, big)
+    finally:
+        ws.close()
+
+
 def case_oversize_rejected_before_payload(ctx):
     """A frame announcing 4 GiB is refused from its header: the server must
     not wait for (or buffer) the payload."""
@@ -363,6 +396,24 @@ def case_pong_payload_exact(ctx):
             ws.send_frame(OP_PING, p)
             fin, rsv, op, payload = ws.recv_frame()
             assert (fin, rsv, op, payload) == (True, 0, OP_PONG, p)
+    finally:
+        ws.close()
+
+
+def case_floods(ctx):
+    """10000 pings and 10000 one-byte messages in one write each: as many
+    pongs and echoes come back, in order."""
+    ws = RawWS(ctx.srv.port, timeout=20)
+    try:
+        N = 10000
+        ws.send_raw(b"".join(F(OP_PING, str(i).encode()) for i in range(N)))
+        for i in range(N):
+            fin, _, op, payload = ws.recv_frame()
+            assert (op, payload) == (OP_PONG, str(i).encode()), (i, op)
+        ws.send_raw(b"".join(F(OP_BINARY, bytes([i % 256]))
+                             for i in range(N)))
+        for i in range(N):
+            assert ws.recv_message() == (OP_BINARY, bytes([i % 256])), i
     finally:
         ws.close()
 
@@ -535,6 +586,7 @@ def teardown(ctx):
     ctx.bystander.close()
     try:
         ctx.small.finish()
+        ctx.nolimit.finish()
     finally:
         ctx.srv.finish()
 

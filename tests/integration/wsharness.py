@@ -10,6 +10,7 @@
 Every wait here is bounded: sockets have timeouts, processes are waited for
 with a timeout and killed when it passes.
 """
+import atexit
 import base64
 import hashlib
 import os
@@ -67,6 +68,29 @@ def accept_key(key):
         hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
+_started = []  # every Proc of this test process, killed at exit if alive
+
+
+@atexit.register
+def _kill_leftovers():
+    for proc in _started:
+        if proc.p.poll() is None:
+            proc.p.kill()  # by PID: only what we started
+            try:
+                proc.p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _on_sigterm(signum, frame):
+    # run.sh's `timeout` stops us with SIGTERM: unwind (finally blocks,
+    # teardown, atexit) so that no server we started is left behind
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 class Proc:
     """A child process we started; stopped by its PID, never by name."""
 
@@ -75,6 +99,7 @@ class Proc:
         self.errf = tempfile.TemporaryFile()
         self.p = subprocess.Popen(argv, stdin=stdin or subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=self.errf)
+        _started.append(self)
 
     @property
     def pid(self):

@@ -50,11 +50,22 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
+// Children we started, killed by PID if the test itself is stopped.
+const children = new Set();
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    console.log(`stopped by ${sig}`);
+    process.exit(1);
+  });
+}
+
 async function startServer(args = []) {
   const port = await freePort();
   const proc = spawn(path.join(BIN, 'echo_server'),
     ['--host', '127.0.0.1', '--port', String(port), ...args],
     { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(proc);
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
