@@ -21,11 +21,22 @@ from wsharness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,  # noqa
 
 class Ctx:
     def __init__(self):
-        self.srv = EchoServer()
-        self.small = EchoServer("--max-message", "1000")
+        self.srv = EchoServer("--verbose")  # logs every on_close
+        self.small = EchoServer("--max-message", "1000", "--verbose")
         self.nolimit = EchoServer("--max-message", "0")
         self.bystander = RawWS(self.srv.port, "/bystander")
         self.n = 0
+
+    def logged(self, server, line, timeout=2.0):
+        """The server's --verbose log has `line` (on_close's code, clean
+        flag and error detail as the library reported them)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if line in server.stderr():
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"server log lacks {line!r}; last lines: "
+                             f"{server.stderr().splitlines()[-3:]}")
 
     def check_bystander(self):
         """The server still serves an unrelated, older connection."""
@@ -168,6 +179,10 @@ def case_invalid_utf8(ctx):
     for name, data in BAD_UTF8.items():
         try:
             expect_fail(ctx, F(OP_TEXT, data), 1007)
+            ctx.logged(ctx.srv, "close code=1007 clean=0 error: " + (
+                "text message ends inside a character"
+                if name == "truncated at end" else
+                "invalid UTF-8 in text message"))
         except AssertionError as e:
             raise AssertionError(f"{name}: {e}") from None
 
@@ -245,6 +260,8 @@ def case_bad_close_codes(ctx):
                  65535):
         try:
             expect_fail(ctx, F(OP_CLOSE, close_payload(code, "r")), 1002)
+            ctx.logged(ctx.srv, "close code=1002 clean=0 error: invalid "
+                       f"close code {code}\n")
         except AssertionError as e:
             raise AssertionError(f"close code {code}: {e}") from None
 
@@ -264,6 +281,7 @@ def case_valid_close_codes_echoed(ctx):
             got = ws.expect_close()
             assert got == (code, f"reason {code}"), f"{code}: got {got}"
             ws.expect_eof()
+            ctx.logged(ctx.srv, f"close code={code} clean=1\n")
         finally:
             ws.close()
     ctx.check_bystander()
@@ -313,6 +331,9 @@ def case_max_message_limit(ctx):
     expect_fail(ctx, F(OP_TEXT, b"t" * 1001), 1009, port=ctx.small.port)
     expect_fail(ctx, F(OP_TEXT, b"t" * 600, fin=False) + F(OP_CONT, b"t" * 600),
                 1009, port=ctx.small.port)
+    for total in (1001, 1200):
+        ctx.logged(ctx.small, f"close code=1009 clean=0 error: message of "
+                   f"{total}+ bytes over the limit of 1000")
 
 
 def case_max_message_zero_is_unlimited(ctx):
