@@ -519,6 +519,28 @@ def case_client_message_too_big(srv):
     assert p.returncode == 1, show(p)
 
 
+def case_client_timeout(srv):
+    """--timeout MS: a server that accepts the upgrade and then says
+    nothing is given up on after MS, exit 1."""
+    import time
+
+    def script(c):  # silent until the client goes away
+        try:
+            while c.sock.recv(4096):
+                pass
+        except OSError:
+            pass
+    rs = RawServer(script)
+    argv = [binary("echo_client"), "--timeout", "300", rs.url()]
+    t0 = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, timeout=10)
+    took = time.monotonic() - t0
+    rs.join()
+    assert p.returncode == 1, p
+    assert b"echo_client: timeout" in p.stderr, p.stderr
+    assert 0.25 <= took < 3, f"took {took:.2f}s for --timeout 300"
+
+
 def case_client_eof_without_close(srv):
     """The server drops TCP without a close frame: 1006, exit 1."""
     rs = RawServer(lambda c: c.sock.close())
