@@ -93,7 +93,8 @@ EVLOOP    := examples/common/evloop.c examples/common/evloop.h
 
 examples: $(EXAMPLES)
 
-$(EXDIR)/echo_server: examples/echo_server.c $(STATIC) include/wsmsg.h
+$(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
+$(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/echo_client: examples/echo_client.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)

@@ -503,29 +503,31 @@ static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
   return ev_queue_data(c, WSMSG_EV_BINARY, d, len);
 }
 
-static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
+#define LEN_UNKNOWN UINT64_MAX
+
+/* Does this kind of message go to on_chunk rather than a buffer? */
+static bool stream_kind(const wsmsg_conn *c, uint8_t op) {
+  return c->ep->on_chunk &&
+         (c->ep->stream_kinds &
+          (op == WSLAY_TEXT_FRAME ? WSMSG_STREAM_TEXT : WSMSG_STREAM_BINARY));
+}
+
+/* Check a frame header against every rule a peer can break; `mask` is -1
+ * and `len` LEN_UNKNOWN while those header bytes have not arrived.  No side
+ * effect unless it fails the connection. */
+static int check_header(wsmsg_conn *c, int fin, int rsv, int op, int mask,
+                        uint64_t len) {
   char why[96];
-  if (io->rsv)
+  (void)fin; /* wslay rejects fragmented control frames itself */
+  if (rsv)
     return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved bits set");
-  if (io->mask != (c->client ? 0 : 1))
+  if (mask >= 0 && mask != (c->client ? 0 : 1))
     return fail(c, WSMSG_ERR_PROTOCOL, 1002,
                 c->client ? "masked frame from server"
                           : "unmasked frame from client");
-  uint8_t op = io->opcode;
-  uint64_t pl = io->payload_length;
-  c->in_used += 2u +
-                (pl >= 65536 ? 8u
-                 : pl >= 126 ? 2u
-                             : 0u) +
-                (io->mask ? 4u : 0u) + pl;
-  c->fr_op = op;
-  c->fr_fin = io->fin;
-  c->fr_len = io->payload_length;
-  c->fr_off = 0;
   if (op >= 8) {
     if (op > WSLAY_PONG)
       return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved control opcode");
-    c->ctl_len = 0;
     return 0;
   }
   if (op == WSLAY_CONTINUATION_FRAME) {
@@ -536,34 +538,100 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
     if (c->msg_op)
       return fail(c, WSMSG_ERR_PROTOCOL, 1002,
                   "new message inside a fragmented message");
-    c->msg_op = op;
-    c->t_msg_start = c->t_last_rx;
-    c->msg_stream =
-        c->ep->on_chunk &&
-        (c->ep->stream_kinds &
-         (op == WSLAY_TEXT_FRAME ? WSMSG_STREAM_TEXT : WSMSG_STREAM_BINARY));
-    c->msg_first = true;
-    c->nfrag = 0;
-    c->utf8 = WSM_UTF8_ACCEPT;
-    c->msg.len = c->msg.off = 0;
   } else {
     return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved data opcode");
   }
+  bool first = op != WSLAY_CONTINUATION_FRAME;
   const wsmsg_endpoint *ep = c->ep;
-  if (ep->max_fragments && ++c->nfrag > ep->max_fragments) {
+  if (ep->max_fragments && (first ? 0 : c->nfrag) + 1 > ep->max_fragments) {
     snprintf(why, sizeof(why), "more than %u fragments in a message",
              ep->max_fragments);
     return fail(c, WSMSG_ERR_TOO_MANY_FRAGMENTS, 1009, why);
   }
-  uint64_t total = (uint64_t)c->msg.len + io->payload_length;
-  if ((ep->max_message && total > ep->max_message) || total >= SIZE_MAX / 2) {
-    snprintf(why, sizeof(why), "message of %llu+ bytes over the limit of %llu",
-             (unsigned long long)total, (unsigned long long)ep->max_message);
-    return fail(c, WSMSG_ERR_TOO_BIG, 1009, why);
+  if (len != LEN_UNKNOWN) {
+    uint64_t total = (first ? 0 : c->msg_total) + len;
+    if ((ep->max_message && total > ep->max_message) ||
+        (!stream_kind(c, (uint8_t)(first ? op : c->msg_op)) &&
+         total >= SIZE_MAX / 2)) {
+      snprintf(why, sizeof(why),
+               "message of %llu+ bytes over the limit of %llu",
+               (unsigned long long)total, (unsigned long long)ep->max_message);
+      return fail(c, WSMSG_ERR_TOO_BIG, 1009, why);
+    }
   }
   return 0;
 }
 
+static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
+  int r = check_header(c, io->fin, io->rsv, io->opcode, io->mask,
+                       io->payload_length);
+  if (r)
+    return r;
+  uint8_t op = io->opcode;
+  uint64_t pl = io->payload_length;
+  c->in_used += 2u +
+                (pl >= 65536 ? 8u
+                 : pl >= 126 ? 2u
+                             : 0u) +
+                (io->mask ? 4u : 0u) + pl;
+  c->hdr_len = 0;
+  c->fr_op = op;
+  c->fr_fin = io->fin;
+  c->fr_len = pl;
+  c->fr_off = 0;
+  if (op >= 8) {
+    c->ctl_len = 0;
+    return 0;
+  }
+  if (op != WSLAY_CONTINUATION_FRAME) {
+    c->msg_op = op;
+    c->t_msg_start = c->t_last_rx;
+    c->msg_stream = stream_kind(c, op);
+    c->msg_first = true;
+    c->nfrag = 0;
+    c->msg_total = 0;
+    c->utf8 = WSM_UTF8_ACCEPT;
+    c->msg.len = c->msg.off = 0;
+  }
+  c->nfrag++;
+  c->msg_total += pl;
+  return 0;
+}
+
+/* The parser stopped on a frame header without payload yet (wslay reports
+ * a frame with its first payload byte): the unframed tail of the input is
+ * that partial header.  Judge what of it arrived now, so a bad header is
+ * refused at once instead of when (if ever) its payload comes. */
+static int check_partial_header(wsmsg_conn *c, const uint8_t *d, size_t n) {
+  uint64_t k = c->in_fed - c->in_used;
+  if (c->in_frame || k == 0 || k > sizeof(c->hdr))
+    return 0;
+  if (k <= n) {
+    memcpy(c->hdr, d + n - k, (size_t)k);
+  } else { /* the header started in an earlier read */
+    if (c->hdr_len != k - n)
+      return 0;
+    memcpy(c->hdr + c->hdr_len, d, n);
+  }
+  c->hdr_len = (uint8_t)k;
+  const uint8_t *h = c->hdr;
+  int fin = h[0] >> 7, rsv = (h[0] >> 4) & 7, op = h[0] & 15, mask = -1;
+  uint64_t len = LEN_UNKNOWN;
+  if (k >= 2) {
+    mask = h[1] >> 7;
+    unsigned l7 = h[1] & 127;
+    if (l7 < 126)
+      len = l7;
+    else if (l7 == 126 && k >= 4)
+      len = (uint64_t)h[2] << 8 | h[3];
+    else if (l7 == 127 && k >= 10) {
+      len = 0;
+      for (int i = 2; i < 10; i++)
+        len = len << 8 | h[i];
+    }
+  }
+  return check_header(c, fin, rsv, op, mask, len);
+}
 static int handle_close_frame(wsmsg_conn *c) {
   unsigned code = 0;
   const char *reason = "";
@@ -818,6 +886,8 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   c->in_len = n;
   c->in_recv = true;
   r = process_frames(c);
+  if (r == 0 && !c->failed && c->state != WSMSG_STATE_CLOSED)
+    r = check_partial_header(c, d, n);
   c->in_recv = false;
   c->in = NULL;
   c->in_len = 0;
@@ -843,7 +913,7 @@ void wsmsg_conn_eof(wsmsg_conn *c) {
   wsm_conn_set_error(c, WSMSG_ERR_EOF,
                      "peer closed the TCP connection without a close frame");
   c->state = WSMSG_STATE_CLOSED;
-  c->out.off = c->out.len = 0;
+  /* output already queued is kept: a half-closed peer may still read it */
   deliver_close(c);
 }
 

@@ -274,6 +274,9 @@ struct wsmsg_conn {
   /* message being reassembled */
   uint8_t msg_op; /* 0 none, WSLAY_TEXT_FRAME, WSLAY_BINARY_FRAME */
   uint32_t nfrag;
+  uint64_t msg_total; /* payload bytes of its frames so far */
+  uint8_t hdr_len;    /* bytes of a partial frame header seen */
+  uint8_t hdr[14];
   uint32_t utf8;
   wsm_buf msg;
 

@@ -8,7 +8,7 @@ PY=${PYTHON:-/usr/bin/python3}
 fail=0
 for t in tests/integration/test_*.py; do
   echo "== $t"
-  if ! timeout 300 "$PY" "$t"; then
+  if ! timeout 120 "$PY" "$t"; then
     echo "FAILED: $t" >&2
     fail=1
   fi
@@ -16,7 +16,7 @@ done
 for t in tests/integration/*.sh; do
   [ "$(basename "$t")" = run.sh ] && continue
   echo "== $t"
-  if ! timeout 300 bash "$t"; then
+  if ! timeout 120 bash "$t"; then
     echo "FAILED: $t" >&2
     fail=1
   fi

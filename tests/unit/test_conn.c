@@ -166,6 +166,50 @@ static void test_peer_errors(void **s) {
   }
 }
 
+static void small_limits(pair *p);
+
+/* A bad header is refused as soon as its bytes are in, without waiting for
+ * a payload byte; a good header cut anywhere is not. */
+static void test_header_only_errors(void **s) {
+  (void)s;
+  static const struct {
+    const char *name;
+    uint8_t h[14];
+    size_t n;
+    int code;
+  } cases[] = {
+      {"unmasked", {0x81, 0x05}, 2, 1002},
+      {"rsv1", {0xC1, 0x85}, 2, 1002},
+      {"rsv1 alone", {0xC1}, 1, 1002},
+      {"opcode 3", {0x83, 0x85}, 2, 1002},
+      {"continuation", {0x80, 0x85}, 2, 1002},
+      {"4 GiB", {0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4}, 14, 1009},
+      {"4 GiB, no key yet", {0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0}, 10, 1009},
+      {"64 KiB > 1000", {0x82, 0xFE, 0xFF, 0xFF}, 4, 1009},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    pair p;
+    pair_open(&p, small_limits);
+    int r = 0;
+    for (size_t k = 0; k < cases[i].n && !r; k++) /* byte by byte */
+      r = wsmsg_conn_recv(p.s, cases[i].h + k, 1);
+    if (pending_close_code(p.s) != cases[i].code)
+      fail_msg("%s: close %d, want %d", cases[i].name, pending_close_code(p.s),
+               cases[i].code);
+    assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+    pair_free(&p);
+  }
+  /* a valid 64-bit header split byte by byte waits quietly */
+  pair p;
+  pair_open(&p, NULL);
+  const uint8_t ok[] = {0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4};
+  for (size_t k = 0; k < sizeof(ok); k++)
+    assert_int_equal(wsmsg_conn_recv(p.s, ok + k, 1), 0);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  assert_int_equal(wsmsg_conn_pending(p.s, NULL), 0);
+  pair_free(&p);
+}
+
 static void test_unmasked_from_client(void **s) {
   (void)s;
   pair p;
@@ -659,6 +703,7 @@ int main(void) {
       cmocka_unit_test(test_fragmented_from_raw),
       cmocka_unit_test(test_utf8_across_fragments),
       cmocka_unit_test(test_peer_errors),
+      cmocka_unit_test(test_header_only_errors),
       cmocka_unit_test(test_unmasked_from_client),
       cmocka_unit_test(test_control_too_long),
       cmocka_unit_test(test_new_message_inside_fragmented),

@@ -197,6 +197,26 @@ static void test_stream_receive_binary(void **s) {
   pair_free(&p);
 }
 
+static void stream_small(pair *p) {
+  wsmsg_endpoint_on_chunk(p->sep, on_chunk, WSMSG_STREAM_BINARY);
+  wsmsg_endpoint_set_max_message_size(p->sep, 1000);
+}
+
+/* The size limit counts a streamed message's frames together. */
+static void test_stream_receive_limit(void **s) {
+  (void)s;
+  reset_chunks();
+  pair p;
+  pair_open(&p, stream_small);
+  uint8_t d[600] = {0};
+  assert_int_equal(to_server(&p, 0, 0, 2, d, 600), 0);
+  assert_int_equal(to_server(&p, 1, 0, 0, d, 401), WSMSG_ERR_TOO_BIG);
+  assert_int_equal(pending_close_code(p.s), 1009);
+  assert_int_equal(got.finals, 0);
+  reset_chunks();
+  pair_free(&p);
+}
+
 static void stream_text(pair *p) {
   wsmsg_endpoint_on_chunk(p->sep, on_chunk, WSMSG_STREAM_TEXT);
 }
@@ -408,6 +428,7 @@ int main(void) {
       cmocka_unit_test(test_drain_event),
       cmocka_unit_test(test_stream_receive_binary),
       cmocka_unit_test(test_stream_receive_text),
+      cmocka_unit_test(test_stream_receive_limit),
       cmocka_unit_test(test_stream_receive_memory),
       cmocka_unit_test(test_stream_send),
       cmocka_unit_test(test_stream_send_errors),

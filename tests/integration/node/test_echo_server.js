@@ -1,0 +1,292 @@
+'use strict';
+// echo_server driven by the node `ws` package (a second, independent
+// client implementation).  Started by tests/integration/node_ws.sh, which
+// installs ws first; run alone with:
+//   bash tests/integration/node_ws.sh            (all cases)
+//   CASE=closeCodes bash tests/integration/node_ws.sh
+//
+// Picks a free port, starts echo_server, waits for it by polling connect
+// (bounded), runs every case with a time limit, stops the server by PID.
+
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const net = require('node:net');
+const path = require('node:path');
+const WebSocket = require('ws');
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const BIN = path.resolve(ROOT, process.env.EXAMPLE_BIN || 'examples');
+const SIZES = [0, 1, 125, 126, 65535, 65536, 2 ** 20 - 1];
+
+// ---- helpers ------------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function tryConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+// Children we started, killed by PID if the test itself is stopped.
+const children = new Set();
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    console.log(`stopped by ${sig}`);
+    process.exit(1);
+  });
+}
+
+async function startServer(args = []) {
+  const port = await freePort();
+  const proc = spawn(path.join(BIN, 'echo_server'),
+    ['--host', '127.0.0.1', '--port', String(port), ...args],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(proc);
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
+  const deadline = Date.now() + 10000;
+  while (!(await tryConnect(port))) {
+    if (proc.exitCode !== null) throw new Error(`echo_server exited early: ${stderr}`);
+    if (Date.now() > deadline) throw new Error('echo_server did not listen within 10 s');
+    await delay(20);
+  }
+  return { port, proc, exited, stderr: () => stderr, url: `ws://127.0.0.1:${port}` };
+}
+
+function open(url, opts = {}) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { maxPayload: 0, ...opts });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  }), 5000, `open ${url}`);
+}
+
+// Resolves with the next message as {data, isBinary}.
+function nextMessage(ws, ms = 10000) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const onMsg = (data, isBinary) => { cleanup(); resolve({ data, isBinary }); };
+    const onClose = (code, reason) => { cleanup(); reject(new Error(`closed ${code} ${reason}`)); };
+    const cleanup = () => { ws.off('message', onMsg); ws.off('close', onClose); };
+    ws.on('message', onMsg);
+    ws.on('close', onClose);
+  }), ms, 'message');
+}
+
+// Resolves with {code, reason} of the close event.
+function closed(ws, ms = 5000) {
+  return withTimeout(new Promise((resolve) => {
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  }), ms, 'close');
+}
+
+// A string whose UTF-8 encoding is exactly n bytes, with 1- to 4-byte chars.
+function textOf(n) {
+  const unit = 'wsmsg é € 😀 ';
+  let b = Buffer.from(unit.repeat(Math.ceil(n / Buffer.byteLength(unit)) + 1)).subarray(0, n);
+  while (b.length > 0 && (b[b.length - 1] & 0xc0) === 0x80) b = b.subarray(0, b.length - 1);
+  if (b.length > 0 && b[b.length - 1] >= 0xc0) b = b.subarray(0, b.length - 1);
+  const s = b.toString('utf8') + 'x'.repeat(n - b.length);
+  assert.equal(Buffer.byteLength(s), n);
+  return s;
+}
+
+// ---- cases ------------------------------------------------------------------------
+
+const cases = {
+  async textSizes(srv) {
+    const ws = await open(srv.url);
+    for (const n of SIZES) {
+      const msg = textOf(n);
+      const p = nextMessage(ws);
+      ws.send(msg);
+      const { data, isBinary } = await p;
+      assert.equal(isBinary, false, `${n}: echo is not text`);
+      assert.equal(data.toString('utf8'), msg, `text of ${n} bytes differs`);
+    }
+    ws.close(1000);
+    await closed(ws);
+  },
+
+  async binarySizes(srv) {
+    const ws = await open(srv.url);
+    for (const n of SIZES) {
+      const msg = crypto.randomBytes(n);
+      const p = nextMessage(ws);
+      ws.send(msg);
+      const { data, isBinary } = await p;
+      assert.equal(isBinary, true, `${n}: echo is not binary`);
+      assert.ok(Buffer.compare(data, msg) === 0, `binary of ${n} bytes differs (${data.length} back)`);
+    }
+    ws.close(1000);
+    await closed(ws);
+  },
+
+  async fragmentedSend(srv) {
+    const ws = await open(srv.url);
+    let p = nextMessage(ws);
+    ws.send('Hel', { fin: false });
+    ws.send('lo, ', { fin: false });
+    ws.send('', { fin: false });
+    ws.send('wörld 😀', { fin: true });
+    let m = await p;
+    assert.equal(m.isBinary, false);
+    assert.equal(m.data.toString(), 'Hello, wörld 😀');
+
+    const parts = [1, 0, 125, 126, 70000, 3].map((n) => crypto.randomBytes(n));
+    p = nextMessage(ws);
+    parts.forEach((b, i) => ws.send(b, { fin: i === parts.length - 1 }));
+    m = await p;
+    assert.equal(m.isBinary, true);
+    assert.ok(Buffer.compare(m.data, Buffer.concat(parts)) === 0, 'fragmented binary differs');
+    ws.close(1000);
+    await closed(ws);
+  },
+
+  async pingPongPayload(srv) {
+    const ws = await open(srv.url);
+    for (const payload of [Buffer.alloc(0), Buffer.from('ping!'), crypto.randomBytes(125)]) {
+      const p = withTimeout(new Promise((resolve) => ws.once('pong', resolve)), 5000, 'pong');
+      ws.ping(payload);
+      const got = await p;
+      assert.ok(Buffer.compare(got, payload) === 0, `pong payload ${got.toString('hex')} != ${payload.toString('hex')}`);
+    }
+    ws.close(1000);
+    await closed(ws);
+  },
+
+  async closeCodes(srv) {
+    const list = [[1000, ''], [1000, 'normal'], [1001, 'going away'], [3000, 'registered'],
+      [4999, 'private'], [1012, 'service restart'], [1013, 'try again later'],
+      [1014, 'bad gateway'], [4000, 'ünïcødé 😀']];
+    for (const [code, reason] of list) {
+      const ws = await open(srv.url);
+      const c = closed(ws);
+      ws.close(code, reason);
+      const got = await c;
+      assert.equal(got.code, code, `sent ${code}, server answered ${got.code}`);
+      assert.equal(got.reason, reason, `reason for ${code}`);
+    }
+  },
+
+  async noExtensionNegotiated(srv) {
+    // ws offers permessage-deflate by default; wsmsg must not accept it
+    const ws = await open(srv.url);
+    assert.equal(ws.extensions, '', `extensions: ${ws.extensions}`);
+    ws.close(1000);
+    await closed(ws);
+  },
+
+  async tooBigGets1009(srv) {
+    // The server refuses the message from its header and closes while ws is
+    // still writing the payload: the close frame must still reach ws (the
+    // server must not reset the TCP connection under it).  Repeated because
+    // losing it is a race.
+    const codes = {};
+    for (let i = 0; i < 20; i++) {
+      const ws = await open(srv.url);
+      const c = closed(ws);
+      ws.on('error', () => {});
+      ws.send(crypto.randomBytes(2 ** 20 + 1 + i * 65536));
+      const got = await c;
+      codes[got.code] = (codes[got.code] || 0) + 1;
+    }
+    assert.ok(codes[1009] === 20, `20 connections, close codes seen: ${JSON.stringify(codes)} ` +
+      '(1006: the close frame was lost to a TCP reset)');
+  },
+
+  async unmaskedGets1002(srv) {
+    const ws = await open(srv.url);
+    const c = closed(ws);
+    ws.on('error', () => {});
+    ws.send('not masked', { mask: false });
+    const got = await c;
+    assert.equal(got.code, 1002, `close code ${got.code}`);
+  },
+
+  async manyConcurrent(srv) {
+    const N = 100;
+    const one = async (i) => {
+      const ws = await open(`${srv.url}/n${i}`);
+      const p = nextMessage(ws);
+      ws.send(`node ${i}`);
+      assert.equal((await p).data.toString(), `node ${i}`);
+      const c = closed(ws);
+      ws.close(3000 + i, `bye ${i}`);
+      assert.equal((await c).code, 3000 + i);
+    };
+    await Promise.all(Array.from({ length: N }, (_, i) => one(i)));
+  },
+};
+
+// ---- runner -------------------------------------------------------------------------
+
+async function main() {
+  const only = process.env.CASE;
+  const names = Object.keys(cases).filter((n) => !only || n === only);
+  const failed = [];
+  const t0 = Date.now();
+  const srv = await startServer();
+  try {
+    for (const name of names) {
+      const t = Date.now();
+      try {
+        await withTimeout(cases[name](srv), 30000, name);
+        console.log(`  PASS ${name} (${((Date.now() - t) / 1000).toFixed(2)}s)`);
+      } catch (e) {
+        failed.push(name);
+        console.log(`  FAIL ${name} (${((Date.now() - t) / 1000).toFixed(2)}s): ${e.message}`);
+      }
+    }
+    // Last: an open client sees 1001 when the server gets SIGTERM, and the
+    // server exits 0.
+    const t = Date.now();
+    try {
+      const ws = await open(srv.url);
+      const c = closed(ws);
+      srv.proc.kill('SIGTERM');
+      const got = await c;
+      assert.equal(got.code, 1001, `close code ${got.code}`);
+      assert.equal(got.reason, 'server shutting down');
+      const ex = await withTimeout(srv.exited, 5000, 'echo_server exit');
+      assert.deepEqual(ex, { code: 0, sig: null }, `exit ${JSON.stringify(ex)}: ${srv.stderr()}`);
+      console.log(`  PASS sigtermCloses1001 (${((Date.now() - t) / 1000).toFixed(2)}s)`);
+    } catch (e) {
+      failed.push('sigtermCloses1001');
+      console.log(`  FAIL sigtermCloses1001: ${e.message}`);
+    }
+  } finally {
+    if (srv.proc.exitCode === null && srv.proc.signalCode === null) srv.proc.kill('SIGKILL');
+  }
+  const total = names.length + 1;
+  console.log(`node ws ${require('ws/package.json').version}: ` +
+    `${total - failed.length}/${total} passed in ${((Date.now() - t0) / 1000).toFixed(1)}s` +
+    (failed.length ? `; FAILED: ${failed.join(', ')}` : ''));
+  process.exit(failed.length ? 1 : 0);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

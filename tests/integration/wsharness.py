@@ -1,0 +1,354 @@
+"""Shared helpers for the integration tests (not a test itself).
+
+- free_port(), wait_listening(): pick a port, wait (bounded) for a listener.
+- Proc: a child process we started, stopped by its own PID only.
+- RawWS: a hand-written WebSocket client over a plain socket, for sending
+  what well-behaved libraries refuse to send (bad frames, bad close codes).
+- Runner: runs the case_* functions of a test module, prints one line per
+  case and a summary, exits 1 if any case failed.
+
+Every wait here is bounded: sockets have timeouts, processes are waited for
+with a timeout and killed when it passes.
+"""
+import atexit
+import base64
+import hashlib
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+EXAMPLE_BIN = os.path.join(ROOT, os.environ.get("EXAMPLE_BIN", "examples"))
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+
+def binary(name):
+    path = os.path.join(EXAMPLE_BIN, name)
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} is missing: run `make all` first")
+    return path
+
+
+def free_port():
+    """A port that was free a moment ago (bind to port 0, read, release)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(port, proc=None, timeout=10.0):
+    """Poll connect() until something listens on port (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} "
+                               "before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+
+
+def accept_key(key):
+    return base64.b64encode(
+        hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+_started = []  # every Proc of this test process, killed at exit if alive
+
+
+@atexit.register
+def _kill_leftovers():
+    for proc in _started:
+        if proc.p.poll() is None:
+            proc.p.kill()  # by PID: only what we started
+            try:
+                proc.p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _on_sigterm(signum, frame):
+    # run.sh's `timeout` stops us with SIGTERM: unwind (finally blocks,
+    # teardown, atexit) so that no server we started is left behind
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+class Proc:
+    """A child process we started; stopped by its PID, never by name."""
+
+    def __init__(self, argv, stdin=None):
+        self.argv = argv
+        self.errf = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(argv, stdin=stdin or subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=self.errf)
+        _started.append(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stderr(self):
+        self.errf.seek(0)
+        return self.errf.read().decode(errors="replace")
+
+    def send_signal(self, sig):
+        if self.alive():
+            os.kill(self.p.pid, sig)
+
+    def wait(self, timeout):
+        """Exit status, or None if it did not exit within timeout."""
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Signal, wait (bounded), kill if needed; returns the exit status."""
+        if not self.alive():
+            return self.p.returncode
+        self.send_signal(sig)
+        rc = self.wait(timeout)
+        if rc is None:
+            self.p.kill()
+            self.p.wait(timeout=5)
+            raise AssertionError(f"{self.argv[0]} ignored signal {sig} for "
+                                 f"{timeout}s; killed")
+        return rc
+
+
+class EchoServer(Proc):
+    """examples/echo_server on 127.0.0.1 and a free port."""
+
+    def __init__(self, *args):
+        self.port = free_port()
+        super().__init__([binary("echo_server"), "--host", "127.0.0.1",
+                          "--port", str(self.port), *args])
+        wait_listening(self.port, self.p)
+
+    @property
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}"
+
+    def finish(self):
+        """Stop with SIGTERM and check the exit status is 0 (no sanitizer
+        report, no crash)."""
+        rc = self.stop()
+        assert rc == 0, f"echo_server exited {rc}:\n{self.stderr()[-3000:]}"
+
+
+# ---- a raw WebSocket client -------------------------------------------------
+
+class Closed(Exception):
+    """The peer closed the TCP connection."""
+
+
+class RawWS:
+    """A WebSocket client speaking bytes on a plain socket (blocking, with a
+    timeout on every read)."""
+
+    def __init__(self, port, path="/", timeout=5.0, handshake=True,
+                 extra_headers=()):
+        self.sock = socket.create_connection(("127.0.0.1", port),
+                                             timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.status = None
+        self.headers = {}
+        self.body = b""
+        if handshake:
+            key = base64.b64encode(os.urandom(16)).decode()
+            req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\n"
+                   "Sec-WebSocket-Version: 13\r\n")
+            for h in extra_headers:
+                req += h + "\r\n"
+            self.send_raw((req + "\r\n").encode())
+            self.read_response()
+            assert self.status == 101, f"handshake status {self.status}"
+            assert self.headers.get("sec-websocket-accept") == accept_key(key)
+
+    # -- bytes
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise Closed()
+        self.buf += d
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_response(self):
+        """Read an HTTP response head (and a Content-Length body)."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        self.status_line = lines[0]
+        self.status = int(lines[0].split(" ")[1])
+        self.headers = {}
+        for ln in lines[1:]:
+            k, v = ln.split(":", 1)
+            self.headers[k.strip().lower()] = v.strip()
+        n = int(self.headers.get("content-length", "0"))
+        self.body = self._take(n)
+        return self.status
+
+    # -- frames
+    @staticmethod
+    def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, length=None):
+        """Encode one frame; `length` overrides the length field."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        n = len(payload) if length is None else length
+        b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+        mbit = 0x80 if mask else 0
+        if n < 126:
+            head = struct.pack("!BB", b0, mbit | n)
+        elif n < 65536:
+            head = struct.pack("!BBH", b0, mbit | 126, n)
+        else:
+            head = struct.pack("!BBQ", b0, mbit | 127, n)
+        if mask:
+            key = os.urandom(4)
+            body = bytes(b ^ key[i % 4] for i, b in enumerate(payload)) \
+                if len(payload) < 4096 else _mask_fast(payload, key)
+            return head + key + body
+        return head + payload
+
+    def send_frame(self, opcode, payload=b"", **kw):
+        self.send_raw(self.frame(opcode, payload, **kw))
+
+    def recv_frame(self):
+        """(fin, rsv, opcode, payload) of the next frame from the server."""
+        b0, b1 = self._take(2)
+        assert not (b1 & 0x80), "server sent a masked frame"
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._take(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._take(8))[0]
+        return bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, self._take(n)
+
+    def recv_message(self):
+        """(opcode, payload) of the next data message, failing on close."""
+        op0, data = None, b""
+        while True:
+            fin, _, op, payload = self.recv_frame()
+            if op == OP_CLOSE:
+                raise AssertionError(f"unexpected close {parse_close(payload)}")
+            if op >= 8:
+                continue
+            op0 = op if op0 is None else op0
+            data += payload
+            if fin:
+                return op0, data
+
+    def expect_close(self):
+        """Read frames until a close frame; returns its (code, reason)."""
+        while True:
+            fin, _, op, payload = self.recv_frame()
+            if op == OP_CLOSE:
+                return parse_close(payload)
+
+    def expect_eof(self):
+        """The server closes the TCP connection (bounded by the timeout)."""
+        try:
+            while True:
+                d = self.sock.recv(65536)
+                if not d:
+                    return
+        except ConnectionResetError:
+            return
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _mask_fast(payload, key):
+    k = int.from_bytes(key * ((len(payload) + 3) // 4), "big")
+    k >>= 8 * ((4 - len(payload) % 4) % 4)
+    return (int.from_bytes(payload, "big") ^ k).to_bytes(len(payload), "big")
+
+
+def parse_close(payload):
+    """(code, reason) of a close payload; (1005, '') if empty."""
+    if len(payload) == 0:
+        return 1005, ""
+    code = struct.unpack("!H", payload[:2])[0]
+    return code, payload[2:].decode("utf-8")
+
+
+def close_payload(code, reason=b""):
+    if isinstance(reason, str):
+        reason = reason.encode()
+    return struct.pack("!H", code) + reason
+
+
+# ---- a tiny test runner ------------------------------------------------------
+
+def run_cases(module_globals, setup=None, teardown=None):
+    """Run every case_* function in definition order.  `setup` returns a
+    context object passed to each case; `teardown(ctx)` runs at the end."""
+    name = os.path.basename(module_globals.get("__file__", "?"))
+    only = os.environ.get("CASE")  # run one case alone: CASE=case_x
+    cases = [(k, v) for k, v in module_globals.items()
+             if k.startswith("case_") and callable(v)
+             and (not only or k == only)]
+    ctx = setup() if setup else None
+    failed = []
+    t0 = time.monotonic()
+    try:
+        for k, fn in cases:
+            t = time.monotonic()
+            try:
+                fn(ctx) if setup else fn()
+                print(f"  PASS {k} ({time.monotonic() - t:.2f}s)", flush=True)
+            except Exception as e:  # noqa: BLE001 - report every failure
+                failed.append(k)
+                print(f"  FAIL {k} ({time.monotonic() - t:.2f}s): "
+                      f"{type(e).__name__}: {e}", flush=True)
+                if os.environ.get("VERBOSE"):
+                    traceback.print_exc()
+    finally:
+        if teardown:
+            try:
+                teardown(ctx)
+            except Exception as e:  # noqa: BLE001
+                failed.append("teardown")
+                print(f"  FAIL teardown: {type(e).__name__}: {e}", flush=True)
+    total = len(cases)
+    print(f"{name}: {total - len([f for f in failed if f != 'teardown'])}"
+          f"/{total} passed in {time.monotonic() - t0:.1f}s"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
+    sys.exit(1 if failed else 0)
