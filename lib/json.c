@@ -263,8 +263,10 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   wsmsg_verrors *errs = c->verrs;
   wsmsg_verrors_clear(errs);
   json_error_t jerr;
-  json_t *doc =
-      json_loadb(text, len, ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES, &jerr);
+  /* any JSON value is a message (RFC 8259), not only objects and arrays */
+  size_t pflags =
+      JSON_DECODE_ANY | (ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES);
+  json_t *doc = json_loadb(text, len, pflags, &jerr);
   if (!doc) {
     add_error(errs, "__root__", "value_error.jsondecode",
               dup_printf("%s: line %d column %d (char %d)", jerr.text,
@@ -278,28 +280,29 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   if (ep->njroutes) {
     const char *f = ep->route_field;
     json_t *tag = json_is_object(doc) ? json_object_get(doc, f) : NULL;
-    const wsm_jroute *route =
-        json_is_string(tag) ? find_route(ep, json_string_value(tag), NULL)
-                            : NULL;
+    const wsm_jroute *route = json_is_string(tag)
+                                  ? find_route(ep, json_string_value(tag), NULL)
+                                  : NULL;
     if (!json_is_object(doc)) {
       add_error(errs, "__root__", "type_error.dict",
                 dup_printf("value is not a valid dict"), NULL);
     } else if (!tag) {
-      add_error(errs, f, "value_error.discriminated_union.missing_discriminator",
+      add_error(errs, f,
+                "value_error.discriminated_union.missing_discriminator",
                 dup_printf("Discriminator '%s' is missing in value", f),
                 json_pack("{s:s}", "discriminator_key", f));
     } else if (!route) {
       char *allowed = allowed_values(ep);
       char *val = json_is_string(tag) ? NULL : json_dumps(tag, JSON_ENCODE_ANY);
       const char *shown = val ? val : json_string_value(tag);
-      add_error(
-          errs, f, "value_error.discriminated_union.invalid_discriminator",
-          dup_printf("No match for discriminator '%s' and value '%s' "
-                     "(allowed values: %s)",
-                     f, shown, allowed ? allowed : ""),
-          json_pack("{s:s, s:s, s:s}", "discriminator_key", f,
-                    "discriminator_value", shown, "allowed_values",
-                    allowed ? allowed : ""));
+      add_error(errs, f,
+                "value_error.discriminated_union.invalid_discriminator",
+                dup_printf("No match for discriminator '%s' and value '%s' "
+                           "(allowed values: %s)",
+                           f, shown, allowed ? allowed : ""),
+                json_pack("{s:s, s:s, s:s}", "discriminator_key", f,
+                          "discriminator_value", shown, "allowed_values",
+                          allowed ? allowed : ""));
       free(val);
       free(allowed);
     }
@@ -352,7 +355,8 @@ int wsmsg_send_json(wsmsg_conn *c, const json_t *msg) {
   if (!msg)
     return WSMSG_ERR_INVALID_ARG;
   char stack[SEND_STACK];
-  size_t n = json_dumpb(msg, stack, sizeof(stack), JSON_COMPACT | JSON_ENCODE_ANY);
+  size_t n =
+      json_dumpb(msg, stack, sizeof(stack), JSON_COMPACT | JSON_ENCODE_ANY);
   if (n == 0)
     return WSMSG_ERR_INVALID_ARG;
   if (n <= sizeof(stack)) /* jansson output is valid UTF-8: no re-check */
