@@ -54,7 +54,7 @@ lib: $(STATIC) lib/libwsmsg.so
 
 help:
 	@echo "make [all]          build lib/libwsmsg.{a,so} and the examples"
-	@echo "make run            install missing packages, build, start echo_server on 127.0.0.1:8080"
+	@echo "make run            install missing packages, build, start demo_server on 127.0.0.1:8080"
 	@echo "make test           install missing packages, build, run every test suite"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
@@ -84,7 +84,7 @@ lib/libwsmsg.so: lib/$(SONAME)
 # EXDIR is where example binaries go (check-asan builds them elsewhere).
 
 EXDIR     ?= examples
-EX_NAMES  := echo_server echo_client uv_echo_server \
+EX_NAMES  := echo_server echo_client uv_echo_server demo_server \
              file_transfer/ft_server file_transfer/ft_client
 EXAMPLES  := $(addprefix $(EXDIR)/,$(EX_NAMES))
 JSON_LIBS := $(shell pkg-config --cflags --libs jansson)
@@ -95,6 +95,8 @@ examples: $(EXAMPLES)
 
 $(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
+$(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
+$(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/echo_client: examples/echo_client.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)
@@ -199,7 +201,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./examples/echo_server --host 127.0.0.1 --port 8080
+	./examples/demo_server --host 127.0.0.1 --port 8080
 
 clean:
 	rm -rf $(BUILD) .build-asan lib/libwsmsg.a lib/libwsmsg.so* $(EXAMPLES) \
