@@ -14,14 +14,15 @@
 Objects: Endpoint, Server, Conn, Schema, Timers, Client (a blocking client
 over a socket).  Events: Open, Text, Binary, Json, Invalid, Close, Timeout,
 Pong, Drain.  Errors: Error (code = ErrorCode), StateError, ClosedError,
-BackpressureError, SchemaError, FreedError.  See docs/ffi.md.
+BackpressureError, InvalidArgumentError, SchemaError, FreedError.  See docs/ffi.md.
 
 The library is found through $WSMSG_LIB, next to this package, the source
 tree's lib/, or the system (ctypes.util.find_library("wsmsg")).
 """
 from ._core import (BackpressureError, BackpressurePolicy, Binary, Close,
                     ClosedError, Conn, Drain, Endpoint, Error, ErrorCode,
-                    Event, EventType, FreedError, InvalidPolicy, Invalid,
+                    Event, EventType, FreedError, InvalidArgumentError,
+                    InvalidPolicy, Invalid,
                     Json, Open, Pong, Schema, SchemaError, SchemaOption,
                     Server, State, StateError, Text, Timeout, TimeoutAction,
                     TimeoutKind, Timers, Validate, accept_key, library_path,
@@ -32,7 +33,7 @@ from .client import Client, HandshakeError
 __all__ = [
     "BackpressureError", "BackpressurePolicy", "Binary", "Client", "Close",
     "ClosedError", "Conn", "Drain", "Endpoint", "Error", "ErrorCode", "Event",
-    "EventType", "FreedError", "HandshakeError", "InvalidPolicy", "Invalid",
+    "EventType", "FreedError", "HandshakeError", "InvalidArgumentError", "InvalidPolicy", "Invalid",
     "Json", "Open", "Pong", "Schema", "SchemaError", "SchemaOption", "Server",
     "State", "StateError", "Text", "Timeout", "TimeoutAction", "TimeoutKind",
     "Timers", "Validate", "accept_key", "library_path", "now_ms", "strerror",

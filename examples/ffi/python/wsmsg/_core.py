@@ -141,13 +141,20 @@ class SchemaError(Error):
     _UNSUPPORTED); the message is the library's explanation."""
 
 
+class InvalidArgumentError(Error, ValueError):
+    """WSMSG_ERR_INVALID_ARG: the library refused a value (a path without
+    '/', a header it sets itself, CR/LF in a header...).  Also a
+    ValueError."""
+
+
 class FreedError(Error, ValueError):
     """The object was freed (free(), a `with` block's end): its C handle is
     gone.  Also a ValueError, like I/O on a closed file."""
 
 
 _ERRORS = {ErrorCode.ERR_STATE: StateError, ErrorCode.ERR_CLOSED: ClosedError,
-           ErrorCode.ERR_BACKPRESSURE: BackpressureError}
+           ErrorCode.ERR_BACKPRESSURE: BackpressureError,
+           ErrorCode.ERR_INVALID_ARG: InvalidArgumentError}
 
 
 def strerror(code):
@@ -661,6 +668,7 @@ class Endpoint(_Handle):
         self._p = p
         self._schemas = []  # borrowed by the C endpoint
         self._clock_cb = None
+        self.clock = None  # the Python clock given to set_clock, if any
         o = options
         for k in ("max_message_size", "max_fragments", "require_subprotocol",
                   "pong_events", "receive_timeout", "ping_interval",
@@ -789,6 +797,7 @@ class Endpoint(_Handle):
         cb = _capi.clock_cb() if fn is None else _clock(fn)
         self._set(_lib.wsmsg_endpoint_set_clock, cb, None)
         self._clock_cb = cb  # C keeps the pointer: keep the thunk alive
+        self.clock = fn
         return self
 
     def set_json(self, on=True):
@@ -894,6 +903,7 @@ class Server(_Handle):
         self._endpoints = {}  # path -> Endpoint (borrowed by C)
         self._by_addr = {}    # C endpoint address -> Endpoint
         self._clock_cb = None
+        self.clock = None
         if handshake_timeout is not None:
             self.set_handshake_timeout(handshake_timeout)
         if max_request_size is not None:
@@ -945,6 +955,7 @@ class Server(_Handle):
         cb = _capi.clock_cb() if fn is None else _clock(fn)
         self._set(_lib.wsmsg_server_set_clock, cb, None)
         self._clock_cb = cb
+        self.clock = fn
         return self
 
     def accept(self, user=None):
@@ -1074,9 +1085,13 @@ class Conn(_Handle):
 
     def tick(self, now=None):
         """Run the timers due at `now` (ms of the connection's clock;
-        default wsmsg_now_ms()).  Then write data_to_send() and check done."""
+        default: that clock's now -- the server's or endpoint's clock=, else
+        wsmsg_now_ms()).  Then write data_to_send() and check done."""
         p = self._ptr()
-        _lib.wsmsg_conn_tick(p, now_ms() if now is None else _uint("now", now, 64))
+        if now is None:
+            clock = self._parent.clock
+            now = int(clock()) if clock is not None else _now_ms()
+        _lib.wsmsg_conn_tick(p, _uint("now", now, 64))
 
     def next_deadline(self):
         """Milliseconds until the next deadline (0 if passed), or None."""
@@ -1410,9 +1425,12 @@ class Timers(_Handle):
 # ---- module functions --------------------------------------------------------------
 
 
+_now_ms = _lib.wsmsg_now_ms
+
+
 def now_ms():
     """wsmsg_now_ms(): CLOCK_MONOTONIC in milliseconds (the default clock)."""
-    return _lib.wsmsg_now_ms()
+    return _now_ms()
 
 
 def version():

@@ -1,0 +1,812 @@
+"""Unit tests of the ctypes binding: an in-memory client/server pair through
+the binding (every event kind), schema validation and errors, timers on a
+fake clock, the blocking Client against a server thread, and misuse (freed
+objects, wrong types, double close, free order).
+
+    python3 examples/ffi/python/tests/test_wsmsg.py   (or pytest, unittest)
+
+Standard library only; runs on any CPython >= 3.9.
+"""
+import gc
+import os
+import socket
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import wsmsg  # noqa: E402
+
+MODEL = {
+    "title": "MessageModel", "type": "object",
+    "properties": {"user": {"type": "string"}, "content": {"type": "string"},
+                   "timestamp": {"type": "number"}},
+    "required": ["user", "content", "timestamp"],
+}
+
+
+class Clock:
+    """A fake millisecond clock shared by server and client."""
+
+    def __init__(self, t=1000):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+class Pair:
+    """A server and a client connection joined in memory."""
+
+    def __init__(self, server_ep=None, client_ep=None, path="/ws", clock=None,
+                 headers=None, open=True):
+        self.clock = clock
+        self.sep = server_ep or wsmsg.Endpoint()
+        self.cep = client_ep or wsmsg.Endpoint(clock=clock)
+        self.srv = wsmsg.Server(routes={"/ws": self.sep}, clock=clock)
+        self.s = self.srv.accept(user="server side")
+        self.c = self.cep.client("localhost:9", path, headers=headers)
+        if open:
+            self.pump()
+            assert isinstance(self.s.next_event(), wsmsg.Open)
+            assert isinstance(self.c.next_event(), wsmsg.Open)
+
+    def pump(self):
+        for _ in range(100):  # bounded: each round moves what is pending
+            a = self.c.data_to_send() if not self.c.freed else b""
+            b = self.s.data_to_send() if not self.s.freed else b""
+            if not a and not b:
+                return
+            if a:
+                self.s.recv(a)
+            if b:
+                self.c.recv(b)
+        raise AssertionError("the pair keeps talking")
+
+    def free(self):
+        self.c.free()
+        self.s.free()
+        self.srv.free()
+        self.sep.free()
+        self.cep.free()
+
+
+class TestLibrary(unittest.TestCase):
+    def test_version(self):
+        self.assertRegex(wsmsg.version(), r"^\d+\.\d+\.\d+$")
+        major, minor, patch = map(int, wsmsg.version().split("."))
+        self.assertEqual(wsmsg.version_number(), major * 10000 + minor * 100 + patch)
+        self.assertTrue(os.path.exists(wsmsg.library_path))
+
+    def test_strerror_and_codes(self):
+        self.assertEqual(wsmsg.strerror(0), "success") if wsmsg.strerror(0) == "success" \
+            else self.assertTrue(wsmsg.strerror(0))
+        self.assertTrue(wsmsg.strerror(wsmsg.ErrorCode.ERR_CLOSED))
+        self.assertEqual(wsmsg.strerror(-9999), "unknown error")
+        with self.assertRaises(TypeError):
+            wsmsg.strerror("x")
+
+    def test_utilities(self):
+        self.assertTrue(wsmsg.utf8_valid("é✓".encode()))
+        self.assertFalse(wsmsg.utf8_valid(b"\xc3\x28"))
+        self.assertEqual(wsmsg.accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+                         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        self.assertIsInstance(wsmsg.now_ms(), int)
+        with self.assertRaises(TypeError):
+            wsmsg.utf8_valid("str")
+
+
+class TestEvents(unittest.TestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.p = Pair(clock=self.clock,
+                      client_ep=wsmsg.Endpoint(clock=self.clock, pong_events=True))
+
+    def tearDown(self):
+        self.p.free()
+
+    def test_open_state(self):
+        s, c = self.p.s, self.p.c
+        self.assertEqual(s.state, wsmsg.State.OPEN)
+        self.assertEqual(c.state, wsmsg.State.OPEN)
+        self.assertEqual(s.path, "/ws")
+        self.assertTrue(c.is_client)
+        self.assertFalse(s.is_client)
+        self.assertEqual(s.http_status, 101)
+        self.assertEqual(c.http_status, 101)
+        self.assertIs(s.endpoint, self.p.sep)
+        self.assertIs(c.endpoint, self.p.cep)
+        self.assertEqual(s.user, "server side")
+        self.assertIsNone(s.subprotocol)
+        self.assertIn("OPEN", repr(s))
+
+    def test_text_binary_json_text(self):
+        s, c = self.p.s, self.p.c
+        c.send_text("héllo ✓")
+        c.send_bytes(b"\x00\x01\xff")
+        c.send_bytes(bytearray(b"ba"))
+        c.send_bytes(memoryview(b"mv"))
+        c.send_text("")
+        c.send_bytes(b"")
+        c.send_json({"a": [1, 2.5, None, True], "é": "✓"})
+        self.p.pump()
+        self.assertEqual(s.event_count, 7)
+        evs = s.events()
+        self.assertEqual(evs, [wsmsg.Text("héllo ✓"), wsmsg.Binary(b"\x00\x01\xff"),
+                               wsmsg.Binary(b"ba"), wsmsg.Binary(b"mv"),
+                               wsmsg.Text(""), wsmsg.Binary(b""),
+                               wsmsg.Text('{"a":[1,2.5,null,true],"é":"✓"}')])
+        self.assertEqual(evs[0].type, wsmsg.EventType.TEXT)
+        self.assertIsNone(s.next_event())
+
+    def test_big_message(self):
+        s, c = self.p.s, self.p.c
+        blob = os.urandom(300000)
+        c.send_bytes(blob)
+        self.p.pump()
+        self.assertEqual(s.next_event(), wsmsg.Binary(blob))
+
+    def test_ping_pong(self):
+        s, c = self.p.s, self.p.c
+        c.ping(b"abc")
+        self.p.pump()
+        self.assertEqual(c.next_event(), wsmsg.Pong(b"abc"))
+        self.assertIsNone(s.next_event())  # pongs are automatic, pings silent
+        with self.assertRaises(ValueError):
+            c.ping(b"x" * 126)
+
+    def test_close_handshake(self):
+        s, c = self.p.s, self.p.c
+        c.close(1000, "bye")
+        self.assertEqual(c.state, wsmsg.State.CLOSING)
+        self.p.pump()
+        ev = s.next_event()
+        self.assertEqual(ev, wsmsg.Close(1000, "bye", True, 0, ""))
+        self.assertEqual(c.next_event(), wsmsg.Close(1000, "bye", True, 0, ""))
+        self.assertTrue(s.done and c.done)
+        self.assertEqual(s.state, wsmsg.State.CLOSED)
+        # double close and sending after close
+        with self.assertRaises(wsmsg.ClosedError) as cm:
+            c.close()
+        self.assertEqual(cm.exception.code, wsmsg.ErrorCode.ERR_CLOSED)
+        with self.assertRaises(wsmsg.ClosedError):
+            c.send_text("late")
+        self.assertEqual(s.recv(b"\x81\x00"), wsmsg.ErrorCode.ERR_CLOSED)
+
+    def test_close_codes(self):
+        c = self.p.c
+        with self.assertRaises(wsmsg.Error) as cm:
+            c.close(1005)
+        self.assertEqual(cm.exception.code, wsmsg.ErrorCode.ERR_CLOSE_CODE)
+        with self.assertRaises(TypeError):
+            c.close("1000")
+        with self.assertRaises(ValueError):
+            c.close(1000, "nul\0inside")
+        c.close(4001, "x" * 200)  # reason cut to 123 bytes
+        self.p.pump()
+        ev = self.p.s.next_event()
+        self.assertEqual((ev.code, len(ev.reason)), (4001, 123))
+
+    def test_protocol_error_from_peer(self):
+        s = self.p.s
+        r = s.recv(b"\x8f\x80\x00\x00\x00\x00")  # reserved opcode, masked
+        self.assertLess(r, 0)
+        ev = s.next_event()
+        self.assertIsInstance(ev, wsmsg.Close)
+        self.assertEqual(ev.code, 1002)
+        self.assertEqual(ev.error, wsmsg.ErrorCode.ERR_PROTOCOL)
+        self.assertTrue(ev.detail)
+        self.assertFalse(ev.clean)
+        self.assertEqual(s.error, wsmsg.ErrorCode.ERR_PROTOCOL)
+
+    def test_eof_and_abort(self):
+        s, c = self.p.s, self.p.c
+        s.eof()
+        ev = s.next_event()
+        self.assertEqual((ev.code, ev.error, ev.clean), (1006, wsmsg.ErrorCode.ERR_EOF, False))
+        c.abort()
+        ev = c.next_event()
+        self.assertEqual((ev.code, ev.error), (1006, wsmsg.ErrorCode.ERR_ABORTED))
+        self.assertTrue(c.done)
+
+    def test_pending_consume(self):
+        s, c = self.p.s, self.p.c
+        c.send_text("abc")
+        self.assertTrue(c.want_write)
+        out = c.pending()
+        self.assertEqual(c.pending(), out)  # not consumed
+        self.assertEqual(c.buffered_amount, len(out))
+        s.recv(out[:3])
+        c.consume(3)
+        self.assertEqual(c.pending(), out[3:])
+        s.recv(c.data_to_send())
+        self.assertFalse(c.want_write)
+        self.assertEqual(c.pending(), b"")
+        self.assertEqual(s.next_event(), wsmsg.Text("abc"))
+        with self.assertRaises(ValueError):
+            c.consume(-1)
+
+    def test_iteration_consumes(self):
+        s, c = self.p.s, self.p.c
+        for i in range(5):
+            c.send_text(str(i))
+        self.p.pump()
+        got = [ev.data for ev in s]
+        self.assertEqual(got, ["0", "1", "2", "3", "4"])
+        self.assertEqual(list(s), [])
+
+
+class TestTimeouts(unittest.TestCase):
+    def test_receive_timeout_event(self):
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(receive_timeout=100), clock=clock)
+        try:
+            self.assertEqual(p.s.next_deadline(), 100)
+            self.assertEqual(p.s.deadline(), 1100)
+            clock.t += 99
+            p.s.tick()
+            self.assertIsNone(p.s.next_event())
+            clock.t += 1
+            p.s.tick(clock.t)
+            self.assertEqual(p.s.next_event(), wsmsg.Timeout(wsmsg.TimeoutKind.RECEIVE))
+        finally:
+            p.free()
+
+    def test_heartbeat(self):
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(receive_timeout=50, timeout_action="heartbeat"),
+                 clock=clock)
+        try:
+            clock.t += 50
+            p.s.tick(clock.t)
+            p.pump()
+            self.assertEqual(p.c.next_event(), wsmsg.Text("HEARTBEAT"))
+        finally:
+            p.free()
+
+    def test_keepalive_pong_timeout(self):
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(ping_interval=100, pong_timeout=50),
+                 clock=clock)
+        try:
+            clock.t += 100
+            p.s.tick(clock.t)
+            p.s.data_to_send()  # the ping is lost: the client never answers
+            clock.t += 50
+            p.s.tick(clock.t)
+            ev = p.s.next_event()
+            self.assertEqual((ev.code, ev.error), (1011, wsmsg.ErrorCode.ERR_TIMEOUT))
+            self.assertIn("keepalive", ev.detail)
+        finally:
+            p.free()
+
+    def test_rtt(self):
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(ping_interval=100), clock=clock)
+        try:
+            self.assertIsNone(p.s.rtt_ms)
+            clock.t += 100
+            p.s.tick(clock.t)
+            clock.t += 7
+            p.pump()
+            self.assertEqual(p.s.rtt_ms, 7)
+        finally:
+            p.free()
+
+    def test_no_deadline(self):
+        p = Pair(server_ep=wsmsg.Endpoint(close_timeout=0))
+        try:
+            self.assertIsNone(p.s.next_deadline())
+            self.assertIsNone(p.s.deadline())
+        finally:
+            p.free()
+
+    def test_timers(self):
+        clock = Clock()
+        ep = wsmsg.Endpoint(receive_timeout=100)
+        srv = wsmsg.Server(routes={"/ws": ep}, clock=clock)
+        cep = wsmsg.Endpoint(clock=clock)
+        timers = wsmsg.Timers()
+        pairs = []
+        for i in range(3):
+            s = srv.accept(user=i)
+            c = cep.client("h:1", "/ws")
+            s.recv(c.data_to_send())
+            c.recv(s.data_to_send())
+            timers.add(s)
+            pairs.append((s, c))
+            clock.t += 10
+        self.assertEqual(len(timers), 3)
+        self.assertIn(pairs[0][0], timers)
+        self.assertNotIn(pairs[0][1], timers)
+        self.assertEqual(timers.next_ms(clock.t), 100 - 30)
+        clock.t = 1000 + 100 + 10
+        due = list(timers.expire(clock.t))
+        self.assertEqual([c.user for c in due], [0, 1])
+        for s in due:
+            self.assertIn(wsmsg.Timeout(wsmsg.TimeoutKind.RECEIVE), s.events())
+        pairs[2][0].free()  # freeing removes it from the set
+        self.assertEqual(len(timers), 2)
+        timers.remove(pairs[1][0])
+        self.assertEqual(len(timers), 1)
+        timers.remove(pairs[1][0])  # no-op
+        with self.assertRaises(TypeError):
+            timers.add("conn")
+        timers.free()
+        self.assertEqual(pairs[0][0].state, wsmsg.State.OPEN)  # still usable
+        pairs[0][0].tick(clock.t)
+        for s, c in pairs:
+            s.free()
+            c.free()
+        srv.free()
+        ep.free()
+        cep.free()
+        with self.assertRaises(wsmsg.FreedError):
+            len(timers)
+
+
+class TestJsonEndpoint(unittest.TestCase):
+    def setUp(self):
+        self.model = wsmsg.Schema(MODEL)
+
+    def tearDown(self):
+        gc.collect()
+
+    def test_json_and_invalid_events(self):
+        p = Pair(server_ep=wsmsg.Endpoint(schema=self.model))
+        try:
+            msg = {"user": "ann", "content": "hi", "timestamp": 1700000000.5}
+            p.c.send_json(msg)
+            p.c.send_json({"user": "b", "content": "c", "timestamp": "12"})
+            p.c.send_text("{not json")
+            p.c.send_json({"user": [1], "timestamp": "soon"})
+            p.c.send_bytes(b"binary is untouched")
+            p.pump()
+            ev = p.s.next_event()
+            self.assertIsInstance(ev, wsmsg.Json)
+            self.assertEqual(ev.data, msg)
+            ev = p.s.next_event()
+            self.assertEqual(ev.data["timestamp"], 12)  # coerced, as Pydantic
+            self.assertEqual(ev.text, '{"user":"b","content":"c","timestamp":"12"}')
+            ev = p.s.next_event()
+            self.assertIsInstance(ev, wsmsg.Invalid)
+            self.assertEqual(ev.text, "{not json")
+            self.assertEqual(ev.errors[0]["loc"], ["__root__"])
+            self.assertEqual(ev.errors[0]["type"], "value_error.jsondecode")
+            ev = p.s.next_event()
+            got = {(tuple(e["loc"]), e["type"]) for e in ev.errors}
+            self.assertIn((("content",), "value_error.missing"), got)
+            self.assertIn((("user",), "type_error.str"), got)
+            self.assertIn((("timestamp",), "type_error.float"), got)
+            self.assertEqual(p.s.next_event(), wsmsg.Binary(b"binary is untouched"))
+            # the default invalid policy replied to the client
+            replies = [ev.data for ev in p.c]
+            self.assertEqual(len(replies), 2)
+            import json
+            r = json.loads(replies[1])
+            self.assertEqual(r["error"], "validation_error")
+            self.assertEqual(r["detail"], ev.errors if False else r["detail"])
+        finally:
+            p.free()
+
+    def test_invalid_policy_close(self):
+        p = Pair(server_ep=wsmsg.Endpoint(schema=self.model, invalid_policy="close"))
+        try:
+            p.c.send_json({})
+            p.pump()
+            self.assertIsInstance(p.s.next_event(), wsmsg.Invalid)
+            ev = p.c.next_event()
+            self.assertEqual(ev.code, 1008)
+            self.assertIn("field required", ev.reason)
+        finally:
+            p.free()
+
+    def test_json_without_schema_strict_and_any_value(self):
+        p = Pair(server_ep=wsmsg.Endpoint(json=True, validation="strict"))
+        try:
+            for v in (1, "s", [1, {"a": None}], None, 2.5):
+                p.c.send_json(v)
+            p.c.send_text('{"a": 1, "a": 2}')
+            p.pump()
+            evs = p.s.events()
+            self.assertEqual([e.data for e in evs[:5]], [1, "s", [1, {"a": None}], None, 2.5])
+            self.assertEqual(evs[5].errors[0]["type"], "value_error.jsondecode")
+        finally:
+            p.free()
+
+    def test_routes(self):
+        chat = wsmsg.Schema({"type": "object", "required": ["text"],
+                             "properties": {"text": {"type": "string"}}})
+        ep = wsmsg.Endpoint(route_field="type", routes={"chat": chat, "ping": None})
+        p = Pair(server_ep=ep)
+        try:
+            p.c.send_json({"type": "chat", "text": "hi"})
+            p.c.send_json({"type": "ping"})
+            p.c.send_json({"type": "chat"})
+            p.c.send_json({"type": "nope"})
+            p.c.send_json({"text": "no type"})
+            p.pump()
+            evs = p.s.events()
+            self.assertEqual(evs[0].data, {"type": "chat", "text": "hi"})
+            self.assertEqual(evs[1].data, {"type": "ping"})
+            self.assertEqual(evs[2].errors[0]["loc"], ["text"])
+            self.assertEqual(evs[3].errors[0]["type"],
+                             "value_error.discriminated_union.invalid_discriminator")
+            self.assertEqual(evs[4].errors[0]["type"],
+                             "value_error.discriminated_union.missing_discriminator")
+        finally:
+            p.free()
+        with self.assertRaises(TypeError):
+            wsmsg.Endpoint(routes={"a": None})
+
+    def test_defaults_fill(self):
+        schema = wsmsg.Schema({"type": "object", "properties": {
+            "n": {"type": "integer", "default": 5}}})
+        p = Pair(server_ep=wsmsg.Endpoint(schema=schema))
+        try:
+            p.c.send_json({})
+            p.pump()
+            self.assertEqual(p.s.next_event().data, {"n": 5})
+        finally:
+            p.free()
+
+
+class TestSchema(unittest.TestCase):
+    def test_validate(self):
+        s = wsmsg.Schema(MODEL)
+        good = {"user": "a", "content": "b", "timestamp": 1}
+        self.assertEqual(s.validate(good), (good, []))
+        self.assertIs(s.validate(good)[0], good)
+        obj, errs = s.validate({"user": "a", "content": 5, "timestamp": "7"})
+        self.assertEqual({e["type"] for e in errs}, {"type_error.str", "type_error.float"})
+        for e in errs:
+            self.assertEqual(set(e) - {"ctx"}, {"loc", "msg", "type"})
+        obj, errs = s.validate({"user": "a", "content": 5, "timestamp": "7"}, coerce=True)
+        self.assertEqual((obj, errs), ({"user": "a", "content": "5", "timestamp": 7}, []))
+        self.assertTrue(s.is_valid(good))
+        self.assertFalse(s.is_valid({}))
+        _, errs = s.validate({}, max_errors=1)
+        self.assertEqual(len(errs), 1)
+        with self.assertRaises(ValueError):
+            s.validate({}, max_errors=0)
+        self.assertEqual(s.dialect, "2020-12")
+        s.free()
+
+    def test_validate_text(self):
+        s = wsmsg.Schema('{"type": "array", "items": {"type": "integer"}}')
+        self.assertEqual(s.validate_text("[1, 2]"), ([1, 2], []))
+        self.assertEqual(s.validate_text(b'["3"]', coerce=True), ([3], []))
+        doc, errs = s.validate_text("[1, x")
+        self.assertIsNone(doc)
+        self.assertEqual(errs[0]["type"], "value_error.jsondecode")
+        doc, errs = s.validate_text('[1, "a"]')
+        self.assertEqual(errs[0]["loc"], [1])
+        with self.assertRaises(TypeError):
+            s.validate_text(123)
+
+    def test_defaults_and_format(self):
+        s = wsmsg.Schema({"type": "object", "properties": {
+            "when": {"type": "string", "format": "date-time"},
+            "n": {"type": "integer", "default": 3}}})
+        self.assertEqual(s.validate({}, defaults=True), ({"n": 3}, []))
+        self.assertEqual(s.validate({"when": "yesterday"})[1], [])
+        _, errs = s.validate({"when": "yesterday"}, format=True)
+        self.assertEqual(errs[0]["loc"], ["when"])
+
+    def test_drafts(self):
+        s7 = wsmsg.Schema({"type": "object", "dependencies": {"a": ["b"]}}, draft="draft-07")
+        self.assertEqual(s7.dialect, "draft-07")
+        self.assertFalse(s7.is_valid({"a": 1}))
+        self.assertEqual(wsmsg.Schema(True, jit=False).validate([1])[1], [])
+        with self.assertRaises(ValueError):
+            wsmsg.Schema({}, draft="2019-09")
+
+    def test_compile_errors(self):
+        with self.assertRaises(wsmsg.SchemaError) as cm:
+            wsmsg.Schema("{not json")
+        self.assertEqual(cm.exception.code, wsmsg.ErrorCode.ERR_JSON)
+        with self.assertRaises(wsmsg.SchemaError) as cm:
+            wsmsg.Schema({"type": 12})
+        self.assertEqual(cm.exception.code, wsmsg.ErrorCode.ERR_SCHEMA)
+        with self.assertRaises(wsmsg.SchemaError) as cm:
+            wsmsg.Schema({"$ref": "https://example.com/remote.json"})
+        self.assertIn(cm.exception.code, (wsmsg.ErrorCode.ERR_UNSUPPORTED,
+                                          wsmsg.ErrorCode.ERR_SCHEMA))
+        self.assertTrue(str(cm.exception))
+        with self.assertRaises(TypeError):
+            wsmsg.Schema(42)
+
+    def test_unserializable(self):
+        s = wsmsg.Schema(True)
+        with self.assertRaises(TypeError):
+            s.validate({"a": object()})
+        with self.assertRaises(ValueError):
+            s.validate(float("nan"))
+        with self.assertRaises(TypeError):
+            s.validate({}, coerce="yes")
+
+
+class TestHandshake(unittest.TestCase):
+    def test_subprotocol_and_headers(self):
+        sep = wsmsg.Endpoint(subprotocols=["v2", "v1"])
+        cep = wsmsg.Endpoint(subprotocols=["v1", "v2"])
+        p = Pair(server_ep=sep, client_ep=cep, headers={"X-Token": "t"})
+        try:
+            self.assertEqual(p.s.subprotocol, "v2")
+            self.assertEqual(p.c.subprotocol, "v2")
+        finally:
+            p.free()
+
+    def test_404(self):
+        p = Pair(path="/nope", open=False)
+        try:
+            p.pump()
+            self.assertIsNone(p.s.next_event())  # never opened: no events
+            self.assertTrue(p.s.done)
+            ev = p.c.next_event()
+            self.assertIsInstance(ev, wsmsg.Close)
+            self.assertEqual(ev.error, wsmsg.ErrorCode.ERR_HANDSHAKE)
+            self.assertIn("404", ev.detail)
+            self.assertEqual(p.c.http_status, 404)
+        finally:
+            p.free()
+
+    def test_send_before_open(self):
+        p = Pair(open=False)
+        try:
+            with self.assertRaises(wsmsg.StateError):
+                p.c.send_text("too early")
+            with self.assertRaises(wsmsg.StateError):
+                p.c.close()
+        finally:
+            p.free()
+
+    def test_bad_client_args(self):
+        ep = wsmsg.Endpoint()
+        with self.assertRaises(ValueError):
+            ep.client("h:1", "no-slash")
+        with self.assertRaises(ValueError):
+            ep.client("h:1", "/x", headers={"X": "a\r\nb"})
+        with self.assertRaises(wsmsg.Error):
+            ep.client("h:1", "/x", headers={"Upgrade": "no"})
+        gc.collect()
+        ep.free()  # the failed clients were freed
+
+
+class TestBackpressure(unittest.TestCase):
+    def test_refused_then_drain(self):
+        p = Pair(server_ep=wsmsg.Endpoint(backpressure=(1000, 100)))
+        try:
+            p.s.send_bytes(b"x" * 900)
+            with self.assertRaises(wsmsg.BackpressureError):
+                p.s.send_bytes(b"y" * 200)
+            p.c.recv(p.s.data_to_send())
+            p.s.tick()
+            self.assertEqual(p.s.next_event(), wsmsg.Drain())
+        finally:
+            p.free()
+
+    def test_too_big(self):
+        p = Pair(server_ep=wsmsg.Endpoint(max_message_size=10))
+        try:
+            p.c.send_text("x" * 11)
+            p.pump()
+            ev = p.s.next_event()
+            self.assertEqual((ev.code, ev.error), (1009, wsmsg.ErrorCode.ERR_TOO_BIG))
+        finally:
+            p.free()
+
+    def test_queue_bound(self):
+        p = Pair(server_ep=wsmsg.Endpoint(max_queued=(2, 0)))
+        try:
+            for i in range(3):
+                p.c.send_text(str(i))
+            p.pump()
+            evs = p.s.events()
+            self.assertEqual(evs[-1].code, 1008)
+        finally:
+            p.free()
+
+
+class TestMisuse(unittest.TestCase):
+    def test_freed_conn(self):
+        p = Pair()
+        c = p.c
+        c.free()
+        c.free()  # idempotent
+        self.assertTrue(c.freed)
+        self.assertIn("freed", repr(c))
+        for call in (lambda: c.recv(b"x"), lambda: c.send_text("x"),
+                     lambda: c.send_bytes(b"x"), lambda: c.send_json(1),
+                     lambda: c.close(), lambda: c.ping(), lambda: c.tick(),
+                     lambda: c.next_event(), lambda: list(c), lambda: c.state,
+                     lambda: c.data_to_send(), lambda: c.pending(),
+                     lambda: c.consume(1), lambda: c.done, lambda: c.next_deadline(),
+                     lambda: c.eof(), lambda: c.abort(), lambda: c.path):
+            with self.assertRaises(wsmsg.FreedError):
+                call()
+        with self.assertRaises(ValueError):  # FreedError is a ValueError
+            c.send_text("x")
+        p.free()
+
+    def test_context_managers(self):
+        with wsmsg.Endpoint() as ep:
+            with wsmsg.Server(routes={"/": ep}) as srv:
+                with srv.accept() as conn:
+                    self.assertEqual(conn.state, wsmsg.State.CONNECTING)
+                self.assertTrue(conn.freed)
+        self.assertTrue(srv.freed and ep.freed)
+        with self.assertRaises(wsmsg.FreedError):
+            with ep:
+                pass
+
+    def test_free_order_is_enforced(self):
+        schema = wsmsg.Schema(True)
+        ep = wsmsg.Endpoint(schema=schema)
+        srv = wsmsg.Server(routes={"/a": ep, "/b": ep})
+        conn = srv.accept()
+        with self.assertRaises(wsmsg.StateError):
+            schema.free()
+        with self.assertRaises(wsmsg.StateError):
+            ep.free()
+        with self.assertRaises(wsmsg.StateError):
+            srv.free()
+        conn.free()
+        srv.free()
+        ep.free()
+        schema.free()
+        self.assertTrue(schema.freed)
+
+    def test_gc_in_any_order(self):
+        # a reference cycle through user data: the collector may finalize
+        # the server before the connection; the C free must wait
+        for _ in range(20):
+            ep = wsmsg.Endpoint(schema=wsmsg.Schema(True))
+            srv = wsmsg.Server(routes={"/": ep})
+            conn = srv.accept()
+            srv.keep = conn
+            conn.user = srv
+            del ep, srv, conn
+            gc.collect()
+
+    def test_frozen_endpoint(self):
+        p = Pair()
+        try:
+            with self.assertRaises(wsmsg.StateError):
+                p.sep.set_max_message_size(5)
+            with self.assertRaises(wsmsg.StateError):
+                p.srv.route("/other", wsmsg.Endpoint())
+        finally:
+            p.free()
+            gc.collect()
+
+    def test_wrong_types(self):
+        ep = wsmsg.Endpoint()
+        srv = wsmsg.Server(routes={"/": ep})
+        conn = srv.accept()
+        try:
+            for call in (lambda: conn.recv("text"), lambda: conn.recv(12),
+                         lambda: conn.send_text(b"bytes"), lambda: conn.send_bytes("str"),
+                         lambda: conn.send_text(None), lambda: conn.close(None),
+                         lambda: conn.tick("now"), lambda: conn.consume(1.5),
+                         lambda: ep.set_max_message_size("big"),
+                         lambda: ep.set_receive_timeout(1.5),
+                         lambda: ep.set_receive_timeout(True),
+                         lambda: ep.set_schema({"type": "object"}),
+                         lambda: ep.add_subprotocol(7),
+                         lambda: srv.route("/x", "endpoint"),
+                         lambda: wsmsg.Endpoint(nonsense=1),
+                         lambda: wsmsg.Server(routes={"/": 1}),
+                         lambda: conn.io_fd("fd"),
+                         lambda: wsmsg.Conn()):
+                with self.assertRaises(TypeError):
+                    call()
+            for call in (lambda: ep.set_receive_timeout(-1),
+                         lambda: ep.set_receive_timeout(1 << 32),
+                         lambda: ep.set_max_message_size(1 << 64),
+                         lambda: ep.add_subprotocol("a\0b"),
+                         lambda: ep.set_timeout_action("explode"),
+                         lambda: ep.set_invalid_policy(9),
+                         lambda: conn.close(1 << 40)):
+                with self.assertRaises(ValueError):
+                    call()
+            with self.assertRaises(wsmsg.Error):
+                srv.route("no-slash", ep)
+        finally:
+            conn.free()
+            srv.free()
+            ep.free()
+
+    def test_clock_exception_does_not_crash(self):
+        def bad():
+            raise RuntimeError("clock broke")
+        ep = wsmsg.Endpoint(receive_timeout=10)
+        srv = wsmsg.Server(routes={"/": ep}, clock=bad)
+        stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
+        try:
+            conn = srv.accept()
+            conn.recv(b"GET / HTTP/1.1\r\n")
+        finally:
+            sys.stderr.close()
+            sys.stderr = stderr
+        conn.free()
+        srv.free()
+        ep.free()
+
+
+class EchoThread(threading.Thread):
+    """A one-connection echo server on 127.0.0.1 made with the binding."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.lsock.settimeout(10)
+        self.port = self.lsock.getsockname()[1]
+        self.error = None
+        self.closed = None
+
+    def run(self):
+        ep = wsmsg.Endpoint(subprotocols=["echo"])
+        srv = wsmsg.Server(routes={"/echo": ep})
+        try:
+            sock, _ = self.lsock.accept()
+            with sock, srv.accept() as conn:
+                for _ in range(1000):  # bounded
+                    ev = conn.wait_event(sock, 10)
+                    if ev is None or isinstance(ev, wsmsg.Close):
+                        self.closed = ev
+                        while conn.want_write and conn.io_fd(sock) == 0:
+                            pass
+                        break
+                    if isinstance(ev, wsmsg.Text):
+                        conn.send_text(ev.data)
+                    elif isinstance(ev, wsmsg.Binary):
+                        conn.send_bytes(ev.data)
+        except Exception as e:  # reported by the test
+            self.error = e
+        finally:
+            self.lsock.close()
+            srv.free()
+            ep.free()
+
+
+class TestClient(unittest.TestCase):
+    def test_echo(self):
+        t = EchoThread()
+        t.start()
+        url = "ws://127.0.0.1:%d/echo" % t.port
+        with wsmsg.Client(url, subprotocols=["echo"], timeout=10) as c:
+            self.assertEqual(c.subprotocol, "echo")
+            c.send_text("hi ✓")
+            self.assertEqual(c.recv(5), wsmsg.Text("hi ✓"))
+            c.send_bytes(b"\x00" * 100000)
+            self.assertEqual(c.recv(5), wsmsg.Binary(b"\x00" * 100000))
+            c.send_json({"a": 1})
+            self.assertEqual(c.recv(5), wsmsg.Text('{"a":1}'))
+            self.assertIsNone(c.recv(0.05))  # timeout
+            ev = c.close(1000, "done")
+        self.assertEqual(ev, wsmsg.Close(1000, "done", True, 0, ""))
+        t.join(10)
+        self.assertIsNone(t.error)
+        self.assertEqual(t.closed.code, 1000)
+        self.assertIsNone(c.conn)
+
+    def test_refused_upgrade(self):
+        t = EchoThread()
+        t.start()
+        with self.assertRaises(wsmsg.HandshakeError) as cm:
+            wsmsg.Client("ws://127.0.0.1:%d/other" % t.port, timeout=10)
+        self.assertEqual(cm.exception.status, 404)
+        t.join(10)
+
+    def test_bad_url(self):
+        with self.assertRaises(ValueError):
+            wsmsg.Client("wss://127.0.0.1/x")
+        with self.assertRaises(ValueError):
+            wsmsg.Client("http://127.0.0.1/x")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)
