@@ -1,10 +1,15 @@
 """demo_server's endpoints driven by the python3-websockets client: valid,
 invalid, non-JSON, huge and deeply nested inputs; the heartbeat; files.
+
+DEMO_SERVER runs the same test against another server with demo_server's
+options and behaviour (a command line, e.g. "python3
+examples/ffi/python/asyncio_server.py"; test_asyncio_server.py does that).
 """
 import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -15,6 +20,8 @@ import time
 import websockets
 
 BIN = os.environ.get("EXAMPLE_BIN", "examples")
+SERVER = (shlex.split(os.environ.get("DEMO_SERVER", ""))
+          or [os.path.join(BIN, "demo_server")])
 
 
 def free_port():
@@ -31,7 +38,7 @@ class Demo:
         self.port = free_port()
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [os.path.join(BIN, "demo_server"), "--port", str(self.port),
+            [*SERVER, "--port", str(self.port),
              "--dir", self.dir, "--max-file", str(2 << 20), *args],
             stderr=self.log)
         end = time.monotonic() + 10
@@ -174,7 +181,7 @@ def main():
     # one log line per connection event
     assert "open /ws/json-demo" in log and "close /ws/json-demo" in log, log
     assert "invalid message: " in log, log
-    print("test_demo_server: ok")
+    print("test_demo_server (%s): ok" % " ".join(SERVER))
 
 
 if __name__ == "__main__":
