@@ -45,7 +45,7 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              python3 python3-websockets nodejs valgrind
 
 .PHONY: all lib examples test unit schema-suite integration check-install \
-        check-symbols check-docs \
+        check-symbols check-docs check-abi check-ffi \
         check-asan check-valgrind install uninstall deps run clean help
 
 all: lib examples
@@ -56,6 +56,8 @@ help:
 	@echo "make [all]          build lib/libwsmsg.{a,so} and the examples"
 	@echo "make run            install missing packages, build, start demo_server on 127.0.0.1:8080"
 	@echo "make test           install missing packages, build, run every test suite"
+	@echo "make check-abi      exported symbols, header as C11/C++, versions, ctypes-callable API, ABI baseline"
+	@echo "make check-ffi      the Python binding's unit tests"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
@@ -145,12 +147,35 @@ check-docs: lib
 check-install: lib
 	@bash tests/install/run.sh
 
+# ABI hygiene (docs/abi.md): only wsmsg_ symbols exported; wsmsg.h compiles
+# as C11 and C++ under gcc/clang with -Wall -Wextra -pedantic -Werror and
+# every function links from both; versions and soname agree; every function
+# is callable from ctypes and the Python binding matches the header; no
+# incompatible change against tests/abi/baseline.txt without a SOMAJOR bump.
+check-abi: check-symbols
+	@bash tests/abi/check_header.sh $(VERSION) $(SOMAJOR)
+	@$(PYTHON) tests/abi/check_abi.py --somajor $(SOMAJOR) --cc $(CC) \
+	  --cflags "$(DEP_CFLAGS)"
+	@$(PYTHON) tests/abi/selftest.py $(SOMAJOR)
+
+# The Python binding's unit tests (examples/ffi/python), with $(PYTHON) and,
+# when it is another interpreter, the python3 on PATH (any CPython >= 3.9).
+# The asyncio server runs in `integration` (test_asyncio_server.py).
+check-ffi: lib
+	@$(PYTHON) examples/ffi/python/tests/test_wsmsg.py
+	@other=$$(command -v python3 || true); \
+	if [ -n "$$other" ] && [ "$$($$other -c 'import sys; print(sys.executable)' 2>/dev/null)" != \
+	     "$$($(PYTHON) -c 'import sys; print(sys.executable)')" ]; then \
+	  echo "== binding tests with $$other"; $$other examples/ffi/python/tests/test_wsmsg.py; fi
+
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory schema-suite
 	@$(MAKE) --no-print-directory check-symbols
 	@$(MAKE) --no-print-directory check-docs
+	@$(MAKE) --no-print-directory check-abi
+	@$(MAKE) --no-print-directory check-ffi
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory check-install
 	@echo "make test: all suites passed"

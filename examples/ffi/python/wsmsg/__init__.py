@@ -13,7 +13,7 @@
 
 Objects: Endpoint, Server, Conn, Schema, Timers, Client (a blocking client
 over a socket).  Events: Open, Text, Binary, Json, Invalid, Close, Timeout,
-Pong, Drain.  Errors: Error (code = ErrorCode), StateError, ClosedError,
+Pong, Drain (and Unknown, for event types newer than the binding).  Errors: Error (code = ErrorCode), StateError, ClosedError,
 BackpressureError, InvalidArgumentError, SchemaError, FreedError.  See docs/ffi.md.
 
 The library is found through $WSMSG_LIB, next to this package, the source
@@ -25,7 +25,7 @@ from ._core import (BackpressureError, BackpressurePolicy, Binary, Close,
                     InvalidPolicy, Invalid,
                     Json, Open, Pong, Schema, SchemaError, SchemaOption,
                     Server, State, StateError, Text, Timeout, TimeoutAction,
-                    TimeoutKind, Timers, Validate, accept_key, library_path,
+                    TimeoutKind, Timers, Unknown, Validate, accept_key, library_path,
                     now_ms, strerror, utf8_valid, verrors_list, version,
                     version_number)
 from .client import Client, HandshakeError
@@ -36,7 +36,7 @@ __all__ = [
     "EventType", "FreedError", "HandshakeError", "InvalidArgumentError", "InvalidPolicy", "Invalid",
     "Json", "Open", "Pong", "Schema", "SchemaError", "SchemaOption", "Server",
     "State", "StateError", "Text", "Timeout", "TimeoutAction", "TimeoutKind",
-    "Timers", "Validate", "accept_key", "library_path", "now_ms", "strerror",
+    "Timers", "Unknown", "Validate", "accept_key", "library_path", "now_ms", "strerror",
     "utf8_valid", "verrors_list", "version", "version_number",
 ]
 __version__ = version()

@@ -389,6 +389,17 @@ class Drain(Event):
     type = EventType.DRAIN
 
 
+class Unknown(Event):
+    """An event type this binding does not know (a newer library: new
+    event types are a compatible addition, docs/abi.md).  `code` is its
+    number; skip it."""
+    __slots__ = ("code",)
+    type = EventType.NONE
+
+    def __init__(self, code):
+        self.code = code
+
+
 def _as_error_code(e):
     try:
         return ErrorCode(e)
@@ -1234,7 +1245,7 @@ class Conn(_Handle):
                 return Timeout(ev.code)
         if t == _EV_DRAIN:
             return _DRAIN
-        raise Error("unknown event type %d (a newer library?)" % t)
+        return Unknown(t)
 
     def _new_jbuf(self):
         self._jbuf = _JsonBuf()
