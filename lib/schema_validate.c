@@ -110,14 +110,19 @@ static void path_pop(vctx *c) { c->npath--; }
  */
 
 static char *msgv(const char *fmt, va_list ap) {
+  char small[256];
   va_list ap2;
   va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
+  int n = vsnprintf(small, sizeof(small), fmt, ap2);
   va_end(ap2);
   if (n < 0)
     return NULL;
   char *m = malloc((size_t)n + 1);
-  if (m)
+  if (!m)
+    return NULL;
+  if ((size_t)n < sizeof(small))
+    memcpy(m, small, (size_t)n + 1);
+  else
     vsnprintf(m, (size_t)n + 1, fmt, ap);
   return m;
 }
@@ -656,7 +661,11 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
   const char *s = json_string_value(v);
   size_t len = json_string_length(v);
   if (kw & (WSM_K_MAXLEN | WSM_K_MINLEN)) {
-    size_t k = utf8_len(s, len);
+    /* len/4 <= code points <= len: count only when the bytes do not tell */
+    bool need = ((kw & WSM_K_MAXLEN) && len > n->max_len) ||
+                ((kw & WSM_K_MINLEN) && len >= n->min_len &&
+                 (len + 3) / 4 < n->min_len);
+    size_t k = need ? utf8_len(s, len) : len;
     if ((kw & WSM_K_MAXLEN) && k > n->max_len)
       REPORT(NULL, "value_error.any_str.max_length",
              ctx1("limit_value", json_integer((json_int_t)n->max_len)),
@@ -927,10 +936,13 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
              ctx1("limit_value", json_integer((json_int_t)n->min_props)),
              "ensure this value has at least %zu properties", n->min_props);
   }
+  size_t found = 0; /* instance keys that are declared properties */
   if (kw & WSM_K_PROPS) {
     for (size_t i = 0; i < n->nprops; i++) {
       const wsm_prop *p = &n->props[i];
       json_t *e = json_object_getn(v, p->key, p->len);
+      if (e)
+        found++;
       if (!e) {
         if (p->required) {
           vpath extra = {.key = p->key, .len = p->len};
@@ -971,6 +983,10 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
       }
     }
   }
+  /* every key declared: patternProperties/additionalProperties see none */
+  if ((kw & WSM_K_EXTRA) && !(kw & WSM_K_PROPNAMES) && !n->npatprops &&
+      found == json_object_size(v))
+    kw &= ~WSM_K_EXTRA;
   if (kw & (WSM_K_EXTRA | WSM_K_PROPNAMES)) {
     const char *key;
     size_t klen;
@@ -1378,10 +1394,10 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
 
 int wsmsg_schema_validate(const wsmsg_schema *s, json_t *doc, unsigned flags,
                           wsmsg_verrors *out) {
-  if (out)
+  if (!s || !doc) {
     wsmsg_verrors_clear(out);
-  if (!s || !doc)
     return WSMSG_ERR_INVALID_ARG;
+  }
   return validate_impl(s, &doc, false, flags, out);
 }
 
@@ -1418,7 +1434,7 @@ int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
     }
     return WSMSG_ERR_JSON;
   }
-  int rc = validate_impl(s, &doc, true, flags, out);
+  int rc = validate_impl(s, &doc, true, flags, out); /* clears out */
   if (doc_out)
     *doc_out = doc;
   else
