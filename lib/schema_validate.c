@@ -694,7 +694,7 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
                                        "value is not a valid uuid",
                                        "value is not a valid IPv4 address",
                                        "value is not a valid IPv6 address",
-                                       "invalid or missing URL scheme"};
+                                       "value is not a valid URI"};
     REPORT(NULL, types[n->format],
            ctx1("format", json_string(wsm_format_name(n->format))), "%s",
            msgs[n->format]);

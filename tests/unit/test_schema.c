@@ -288,7 +288,7 @@ static void test_format(void **state) {
   invalid1("{\"format\":\"ipv6\"}", "\"1::2::3\"", F, "[]",
            "value_error.ipv6address", "value is not a valid IPv6 address");
   invalid1("{\"format\":\"uri\"}", "\"/relative\"", F, "[]", "value_error.url",
-           NULL);
+           "value is not a valid URI");
   wsmsg_verrors *e = wsmsg_verrors_new();
   const char *okdocs[][2] = {
       {"date-time", "\"1998-12-31T23:59:60Z\""},
