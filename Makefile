@@ -45,7 +45,7 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
              python3 python3-websockets nodejs valgrind
 
-.PHONY: all lib examples test unit schema-suite integration check-install check-symbols \
+.PHONY: all lib examples test unit integration check-install check-symbols \
         check-asan check-valgrind install uninstall deps run clean help
 
 all: lib examples

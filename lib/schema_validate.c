@@ -22,8 +22,7 @@
 
 #define WSM_MAX_DEPTH 1000
 
-/* ---- per-call state
- * ------------------------------------------------------------ */
+/* ---- per-call state ------------------------------------------------------ */
 
 typedef struct vpath {
   const char *key;
@@ -77,9 +76,7 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
 
 static bool mutating(const vctx *c) { return c->coerce || c->defaults; }
 
-/* ---- path
- * ---------------------------------------------------------------------------
- */
+/* ---- path ---------------------------------------------------------------- */
 
 static bool path_push(vctx *c, const char *key, size_t len, size_t idx,
                       bool is_idx) {
@@ -105,9 +102,7 @@ static bool path_push(vctx *c, const char *key, size_t len, size_t idx,
 
 static void path_pop(vctx *c) { c->npath--; }
 
-/* ---- errors
- * ------------------------------------------------------------------------------
- */
+/* ---- errors -------------------------------------------------------------- */
 
 static char *msgv(const char *fmt, va_list ap) {
   char small[256];
@@ -207,9 +202,7 @@ static char *repr(const json_t *v) {
   return wsm_sb_finish(&b);
 }
 
-/* ---- annotations
- * ---------------------------------------------------------------------------
- */
+/* ---- annotations --------------------------------------------------------- */
 
 static void annot_key(vctx *c, annot *a, const char *k, size_t len) {
   if (!a || a->all_props)
@@ -296,8 +289,7 @@ static void grave_add(vctx *c, json_t *j) {
   c->grave[c->ngrave++] = j;
 }
 
-/* ---- replacing the instance
- * ------------------------------------------------------------------ */
+/* ---- replacing the instance ---------------------------------------------- */
 
 /* Put `nv` (a new reference, stolen) where the instance is.  False if that is
  * impossible (the caller's root would have to change type). */
@@ -377,8 +369,7 @@ static bool commit(vctx *c, const vslot *sl, json_t **ip, json_t *copy) {
   return slot_set(c, sl, ip, json_incref(copy));
 }
 
-/* ---- coercion (Pydantic v1 lax rules)
- * ----------------------------------------------------------- */
+/* ---- coercion (Pydantic v1 lax rules) ------------------------------------ */
 
 static const char *skip_ws(const char *p, const char *e) {
   while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
@@ -510,9 +501,7 @@ static json_t *coerce(uint8_t types, const json_t *v) {
   return r;
 }
 
-/* ---- type
- * -------------------------------------------------------------------------------------------
- */
+/* ---- type ---------------------------------------------------------------- */
 
 static bool type_ok(uint8_t types, const json_t *v) {
   switch (json_typeof(v)) {
@@ -558,9 +547,7 @@ static void type_errors(vctx *c, uint8_t types, const json_t *v) {
     err_at(c, NULL, "type_error.none.allowed", NULL, "value is not none");
 }
 
-/* ---- numbers
- * ------------------------------------------------------------------------------------------
- */
+/* ---- numbers ------------------------------------------------------------- */
 
 /* -1, 0, 1 comparing the instance with a schema number */
 static int num_cmp(const json_t *v, const wsm_num *lim) {
@@ -639,9 +626,7 @@ static bool v_number(vctx *c, const wsm_snode *n, const json_t *v) {
   return ok;
 }
 
-/* ---- strings
- * ---------------------------------------------------------------------------------------------
- */
+/* ---- strings ------------------------------------------------------------- */
 
 static size_t utf8_len(const char *s, size_t n) {
   size_t k = 0;
@@ -702,8 +687,7 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
   return ok;
 }
 
-/* ---- scratch evaluation (conditional subschemas)
- * ------------------------------------------------------------ */
+/* ---- scratch evaluation (conditional subschemas) ------------------------- */
 
 /* Evaluate `n` against the instance without recording errors and without
  * touching the document: in mutating modes on a deep copy.  Annotations go
@@ -781,9 +765,7 @@ static json_t *all_branch_errors(vctx *c, wsm_snode *const *br, size_t nbr,
   return ctx1("errors", all);
 }
 
-/* ---- arrays
- * ----------------------------------------------------------------------------------------------------
- */
+/* ---- arrays -------------------------------------------------------------- */
 
 static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   bool ok = true;
@@ -883,9 +865,7 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   return ok;
 }
 
-/* ---- objects
- * ------------------------------------------------------------------------------------------------------
- */
+/* ---- objects ------------------------------------------------------------- */
 
 static bool v_propname(vctx *c, const wsm_snode *n, const char *key,
                        size_t klen) {
@@ -1034,9 +1014,7 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   return ok;
 }
 
-/* ---- in-place applicators
- * -------------------------------------------------------------------------------------------
- */
+/* ---- in-place applicators ------------------------------------------------ */
 
 /* anyOf / oneOf.  Without rewrites every branch is judged on the instance.
  * With rewrites, pass 1 judges the branches with coercion off (an exact
@@ -1152,9 +1130,7 @@ static bool v_inplace(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
   return ok;
 }
 
-/* ---- unevaluated*
- * ------------------------------------------------------------------------------------------------------
- */
+/* ---- unevaluated* -------------------------------------------------------- */
 
 static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   bool ok = true;
@@ -1207,9 +1183,7 @@ static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   return ok;
 }
 
-/* ---- one schema node
- * ----------------------------------------------------------------------------------------------------
- */
+/* ---- one schema node ----------------------------------------------------- */
 
 static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
                        const vslot *sl, annot *a) {
@@ -1344,9 +1318,7 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
   return ok;
 }
 
-/* ---- public API
- * ------------------------------------------------------------------------------------------------------------
- */
+/* ---- public API ---------------------------------------------------------- */
 
 static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
                          unsigned flags, wsmsg_verrors *out) {
