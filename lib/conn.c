@@ -54,10 +54,15 @@ static int acquire_parser(wsmsg_conn *c) {
   return 0;
 }
 
-/* Give the parser back once it holds nothing: between frames, every byte
- * fed to it framed.  A connection that broke off mid-frame destroys it. */
+/* Give the parser back once the connection is idle: between frames, every
+ * byte fed to it framed, no output pending (a busy connection keeps it, so
+ * sends do not pay a pool round trip each).  A connection that broke off
+ * mid-frame destroys it. */
 static void release_parser(wsmsg_conn *c) {
-  if (!c->slot)
+  if (!c->slot || c->in_recv)
+    return;
+  if (c->out.len > c->out.off && !c->failed && !c->aborted &&
+      c->state != WSMSG_STATE_CLOSED)
     return;
   bool clean = !c->in_frame && c->in_fed == c->in_used;
   if (!clean && !c->failed && c->state != WSMSG_STATE_CLOSED && !c->aborted)
@@ -92,9 +97,7 @@ static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
   bool was_empty = c->out.len == c->out.off;
   c->sink = sink;
   ssize_t n = wslay_frame_send(c->slot->fr, &io);
-  c->sink = &c->out;
-  if (!c->in_recv)
-    release_parser(c);
+  c->sink = &c->out; /* the parser stays while output is pending */
   if (n < 0 || (size_t)n != len)
     return WSMSG_ERR_NOMEM;
   if (was_empty && c->ep && c->ep->t_write) {
@@ -202,9 +205,9 @@ static void ev_link(wsmsg_conn *c, wsm_evnode *n) {
  * message nobody handles). */
 bool wsm_ev_push(wsmsg_conn *c, wsm_evnode *n) {
   const wsmsg_endpoint *ep = c->ep;
-  if (ep && ((ep->max_events && c->nev >= ep->max_events) ||
-             (ep->max_event_bytes &&
-              c->ev_bytes + n->size > ep->max_event_bytes))) {
+  if (ep &&
+      ((ep->max_events && c->nev >= ep->max_events) ||
+       (ep->max_event_bytes && c->ev_bytes + n->size > ep->max_event_bytes))) {
     ev_free(c, n);
     fail(c, WSMSG_ERR_BACKPRESSURE, 1008,
          "event queue full: the application is not reading events");
@@ -279,6 +282,12 @@ static void deliver_close(wsmsg_conn *c) {
 static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
   (void)flags;
   wsmsg_conn *c = ((wsm_slot *)ud)->conn;
+  wsm_buf *b = c->sink;
+  if (b->cap - b->len >= len) { /* reserved by queue_frame_ex */
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return (ssize_t)len;
+  }
   if (wsm_pbuf_append(c->sink, c->pool, data, len))
     return WSLAY_ERR_WOULDBLOCK; /* nothing accepted: wslay fails the frame */
   return (ssize_t)len;
@@ -491,7 +500,11 @@ static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
     if (ep->json)
       return wsm_json_deliver(c, (const char *)d, len);
     if (ep->on_text) {
+      /* sending this very text back (an echo) needs no second UTF-8 pass */
+      c->valid_text = d;
+      c->valid_text_len = len;
       ep->on_text(c, (const char *)d, len, c->user);
+      c->valid_text = NULL;
       return 0;
     }
     return ev_queue_data(c, WSMSG_EV_TEXT, d, len);
@@ -604,17 +617,17 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
  * refused at once instead of when (if ever) its payload comes. */
 static int check_partial_header(wsmsg_conn *c, const uint8_t *d, size_t n) {
   uint64_t k = c->in_fed - c->in_used;
-  if (c->in_frame || k == 0 || k > sizeof(c->hdr))
+  if (c->in_frame || k == 0 || k > sizeof(c->slot->hdr))
     return 0;
   if (k <= n) {
-    memcpy(c->hdr, d + n - k, (size_t)k);
+    memcpy(c->slot->hdr, d + n - k, (size_t)k);
   } else { /* the header started in an earlier read */
     if (c->hdr_len != k - n)
       return 0;
-    memcpy(c->hdr + c->hdr_len, d, n);
+    memcpy(c->slot->hdr + c->hdr_len, d, n);
   }
   c->hdr_len = (uint8_t)k;
-  const uint8_t *h = c->hdr;
+  const uint8_t *h = c->slot->hdr;
   int fin = h[0] >> 7, rsv = (h[0] >> 4) & 7, op = h[0] & 15, mask = -1;
   uint64_t len = LEN_UNKNOWN;
   if (k >= 2) {
@@ -639,13 +652,13 @@ static int handle_close_frame(wsmsg_conn *c) {
   if (c->ctl_len == 1)
     return fail(c, WSMSG_ERR_PROTOCOL, 1002, "close frame with 1-byte payload");
   if (c->ctl_len >= 2) {
-    code = (unsigned)(c->ctl[0] << 8 | c->ctl[1]);
+    code = (unsigned)(c->slot->ctl[0] << 8 | c->slot->ctl[1]);
     if (!wsm_close_code_valid_wire(code)) {
       char why[64];
       snprintf(why, sizeof(why), "invalid close code %u", code);
       return fail(c, WSMSG_ERR_CLOSE_CODE, 1002, why);
     }
-    reason = (const char *)c->ctl + 2;
+    reason = (const char *)c->slot->ctl + 2;
     rlen = c->ctl_len - 2u;
     if (!wsmsg_utf8_valid(reason, rlen))
       return fail(c, WSMSG_ERR_UTF8, 1007, "close reason is not UTF-8");
@@ -671,23 +684,23 @@ static int frame_end(wsmsg_conn *c) {
     /* above the high mark a peer that pings but does not read gets no
      * pong (RFC 6455 5.5.3 allows answering only the latest ping) */
     if (!c->close_sent && !(c->ep->bp_high && buffered(c) >= c->ep->bp_high))
-      return queue_frame(c, WSLAY_PONG, c->ctl, c->ctl_len);
+      return queue_frame(c, WSLAY_PONG, c->slot->ctl, c->ctl_len);
     return 0;
   }
   if (op == WSLAY_PONG) {
     if (c->ctl_len == 8 && c->ping_seq) {
       uint64_t seq = 0;
       for (int i = 0; i < 8; i++)
-        seq = seq << 8 | c->ctl[i];
+        seq = seq << 8 | c->slot->ctl[i];
       if (seq == c->ping_seq) { /* the answer to our keepalive ping */
         c->rtt = (int64_t)(c->t_last_rx - c->t_ping_sent);
         c->ping_outstanding = false;
       }
     }
     if (c->ep->on_pong)
-      c->ep->on_pong(c, c->ctl, c->ctl_len, c->user);
+      c->ep->on_pong(c, c->slot->ctl, c->ctl_len, c->user);
     else if (c->ep->pong_events)
-      return ev_queue_data(c, WSMSG_EV_PONG, c->ctl, c->ctl_len);
+      return ev_queue_data(c, WSMSG_EV_PONG, c->slot->ctl, c->ctl_len);
     return 0;
   }
   if (!c->fr_fin)
@@ -709,7 +722,7 @@ static int frame_end(wsmsg_conn *c) {
 
 static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
   if (c->fr_op >= 8) {
-    memcpy(c->ctl + c->ctl_len, d, n); /* wslay caps control payloads */
+    memcpy(c->slot->ctl + c->ctl_len, d, n); /* wslay caps control payloads */
     c->ctl_len = (uint8_t)(c->ctl_len + n);
     return 0;
   }
@@ -891,7 +904,7 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   c->in_recv = false;
   c->in = NULL;
   c->in_len = 0;
-  release_parser(c);
+  release_parser(c); /* kept if it produced output: consume returns it */
   if (!c->msg_op && c->msg.cap) /* between messages: give the buffer back */
     wsm_pbuf_release(&c->msg, c->pool);
   if (r == 0 && c->error && c->failed)
@@ -999,8 +1012,10 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
     return;
   size_t avail = c->out.len - c->out.off;
   c->out.off += n < avail ? n : avail;
-  if (c->out.off == c->out.len)
-    wsm_pbuf_release(&c->out, c->pool); /* idle connections hold nothing */
+  if (c->out.off == c->out.len) { /* idle connections hold nothing */
+    wsm_pbuf_release(&c->out, c->pool);
+    release_parser(c);
+  }
   if (n && c->ep && c->ep->t_write)
     c->t_write_progress = wsm_now(c);
   if (c->bp_blocked && buffered(c) < c->ep->bp_low) {
@@ -1147,7 +1162,9 @@ int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
     return r;
   if (!data && len)
     return WSMSG_ERR_INVALID_ARG;
-  if (!wsmsg_utf8_valid(data, len))
+  bool known_valid =
+      (const uint8_t *)data == c->valid_text && len == c->valid_text_len;
+  if (!known_valid && !wsmsg_utf8_valid(data, len))
     return WSMSG_ERR_UTF8;
   return wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)data, len);
 }

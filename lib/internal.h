@@ -49,6 +49,10 @@ typedef struct wsm_slot {
   wslay_frame_context_ptr fr;
   struct wsmsg_conn *conn;
   struct wsm_slot *next;
+  /* per-frame scratch, needed only while a frame is in progress (when the
+   * connection necessarily holds its parser) */
+  uint8_t ctl[125]; /* control frame payload */
+  uint8_t hdr[14];  /* partial frame header */
 } wsm_slot;
 
 #define WSM_POOL_CLASSES 9 /* 4 KiB .. 1 MiB */
@@ -274,15 +278,15 @@ struct wsmsg_conn {
   /* message being reassembled */
   uint8_t msg_op; /* 0 none, WSLAY_TEXT_FRAME, WSLAY_BINARY_FRAME */
   uint32_t nfrag;
-  uint64_t msg_total; /* payload bytes of its frames so far */
-  uint8_t hdr_len;    /* bytes of a partial frame header seen */
+  uint64_t msg_total;        /* payload bytes of its frames so far */
+  uint8_t hdr_len;           /* bytes of a partial frame header seen */
+  const uint8_t *valid_text; /* text being delivered to on_text */
+  size_t valid_text_len;
   uint8_t hdr[14];
   uint32_t utf8;
   wsm_buf msg;
 
-  /* control frame payload */
-  uint8_t ctl_len;
-  uint8_t ctl[125];
+  uint8_t ctl_len; /* control frame payload so far (slot->ctl) */
 
   /* bytes being fed to wslay */
   const uint8_t *in;

@@ -17,8 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- URIs (RFC 3986)
- * ---------------------------------------------------------- */
+/* ---- URIs (RFC 3986) ----------------------------------------------------- */
 
 typedef struct uri_parts {
   const char *scheme, *auth, *path, *query, *frag;
@@ -196,8 +195,7 @@ static char *uri_resolve(const char *base, const char *ref) {
   return wsm_sb_finish(&o);
 }
 
-/* ---- pointer map: json_t * -> entry
- * ---------------------------------------------- */
+/* ---- pointer map: json_t * -> entry -------------------------------------- */
 
 typedef struct ent {
   const json_t *json;
@@ -259,8 +257,7 @@ static ent *pmap_put(pmap *m, const json_t *j) {
   return &m->slots[i];
 }
 
-/* ---- compile context
- * --------------------------------------------------------------- */
+/* ---- compile context ----------------------------------------------------- */
 
 typedef struct named {
   const char *uri; /* arena */
@@ -386,9 +383,7 @@ static const char *index_where(cctx *c, const char *where, size_t i) {
   return child_where(c, where, buf, strlen(buf));
 }
 
-/* ---- dialects
- * ---------------------------------------------------------------------------
- */
+/* ---- dialects ------------------------------------------------------------ */
 
 static int parse_dialect(cctx *c, const json_t *v, const char *where,
                          int *dialect) {
@@ -423,8 +418,7 @@ unknown:
                s);
 }
 
-/* ---- pass 1: identifiers
- * --------------------------------------------------------------- */
+/* ---- pass 1: identifiers ------------------------------------------------- */
 
 enum { KW_SINGLE, KW_MAP, KW_ARRAY, KW_ITEMS7, KW_DEPS7 };
 
@@ -604,8 +598,7 @@ static int scan(cctx *c, const json_t *j, const char *base, int dialect,
   return scan_children(c, j, base, dialect, where);
 }
 
-/* ---- pass 2: keywords
- * ----------------------------------------------------------------- */
+/* ---- pass 2: keywords ---------------------------------------------------- */
 
 static wsm_snode *compile_node(cctx *c, const json_t *j, const char *where,
                                const char *base, int dialect);
@@ -655,8 +648,7 @@ static bool get_num(cctx *c, const json_t *j, const char *kw, const char *where,
   return true;
 }
 
-/* ---- ECMA-262 patterns -> PCRE2
- * ------------------------------------------------------------ */
+/* ---- ECMA-262 patterns -> PCRE2 ------------------------------------------ */
 
 /* Unicode general categories by long name / alias (PropertyValueAliases)
  * -> the short names PCRE2 10.42 knows. */
@@ -1476,8 +1468,7 @@ static wsm_snode *compile_node(cctx *c, const json_t *j, const char *where,
   return n;
 }
 
-/* ---- $ref resolution
- * -------------------------------------------------------------------- */
+/* ---- $ref resolution ----------------------------------------------------- */
 
 static int hexval(char ch) {
   if (ch >= '0' && ch <= '9')
@@ -1617,8 +1608,7 @@ static int resolve_refs(cctx *c) {
   return c->rc;
 }
 
-/* ---- cycles that do not consume the instance
- * ---------------------------------------------- */
+/* ---- cycles that do not consume the instance ----------------------------- */
 
 typedef struct visit {
   const wsm_snode *n;
@@ -1693,9 +1683,7 @@ static int check_cycles(cctx *c, vmap *m, const wsm_snode *n, int depth) {
   return 0;
 }
 
-/* ---- public API
- * -------------------------------------------------------------------------------
- */
+/* ---- public API ---------------------------------------------------------- */
 
 void wsmsg_schema_free(wsmsg_schema *s) {
   if (!s)

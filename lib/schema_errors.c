@@ -29,7 +29,8 @@ void wsm_verrors_truncate(wsmsg_verrors *e, size_t from) {
 void wsmsg_verrors_clear(wsmsg_verrors *e) {
   if (!e)
     return;
-  wsm_verrors_truncate(e, 0);
+  if (e->n)
+    wsm_verrors_truncate(e, 0);
   e->truncated = false;
 }
 
@@ -162,21 +163,20 @@ json_t *wsmsg_verrors_to_json(const wsmsg_verrors *e) {
   return o;
 }
 
-/* json_dumpb into buf, snprintf style. */
+/* json_dumpb into buf, snprintf style: one pass when the text fits. */
 static int dump_into(const json_t *j, char *buf, size_t size) {
   if (!j)
     return WSMSG_ERR_NOMEM;
-  size_t flags = JSON_COMPACT;
-  size_t need = json_dumpb(j, NULL, 0, flags);
+  const size_t flags = JSON_COMPACT;
+  size_t need = json_dumpb(j, buf && size ? buf : NULL, buf ? size : 0, flags);
   if (need == 0)
     return WSMSG_ERR_NOMEM;
   if (need > INT_MAX - 1)
     return WSMSG_ERR_TOO_BIG;
   if (buf && size > 0) {
     if (need < size) {
-      json_dumpb(j, buf, size, flags);
       buf[need] = '\0';
-    } else {
+    } else { /* truncated: json_dumpb leaves the buffer undefined */
       char *tmp = malloc(need);
       if (!tmp)
         return WSMSG_ERR_NOMEM;

@@ -97,8 +97,7 @@ static bool date_time(const char *s, size_t n) {
   return true;
 }
 
-/* ---- hostnames, IP addresses
- * ------------------------------------------------- */
+/* ---- hostnames, IP addresses --------------------------------------------- */
 
 static bool hostname(const char *s, size_t n) {
   if (n == 0 || n > 253)
@@ -132,8 +131,7 @@ static bool ip(int af, const char *s, size_t n) {
   return inet_pton(af, buf, out) == 1;
 }
 
-/* ---- email
- * ---------------------------------------------------------------------- */
+/* ---- email --------------------------------------------------------------- */
 
 static bool atext(char c) {
   return is_alpha(c) || is_digit(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
@@ -191,8 +189,7 @@ static bool email(const char *s, size_t n) {
   return hostname(d, dn);
 }
 
-/* ---- uuid
- * ------------------------------------------------------------------------- */
+/* ---- uuid ---------------------------------------------------------------- */
 
 static bool uuid(const char *s, size_t n) {
   if (n != 36)
@@ -208,8 +205,7 @@ static bool uuid(const char *s, size_t n) {
   return true;
 }
 
-/* ---- uri (RFC 3986 "URI", i.e. absolute with a scheme)
- * ------------------------------ */
+/* ---- uri (RFC 3986 "URI", i.e. absolute with a scheme) ------------------- */
 
 static bool unreserved(char c) {
   return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' ||

@@ -220,8 +220,7 @@ struct wsmsg_schema {
 WSM_HIDDEN int32_t wsm_prop_find(const wsm_snode *n, const char *key,
                                  size_t len);
 
-/* ---- errors
- * ------------------------------------------------------------------ */
+/* ---- errors -------------------------------------------------------------- */
 
 typedef struct wsm_verr {
   json_t *loc;
@@ -248,8 +247,7 @@ WSM_HIDDEN json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from);
 /* Drop errors [from, n). */
 WSM_HIDDEN void wsm_verrors_truncate(wsmsg_verrors *e, size_t from);
 
-/* ---- small string builder
- * ------------------------------------------------------ */
+/* ---- small string builder ------------------------------------------------ */
 
 typedef struct wsm_sb {
   char *p;
@@ -270,8 +268,7 @@ WSM_HIDDEN void wsm_fmt_double(double d, char *buf, size_t size);
  * [1, 'x'], {'k': 1.5}). */
 WSM_HIDDEN void wsm_py_repr(wsm_sb *b, const json_t *v);
 
-/* ---- numbers and equality
- * -------------------------------------------------------- */
+/* ---- numbers and equality ------------------------------------------------ */
 
 /* JSON Schema equality: 1 and 1.0 are equal, objects compare by content. */
 WSM_HIDDEN bool wsm_json_equal(const json_t *a, const json_t *b);

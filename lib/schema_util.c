@@ -65,8 +65,7 @@ void wsm_arena_free(wsm_arena *a) {
   a->head = NULL;
 }
 
-/* ---- string builder
- * ----------------------------------------------------------- */
+/* ---- string builder ------------------------------------------------------ */
 
 void wsm_sb_add(wsm_sb *b, const char *s, size_t n) {
   if (b->oom)
@@ -105,8 +104,7 @@ char *wsm_sb_finish(wsm_sb *b) {
   return p;
 }
 
-/* ---- Python-style rendering
- * ------------------------------------------------------- */
+/* ---- Python-style rendering ---------------------------------------------- */
 
 void wsm_fmt_double(double d, char *buf, size_t size) {
   if (isnan(d)) {
@@ -256,8 +254,7 @@ void wsm_py_repr(wsm_sb *b, const json_t *v) {
   }
 }
 
-/* ---- equality
- * ------------------------------------------------------------------------ */
+/* ---- equality ------------------------------------------------------------ */
 
 /* No libm: the library links without -lm. */
 double wsm_round(double d) {

@@ -22,8 +22,7 @@
 
 #define WSM_MAX_DEPTH 1000
 
-/* ---- per-call state
- * ------------------------------------------------------------ */
+/* ---- per-call state ------------------------------------------------------ */
 
 typedef struct vpath {
   const char *key;
@@ -77,9 +76,7 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
 
 static bool mutating(const vctx *c) { return c->coerce || c->defaults; }
 
-/* ---- path
- * ---------------------------------------------------------------------------
- */
+/* ---- path ---------------------------------------------------------------- */
 
 static bool path_push(vctx *c, const char *key, size_t len, size_t idx,
                       bool is_idx) {
@@ -105,19 +102,22 @@ static bool path_push(vctx *c, const char *key, size_t len, size_t idx,
 
 static void path_pop(vctx *c) { c->npath--; }
 
-/* ---- errors
- * ------------------------------------------------------------------------------
- */
+/* ---- errors -------------------------------------------------------------- */
 
 static char *msgv(const char *fmt, va_list ap) {
+  char small[256];
   va_list ap2;
   va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
+  int n = vsnprintf(small, sizeof(small), fmt, ap2);
   va_end(ap2);
   if (n < 0)
     return NULL;
   char *m = malloc((size_t)n + 1);
-  if (m)
+  if (!m)
+    return NULL;
+  if ((size_t)n < sizeof(small))
+    memcpy(m, small, (size_t)n + 1);
+  else
     vsnprintf(m, (size_t)n + 1, fmt, ap);
   return m;
 }
@@ -202,9 +202,7 @@ static char *repr(const json_t *v) {
   return wsm_sb_finish(&b);
 }
 
-/* ---- annotations
- * ---------------------------------------------------------------------------
- */
+/* ---- annotations --------------------------------------------------------- */
 
 static void annot_key(vctx *c, annot *a, const char *k, size_t len) {
   if (!a || a->all_props)
@@ -291,8 +289,7 @@ static void grave_add(vctx *c, json_t *j) {
   c->grave[c->ngrave++] = j;
 }
 
-/* ---- replacing the instance
- * ------------------------------------------------------------------ */
+/* ---- replacing the instance ---------------------------------------------- */
 
 /* Put `nv` (a new reference, stolen) where the instance is.  False if that is
  * impossible (the caller's root would have to change type). */
@@ -372,8 +369,7 @@ static bool commit(vctx *c, const vslot *sl, json_t **ip, json_t *copy) {
   return slot_set(c, sl, ip, json_incref(copy));
 }
 
-/* ---- coercion (Pydantic v1 lax rules)
- * ----------------------------------------------------------- */
+/* ---- coercion (Pydantic v1 lax rules) ------------------------------------ */
 
 static const char *skip_ws(const char *p, const char *e) {
   while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
@@ -505,9 +501,7 @@ static json_t *coerce(uint8_t types, const json_t *v) {
   return r;
 }
 
-/* ---- type
- * -------------------------------------------------------------------------------------------
- */
+/* ---- type ---------------------------------------------------------------- */
 
 static bool type_ok(uint8_t types, const json_t *v) {
   switch (json_typeof(v)) {
@@ -553,9 +547,7 @@ static void type_errors(vctx *c, uint8_t types, const json_t *v) {
     err_at(c, NULL, "type_error.none.allowed", NULL, "value is not none");
 }
 
-/* ---- numbers
- * ------------------------------------------------------------------------------------------
- */
+/* ---- numbers ------------------------------------------------------------- */
 
 /* -1, 0, 1 comparing the instance with a schema number */
 static int num_cmp(const json_t *v, const wsm_num *lim) {
@@ -634,9 +626,7 @@ static bool v_number(vctx *c, const wsm_snode *n, const json_t *v) {
   return ok;
 }
 
-/* ---- strings
- * ---------------------------------------------------------------------------------------------
- */
+/* ---- strings ------------------------------------------------------------- */
 
 static size_t utf8_len(const char *s, size_t n) {
   size_t k = 0;
@@ -656,7 +646,11 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
   const char *s = json_string_value(v);
   size_t len = json_string_length(v);
   if (kw & (WSM_K_MAXLEN | WSM_K_MINLEN)) {
-    size_t k = utf8_len(s, len);
+    /* len/4 <= code points <= len: count only when the bytes do not tell */
+    bool need = ((kw & WSM_K_MAXLEN) && len > n->max_len) ||
+                ((kw & WSM_K_MINLEN) && len >= n->min_len &&
+                 (len + 3) / 4 < n->min_len);
+    size_t k = need ? utf8_len(s, len) : len;
     if ((kw & WSM_K_MAXLEN) && k > n->max_len)
       REPORT(NULL, "value_error.any_str.max_length",
              ctx1("limit_value", json_integer((json_int_t)n->max_len)),
@@ -685,7 +679,7 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
                                        "value is not a valid uuid",
                                        "value is not a valid IPv4 address",
                                        "value is not a valid IPv6 address",
-                                       "invalid or missing URL scheme"};
+                                       "value is not a valid URI"};
     REPORT(NULL, types[n->format],
            ctx1("format", json_string(wsm_format_name(n->format))), "%s",
            msgs[n->format]);
@@ -693,8 +687,7 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
   return ok;
 }
 
-/* ---- scratch evaluation (conditional subschemas)
- * ------------------------------------------------------------ */
+/* ---- scratch evaluation (conditional subschemas) ------------------------- */
 
 /* Evaluate `n` against the instance without recording errors and without
  * touching the document: in mutating modes on a deep copy.  Annotations go
@@ -772,9 +765,7 @@ static json_t *all_branch_errors(vctx *c, wsm_snode *const *br, size_t nbr,
   return ctx1("errors", all);
 }
 
-/* ---- arrays
- * ----------------------------------------------------------------------------------------------------
- */
+/* ---- arrays -------------------------------------------------------------- */
 
 static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   bool ok = true;
@@ -874,9 +865,7 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   return ok;
 }
 
-/* ---- objects
- * ------------------------------------------------------------------------------------------------------
- */
+/* ---- objects ------------------------------------------------------------- */
 
 static bool v_propname(vctx *c, const wsm_snode *n, const char *key,
                        size_t klen) {
@@ -927,10 +916,13 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
              ctx1("limit_value", json_integer((json_int_t)n->min_props)),
              "ensure this value has at least %zu properties", n->min_props);
   }
+  size_t found = 0; /* instance keys that are declared properties */
   if (kw & WSM_K_PROPS) {
     for (size_t i = 0; i < n->nprops; i++) {
       const wsm_prop *p = &n->props[i];
       json_t *e = json_object_getn(v, p->key, p->len);
+      if (e)
+        found++;
       if (!e) {
         if (p->required) {
           vpath extra = {.key = p->key, .len = p->len};
@@ -971,6 +963,10 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
       }
     }
   }
+  /* every key declared: patternProperties/additionalProperties see none */
+  if ((kw & WSM_K_EXTRA) && !(kw & WSM_K_PROPNAMES) && !n->npatprops &&
+      found == json_object_size(v))
+    kw &= ~WSM_K_EXTRA;
   if (kw & (WSM_K_EXTRA | WSM_K_PROPNAMES)) {
     const char *key;
     size_t klen;
@@ -1018,9 +1014,7 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   return ok;
 }
 
-/* ---- in-place applicators
- * -------------------------------------------------------------------------------------------
- */
+/* ---- in-place applicators ------------------------------------------------ */
 
 /* anyOf / oneOf.  Without rewrites every branch is judged on the instance.
  * With rewrites, pass 1 judges the branches with coercion off (an exact
@@ -1136,9 +1130,7 @@ static bool v_inplace(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
   return ok;
 }
 
-/* ---- unevaluated*
- * ------------------------------------------------------------------------------------------------------
- */
+/* ---- unevaluated* -------------------------------------------------------- */
 
 static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   bool ok = true;
@@ -1191,9 +1183,7 @@ static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   return ok;
 }
 
-/* ---- one schema node
- * ----------------------------------------------------------------------------------------------------
- */
+/* ---- one schema node ----------------------------------------------------- */
 
 static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
                        const vslot *sl, annot *a) {
@@ -1328,9 +1318,7 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
   return ok;
 }
 
-/* ---- public API
- * ------------------------------------------------------------------------------------------------------------
- */
+/* ---- public API ---------------------------------------------------------- */
 
 static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
                          unsigned flags, wsmsg_verrors *out) {
@@ -1378,10 +1366,10 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
 
 int wsmsg_schema_validate(const wsmsg_schema *s, json_t *doc, unsigned flags,
                           wsmsg_verrors *out) {
-  if (out)
+  if (!s || !doc) {
     wsmsg_verrors_clear(out);
-  if (!s || !doc)
     return WSMSG_ERR_INVALID_ARG;
+  }
   return validate_impl(s, &doc, false, flags, out);
 }
 
@@ -1418,7 +1406,7 @@ int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
     }
     return WSMSG_ERR_JSON;
   }
-  int rc = validate_impl(s, &doc, true, flags, out);
+  int rc = validate_impl(s, &doc, true, flags, out); /* clears out */
   if (doc_out)
     *doc_out = doc;
   else
