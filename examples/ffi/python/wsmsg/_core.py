@@ -287,17 +287,18 @@ class Event:
     Python objects that own their data: they stay valid after the next
     call and after the connection is freed."""
     __slots__ = ()
+    _fields = ()  # what __eq__ and __repr__ show
     type = EventType.NONE
 
     def __eq__(self, other):
         return type(self) is type(other) and all(
-            getattr(self, s) == getattr(other, s) for s in self.__slots__)
+            getattr(self, f) == getattr(other, f) for f in self._fields)
 
     __hash__ = None
 
     def __repr__(self):
         return "%s(%s)" % (type(self).__name__, ", ".join(
-            "%s=%r" % (s, getattr(self, s)) for s in self.__slots__))
+            "%s=%r" % (f, getattr(self, f)) for f in self._fields))
 
 
 class Open(Event):
@@ -309,6 +310,7 @@ class Open(Event):
 class Text(Event):
     """A text message: `data` is a str."""
     __slots__ = ("data",)
+    _fields = ("data",)
     type = EventType.TEXT
 
     def __init__(self, data):
@@ -318,6 +320,7 @@ class Text(Event):
 class Binary(Event):
     """A binary message: `data` is bytes."""
     __slots__ = ("data",)
+    _fields = ("data",)
     type = EventType.BINARY
 
     def __init__(self, data):
@@ -327,13 +330,21 @@ class Binary(Event):
 class Json(Event):
     """A valid JSON message (JSON endpoints): `data` is the parsed document
     as validated -- after coercion and defaults, so it can differ from
-    `text`, the message as it arrived."""
-    __slots__ = ("data", "text")
+    `text`, the message as it arrived (decoded on first use)."""
+    __slots__ = ("data", "_text")
+    _fields = ("data", "text")
     type = EventType.JSON
 
     def __init__(self, data, text=None):
         self.data = data
-        self.text = text
+        self._text = text
+
+    @property
+    def text(self):
+        t = self._text
+        if type(t) is bytes:
+            t = self._text = t.decode()
+        return t
 
 
 class Invalid(Event):
@@ -342,6 +353,7 @@ class Invalid(Event):
     ({"loc": [...], "msg": ..., "type": ..., maybe "ctx": {...}}), `text`
     the message.  The endpoint's invalid policy already answered the peer."""
     __slots__ = ("errors", "text")
+    _fields = ("errors", "text")
     type = EventType.INVALID
 
     def __init__(self, errors, text=None):
@@ -355,6 +367,7 @@ class Close(Event):
     WSMSG_ERR_* rule that fired, an ErrorCode) and `detail` (its
     explanation, "" when error is 0)."""
     __slots__ = ("code", "reason", "clean", "error", "detail")
+    _fields = ("code", "reason", "clean", "error", "detail")
     type = EventType.CLOSE
 
     def __init__(self, code, reason="", clean=True, error=0, detail=""):
@@ -368,6 +381,7 @@ class Close(Event):
 class Timeout(Event):
     """The receive timeout passed (action EVENT): `kind` is a TimeoutKind."""
     __slots__ = ("kind",)
+    _fields = ("kind",)
     type = EventType.TIMEOUT
 
     def __init__(self, kind=TimeoutKind.RECEIVE):
@@ -377,6 +391,7 @@ class Timeout(Event):
 class Pong(Event):
     """A pong arrived (Endpoint(pong_events=True)): `data` is its payload."""
     __slots__ = ("data",)
+    _fields = ("data",)
     type = EventType.PONG
 
     def __init__(self, data=b""):
@@ -394,6 +409,7 @@ class Unknown(Event):
     event types are a compatible addition, docs/abi.md).  `code` is its
     number; skip it."""
     __slots__ = ("code",)
+    _fields = ("code",)
     type = EventType.NONE
 
     def __init__(self, code):
@@ -678,6 +694,7 @@ class Endpoint(_Handle):
             raise MemoryError("wsmsg_endpoint_new")
         self._p = p
         self._schemas = []  # borrowed by the C endpoint
+        self._vflags = _REWRITE  # the C default validation flags
         self._clock_cb = None
         self.clock = None  # the Python clock given to set_clock, if any
         o = options
@@ -836,8 +853,9 @@ class Endpoint(_Handle):
             flags = 0
         if isinstance(flags, bool) or not isinstance(flags, int):
             raise TypeError("validation must be Validate flags")
-        return self._set(_lib.wsmsg_endpoint_set_validation,
-                         _uint("validation", int(flags), 32))
+        self._set(_lib.wsmsg_endpoint_set_validation, _uint("validation", int(flags), 32))
+        self._vflags = int(flags)
+        return self
 
     def set_invalid_policy(self, policy):
         """What the peer sees after an invalid message: "reply" (the
@@ -1029,6 +1047,7 @@ class Conn(_Handle):
         self._outp = byref(self._out)
         self._jbuf = None
         self._timers = None
+        self._strict = False  # JSON events need no re-serialization
         return self
 
     def _on_freed(self):
@@ -1217,9 +1236,11 @@ class Conn(_Handle):
         if t == _EV_TEXT:
             return Text(string_at(ev.data, ev.len).decode() if ev.len else "")
         if t == _EV_JSON:
+            raw = string_at(ev.data, ev.len)
+            if self._strict:  # nothing rewritten: the text is the document
+                return Json(_json.loads(raw), raw)
             jb = self._jbuf or self._new_jbuf()
-            return Json(_json.loads(jb.dump(ev.json)),
-                        string_at(ev.data, ev.len).decode() if ev.len else "")
+            return Json(_json.loads(jb.dump(ev.json)), raw)
         if t == _EV_BINARY:
             return Binary(string_at(ev.data, ev.len) if ev.len else b"")
         if t == _EV_INVALID:
@@ -1229,6 +1250,8 @@ class Conn(_Handle):
                            string_at(ev.data, ev.len).decode("utf-8", "replace")
                            if ev.len else "")
         if t == _EV_OPEN:
+            ep = self.endpoint
+            self._strict = ep is not None and not ep._vflags & _REWRITE
             return _OPEN
         if t == _EV_CLOSE:
             return Close(ev.code,

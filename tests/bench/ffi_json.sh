@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The FFI scenario of `make bench`: Python servers on the same JSON
+# validate-and-reply workload, in one run, measured by the same load tool.
+#
+#   wsmsg-py         examples/ffi/python/asyncio_server.py (asyncio + wsmsg
+#                    through ctypes: C parses, validates against MessageModel
+#                    and frames; Python adds "status" and replies)
+#   wsmsg-py-uvloop  the same on uvloop (what uvicorn picks when installed)
+#   fastapi          tests/bench/fastapi_app.py (FastAPI + uvicorn +
+#                    pydantic MessageModel; Debian python3-fastapi/-uvicorn)
+#   demo_server      examples/demo_server, the C server, for reference
+#
+# Workload: examples/wsbench -t json: 100 connections, one 128-byte
+# MessageModel message in flight on each, to /ws/json-demo; each reply
+# must hold "PROCESSED".  Servers on CPU 1, wsbench on CPU 0; REPS runs
+# interleaved, the best reported (other work on the machine only slows a
+# run down), with msgs per server CPU-second as a load-independent figure.
+#
+#   BENCH_QUICK=1      one short run each
+#   BENCH_FFI_OUT=F    also write the Markdown table to F
+#   WSBENCH, FASTAPI_APP, PYTHON   where things are
+#
+# Nothing here asserts on time.  Exit status 0 unless no server ran.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-/usr/bin/python3}
+WSBENCH=${WSBENCH:-examples/wsbench}
+FASTAPI_APP=${FASTAPI_APP:-tests/bench/fastapi_app.py}
+QUICK=${BENCH_QUICK:-0}
+OUT=${BENCH_FFI_OUT:-}
+CONNS=100
+SIZE=128
+if [ "$QUICK" = 1 ]; then REPS=1 DUR=1 WARM=0.5; else REPS=${BENCH_REPS:-3} DUR=3 WARM=1; fi
+
+log() { echo "bench-ffi: $*" >&2; }
+
+if [ ! -x "$WSBENCH" ]; then
+  log "$WSBENCH is missing (make bench builds it; or set WSBENCH)"
+  exit 1
+fi
+WORK=$(mktemp -d /tmp/wsmsg-bench-ffi.XXXXXX)
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+STARTED=()
+cleanup() {
+  local pid
+  for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${STARTED[@]}"; do
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN_SRV=(taskset -c 1)
+  PIN_CLI=(--cpu 0)
+  PINNING="server on CPU 1, wsbench on CPU 0"
+else
+  PIN_SRV=()
+  PIN_CLI=()
+  PINNING="no pinning"
+fi
+
+# ---- which servers ----------------------------------------------------------------
+have() { "$PY" -c "import $1" 2>/dev/null; }
+if ! have "fastapi, uvicorn" && [ "$(id -u)" = 0 ] && [ -f .ci/deps.sh ]; then
+  log "installing FastAPI + uvicorn from Debian"
+  timeout 300 bash .ci/deps.sh python3-fastapi python3-uvicorn python3-uvloop \
+    python3-httptools >&2 || true
+fi
+mkdir -p "$WORK/files"
+declare -A CMD
+NAMES=()
+SKIPPED=()
+CMD[wsmsg-py]="$PY examples/ffi/python/asyncio_server.py --quiet --dir $WORK/files --host 127.0.0.1"
+NAMES+=(wsmsg-py)
+if have uvloop; then
+  CMD[wsmsg-py-uvloop]="${CMD[wsmsg-py]} --loop uvloop"
+  NAMES+=(wsmsg-py-uvloop)
+else
+  SKIPPED+=("wsmsg-py-uvloop: python3-uvloop not installed")
+fi
+if have "fastapi, uvicorn" && [ -f "$FASTAPI_APP" ]; then
+  CMD[fastapi]="$PY $FASTAPI_APP --host 127.0.0.1"
+  NAMES+=(fastapi)
+else
+  SKIPPED+=("fastapi: python3-fastapi/python3-uvicorn or $FASTAPI_APP missing")
+fi
+if [ -x examples/demo_server ]; then
+  CMD[demo_server]="examples/demo_server --quiet --dir $WORK/files --host 127.0.0.1"
+  NAMES+=(demo_server)
+fi
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+declare -A SPID SPORT
+UP=()
+for s in "${NAMES[@]}"; do
+  port=$(free_port)
+  # shellcheck disable=SC2086
+  "${PIN_SRV[@]}" ${CMD[$s]} --port "$port" >>"$WORK/$s.log" 2>&1 &
+  pid=$!
+  STARTED+=("$pid")
+  ok=0
+  for _ in $(seq 1 150); do # bounded: 15 s
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ $ok = 1 ]; then
+    SPID[$s]=$pid
+    SPORT[$s]=$port
+    UP+=("$s")
+  else
+    log "$s did not start: $(tail -3 "$WORK/$s.log")"
+    SKIPPED+=("$s: did not start")
+  fi
+done
+[ ${#UP[@]} -gt 0 ] || { log "no server ran"; exit 1; }
+
+run() { # name rep duration warmup
+  local line
+  line=$(timeout 120 "$WSBENCH" --json --label "$1|$2" --server-pid "${SPID[$1]}" \
+    "${PIN_CLI[@]}" -c $CONNS -p 1 -s $SIZE -t json -d "$3" -w "$4" \
+    "ws://127.0.0.1:${SPORT[$1]}/ws/json-demo" 2>>"$WORK/wsbench.log")
+  if [ -n "$line" ]; then
+    [ "$2" = 0 ] || echo "$line" >>"$RESULTS"
+    log "$(printf '%-16s #%s ' "$1" "$2")$(echo "$line" | "$PY" -c 'import json,sys; r=json.loads(sys.stdin.read()); print("%6.0f msg/s  p99 %6.0f us  server CPU %3.0f%%  errors %d" % (r["msgs_per_s"], r["p99_us"], r["server_cpu_pct"], r["errors"]))')"
+  else
+    log "$1 #$2: wsbench gave no result"
+  fi
+}
+log "servers: ${UP[*]}  (skipped: ${SKIPPED[*]:-none}); $PINNING; $REPS run(s) of ${DUR}s"
+for s in "${UP[@]}"; do run "$s" 0 0.5 0; done # warm-up (imports, caches, JIT)
+for rep in $(seq 1 "$REPS"); do
+  for s in "${UP[@]}"; do run "$s" "$rep" "$DUR" "$WARM"; done
+done
+
+"$PY" - "$RESULTS" "$PINNING" "$REPS" "$DUR" "$OUT" "${SKIPPED[*]:-}" <<'EOF'
+import json, platform, sys
+path, pinning, reps, dur, out, skipped = sys.argv[1:7]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+best = {}
+for r in rows:
+    name = r["label"].split("|")[0]
+    if r["errors"] == 0 and (name not in best or r["msgs_per_s"] > best[name]["msgs_per_s"]):
+        best[name] = r
+label = {"wsmsg-py": "asyncio + wsmsg (ctypes)", "wsmsg-py-uvloop": "uvloop + wsmsg (ctypes)",
+         "fastapi": "FastAPI + uvicorn + pydantic", "demo_server": "demo_server (C, reference)"}
+L = ["| server | msgs/s | p50 µs | p99 µs | server CPU | msgs per server CPU-s | rest of machine CPU |",
+     "|---|---:|---:|---:|---:|---:|---:|"]
+for name in ["wsmsg-py", "wsmsg-py-uvloop", "fastapi", "demo_server"]:
+    r = best.get(name)
+    if not r:
+        continue
+    cpu = r["server_cpu_pct"]
+    per = r["msgs_per_s"] / (cpu / 100) if cpu > 0 else float("nan")
+    L.append("| %s | %.0f | %.0f | %.0f | %.0f %% | %.0f | %.0f %% |" % (
+        label[name], r["msgs_per_s"], r["p50_us"], r["p99_us"], cpu, per, r["other_cpu_pct"]))
+L.append("")
+L.append("JSON validate-and-reply, %d connections x 1 in flight, 128-byte MessageModel "
+         "messages to /ws/json-demo; best of %s run(s) of %s s; %s; Python %s." % (
+             rows[0]["connections"] if rows else 100, reps, dur, pinning,
+             platform.python_version()))
+fa = best.get("fastapi")
+for name in ("wsmsg-py", "wsmsg-py-uvloop"):
+    r = best.get(name)
+    if r and fa:
+        f = lambda x: x["msgs_per_s"] / (x["server_cpu_pct"] / 100) if x["server_cpu_pct"] > 0 else float("nan")
+        L.append("%s: %.1fx FastAPI's throughput, %.1fx per server CPU-second." % (
+            label[name], r["msgs_per_s"] / fa["msgs_per_s"], f(r) / f(fa)))
+if skipped.strip():
+    L.append("Skipped: %s" % skipped)
+text = "\n".join(L)
+print(text)
+if out:
+    with open(out, "w") as fh:
+        fh.write(text + "\n")
+EOF
