@@ -187,10 +187,19 @@ check-asan:
 
 # internal: run by check-asan with BUILD/CFLAGS/EXDIR overridden
 .PHONY: lib-asan-tests
-lib-asan-tests: $(STATIC) $(UNIT_BINS) $(EXAMPLES)
+lib-asan-tests: $(STATIC) $(UNIT_BINS) $(EXAMPLES) $(BUILD)/libwsmsg.so
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (asan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 $$t; done
 	@EXAMPLE_BIN=$(EXDIR) ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh
+	@asan=$$($(CC) -print-file-name=libasan.so); ubsan=$$($(CC) -print-file-name=libubsan.so); \
+	if [ -f "$$asan" ] && [ -f "$$ubsan" ]; then echo "== binding tests (asan)"; \
+	  WSMSG_LIB=$(BUILD)/libwsmsg.so LD_PRELOAD="$$asan $$ubsan" ASAN_OPTIONS=detect_leaks=0 \
+	  $(PYTHON) examples/ffi/python/tests/test_wsmsg.py; \
+	else echo "== binding tests (asan): skipped, $(CC) has no shared ASan runtime"; fi
+
+# the sanitized shared library, for the Python binding (check-asan only)
+$(BUILD)/libwsmsg.so: $(LIB_OBJS)
+	$(CC) $(CFLAGS) -shared -o $@ $^ $(DEP_LIBS)
 
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
             --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible

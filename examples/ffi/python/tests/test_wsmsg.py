@@ -734,6 +734,46 @@ class TestMisuse(unittest.TestCase):
         ep.free()
 
 
+class TestThreads(unittest.TestCase):
+    def test_shared_schema_and_server(self):
+        """One Schema, Endpoint and Server used by four threads, each with
+        its own connections (the C threading rule)."""
+        schema = wsmsg.Schema(MODEL)
+        ep = wsmsg.Endpoint(schema=schema)
+        srv = wsmsg.Server(routes={"/ws": ep})
+        cep = wsmsg.Endpoint()
+        failures = []
+
+        def work(k):
+            try:
+                for i in range(200):
+                    obj, errs = schema.validate(
+                        {"user": "u%d" % k, "content": i, "timestamp": str(i)}, coerce=True)
+                    assert errs == [] and obj["content"] == str(i) and obj["timestamp"] == i
+                    assert schema.validate({"user": "x"})[1][0]["loc"] == ["content"]
+                for i in range(20):
+                    with srv.accept() as s, cep.client("h:1", "/ws") as c:
+                        s.recv(c.data_to_send())
+                        c.recv(s.data_to_send())
+                        c.send_json({"user": "t", "content": "c", "timestamp": k})
+                        s.recv(c.data_to_send())
+                        evs = s.events()
+                        assert evs[1].data["timestamp"] == k, evs
+            except Exception as e:  # reported below
+                failures.append(e)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(failures, [])
+        srv.free()
+        ep.free()
+        cep.free()
+        schema.free()
+
+
 class EchoThread(threading.Thread):
     """A one-connection echo server on 127.0.0.1 made with the binding."""
 

@@ -2,6 +2,7 @@
 import ctypes
 import enum
 import json as _json
+import threading
 import weakref
 from ctypes import byref, c_void_p, create_string_buffer, string_at
 
@@ -426,6 +427,11 @@ def _as_error_code(e):
 # ---- handle base: free exactly once, never before the objects using it ------
 
 
+# guards the use counts and the handle swap; re-entrant because the garbage
+# collector may run a __del__ (which frees) while this thread holds it
+_users_lock = threading.RLock()
+
+
 class _Handle:
     """Owns one C object.  free() (or the end of a `with` block, or garbage
     collection through __del__) frees it exactly once; any later use raises
@@ -452,15 +458,19 @@ class _Handle:
         return self._p is None
 
     def _adopt(self):
-        self._users += 1
+        with _users_lock:  # servers may accept on many threads
+            self._users += 1
 
     def _release(self):
-        self._users -= 1
-        if self._users == 0 and self._free_pending:
+        with _users_lock:
+            self._users -= 1
+            last = self._users == 0 and self._free_pending
+        if last:
             self._destroy()
 
     def _destroy(self):
-        p, self._p = self._p, None
+        with _users_lock:
+            p, self._p = self._p, None
         if p is not None:
             self._c_free(p)
             self._on_freed()
@@ -471,13 +481,16 @@ class _Handle:
     def free(self):
         """Free the C object now (idempotent).  StateError while other
         objects still use it (free those first)."""
-        if self._p is None:
-            return
-        if self._users:
-            raise StateError("%s still used by %d object(s); free them first"
-                             % (type(self).__name__, self._users),
-                             ErrorCode.ERR_STATE)
-        self._destroy()
+        with _users_lock:
+            if self._p is None:
+                return
+            if self._users:
+                raise StateError("%s still used by %d object(s); free them first"
+                                 % (type(self).__name__, self._users),
+                                 ErrorCode.ERR_STATE)
+            p, self._p = self._p, None
+        self._c_free(p)
+        self._on_freed()
 
     def __enter__(self):
         self._ptr()
@@ -549,7 +562,6 @@ class Schema(_Handle):
             raise SchemaError("schema: %s" % (err.value.decode("utf-8", "replace")
                                                or strerror(r)), r)
         self._p = out
-        self._buf = _JsonBuf()
 
     @property
     def dialect(self):
@@ -620,7 +632,10 @@ class Schema(_Handle):
                 _raise(r, "wsmsg_schema_validate_text")
             out = _NO_DOC
             if doc:
-                out = _json.loads(self._buf.dump(doc))
+                jb = getattr(_tls, "jbuf", None)
+                if jb is None:
+                    jb = _tls.jbuf = _JsonBuf()
+                out = _json.loads(jb.dump(doc))
             return out, (verrors_list(errs) if r else [])
         finally:
             if doc:
@@ -629,6 +644,7 @@ class Schema(_Handle):
 
 
 _NO_DOC = object()
+_tls = threading.local()  # a dump buffer per thread (schemas are shared)
 
 
 def verrors_list(errs):
