@@ -17,7 +17,9 @@ out = ["# wsmsg API reference", "",
 # section banners look like: /* ---...--- */ /* Title   */ /* ---...--- */
 banner = re.compile(r"/\* -{10,} \*/\n/\* (.+?)\s*\*/\n/\* -{10,} \*/")
 sub = re.compile(r"/\* ---- (.+?) ---- \*/")
-doc = re.compile(r"/\*\*(.*?)\*/\s*\n((?:(?!/\*)[^;{}]|\{[^}]*\})*?[;}])", re.S)
+# a doc comment (never reaching into the next one) and the declaration after
+# it; braces are matched over comments, which may contain "}"
+doc = re.compile(r"/\*\*((?:(?!\*/).)*)\*/\s*\n((?:(?!/\*)[^;{}]|\{(?:/\*.*?\*/|[^}])*\})*?[;}])", re.S)
 
 pos = 0
 items = []
