@@ -640,6 +640,49 @@ class TestMisuse(unittest.TestCase):
             with ep:
                 pass
 
+    def test_freed_exactly_once(self):
+        """free(), `with`, __del__ and the collector together free each C
+        object once (counted by wrapping the C destructors)."""
+        counts = {}
+        saved = {}
+        for cls in (wsmsg.Conn, wsmsg.Server, wsmsg.Endpoint, wsmsg.Schema, wsmsg.Timers):
+            saved[cls] = cls.__dict__["_c_free"]
+            real = saved[cls].__func__ if hasattr(saved[cls], "__func__") else saved[cls]
+
+            def counting(p, real=real, name=cls.__name__):
+                counts[name] = counts.get(name, 0) + 1
+                real(p)
+            cls._c_free = staticmethod(counting)
+        try:
+            schema = wsmsg.Schema(True)
+            ep = wsmsg.Endpoint(schema=schema)
+            with wsmsg.Server(routes={"/": ep}) as srv:
+                with srv.accept() as c1:
+                    pass
+                c1.free()
+                c2 = srv.accept()
+                t = wsmsg.Timers()
+                t.add(c2)
+                c2.free()
+                t.free()
+                del t
+                c3 = srv.accept()
+                c3.user = c3  # a cycle: only the collector frees it
+                del c3
+                gc.collect()
+            srv.free()
+            del srv
+            ep.free()
+            ep.free()
+            del ep
+            del schema  # never freed explicitly: __del__ does it
+            gc.collect()
+            self.assertEqual(counts, {"Conn": 3, "Server": 1, "Endpoint": 1,
+                                      "Schema": 1, "Timers": 1})
+        finally:
+            for cls, f in saved.items():
+                cls._c_free = f
+
     def test_free_order_is_enforced(self):
         schema = wsmsg.Schema(True)
         ep = wsmsg.Endpoint(schema=schema)
