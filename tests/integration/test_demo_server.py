@@ -167,13 +167,54 @@ async def unknown_path(d):
         assert e.status_code == 404
 
 
+async def message_then_close(d):
+    """A message and the close frame in one TCP segment: the server may or
+    may not answer the message, but must complete the closing handshake."""
+    import base64
+    import struct
+
+    def frame(op, payload, mask=b"\x01\x02\x03\x04"):
+        return bytes([0x80 | op, 0x80 | len(payload)]) + mask + bytes(
+            b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    host, port = d.url[len("ws://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(("GET /ws/chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:  # bounded by the socket timeout
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 101"), data
+        data = data.split(b"\r\n\r\n", 1)[1]
+        s.sendall(frame(1, b"hello") + frame(8, struct.pack("!H", 1000) + b"bye"))
+        while True:  # until the server closes TCP (bounded by the timeout)
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    ops = []
+    while data:
+        op, n = data[0] & 0x0F, data[1] & 0x7F
+        assert n < 126, data
+        ops.append((op, data[2:2 + n]))
+        data = data[2 + n:]
+    assert ops and ops[-1][0] == 8, ops
+    assert struct.unpack("!H", ops[-1][1][:2])[0] == 1000, ops
+    assert all(op == 1 for op, _ in ops[:-1]), ops
+
+
 def main():
     d = Demo("--receive-timeout", "300")
     try:
         for name, fn in [("chat", chat), ("json-demo", json_demo),
                          ("with-timeout", with_timeout),
                          ("file-transfer", file_transfer), ("echo", echo),
-                         ("unknown path", unknown_path)]:
+                         ("unknown path", unknown_path),
+                         ("message then close", message_then_close)]:
             asyncio.run(fn(d))
             print(f"  {name}: ok")
     finally:

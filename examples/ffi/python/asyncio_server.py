@@ -45,6 +45,7 @@ import socket
 import sys
 import tempfile
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wsmsg  # noqa: E402
@@ -180,6 +181,7 @@ class WsProtocol(asyncio.Protocol):
         self.paused = False
         self.lingering = False
         self.linger_timer = None
+        self.peer_eof = False
         app.next_id += 1
         self.id = app.next_id
 
@@ -198,6 +200,7 @@ class WsProtocol(asyncio.Protocol):
         self.after()
 
     def eof_received(self):
+        self.peer_eof = True
         if self.lingering:
             return False  # the peer's EOF after ours: close now
         self.conn.eof()
@@ -239,7 +242,18 @@ class WsProtocol(asyncio.Protocol):
                              1 if ev.clean else 0,
                              " error: " + ev.detail if ev.error else "")
             elif self.handler is not None:
-                self.handler(self, conn, ev)
+                try:
+                    self.handler(self, conn, ev)
+                except (wsmsg.ClosedError, wsmsg.StateError, wsmsg.BackpressureError) as e:
+                    # the peer closed meanwhile (its close frame came in the
+                    # same read) or does not read: the reply is dropped, as
+                    # demo_server ignores wsmsg_send_* failures
+                    self.app.log(self, "reply dropped: %s", e)
+                except Exception:
+                    sys.stderr.write("[%s #%d] handler failed:\n%s" % (
+                        NAME, self.id, traceback.format_exc()))
+                    if conn.state == wsmsg.State.OPEN:
+                        conn.close(1011, "internal error")
 
     def after(self):
         """After every call into the connection: events, output, done,
@@ -281,7 +295,9 @@ class WsProtocol(asyncio.Protocol):
             self.timer = None
         if self.paused:
             self.transport.resume_reading()
-        if self.transport.can_write_eof():
+        if self.peer_eof:
+            self.transport.close()  # after the pending output is written
+        elif self.transport.can_write_eof():
             self.transport.write_eof()
             self.linger_timer = self.loop.call_later(LINGER_S, self.transport.close)
         else:
