@@ -58,6 +58,7 @@ help:
 	@echo "make test           install missing packages, build, run every test suite"
 	@echo "make check-abi      exported symbols, header as C11/C++, versions, ctypes-callable API, ABI baseline"
 	@echo "make check-ffi      the Python binding's unit tests"
+	@echo "make bench-ffi      asyncio + wsmsg (ctypes) vs FastAPI + uvicorn, JSON workload"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
@@ -157,6 +158,14 @@ check-abi: check-symbols
 	@$(PYTHON) tests/abi/check_abi.py --somajor $(SOMAJOR) --cc $(CC) \
 	  --cflags "$(DEP_CFLAGS)"
 	@$(PYTHON) tests/abi/selftest.py $(SOMAJOR)
+
+# asyncio/uvloop + wsmsg (ctypes) against FastAPI + uvicorn on the JSON
+# validate-and-reply workload (tests/bench/ffi_json.sh; needs examples/wsbench
+# and tests/bench/fastapi_app.py from the benchmark suite, or WSBENCH= and
+# FASTAPI_APP=).  No timed assertions.
+.PHONY: bench-ffi
+bench-ffi: all
+	@PYTHON=$(PYTHON) bash tests/bench/ffi_json.sh
 
 # The Python binding's unit tests (examples/ffi/python), with $(PYTHON) and,
 # when it is another interpreter, the python3 on PATH (any CPython >= 3.9).
