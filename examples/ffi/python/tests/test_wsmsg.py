@@ -293,6 +293,27 @@ class TestTimeouts(unittest.TestCase):
         finally:
             p.free()
 
+    def test_timeout_action_options(self):
+        clock = Clock()
+        for opts, want in (({"timeout_action": 0}, wsmsg.Timeout(wsmsg.TimeoutKind.RECEIVE)),
+                           ({"timeout_action": wsmsg.TimeoutAction.EVENT},
+                            wsmsg.Timeout(wsmsg.TimeoutKind.RECEIVE)),
+                           ({"heartbeat": "beat"}, None),
+                           ({"timeout_action": "close_1001"}, None)):
+            p = Pair(server_ep=wsmsg.Endpoint(receive_timeout=10, **opts), clock=clock)
+            try:
+                clock.t += 10
+                p.s.tick()
+                p.pump()
+                if want is not None:
+                    self.assertEqual(p.s.next_event(), want)
+                elif "heartbeat" in opts:
+                    self.assertEqual(p.c.next_event(), wsmsg.Text("beat"))
+                else:
+                    self.assertEqual(p.c.next_event().code, 1001)
+            finally:
+                p.free()
+
     def test_no_deadline(self):
         p = Pair(server_ep=wsmsg.Endpoint(close_timeout=0))
         try:

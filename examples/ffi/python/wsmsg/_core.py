@@ -730,8 +730,10 @@ class Endpoint(_Handle):
             self.set_backpressure(*o["backpressure"])
         if o.get("max_queued") is not None:
             self.set_max_queued(*o["max_queued"])
-        if o.get("timeout_action") is not None or o.get("heartbeat") is not None:
-            self.set_timeout_action(o.get("timeout_action") or "heartbeat",
+        action = o.get("timeout_action")
+        if action is not None or o.get("heartbeat") is not None:
+            # heartbeat= alone means the HEARTBEAT action
+            self.set_timeout_action("heartbeat" if action is None else action,
                                     o.get("heartbeat"))
         routes = o.get("routes")
         if routes:
