@@ -40,9 +40,10 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 # Debian packages needed to build and test (checked by `make deps`).
+# g++ and clang: check-abi compiles wsmsg.h with gcc, g++, clang and clang++.
 DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
-             python3 python3-websockets nodejs valgrind
+             python3 python3-websockets nodejs valgrind g++ clang
 
 .PHONY: all lib examples test unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
