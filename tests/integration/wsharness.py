@@ -138,11 +138,13 @@ class Proc:
 
 
 class EchoServer(Proc):
-    """examples/echo_server on 127.0.0.1 and a free port."""
+    """examples/echo_server (or `name`, another example server taking the
+    same options, such as uv_echo_server) on 127.0.0.1 and a free port."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, name="echo_server"):
         self.port = free_port()
-        super().__init__([binary("echo_server"), "--host", "127.0.0.1",
+        self.name = name
+        super().__init__([binary(name), "--host", "127.0.0.1",
                           "--port", str(self.port), *args])
         wait_listening(self.port, self.p)
 
@@ -154,7 +156,7 @@ class EchoServer(Proc):
         """Stop with SIGTERM and check the exit status is 0 (no sanitizer
         report, no crash)."""
         rc = self.stop()
-        assert rc == 0, f"echo_server exited {rc}:\n{self.stderr()[-3000:]}"
+        assert rc == 0, f"{self.name} exited {rc}:\n{self.stderr()[-3000:]}"
 
 
 # ---- a raw WebSocket client -------------------------------------------------
@@ -253,8 +255,11 @@ class RawWS:
         n = b1 & 0x7F
         if n == 126:
             n = struct.unpack("!H", self._take(2))[0]
+            assert n >= 126, f"server sent a 16-bit length for {n} bytes"
         elif n == 127:
             n = struct.unpack("!Q", self._take(8))[0]
+            assert 65536 <= n < 1 << 63, \
+                f"server sent a 64-bit length for {n} bytes"  # RFC 6455 5.2
         return bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, self._take(n)
 
     def recv_message(self):
@@ -317,6 +322,22 @@ def close_payload(code, reason=b""):
 
 # ---- a tiny test runner ------------------------------------------------------
 
+def run_one(label, fn, *args):
+    """Run one case: print PASS/FAIL with its time (and the traceback when
+    VERBOSE is set); True if it passed."""
+    t = time.monotonic()
+    try:
+        fn(*args)
+        print(f"  PASS {label} ({time.monotonic() - t:.2f}s)", flush=True)
+        return True
+    except Exception as e:  # noqa: BLE001 - report every failure
+        print(f"  FAIL {label} ({time.monotonic() - t:.2f}s): "
+              f"{type(e).__name__}: {e}", flush=True)
+        if os.environ.get("VERBOSE"):
+            traceback.print_exc()
+        return False
+
+
 def run_cases(module_globals, setup=None, teardown=None):
     """Run every case_* function in definition order.  `setup` returns a
     context object passed to each case; `teardown(ctx)` runs at the end."""
@@ -330,16 +351,8 @@ def run_cases(module_globals, setup=None, teardown=None):
     t0 = time.monotonic()
     try:
         for k, fn in cases:
-            t = time.monotonic()
-            try:
-                fn(ctx) if setup else fn()
-                print(f"  PASS {k} ({time.monotonic() - t:.2f}s)", flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure
+            if not run_one(k, fn, *((ctx,) if setup else ())):
                 failed.append(k)
-                print(f"  FAIL {k} ({time.monotonic() - t:.2f}s): "
-                      f"{type(e).__name__}: {e}", flush=True)
-                if os.environ.get("VERBOSE"):
-                    traceback.print_exc()
     finally:
         if teardown:
             try:
