@@ -90,9 +90,10 @@ class Peer(RawWS):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def chop(self, data, size=1):
-        """Send `data` in writes of `size` bytes (TCP_NODELAY is on)."""
+        """Send `data` in writes of `size` bytes, each read by the server
+        before the next is written (TCP_NODELAY is on)."""
         for i in range(0, len(data), size):
-            self.send_raw(data[i:i + size])
+            self.send_read(data[i:i + size])
 
     def next_msg(self):
         """The next thing the server says: ("text"|"binary", data) with
@@ -433,7 +434,7 @@ def split_everywhere(ctx, frame, reply, positions=None):
     ws = Peer(ctx, timeout=20)
     try:
         for p in positions or range(1, len(frame)):
-            ws.send_raw(frame[:p])
+            ws.send_read(frame[:p])
             ws.send_raw(frame[p:])
             try:
                 ws.expect(reply)
@@ -479,7 +480,7 @@ def close_split_everywhere(ctx):
     for p in range(1, len(frame)):
         ws = Peer(ctx)
         try:
-            ws.send_raw(frame[:p])
+            ws.send_read(frame[:p])
             ws.send_raw(frame[p:])
             ws.fails_with(1001, reason="split")
         except AssertionError as e:
@@ -1249,7 +1250,7 @@ def upgrade_ok(ctx, raw, chop=None, check=None):
         wire = raw + F(OP_TEXT, b"first")
         if chop:
             for i in range(len(wire)):
-                ws.send_raw(wire[i:i + 1])
+                ws.send_read(wire[i:i + 1])
         else:
             ws.send_raw(wire)
         st = ws.read_response()

@@ -159,6 +159,75 @@ class EchoServer(Proc):
         assert rc == 0, f"{self.name} exited {rc}:\n{self.stderr()[-3000:]}"
 
 
+# ---- what the server has not read yet ------------------------------------------
+
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
+_diag = []  # one netlink socket, opened on first use
+
+
+def _tcp_diag(local, remote):
+    """(unread bytes, bytes received) of the IPv4 TCP socket local -> remote
+    (any process's socket, such as a server's end of our connection), from
+    the kernel's sock_diag with tcp_info; None when the kernel cannot
+    tell."""
+    try:
+        if not _diag:
+            _diag.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW,
+                                       _NETLINK_SOCK_DIAG))
+        nl = _diag[0]
+        sockid = (struct.pack("!HH", local[1], remote[1]) +
+                  socket.inet_aton(local[0]) + bytes(12) +
+                  socket.inet_aton(remote[0]) + bytes(12) +
+                  struct.pack("=I", 0) + b"\xff" * 8)  # no cookie check
+        req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP,
+                          1 << (2 - 1),  # INET_DIAG_INFO: tcp_info
+                          0, 0xFFFFFFFF) + sockid
+        nl.send(struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY,
+                            1, 0, 0) + req)
+        d = nl.recv(65536)
+        if struct.unpack_from("=H", d, 4)[0] != _SOCK_DIAG_BY_FAMILY:
+            return None
+        unread = struct.unpack_from("=I", d, 16 + 56)[0]
+        off, end = 16 + 72, struct.unpack_from("=I", d)[0]
+        while off + 4 <= end:  # rtattrs after inet_diag_msg
+            alen, atype = struct.unpack_from("=HH", d, off)
+            if alen < 4:
+                break
+            if atype == 2 and alen - 4 >= 136:
+                return unread, struct.unpack_from("=Q", d, off + 4 + 128)[0]
+            off += (alen + 3) & ~3
+        return None
+    except (OSError, struct.error):
+        return None
+
+
+def wait_peer_read(sock, timeout=1.0):
+    """Bounded poll until every byte written on `sock` has been read by the
+    process at the other end: its socket received all we sent and holds no
+    unread byte.  Lets a test make each write a separate read() in the
+    server.  False if that was not seen within `timeout` (or the kernel
+    cannot tell: then the test goes on without the guarantee)."""
+    me, peer = sock.getsockname(), sock.getpeername()
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+        sent, retrans = struct.unpack_from("=QQ", info, 200)
+    except (OSError, struct.error):
+        return False
+    deadline = time.monotonic() + timeout
+    polls = 0
+    while True:
+        theirs = _tcp_diag(peer, me)
+        if theirs is None:
+            return False
+        if theirs[0] == 0 and theirs[1] >= sent - retrans:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        polls += 1
+        if polls > 20:
+            time.sleep(0.0002)
+
+
 # ---- a raw WebSocket client -------------------------------------------------
 
 class Closed(Exception):
@@ -194,6 +263,12 @@ class RawWS:
     # -- bytes
     def send_raw(self, data):
         self.sock.sendall(data)
+
+    def send_read(self, data):
+        """Send, then wait (bounded) until the server has read it all, so
+        that the next write arrives in a read() of its own."""
+        self.sock.sendall(data)
+        wait_peer_read(self.sock)
 
     def _fill(self):
         d = self.sock.recv(65536)
