@@ -1021,6 +1021,10 @@ add("7.1", "second close frame not answered", after_close_same_write,
     F(OP_CLOSE, close_payload(1001, "again")))
 add("7.1", "invalid frame after close ignored (no 1002)",
     after_close_same_write, F(5, b"reserved") + F(OP_TEXT, b"\xff"))
+add("7.1", "close after a fragment ending inside a character: close echoed",
+    lambda ctx: fails(ctx, F(OP_TEXT, b"ok \xe2\x82", fin=False) +
+                      F(OP_CLOSE, close_payload(1000, "cut")), 1000,
+                      reason="cut"))
 add("7.1", "fragment, close, fragment: only the close answered",
     lambda ctx: fails(ctx, F(OP_TEXT, b"frag", fin=False) +
                       F(OP_CLOSE, close_payload(1000, "mid")) +
@@ -1166,8 +1170,18 @@ def http_status(ctx, raw, status, header=None):
         ws.close()
 
 
+def sized_request(n):
+    """A valid upgrade request of exactly n bytes (padded with a header)."""
+    base = upgrade_request(extra="X-Pad: \r\n")
+    pad = n - len(base)
+    assert pad >= 0
+    return upgrade_request(extra="X-Pad: " + "p" * pad + "\r\n")
+
+
 V13 = ("Sec-WebSocket-Version", "13")
 for title, raw, status, header in [
+    ("request of 8193 bytes (one over the limit): 431", sized_request(8193),
+     431, None),
     ("header value of 9000 bytes: 431",
      upgrade_request(extra="X-Big: " + "v" * 9000 + "\r\n"), 431, None),
     ("header value of 64 KiB: 431",
@@ -1290,6 +1304,9 @@ for title, raw, chop in [
     ("Origin and other headers", upgrade_request(
         extra="Origin: http://example.com\r\nUser-Agent: conformance\r\n"
         "Cookie: a=b\r\n"), False),
+    ("request of exactly 8192 bytes (the limit)", sized_request(8192), False),
+    ("64 header lines (the limit)", upgrade_request(
+        extra="".join(f"X-{i}: y\r\n" for i in range(59))), False),
     ("absolute-form http:// target (4.2.1 item 1, RFC 7230 5.3.2)",
      upgrade_request(target="http://127.0.0.1/chat?room=1"), False),
     ("absolute-form https:// target (4.2.1 item 1)",
