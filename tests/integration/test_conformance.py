@@ -1314,7 +1314,7 @@ for title, raw, chop in [
     ("HTTP/1.2, 'HTTP/1.1 or higher' (4.2.1 item 1, RFC 7230 2.6)",
      upgrade_request(proto="HTTP/1.2"), False),
 ]:
-    add("8.3", f"accepted: {title}", upgrade_ok, raw, chop)
+    add("8.2", f"accepted: {title}", upgrade_ok, raw, chop)
 
 
 def slowloris(ctx, nslow):
@@ -1410,9 +1410,9 @@ def slowloris(ctx, nslow):
     assert stats["echoes"] >= 20, f"only {stats['echoes']} echoes meanwhile"
 
 
-add("8.2", "slowloris: 1 byte every 50 ms gets 408 at the handshake "
+add("8.3", "slowloris: 1 byte every 50 ms gets 408 at the handshake "
     "timeout; a websockets client keeps echoing", slowloris, 1)
-add("8.2", "10 slowloris clients and a silent one: all 408, echoes go on",
+add("8.3", "10 slowloris clients and a silent one: all 408, echoes go on",
     slowloris, 10)
 
 
