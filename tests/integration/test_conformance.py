@@ -31,6 +31,7 @@ Run alone:
     CASE=5.3 /usr/bin/python3 tests/integration/test_conformance.py    # id prefix
     CASE=surrogate /usr/bin/python3 tests/integration/...               # or name part
     CONF_SERVERS=uv_echo_server /usr/bin/python3 tests/integration/...
+        (default: $ECHO_SERVERS, else both)
     VERBOSE=1 ... (tracebacks)
 """
 import asyncio
@@ -1449,8 +1450,9 @@ def run_case(ctx, fn):
 
 
 def main():
-    servers = os.environ.get("CONF_SERVERS",
-                             "echo_server uv_echo_server").split()
+    servers = (os.environ.get("CONF_SERVERS") or
+               os.environ.get("ECHO_SERVERS") or
+               "echo_server uv_echo_server").split()
     only = os.environ.get("CASE", "")
     selected = [c for c in CASES
                 if not only or c[1] == only or c[1].startswith(only + ".")

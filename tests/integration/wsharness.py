@@ -137,14 +137,19 @@ class Proc:
         return rc
 
 
-class EchoServer(Proc):
-    """examples/echo_server (or `name`, another example server taking the
-    same options, such as uv_echo_server) on 127.0.0.1 and a free port."""
+# Which echo server the suites drive: echo_server (epoll) or uv_echo_server
+# (libuv); run.sh runs the echo suites against both.
+ECHO_SERVER = os.environ.get("ECHO_SERVER", "echo_server")
 
-    def __init__(self, *args, name="echo_server"):
+
+class EchoServer(Proc):
+    """examples/echo_server (or $ECHO_SERVER, or `name`: another example
+    server taking the same options) on 127.0.0.1 and a free port."""
+
+    def __init__(self, *args, name=None):
         self.port = free_port()
-        self.name = name
-        super().__init__([binary(name), "--host", "127.0.0.1",
+        self.name = name or ECHO_SERVER
+        super().__init__([binary(self.name), "--host", "127.0.0.1",
                           "--port", str(self.port), *args])
         wait_listening(self.port, self.p)
 
