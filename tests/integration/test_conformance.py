@@ -1114,6 +1114,50 @@ add("7.2", "close frame arrives while the peer keeps sending",
     close_while_peer_sends)
 
 
+def close_behind_echoes_while_peer_sends(ctx):
+    """The peer sends 6 MiB of messages and a close frame without reading
+    (its receive buffer is small, so the echoes wait at the server), then
+    keeps sending data frames for up to 0.5 s, and only then reads: all 6
+    echoes, then the close frame, then EOF.  The server drains what the
+    peer sends while lingering; closing with unread input would reset the
+    connection and destroy the echoes and the close frame still queued
+    (7.1.1: the server closes the TCP connection *after* the handshake)."""
+    ws = Peer(ctx, timeout=10)
+    try:
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        msgs = [binary_of(MIB, i) for i in range(6)]
+        ws.send_raw(b"".join(F(OP_BINARY, m) for m in msgs) +
+                    F(OP_CLOSE, close_payload(1000, "behind echoes")))
+        junk = F(OP_BINARY, b"j" * 65536) * 16
+        ws.sock.setblocking(False)
+        deadline = time.monotonic() + 0.5
+        pushed, off = 0, 0
+        while time.monotonic() < deadline and pushed < 16 * MIB:
+            try:
+                n = ws.sock.send(junk[off:])
+                pushed += n
+                off = (off + n) % len(junk)
+            except BlockingIOError:
+                select.select([], [ws.sock], [], 0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        ws.sock.setblocking(True)
+        ws.sock.settimeout(10)
+        try:
+            ws.fails_with(1000, *[("binary", m) for m in msgs],
+                          reason="behind echoes")
+        except ConnectionResetError:
+            raise AssertionError(
+                f"connection reset before the echoes and the close frame "
+                f"were read ({pushed} bytes pushed after the close)") from None
+    finally:
+        ws.close()
+
+
+add("7.2", "close frame behind 6 MiB of echoes arrives while the peer "
+    "keeps sending", close_behind_echoes_while_peer_sends)
+
+
 def failed_conn_closes_tcp(ctx):
     """After failing a connection (1002) the server stops reading and closes
     the TCP connection even though the peer keeps its side open."""
