@@ -28,7 +28,7 @@
  * the server exited 0.
  *
  *   soak [--server PATH] [--seconds 60] [--conns 10000] [--rate 5000]
- *        [--rss-tolerance-kb 4096] [--hs-timeout 2000] [--close-timeout 2000]
+ *        [--rss-tolerance-kb 2048] [--hs-timeout 2000] [--close-timeout 2000]
  *        [--log FILE] [--sources 16]
  *
  * Every loop is bounded; the whole run ends by --seconds + 40 s. */
@@ -143,7 +143,7 @@ static struct {
   long rss_tol_kb;
   int hs_timeout, close_timeout;
   const char *log, *samples;
-} O = {"examples/echo_server", 60, 10000, 5000, 16, 4096, 2000, 2000, NULL,
+} O = {"examples/echo_server", 60, 10000, 5000, 16, 2048, 2000, 2000, NULL,
        NULL};
 
 static struct {
