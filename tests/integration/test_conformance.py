@@ -417,6 +417,22 @@ for title, frames, replies, first in [
     add("1.4", f"1-byte chops: {title}", chopped, frames, replies, first)
 
 
+def chopped_997(ctx, op, n):
+    """Autobahn 1.1.8 / 1.2.8: a 64 KiB message in writes of 997 bytes."""
+    payload = text_of(n) if op == OP_TEXT else binary_of(n)
+    ws = Peer(ctx, timeout=20)
+    try:
+        ws.chop(F(op, payload), 997)
+        ws.expect(("text" if op == OP_TEXT else "binary", payload))
+    finally:
+        ws.close()
+
+
+add("1.4", "997-byte chops: text of 65535 bytes", chopped_997, OP_TEXT, 65535)
+add("1.4", "997-byte chops: binary of 65536 bytes", chopped_997, OP_BINARY,
+    65536)
+
+
 def close_chopped(ctx):
     ws = Peer(ctx)
     try:
