@@ -29,7 +29,7 @@
  *
  *   soak [--server PATH] [--seconds 60] [--conns 10000] [--rate 5000]
  *        [--rss-tolerance-kb 2048] [--hs-timeout 2000] [--close-timeout 2000]
- *        [--log FILE] [--sources 16]
+ *        [--log FILE] [--sources 16] [--samples CSV] [--malloc-defaults 0]
  *
  * Every loop is bounded; the whole run ends by --seconds + 40 s. */
 #ifndef _GNU_SOURCE
@@ -113,6 +113,7 @@ typedef struct conn {
   int slot;
   uint8_t kind, state;
   bool misbehaved, reading, counted_open;
+  bool choppy; /* writes its bytes a few at a time, one piece per pass */
   uint32_t cycle;
   uint64_t t_state, t_next, t_misbehave, t_last_progress, t_connect, t_stuck;
   uint32_t seq;
@@ -143,8 +144,9 @@ static struct {
   long rss_tol_kb;
   int hs_timeout, close_timeout;
   const char *log, *samples;
+  int malloc_defaults;
 } O = {"examples/echo_server", 60, 10000, 5000, 16, 2048, 2000, 2000, NULL,
-       NULL};
+       NULL, 0};
 
 static struct {
   int ep, port;
@@ -164,6 +166,7 @@ static struct {
   uint64_t max_lag; /* longest pass of our own loop, ms */
   int rr; /* round-robin cursor for sending */
   int *bad, nbad; /* indexes of the misbehaving slots */
+  int nchoppy;
   bool sending, closing_phase;
   char errbuf[20][200];
   int nerr_logged;
@@ -420,7 +423,7 @@ static void ep_mod(conn *c) {
   ev.data.ptr = c;
   if (c->reading)
     ev.events |= EPOLLIN | EPOLLRDHUP;
-  if (c->out_len > c->out_off || c->state == S_CONNECTING)
+  if ((c->out_len > c->out_off && !c->choppy) || c->state == S_CONNECTING)
     ev.events |= EPOLLOUT;
   epoll_ctl(G.ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -549,7 +552,16 @@ static void neverread_cut(conn *c) {
 
 static void flush_out(conn *c) {
   for (int i = 0; i < 64 && c->fd >= 0 && c->out_len > c->out_off; i++) {
-    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+    size_t want = c->out_len - c->out_off;
+    if (c->choppy && i > 0)
+      break; /* one piece per pass */
+    if (c->choppy) { /* half the pieces 1-16 bytes, half up to 16 KiB */
+      uint32_t r = xr(&c->rng);
+      size_t piece = r & 1 ? 1 + (r >> 1) % 16 : 1 + (r >> 1) % 16384;
+      if (piece < want)
+        want = piece;
+    }
+    ssize_t n = send(c->fd, c->out + c->out_off, want,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       c->out_off += (size_t)n;
@@ -1031,6 +1043,16 @@ static void start_server(void) {
   }
   if (G.pid == 0) {
     dup2(logfd, 2);
+    /* A fixed mmap threshold: glibc's dynamic one rises after a big buffer
+     * is freed (a never-reader's 8 MiB queue), and later big buffers come
+     * from the brk heap, which fragmentation can keep from shrinking.  RSS
+     * then steps up and stays, without any live memory behind it.  With
+     * big buffers always mmapped, RSS follows what the server holds. */
+    if (!O.malloc_defaults && !getenv("GLIBC_TUNABLES"))
+      setenv("GLIBC_TUNABLES",
+             "glibc.malloc.mmap_threshold=131072:"
+             "glibc.malloc.trim_threshold=262144",
+             1);
     execl(O.server, O.server, "--host", "127.0.0.1", "--port", port,
           "--handshake-timeout", hs, "--close-timeout", cl, "--verbose",
           (char *)NULL);
@@ -1145,7 +1167,8 @@ static void usage(void) {
           "usage: soak [--server PATH] [--seconds N] [--conns N] [--rate N]\n"
           "            [--rss-tolerance-kb N] [--hs-timeout MS] "
           "[--close-timeout MS]\n"
-          "            [--log FILE] [--sources N] [--samples CSV]\n");
+          "            [--log FILE] [--sources N] [--samples CSV]"
+          " [--malloc-defaults 0|1]\n");
 }
 
 static void assign_kinds(void) {
@@ -1169,6 +1192,14 @@ static void assign_kinds(void) {
   for (int i = 0; nn < NEVERREADERS && i < G.nconns; i++)
     if (G.c[i].kind == K_GOOD && i % 97 == 5)
       G.c[i].kind = K_NEVERREAD, nn++;
+  /* a tenth of the good ones write in small pieces (handshake included),
+   * so thousands of connections sit in the server with a partial header,
+   * control frame or payload at any time */
+  for (int i = 0; i < G.nconns; i++)
+    if (G.c[i].kind == K_GOOD && i % 10 == 7) {
+      G.c[i].choppy = true;
+      G.nchoppy++;
+    }
 }
 
 
@@ -1200,6 +1231,8 @@ int main(int argc, char **argv) {
       O.sources = atoi(v);
     else if (!strcmp(a, "--samples"))
       O.samples = v;
+    else if (!strcmp(a, "--malloc-defaults"))
+      O.malloc_defaults = atoi(v);
     else {
       usage();
       return 2;
@@ -1335,6 +1368,14 @@ int main(int argc, char **argv) {
       default:
         break;
       }
+    }
+
+    /* choppy connections: one piece each per pass */
+    for (int i = 7; i < G.nconns; i += 10) {
+      conn *c = &G.c[i];
+      if (c->choppy && c->fd >= 0 && c->out_len > c->out_off &&
+          c->state != S_CONNECTING)
+        flush_out(c);
     }
 
     /* send units at the target rate, round robin over open connections */
@@ -1496,8 +1537,8 @@ int main(int argc, char **argv) {
   uint64_t log_ok[NKINDS] = {0}, log_bad[NKINDS] = {0};
   uint64_t log_bad_total = check_log(log_ok, log_bad);
 
-  /* RSS: the lowest sample of the 5 s up to the 1/3 mark (20 s of 60)
-   * against the lowest of the last 5 s of the sending phase.  Minima,
+  /* RSS: the lowest sample of the 10 s up to the 1/3 mark (20 s of 60)
+   * against the lowest of the last 10 s of the sending phase.  Minima,
    * because a never-reader holds up to 8 MiB of queued echoes for a second
    * or two at any time; a leak raises the floor. */
   int mark = O.seconds / 3, last = O.seconds;
@@ -1508,9 +1549,9 @@ int main(int argc, char **argv) {
     long r = S[i].rss_kb;
     if (r <= 0)
       continue;
-    if (sec > mark - 5 && sec <= mark && (floor_mark < 0 || r < floor_mark))
+    if (sec > mark - 10 && sec <= mark && (floor_mark < 0 || r < floor_mark))
       floor_mark = r;
-    if (sec > last - 5 && sec <= last && (floor_last < 0 || r < floor_last))
+    if (sec > last - 10 && sec <= last && (floor_last < 0 || r < floor_last))
       floor_last = r;
     if (sec == mark)
       rss_at_mark = r;
@@ -1541,11 +1582,11 @@ int main(int argc, char **argv) {
          "echoed\n",
          G.sent_msgs, G.sent_pings, G.echoes_ok, G.pongs_ok,
          (double)G.echo_bytes / 1e6);
-  printf("good: %" PRIu64 " connections, %" PRIu64 "/%" PRIu64
-         " echoes, %" PRIu64 "/%" PRIu64 " pongs, %" PRIu64
+  printf("good: %" PRIu64 " connections (%d writing in small pieces), %" PRIu64
+         "/%" PRIu64 " echoes, %" PRIu64 "/%" PRIu64 " pongs, %" PRIu64
          " closed with 1000\n",
-         G.opened[K_GOOD], G.good_echoes, G.good_msgs, G.good_pongs,
-         G.good_pings, G.good_closed_ok);
+         G.opened[K_GOOD], G.nchoppy, G.good_echoes, G.good_msgs,
+         G.good_pongs, G.good_pings, G.good_closed_ok);
   printf("%-10s %8s %9s %9s %11s %13s %12s\n", "kind", "opened", "ok",
          "cut", "unfinished", "server log ok", "log wrong");
   for (int k = 0; k < NKINDS; k++)
@@ -1557,7 +1598,7 @@ int main(int argc, char **argv) {
          " cut by the close timeout before they read it\n",
          G.neverread_saw_1008, G.neverread_cut);
   printf("server RSS: %ld kB at %d s, %ld kB at %d s, max %ld kB between; "
-         "lowest of the 5 s before: %ld kB and %ld kB, growth %ld kB "
+         "lowest of the 10 s before: %ld kB and %ld kB, growth %ld kB "
          "(tolerance %ld kB); %ld kB after the closes\n",
          rss_at_mark, mark, rss_at_last, last, rss_max, floor_mark,
          floor_last, growth, O.rss_tol_kb, rss_end);
