@@ -1425,7 +1425,7 @@ def slowloris(ctx, nslow):
         done = {}       # sock -> seconds until EOF
         pos = 0
         next_byte = t0
-        deadline = t0 + t_out + 3.0
+        deadline = t0 + t_out + 4.0
         while len(done) < len(socks) and time.monotonic() < deadline:
             now = time.monotonic()
             if now >= next_byte and pos < len(req):
@@ -1456,10 +1456,12 @@ def slowloris(ctx, nslow):
             who = "silent client" if s is silent else f"slow client {i}"
             head = got[s].split(b"\r\n", 1)[0]
             assert s in done, f"{who}: no response and no close within " \
-                f"{t_out + 3:.1f} s"
+                f"{t_out + 4:.1f} s"
             assert head.startswith(b"HTTP/1.1 408 "), \
                 f"{who}: got {got[s][:60]!r} after {done[s]:.2f} s"
-            assert t_out * 0.9 <= done[s] <= t_out + 1.5, \
+            # at most 2.5 s late: room for a loaded machine, far from the
+            # timeout restarting with every byte (that would be never)
+            assert t_out * 0.9 <= done[s] <= t_out + 2.5, \
                 f"{who}: 408 after {done[s]:.2f} s, timeout {t_out} s"
     finally:
         stop.set()

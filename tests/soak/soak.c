@@ -116,6 +116,8 @@ typedef struct conn {
   bool choppy; /* writes its bytes a few at a time, one piece per pass */
   uint32_t cycle;
   uint64_t t_state, t_next, t_misbehave, t_last_progress, t_connect, t_stuck;
+  uint64_t t_last_rx;
+  uint8_t rounds; /* never-reader: pushes so far this cycle */
   uint32_t seq;
   uint32_t rng;
   /* output */
@@ -160,7 +162,8 @@ static struct {
   uint64_t errors, good_closed_ok;
   uint64_t opened[NKINDS], cycles_ok[NKINDS], cycles_cut[NKINDS],
       unfinished[NKINDS];
-  uint64_t neverread_saw_1008, neverread_cut;
+  uint64_t neverread_saw_1008, neverread_cut, neverread_rounds;
+  uint64_t late_408_max; /* ms past the handshake timeout, at most */
   uint64_t connect_fail;
   int open_now, max_open;
   uint64_t max_lag; /* longest pass of our own loop, ms */
@@ -499,6 +502,7 @@ static void start_connect(conn *c) {
   c->misbehaved = false;
   c->counted_open = false;
   c->never_sent = 0;
+  c->rounds = 0;
   c->reading = true;
   G.opened[c->kind]++;
   set_state(c, S_CONNECTING);
@@ -639,6 +643,7 @@ static void misbehave(conn *c) {
     c->t_last_progress = now_ms();
     set_state(c, S_STUCK);
     c->t_stuck = c->t_state;
+    c->rounds = 1;
     break;
   case K_DROP: {
     /* half of a 1000-byte text frame, then close or reset */
@@ -885,9 +890,10 @@ static void on_http(conn *c, size_t *used, const uint8_t *d, size_t n) {
     uint64_t el = now_ms() - c->t_connect;
     if (strncmp(c->http, "HTTP/1.1 408 ", 13) != 0)
       error_at(c, "stalled handshake got %.20s", c->http);
-    else if (el < (uint64_t)O.hs_timeout ||
-             el > (uint64_t)O.hs_timeout + 1500)
+    else if (el < (uint64_t)O.hs_timeout || el > (uint64_t)O.hs_timeout + 5000)
       error_at(c, "408 after %" PRIu64 " ms (timeout %d)", el, O.hs_timeout);
+    if (el > (uint64_t)O.hs_timeout && el - (uint64_t)O.hs_timeout > G.late_408_max)
+      G.late_408_max = el - (uint64_t)O.hs_timeout;
     set_state(c, S_EOF);
     return;
   }
@@ -910,6 +916,8 @@ static void on_readable(conn *c) {
     ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
     if (n < 0 && errno == EINTR)
       continue;
+    if (n > 0)
+      c->t_last_rx = now_ms();
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return;
     if (n <= 0) { /* EOF or reset */
@@ -1345,16 +1353,41 @@ int main(int argc, char **argv) {
           expect(c, E_CLOSE, 0, 0, 1008);
           c->reading = true;
           set_state(c, S_FAILING);
+          c->t_last_rx = now;
           ep_mod(c);
         }
         break;
+      case S_FAILING:
+        /* A never-reader that got every echo and no close: the server was
+         * only slow to read (a busy machine), it never reached the limit.
+         * Stop reading and push again (at most 5 rounds). */
+        if (c->kind == K_NEVERREAD && c->exp_n == 1 &&
+            c->exp[c->exp_head].type == E_CLOSE && now > c->t_last_rx + 500) {
+          if (c->rounds >= 5) {
+            error_at(c, "the server echoed %d rounds of 24 MiB without "
+                        "reaching its 8 MiB limit", c->rounds);
+            cycle_end(c, false, true);
+            break;
+          }
+          c->exp_n = 0;
+          c->rounds++;
+          G.neverread_rounds++;
+          c->never_sent = 0;
+          c->reading = false;
+          c->t_last_progress = now;
+          set_state(c, S_STUCK);
+          c->t_stuck = c->t_state;
+          ep_mod(c);
+          break;
+        }
+        goto progress;
       case S_CONNECTING:
       case S_HANDSHAKE:
-      case S_FAILING:
       case S_EOF:
-      case S_STALLED: {
+      case S_STALLED:
+      progress: {
         uint64_t limit = c->state == S_STALLED
-                             ? (uint64_t)O.hs_timeout + 3000
+                             ? (uint64_t)O.hs_timeout + 6000
                          : c->kind == K_NEVERREAD
                              ? (uint64_t)O.close_timeout + 10000
                              : 5000;
@@ -1541,7 +1574,10 @@ int main(int argc, char **argv) {
    * against the lowest of the last 10 s of the sending phase.  Minima,
    * because a never-reader holds up to 8 MiB of queued echoes for a second
    * or two at any time; a leak raises the floor. */
-  int mark = O.seconds / 3, last = O.seconds;
+  /* the mark: 20 s, or a third of longer runs; runs under 40 s are too
+   * short to tell warm-up (pools filling) from growth */
+  int mark = O.seconds / 3 > 20 ? O.seconds / 3 : 20, last = O.seconds;
+  bool rss_judged = O.seconds >= 40;
   long floor_mark = -1, floor_last = -1, rss_at_mark = -1, rss_at_last = -1,
        rss_max = 0;
   for (int i = 0; i < nsamples; i++) {
@@ -1595,13 +1631,19 @@ int main(int argc, char **argv) {
            kind_name[k], G.opened[k], G.cycles_ok[k], G.cycles_cut[k],
            G.unfinished[k], log_ok[k], log_bad[k], kind_code[k]);
   printf("never-readers: %" PRIu64 " saw close 1008, %" PRIu64
-         " cut by the close timeout before they read it\n",
-         G.neverread_saw_1008, G.neverread_cut);
+         " cut by the close timeout before they read it, %" PRIu64
+         " pushed again (the server was still reading)\n",
+         G.neverread_saw_1008, G.neverread_cut, G.neverread_rounds);
+  printf("stalled handshakes: 408 at most %" PRIu64
+         " ms after the handshake timeout\n",
+         G.late_408_max);
   printf("server RSS: %ld kB at %d s, %ld kB at %d s, max %ld kB between; "
          "lowest of the 10 s before: %ld kB and %ld kB, growth %ld kB "
          "(tolerance %ld kB); %ld kB after the closes\n",
          rss_at_mark, mark, rss_at_last, last, rss_max, floor_mark,
          floor_last, growth, O.rss_tol_kb, rss_end);
+  if (!rss_judged)
+    printf("(RSS growth not judged: runs under 40 s are mostly warm-up)\n");
   printf("CPU over %.0f s: server %.1f s (%.0f%% of a core), soak %.1f s "
          "(%.0f%%)\n",
          wall, srv_cpu_total, srv_cpu_total / wall * 100, cli_cpu_total,
@@ -1616,7 +1658,8 @@ int main(int argc, char **argv) {
     printf("  error: %s\n", G.errbuf[i]);
 
   bool ok = G.errors == 0 && rc == 0 && log_bad_total == 0 &&
-            floor_mark > 0 && floor_last > 0 && growth <= O.rss_tol_kb &&
+            (!rss_judged ||
+             (floor_mark > 0 && floor_last > 0 && growth <= O.rss_tol_kb)) &&
             G.good_closed_ok == G.opened[K_GOOD] &&
             G.good_echoes == G.good_msgs && G.good_pongs == G.good_pings;
   for (int k = 1; k < NKINDS; k++)
