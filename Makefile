@@ -47,7 +47,7 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
 
 .PHONY: all lib examples test unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
-        check-asan check-valgrind install uninstall deps run clean help
+        check-asan check-valgrind soak install uninstall deps run clean help
 
 all: lib examples
 
@@ -62,6 +62,7 @@ help:
 	@echo "make bench-ffi      asyncio + wsmsg (ctypes) vs FastAPI + uvicorn, JSON workload"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
+	@echo "make soak           SOAK_SECONDS=60 SOAK_CONNS=10000: echo_server under a long mixed load (not in test)"
 	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make uninstall | deps | clean"
 
@@ -210,6 +211,28 @@ lib-asan-tests: $(STATIC) $(UNIT_BINS) $(EXAMPLES) $(BUILD)/libwsmsg.so
 # the sanitized shared library, for the Python binding (check-asan only)
 $(BUILD)/libwsmsg.so: $(LIB_OBJS)
 	$(CC) $(CFLAGS) -shared -o $@ $^ $(DEP_LIBS)
+
+# ---- soak: long run, many connections, misbehaving peers (not in `test`) ----
+# tests/soak/soak.c is library-free: it starts SOAK_SERVER itself and
+# checks every echo, the close codes, the server's RSS and its exit status.
+# See docs/reliability.md.
+
+SOAK_SECONDS ?= 60
+SOAK_CONNS   ?= 10000
+SOAK_RATE    ?= 5000
+SOAK_SERVER  ?= $(EXDIR)/echo_server
+SOAK_ARGS    ?=
+
+$(BUILD)/soak/soak: tests/soak/soak.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@
+
+soak: $(BUILD)/soak/soak $(SOAK_SERVER)
+	@ulimit -n $$(( $(SOAK_CONNS) + 4096 )) 2>/dev/null || true; \
+	  $(BUILD)/soak/soak --server $(SOAK_SERVER) --seconds $(SOAK_SECONDS) \
+	    --conns $(SOAK_CONNS) --rate $(SOAK_RATE) \
+	    --log $(BUILD)/soak/server.log --samples $(BUILD)/soak/samples.csv \
+	    $(SOAK_ARGS)
 
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
             --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible

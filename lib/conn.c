@@ -531,7 +531,6 @@ static bool stream_kind(const wsmsg_conn *c, uint8_t op) {
 static int check_header(wsmsg_conn *c, int fin, int rsv, int op, int mask,
                         uint64_t len) {
   char why[96];
-  (void)fin; /* wslay rejects fragmented control frames itself */
   if (rsv)
     return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved bits set");
   if (mask >= 0 && mask != (c->client ? 0 : 1))
@@ -541,6 +540,14 @@ static int check_header(wsmsg_conn *c, int fin, int rsv, int op, int mask,
   if (op >= 8) {
     if (op > WSLAY_PONG)
       return fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved control opcode");
+    if (!fin)
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002, "fragmented control frame");
+    if (len != LEN_UNKNOWN && len > 125)
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                  "control frame payload over 125 bytes");
+    if (op == WSLAY_CONNECTION_CLOSE && len == 1)
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                  "close frame with 1-byte payload");
     return 0;
   }
   if (op == WSLAY_CONTINUATION_FRAME) {
@@ -637,6 +644,9 @@ static int check_partial_header(wsmsg_conn *c, const uint8_t *d, size_t n) {
       len = l7;
     else if (l7 == 126 && k >= 4)
       len = (uint64_t)h[2] << 8 | h[3];
+    else if (l7 == 127 && k >= 3 && (h[2] & 0x80))
+      return fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                  "64-bit length with top bit set");
     else if (l7 == 127 && k >= 10) {
       len = 0;
       for (int i = 2; i < 10; i++)

@@ -20,6 +20,15 @@ static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 int wsm_http_feed(wsm_http *h, const wsmsg_mem *m, const uint8_t *d, size_t n,
                   size_t *used) {
   *used = 0;
+  size_t skip = 0; /* empty lines before the start line are ignored
+                      (RFC 7230 3.5) */
+  while (h->len == 0 && skip < n && (d[skip] == '\r' || d[skip] == '\n'))
+    skip++;
+  if (skip) {
+    int r = wsm_http_feed(h, m, d + skip, n - skip, used);
+    *used += skip;
+    return r;
+  }
   size_t room = h->limit - h->len;
   size_t take = n < room ? n : room;
   if (h->cap < h->len + take + 1) {

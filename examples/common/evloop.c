@@ -120,7 +120,11 @@ static void linger(client *cl) {
   }
 }
 
-/* Discard what a lingering peer still sends; drop it on EOF or error. */
+/* Discard what a lingering peer still sends; drop it on EOF or error.  At
+ * most 1 MiB per call, like wsmsg_conn_io_fd: the socket stays readable
+ * and we come back.  (Dropping when the budget runs out would close with
+ * unread input, and the reset destroys what we still had in flight to the
+ * peer, such as our close frame.) */
 static void discard(client *cl) {
   char sink[16384];
   for (int i = 0; i < 64; i++) {
@@ -129,9 +133,9 @@ static void discard(client *cl) {
       continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return;
-    break;
+    drop(cl); /* EOF or error */
+    return;
   }
-  drop(cl);
 }
 
 /* Drop lingering sockets whose time is up; ms until the next, or -1. */

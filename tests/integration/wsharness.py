@@ -143,11 +143,13 @@ ECHO_SERVER = os.environ.get("ECHO_SERVER", "echo_server")
 
 
 class EchoServer(Proc):
-    """examples/echo_server (or $ECHO_SERVER) on 127.0.0.1 and a free port."""
+    """examples/echo_server (or $ECHO_SERVER, or `name`: another example
+    server taking the same options) on 127.0.0.1 and a free port."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, name=None):
         self.port = free_port()
-        super().__init__([binary(ECHO_SERVER), "--host", "127.0.0.1",
+        self.name = name or ECHO_SERVER
+        super().__init__([binary(self.name), "--host", "127.0.0.1",
                           "--port", str(self.port), *args])
         wait_listening(self.port, self.p)
 
@@ -159,7 +161,76 @@ class EchoServer(Proc):
         """Stop with SIGTERM and check the exit status is 0 (no sanitizer
         report, no crash)."""
         rc = self.stop()
-        assert rc == 0, f"{ECHO_SERVER} exited {rc}:\n{self.stderr()[-3000:]}"
+        assert rc == 0, f"{self.name} exited {rc}:\n{self.stderr()[-3000:]}"
+
+
+# ---- what the server has not read yet ------------------------------------------
+
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
+_diag = []  # one netlink socket, opened on first use
+
+
+def _tcp_diag(local, remote):
+    """(unread bytes, bytes received) of the IPv4 TCP socket local -> remote
+    (any process's socket, such as a server's end of our connection), from
+    the kernel's sock_diag with tcp_info; None when the kernel cannot
+    tell."""
+    try:
+        if not _diag:
+            _diag.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW,
+                                       _NETLINK_SOCK_DIAG))
+        nl = _diag[0]
+        sockid = (struct.pack("!HH", local[1], remote[1]) +
+                  socket.inet_aton(local[0]) + bytes(12) +
+                  socket.inet_aton(remote[0]) + bytes(12) +
+                  struct.pack("=I", 0) + b"\xff" * 8)  # no cookie check
+        req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP,
+                          1 << (2 - 1),  # INET_DIAG_INFO: tcp_info
+                          0, 0xFFFFFFFF) + sockid
+        nl.send(struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY,
+                            1, 0, 0) + req)
+        d = nl.recv(65536)
+        if struct.unpack_from("=H", d, 4)[0] != _SOCK_DIAG_BY_FAMILY:
+            return None
+        unread = struct.unpack_from("=I", d, 16 + 56)[0]
+        off, end = 16 + 72, struct.unpack_from("=I", d)[0]
+        while off + 4 <= end:  # rtattrs after inet_diag_msg
+            alen, atype = struct.unpack_from("=HH", d, off)
+            if alen < 4:
+                break
+            if atype == 2 and alen - 4 >= 136:
+                return unread, struct.unpack_from("=Q", d, off + 4 + 128)[0]
+            off += (alen + 3) & ~3
+        return None
+    except (OSError, struct.error):
+        return None
+
+
+def wait_peer_read(sock, timeout=1.0):
+    """Bounded poll until every byte written on `sock` has been read by the
+    process at the other end: its socket received all we sent and holds no
+    unread byte.  Lets a test make each write a separate read() in the
+    server.  False if that was not seen within `timeout` (or the kernel
+    cannot tell: then the test goes on without the guarantee)."""
+    me, peer = sock.getsockname(), sock.getpeername()
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+        sent, retrans = struct.unpack_from("=QQ", info, 200)
+    except (OSError, struct.error):
+        return False
+    deadline = time.monotonic() + timeout
+    polls = 0
+    while True:
+        theirs = _tcp_diag(peer, me)
+        if theirs is None:
+            return False
+        if theirs[0] == 0 and theirs[1] >= sent - retrans:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        polls += 1
+        if polls > 20:
+            time.sleep(0.0002)
 
 
 # ---- a raw WebSocket client -------------------------------------------------
@@ -197,6 +268,12 @@ class RawWS:
     # -- bytes
     def send_raw(self, data):
         self.sock.sendall(data)
+
+    def send_read(self, data):
+        """Send, then wait (bounded) until the server has read it all, so
+        that the next write arrives in a read() of its own."""
+        self.sock.sendall(data)
+        wait_peer_read(self.sock)
 
     def _fill(self):
         d = self.sock.recv(65536)
@@ -258,8 +335,11 @@ class RawWS:
         n = b1 & 0x7F
         if n == 126:
             n = struct.unpack("!H", self._take(2))[0]
+            assert n >= 126, f"server sent a 16-bit length for {n} bytes"
         elif n == 127:
             n = struct.unpack("!Q", self._take(8))[0]
+            assert 65536 <= n < 1 << 63, \
+                f"server sent a 64-bit length for {n} bytes"  # RFC 6455 5.2
         return bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, self._take(n)
 
     def recv_message(self):
@@ -322,6 +402,22 @@ def close_payload(code, reason=b""):
 
 # ---- a tiny test runner ------------------------------------------------------
 
+def run_one(label, fn, *args):
+    """Run one case: print PASS/FAIL with its time (and the traceback when
+    VERBOSE is set); True if it passed."""
+    t = time.monotonic()
+    try:
+        fn(*args)
+        print(f"  PASS {label} ({time.monotonic() - t:.2f}s)", flush=True)
+        return True
+    except Exception as e:  # noqa: BLE001 - report every failure
+        print(f"  FAIL {label} ({time.monotonic() - t:.2f}s): "
+              f"{type(e).__name__}: {e}", flush=True)
+        if os.environ.get("VERBOSE"):
+            traceback.print_exc()
+        return False
+
+
 def run_cases(module_globals, setup=None, teardown=None):
     """Run every case_* function in definition order.  `setup` returns a
     context object passed to each case; `teardown(ctx)` runs at the end."""
@@ -335,16 +431,8 @@ def run_cases(module_globals, setup=None, teardown=None):
     t0 = time.monotonic()
     try:
         for k, fn in cases:
-            t = time.monotonic()
-            try:
-                fn(ctx) if setup else fn()
-                print(f"  PASS {k} ({time.monotonic() - t:.2f}s)", flush=True)
-            except Exception as e:  # noqa: BLE001 - report every failure
+            if not run_one(k, fn, *((ctx,) if setup else ())):
                 failed.append(k)
-                print(f"  FAIL {k} ({time.monotonic() - t:.2f}s): "
-                      f"{type(e).__name__}: {e}", flush=True)
-                if os.environ.get("VERBOSE"):
-                    traceback.print_exc()
     finally:
         if teardown:
             try:

@@ -245,6 +245,18 @@ static void test_absolute_form_and_versions(void **s) {
   srv_free(&f);
 }
 
+/* Empty lines before the request line are ignored (RFC 7230 3.5). */
+static void test_leading_crlf(void **s) {
+  (void)s;
+  srvfix f;
+  srv_init(&f);
+  char req[600];
+  int n = snprintf(req, sizeof(req), "\r\n\r\n%s", GOOD);
+  assert_int_equal(status_of(&f, req, (size_t)n, 0, NULL, 0), 101);
+  assert_int_equal(status_of(&f, req, (size_t)n, 1, NULL, 0), 101);
+  srv_free(&f);
+}
+
 static void test_case_insensitive(void **s) {
   (void)s;
   srvfix f;
@@ -573,6 +585,7 @@ int main(void) {
       cmocka_unit_test(test_request_plus_frames),
       cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_absolute_form_and_versions),
+      cmocka_unit_test(test_leading_crlf),
       cmocka_unit_test(test_case_insensitive),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_routes),
