@@ -20,6 +20,12 @@
 #   BENCH_FFI_OUT=F    also write the Markdown table to F
 #   WSBENCH, FASTAPI_APP, PYTHON   where things are
 #
+# Run by `make bench-ffi`.  Written against the interface of the benchmark
+# suite (examples/wsbench, tests/bench/fastapi_app.py, tests/bench/run.sh);
+# once that is merged, run.sh calls it after its own scenarios:
+#   BENCH_FFI_OUT=$WORK/ffi.md WSBENCH=$WSBENCH PYTHON=$PY BENCH_QUICK=$QUICK \
+#     bash tests/bench/ffi_json.sh
+#
 # Nothing here asserts on time.  Exit status 0 unless no server ran.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
