@@ -36,7 +36,7 @@ STATIC    := lib/libwsmsg.a
 SHARED    := lib/libwsmsg.so.$(VERSION)
 SONAME    := libwsmsg.so.$(SOMAJOR)
 
-EXAMPLES  := examples/echo_server examples/echo_client
+EXAMPLES  := examples/echo_server examples/echo_client examples/wsbench
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -86,6 +86,10 @@ examples: $(EXAMPLES)
 
 examples/%: examples/%.c $(STATIC) include/wsmsg.h
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
+
+# The load generator links no wsmsg (it must be able to measure anything).
+examples/wsbench: examples/wsbench.c
+	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lm
 
 # ---- tests ------------------------------------------------------------------------
 
