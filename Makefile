@@ -46,9 +46,10 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              python3 python3-websockets nodejs valgrind
 
 .PHONY: all lib examples test unit integration check-install check-symbols \
-        check-asan check-valgrind install uninstall deps run clean help
+        check-asan check-valgrind install uninstall deps run clean help \
+        bench bench-build
 
-all: lib examples
+all: lib examples bench-build
 
 lib: $(STATIC) lib/libwsmsg.so
 
@@ -58,6 +59,7 @@ help:
 	@echo "make test           install missing packages, build, run every test suite"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
+	@echo "make bench          benchmarks (~10 min; BENCH_QUICK=1: <1 min) -> docs/benchmarks.md"
 	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make uninstall | deps | clean"
 
@@ -90,6 +92,26 @@ examples/%: examples/%.c $(STATIC) include/wsmsg.h
 # The load generator links no wsmsg (it must be able to measure anything).
 examples/wsbench: examples/wsbench.c
 	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lm
+
+# ---- benchmarks -------------------------------------------------------------------
+# Built by `all` so that they keep compiling; run by `make bench`
+# (tests/bench/run.sh: end-to-end scenarios + micro-benchmarks, report to
+# stdout and docs/benchmarks.md).  No timed assertions anywhere.
+
+BENCH_BINS := $(BUILD)/bench/wslay_echo_server $(BUILD)/bench/micro
+
+bench-build: $(BENCH_BINS) examples/wsbench
+
+$(BUILD)/bench/wslay_echo_server: tests/bench/wslay_echo_server.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lwslay -ljansson -lnettle
+
+$(BUILD)/bench/micro: tests/bench/micro.c $(STATIC) include/wsmsg.h
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) -ljansson
+
+bench: all
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) bash tests/bench/run.sh
 
 # ---- tests ------------------------------------------------------------------------
 

@@ -75,8 +75,11 @@ void *realloc(void *old, size_t n) {
   void *p = __libc_realloc(old, n);
   if (p) {
     all.allocs++;
+    if (old)
+      all.frees++; /* the old block is gone (moved or resized) */
     all.live += (int64_t)malloc_usable_size(p) - before;
   } else if (n == 0 && old) {
+    all.frees++;
     all.live -= before;
   }
   return p;
@@ -110,7 +113,7 @@ int posix_memalign(void **out, size_t al, size_t n) {
  */
 
 static struct {
-  uint64_t allocs;
+  uint64_t allocs, frees;
   int64_t live;
 } hook;
 
@@ -126,8 +129,10 @@ static void *h_malloc(size_t n, void *u) {
 
 static void h_free(void *p, void *u) {
   (void)u;
-  if (p)
+  if (p) {
+    hook.frees++;
     hook.live -= (int64_t)malloc_usable_size(p);
+  }
   free(p);
 }
 
@@ -137,6 +142,8 @@ static void *h_realloc(void *p, size_t n, void *u) {
   void *q = realloc(p, n);
   if (q) {
     hook.allocs++;
+    if (p)
+      hook.frees++;
     hook.live += (int64_t)malloc_usable_size(q) - before;
   }
   return q;
@@ -145,14 +152,19 @@ static void *h_realloc(void *p, size_t n, void *u) {
 static const wsmsg_mem counting_mem = {NULL, h_malloc, h_free, h_realloc};
 
 typedef struct snap {
-  uint64_t all_allocs, hook_allocs;
+  uint64_t all_allocs, hook_allocs, all_frees, hook_frees;
   int64_t all_live, hook_live;
   size_t mi_used;
 } snap;
 
 static snap take(void) {
   struct mallinfo2 mi = mallinfo2();
-  snap s = {all.allocs, hook.allocs, all.live, hook.live,
+  snap s = {all.allocs,
+            hook.allocs,
+            all.frees,
+            hook.frees,
+            all.live,
+            hook.live,
             mi.uordblks + mi.hblkhd};
   return s;
 }
@@ -411,8 +423,13 @@ static memres per_conn(snap a, snap b, int n) {
   memres m;
   m.all_bytes = (double)(b.all_live - a.all_live) / n;
   m.hook_bytes = (double)(b.hook_live - a.hook_live) / n;
-  m.all_blocks = (double)(b.all_allocs - a.all_allocs) / n;
-  m.hook_blocks = (double)(b.hook_allocs - a.hook_allocs) / n;
+  /* live blocks: allocations minus frees (a realloc is one of each) */
+  m.all_blocks = ((double)(b.all_allocs - a.all_allocs) -
+                  (double)(b.all_frees - a.all_frees)) /
+                 n;
+  m.hook_blocks = ((double)(b.hook_allocs - a.hook_allocs) -
+                   (double)(b.hook_frees - a.hook_frees)) /
+                  n;
   m.mi_bytes = ((double)b.mi_used - (double)a.mi_used) / n;
   return m;
 }
@@ -565,7 +582,8 @@ int main(int argc, char **argv) {
          "all - hook = wslay's own.  mallinfo2 = `uordblks + hblkhd` delta, "
          "headers included.\n\n");
   printf("| state | wsmsg: all bytes | of which wsmsg hook | of which wslay | "
-         "blocks (hook / all) | mallinfo2 | bare wslay_event: bytes | blocks "
+         "live blocks (hook / all) | mallinfo2 | bare wslay_event: bytes | "
+         "live blocks "
          "| mallinfo2 |\n");
   printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   printf("| idle, after handshake | %.0f | %.0f | %.0f | %.1f / %.1f | %.0f "
@@ -578,9 +596,8 @@ int main(int argc, char **argv) {
          wm.all_bytes, wm.hook_bytes, wm.all_bytes - wm.hook_bytes,
          wm.hook_blocks, wm.all_blocks, wm.mi_bytes, lm.all_bytes,
          lm.all_blocks, lm.mi_bytes);
-  printf("\n(\"blocks\" counts allocations made while opening / feeding, not "
-         "blocks still live.  wslay_event needs no handshake; wsmsg's "
-         "handshake buffers are freed once the connection is open.)\n");
+  printf("\n(wslay_event needs no handshake; wsmsg's handshake buffers are "
+         "freed once the connection is open.)\n");
 
   double jns, jallocs;
   run_jansson(&jns, &jallocs);

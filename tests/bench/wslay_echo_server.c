@@ -50,8 +50,8 @@ typedef struct client {
   uint32_t events;
   bool json;
   wslay_event_context_ptr ws; /* NULL while handshaking */
-  char *hs;                   /* request head being received */
-  size_t hs_len;
+  char *hs; /* request head being received (grows up to HS_MAX) */
+  size_t hs_len, hs_cap;
   /* bytes being fed to wslay_event_recv */
   const uint8_t *in;
   size_t in_len;
@@ -218,7 +218,19 @@ static const char *header(char *head, const char *name) {
 
 /* 1: open, 0: need more, -1: rejected (response queued) or error */
 static int handshake(client *c, const uint8_t *d, size_t n, size_t *used) {
-  size_t room = HS_MAX - c->hs_len;
+  if (c->hs_cap - c->hs_len < n + 1 && c->hs_cap < HS_MAX + 1) {
+    size_t cap = c->hs_cap ? c->hs_cap : 512;
+    while (cap < c->hs_len + n + 1 && cap < HS_MAX + 1)
+      cap *= 2;
+    if (cap > HS_MAX + 1)
+      cap = HS_MAX + 1;
+    char *p = realloc(c->hs, cap);
+    if (!p)
+      return -1;
+    c->hs = p;
+    c->hs_cap = cap;
+  }
+  size_t room = c->hs_cap - 1 - c->hs_len;
   size_t k = n < room ? n : room;
   memcpy(c->hs + c->hs_len, d, k);
   size_t old = c->hs_len;
@@ -229,6 +241,7 @@ static int handshake(client *c, const uint8_t *d, size_t n, size_t *used) {
     *used = k;
     return c->hs_len >= HS_MAX ? -1 : 0;
   }
+  (void)room;
   size_t head = (size_t)(end + 4 - c->hs);
   *used = head - old;
   end[2] = '\0';
@@ -428,11 +441,7 @@ int main(int argc, char **argv) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         client *c = calloc(1, sizeof(*c));
-        if (c)
-          c->hs = malloc(HS_MAX + 1);
-        if (!c || !c->hs) {
-          if (c)
-            free(c);
+        if (!c) {
           close(fd);
           continue;
         }
