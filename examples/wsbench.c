@@ -836,6 +836,22 @@ static long proc_rss_kb(long pid) {
   return kb;
 }
 
+/* CPU seconds the whole machine spent busy (all CPUs), from /proc/stat */
+static double machine_busy_s(void) {
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f)
+    return -1;
+  unsigned long long v[8] = {0};
+  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                 &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+  fclose(f);
+  if (n < 8)
+    return -1;
+  /* user nice system idle iowait irq softirq steal: all but idle, iowait */
+  unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double self_cpu_s(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -1175,6 +1191,7 @@ int main(int argc, char **argv) {
       CLOSE_NS + 5000000000ull;
   double srv_cpu0 = 0, srv_cpu1 = 0, cli_cpu0 = 0, cli_cpu1 = 0;
   bool sampled0 = false, sampled1 = false;
+  double mach0 = 0, mach1 = 0;
   long rss_after = -1;
   long next_connect = 0;
   /* rate mode: connection i sends at t + (k + i/N) / R */
@@ -1253,6 +1270,7 @@ int main(int argc, char **argv) {
         if (opt.server_pid)
           srv_cpu0 = proc_cpu_s(opt.server_pid);
         cli_cpu0 = self_cpu_s();
+        mach0 = machine_busy_s();
       }
       if (now >= run_end) {
         if (opt.server_pid) {
@@ -1260,6 +1278,7 @@ int main(int argc, char **argv) {
           rss_after = proc_rss_kb(opt.server_pid);
         }
         cli_cpu1 = self_cpu_s();
+        mach1 = machine_busy_s();
         sampled1 = true;
         sending = false;
         phase = opt.idle ? P_CLOSE : P_DRAIN;
@@ -1304,6 +1323,7 @@ int main(int argc, char **argv) {
         if (!sampled1) { /* interrupted before the window ended */
           sampled1 = true;
           cli_cpu1 = self_cpu_s();
+          mach1 = machine_busy_s();
           if (opt.server_pid)
             srv_cpu1 = proc_cpu_s(opt.server_pid);
         }
@@ -1373,6 +1393,12 @@ int main(int argc, char **argv) {
   if (opt.server_pid && srv_cpu0 >= 0 && srv_cpu1 >= 0 && window > 0)
     srv_cpu = (srv_cpu1 - srv_cpu0) / window * 100.0;
   double cli_cpu = window > 0 ? (cli_cpu1 - cli_cpu0) / window * 100.0 : 0;
+  /* CPU used by everything else on the machine during the window: a
+   * measure of interference (kernel threads included) */
+  double other_cpu = -1;
+  if (window > 0 && mach0 >= 0 && mach1 >= 0 && sampled1)
+    other_cpu = (mach1 - mach0) / window * 100.0 - cli_cpu -
+                (srv_cpu >= 0 ? srv_cpu : 0);
   double connect_s = t_open > t0 ? (double)(t_open - t0) / 1e9 : 0;
   uint64_t errors = st.connect_failed + st.handshake_failed + st.unexpected +
                     st.closed + st.timeouts + st.overruns;
@@ -1417,7 +1443,8 @@ int main(int argc, char **argv) {
               (double)(rss_after - rss_before) / (double)st.opened);
     fputc('\n', out);
   }
-  fprintf(out, "  client CPU    %.1f %%\n", cli_cpu);
+  fprintf(out, "  client CPU    %.1f %%  (rest of the machine %.1f %%)\n",
+          cli_cpu, other_cpu);
   fprintf(out,
           "  errors        %llu: connect %llu, handshake %llu, unexpected "
           "%llu, closed %llu, timeouts %llu, overruns %llu\n",
@@ -1441,7 +1468,7 @@ int main(int argc, char **argv) {
            "\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
            "\"mean_us\":%.1f,\"max_lag_us\":%.1f,\"server_cpu_pct\":%.1f,"
            "\"server_rss_kb_before\":%ld,\"server_rss_kb_after\":%ld,"
-           "\"client_cpu_pct\":%.1f,\"errors\":%llu,"
+           "\"client_cpu_pct\":%.1f,\"other_cpu_pct\":%.1f,\"errors\":%llu,"
            "\"connect_failed\":%llu,\"handshake_failed\":%llu,"
            "\"unexpected\":%llu,\"closed\":%llu,\"timeouts\":%llu,"
            "\"overruns\":%llu,\"first_error\":",
@@ -1449,7 +1476,8 @@ int main(int argc, char **argv) {
            (unsigned long long)st.opened, connect_s,
            (unsigned long long)st.msgs, mps, mbps, p50, p99, p999, pmax, mean,
            (double)st.max_lag / 1e3, srv_cpu, rss_before, rss_after, cli_cpu,
-           (unsigned long long)errors, (unsigned long long)st.connect_failed,
+           other_cpu, (unsigned long long)errors,
+           (unsigned long long)st.connect_failed,
            (unsigned long long)st.handshake_failed,
            (unsigned long long)st.unexpected, (unsigned long long)st.closed,
            (unsigned long long)st.timeouts, (unsigned long long)st.overruns);
