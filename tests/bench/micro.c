@@ -525,15 +525,29 @@ static void fmt_rate(char *out, size_t n, double v) {
     snprintf(out, n, "%.0f", v);
 }
 
+/* --profile wsmsg|wslay text|binary SIZE BATCHES: just that echo loop, for
+ * perf / callgrind (a fixed amount of work, no timing) */
+static int profile_case(const char *impl, const char *type, size_t size,
+                        long batches) {
+  bool use_wsmsg = !strcmp(impl, "wsmsg");
+  int op = !strcmp(type, "text") ? 1 : 2;
+  batch b = make_batch(op, size);
+  wsmsg_conn *c = use_wsmsg ? w_open() : NULL;
+  wl *w = use_wsmsg ? NULL : wl_open();
+  echoed = 0;
+  for (long i = 0; i < batches; i++)
+    use_wsmsg ? w_feed(c, &b) : wl_feed(w, &b);
+  printf("%s %s %zu B: %llu messages echoed\n", impl, type, size,
+         (unsigned long long)echoed);
+  if (use_wsmsg)
+    wsmsg_conn_free(c);
+  else
+    wl_close(w);
+  free(b.bytes);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--quick"))
-      budget_s = 0.08;
-    else {
-      fprintf(stderr, "usage: micro [--quick]\n");
-      return 2;
-    }
-  }
   w_ep = wsmsg_endpoint_new_mem(&counting_mem);
   w_srv = wsmsg_server_new_mem(&counting_mem);
   if (!w_ep || !w_srv)
@@ -542,6 +556,22 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_binary(w_ep, w_binary);
   wsmsg_endpoint_set_max_message_size(w_ep, 16u << 20);
   wsmsg_server_route(w_srv, "*", w_ep);
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--quick")) {
+      budget_s = 0.08;
+    } else if (!strcmp(argv[i], "--profile") && i + 4 < argc) {
+      int r = profile_case(argv[i + 1], argv[i + 2],
+                           (size_t)strtoul(argv[i + 3], NULL, 10),
+                           strtol(argv[i + 4], NULL, 10));
+      wsmsg_server_free(w_srv);
+      wsmsg_endpoint_free(w_ep);
+      return r;
+    } else {
+      fprintf(stderr, "usage: micro [--quick] | --profile wsmsg|wslay "
+                      "text|binary SIZE BATCHES\n");
+      return 2;
+    }
+  }
 
   static const size_t sizes[] = {16, 64, 1024, 65536, 1048576};
   static const char *names[] = {"16 B", "64 B", "1 KiB", "64 KiB", "1 MiB"};
