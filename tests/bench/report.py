@@ -127,10 +127,12 @@ def throughput_table(rows, scen, servers, title, note=""):
             vs = f"{ratio(r['msgs_per_s'], floor[0]['msgs_per_s']):.2f}×"
             vs99 = f"{ratio(r['p99_us'], floor[0]['p99_us']):.2f}×"
         rng = f"{fmt_int(lo)}–{fmt_int(hi)}" if lo != hi else "1 run"
+        other = max(0.0, r.get("other_cpu_pct", 0))
+        flag = " ⚠" if other > 20 else ""
         out.append(f"| {NAMES.get(s, s)} | {fmt_int(r['msgs_per_s'])} | {rng} | {r['mb_per_s']:.2f} "
                    f"| {fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | {fmt_us(r['p999_us'])} "
                    f"| {r['server_cpu_pct']:.0f} % | {r['client_cpu_pct']:.0f} % "
-                   f"| {max(0.0, r.get('other_cpu_pct', 0)):.0f} % | {r['errors']} "
+                   f"| {other:.0f} %{flag} | {r['errors']} "
                    f"| {vs} | {vs99} |")
     return out, floor
 
@@ -183,7 +185,8 @@ def main():
              "that noise spreads over all. The machine is shared with other work (other sessions' builds "
              "and tests); interference only slows a run down, so the best run (by msgs/s) is shown, with "
              "its latencies and the range of all runs. \"Rest of machine\" is the CPU everything else "
-             "used during that run (from /proc/stat; 200 % = both cores). Each server got a "
+             "used during that run (from /proc/stat, steal time included; 200 % = both cores); ⚠ marks "
+             "a best run disturbed by more than 20 %. Each server got a "
              "100 × pipeline-16 warm-up run first.")
     L.append(f"- Idle: a fresh server, {a.idle_n} connections opened (≤ 256 handshakes in flight), held "
              f"{a.hold} s; server VmRSS (/proc/PID/status) read before the first connect and at the end of "
