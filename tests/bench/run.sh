@@ -210,6 +210,41 @@ for rep in $(seq 1 "$REPS"); do
     run_wsbench "$label" json128 "$rep" /ws/json-demo -c 100 -p 1 -s 128 -t json -d "$DUR" -w "$WARM"
   done
 done
+# Runs disturbed by other work on the machine (> 20 % CPU used by other
+# processes, see wsbench's other_cpu_pct): retry those scenarios, at most
+# RETRIES more runs each, until one undisturbed run exists.
+clean_run_exists() { # server scenario
+  "$PY" - "$RESULTS" "$1" "$2" <<'PYEOF'
+import json, sys
+path, server, scen = sys.argv[1:4]
+ok = False
+for line in open(path):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    s, sc = (r.get("label", "") + "||").split("|")[:2]
+    if s == server and sc == scen and r.get("other_cpu_pct", 0) <= 20 and r.get("errors", 1) == 0:
+        ok = True
+sys.exit(0 if ok else 1)
+PYEOF
+}
+RETRIES=$([ "$QUICK" = 1 ] && echo 0 || echo 3)
+for try in $(seq 1 "$RETRIES"); do
+  for s in "${UP[@]}"; do
+    for sc in text64-p1 text64-p16 bin64k json128; do
+      case "$s/$sc" in wsmsg/json128 | wsmsg-json/text64* | wsmsg-json/bin64k) continue ;; esac
+      clean_run_exists "$s" "$sc" && continue
+      rep=retry$try
+      case $sc in
+      text64-p1) run_wsbench "$s" "$sc" "$rep" /ws/echo -c 100 -p 1 -s 64 -t text -d "$DUR" -w "$WARM" ;;
+      text64-p16) run_wsbench "$s" "$sc" "$rep" /ws/echo -c 100 -p 16 -s 64 -t text -d "$DUR" -w "$WARM" ;;
+      bin64k) run_wsbench "$s" "$sc" "$rep" /ws/echo -c 10 -p 1 -s 65536 -t binary -d "$DUR" -w "$WARM" ;;
+      json128) run_wsbench "$s" "$sc" "$rep" /ws/json-demo -c 100 -p 1 -s 128 -t json -d "$DUR" -w "$WARM" ;;
+      esac
+    done
+  done
+done
 for s in "${UP[@]}"; do stop_server "$s"; done
 
 # ---- 2. idle connections: a fresh server each ------------------------------------
