@@ -193,7 +193,7 @@ def main():
              "and tests); interference only slows a run down, so the best run (by msgs/s) is shown, with "
              "its latencies and the range of all runs. \"Rest of machine\" is the CPU everything else "
              "used during that run (from /proc/stat, steal time included; 200 % = both cores). Runs "
-             "where it exceeded 20 % are retried (up to 3 more runs) and only used when no undisturbed "
+             "where it exceeded 20 % are retried (up to 2 more runs) and only used when no undisturbed "
              "run exists, then marked ⚠. Each server got a "
              "100 × pipeline-16 warm-up run first.")
     L.append(f"- Idle: a fresh server, {a.idle_n} connections opened (≤ 256 handshakes in flight), held "

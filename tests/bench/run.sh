@@ -164,7 +164,7 @@ stop_server() { # name
 # is quiet: less than QUIET_PCT % CPU busy over half a second.  Bounded: at
 # most QUIET_BUDGET seconds of waiting over the whole run.
 QUIET_PCT=15
-QUIET_BUDGET=$([ "$QUICK" = 1 ] && echo 5 || echo 120)
+QUIET_BUDGET=$([ "$QUICK" = 1 ] && echo 5 || echo 90)
 QUIET_WAITED=0
 busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 wait_quiet() {
@@ -253,7 +253,7 @@ for line in open(path):
 sys.exit(0 if ok else 1)
 PYEOF
 }
-RETRIES=$([ "$QUICK" = 1 ] && echo 0 || echo 3)
+RETRIES=$([ "$QUICK" = 1 ] && echo 0 || echo 2)
 for try in $(seq 1 "$RETRIES"); do
   for s in "${UP[@]}"; do
     for sc in text64-p1 text64-p16 bin64k json128; do
