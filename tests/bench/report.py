@@ -48,7 +48,7 @@ def machine(python):
         ("OS", sh(". /etc/os-release 2>/dev/null && echo $PRETTY_NAME")),
         ("C compilers", "; ".join(x for x in [sh("gcc --version | head -1"),
                                               sh("clang --version | head -1")] if x)),
-        ("benchmarks built with", "cc (" + (sh("cc --version | head -1") or "?") + "), -O2 -g"),
+        ("benchmarks built with", (sh("cc --version | head -1") or "cc") + ", -O2 -g"),
         ("C libraries", ", ".join(
             p + " " + (sh("dpkg-query -W -f='${Version}' " + p + " 2>/dev/null") or "?")
             for p in ["libwslay1", "libjansson4", "libnettle8"])),

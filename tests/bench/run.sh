@@ -302,5 +302,9 @@ SKIP_TEXT=$(printf '%s; ' "${SKIPPED[@]:-}")
   --rate-duration "$RATE_DUR" --rate-warmup "$RATE_WARM" --pinning "$PINNING" \
   --skipped "$SKIP_TEXT" --have-demo "$HAVE_DEMO" --elapsed $((T_END - T_START))
 rc=$?
-log "done in $((T_END - T_START)) s"
+# keep the raw numbers: report.py can be re-run on them
+mkdir -p "$BUILD/bench/last"
+cp "$RESULTS" "$BUILD/bench/last/results.jsonl"
+cp "$WORK/micro.md" "$BUILD/bench/last/micro.md"
+log "raw results in $BUILD/bench/last/; done in $((T_END - T_START)) s"
 exit $rc
