@@ -47,9 +47,10 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
 
 .PHONY: all lib examples test unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
-        check-asan check-valgrind soak install uninstall deps run clean help
+        check-asan check-valgrind soak install uninstall deps run clean help \
+        bench bench-build
 
-all: lib examples
+all: lib examples bench-build
 
 lib: $(STATIC) lib/libwsmsg.so
 
@@ -63,6 +64,7 @@ help:
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make soak           SOAK_SECONDS=60 SOAK_CONNS=10000: echo_server under a long mixed load (not in test)"
+	@echo "make bench          benchmarks (~10 min; BENCH_QUICK=1: <1 min) -> docs/benchmarks.md"
 	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make uninstall | deps | clean"
 
@@ -114,6 +116,35 @@ $(EXDIR)/file_transfer/ft_client: EXTRA_LIBS = $(JSON_LIBS)
 $(EXAMPLES):
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< $(EXTRA_SRCS) -o $@ $(STATIC) $(DEP_LIBS) $(EXTRA_LIBS)
+
+# The load generator links no wsmsg (it must be able to measure anything).
+examples/wsbench: examples/wsbench.c
+	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lm
+
+# ---- benchmarks -------------------------------------------------------------------
+# Built by `all` so that they keep compiling; run by `make bench`
+# (tests/bench/run.sh: end-to-end scenarios + micro-benchmarks, report to
+# stdout and docs/benchmarks.md).  No timed assertions anywhere.
+
+BENCH_BINS := $(BUILD)/bench/wslay_echo_server $(BUILD)/bench/micro \
+              $(BUILD)/bench/bench_timers
+
+bench-build: $(BENCH_BINS) examples/wsbench
+
+$(BUILD)/bench/wslay_echo_server: tests/bench/wslay_echo_server.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lwslay -ljansson -lnettle
+
+$(BUILD)/bench/micro: tests/bench/micro.c $(STATIC) include/wsmsg.h
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) -ljansson
+
+$(BUILD)/bench/bench_timers: tests/bench/bench_timers.c $(STATIC) include/wsmsg.h
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
+
+bench: all
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) bash tests/bench/run.sh
 
 # ---- tests ------------------------------------------------------------------------
 
