@@ -721,13 +721,16 @@ static int frame_end(wsmsg_conn *c) {
                 "text message ends inside a character");
   uint8_t mop = c->msg_op;
   c->msg_op = 0;
-  int r = wsm_pbuf_reserve(&c->msg, c->pool, 1);
-  if (r)
-    return fail(c, r, 1011, "out of memory");
-  c->msg.p[c->msg.len] = '\0';
+  if (mop == WSLAY_TEXT_FRAME) { /* text is NUL-terminated for on_text */
+    int r = wsm_pbuf_reserve(&c->msg, c->pool, 1);
+    if (r)
+      return fail(c, r, 1011, "out of memory");
+    c->msg.p[c->msg.len] = '\0';
+  }
   size_t len = c->msg.len;
   c->msg.len = 0;
-  return deliver_message(c, mop, c->msg.p, len);
+  static uint8_t empty[1]; /* an empty binary message has no buffer */
+  return deliver_message(c, mop, c->msg.p ? c->msg.p : empty, len);
 }
 
 static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
@@ -741,10 +744,11 @@ static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
     if (c->utf8 == WSM_UTF8_REJECT)
       return fail(c, WSMSG_ERR_UTF8, 1007, "invalid UTF-8 in text message");
   }
-  if (c->msg.cap - c->msg.len < n + 1) {
+  size_t nul = c->msg_op == WSLAY_TEXT_FRAME; /* room for on_text's NUL */
+  if (c->msg.cap - c->msg.len < n + nul) {
     /* reserve the whole frame at once when it is small, else grow */
-    uint64_t rest = c->fr_len - c->fr_off + 1;
-    size_t want = rest <= 65536 ? (size_t)rest : n + 1;
+    uint64_t rest = c->fr_len - c->fr_off + nul;
+    size_t want = rest <= 65536 ? (size_t)rest : n + nul;
     if (wsm_pbuf_reserve(&c->msg, c->pool, want))
       return fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
   }

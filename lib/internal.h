@@ -55,7 +55,7 @@ typedef struct wsm_slot {
   uint8_t hdr[14];  /* partial frame header */
 } wsm_slot;
 
-#define WSM_POOL_CLASSES 9 /* 4 KiB .. 1 MiB */
+#define WSM_POOL_CLASSES 10 /* 4 KiB .. 2 MiB */
 typedef struct wsm_pool {
   pthread_mutex_t mu;
   const wsmsg_mem *mem;

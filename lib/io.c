@@ -7,13 +7,14 @@
 
 /* Bytes read per call at most, so that one busy peer cannot starve the
  * others in the host's loop (the fd stays readable: level-triggered polling
- * calls us again). */
+ * calls us again).  A short read ends the reading too: this helper is for
+ * level-triggered loops. */
 #define READ_BUDGET (1u << 20)
 
 int wsmsg_conn_io_fd(wsmsg_conn *c, int fd) {
   if (!c || fd < 0)
     return WSMSG_ERR_INVALID_ARG;
-  uint8_t buf[16384];
+  uint8_t buf[65536];
   size_t budget = READ_BUDGET;
   bool is_socket = true;
   while (wsmsg_conn_want_read(c) && budget > 0) {
@@ -27,6 +28,9 @@ int wsmsg_conn_io_fd(wsmsg_conn *c, int fd) {
     if (n > 0) {
       (void)wsmsg_conn_recv(c, buf, (size_t)n);
       budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+      if ((size_t)n < sizeof(buf))
+        break; /* drained for now: level-triggered polling wakes us again,
+                  and we save the read that would say EAGAIN */
       continue;
     }
     if (n == 0) {

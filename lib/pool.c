@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Buffers are pooled in power-of-two classes from 4 KiB to 1 MiB; at most
- * this many bytes of them wait in a pool, and this many parsers. */
+/* Buffers are pooled in power-of-two classes from 4 KiB to 2 MiB (a 1 MiB
+ * message, the default limit, plus its frame header); at most this many
+ * bytes of them wait in a pool, and this many parsers. */
 #define MIN_CLASS 12
-#define MAX_CLASS 20
+#define MAX_CLASS 21
 #define MAX_POOLED_BYTES (8u << 20)
 #define MAX_POOLED_SLOTS 1024u
 

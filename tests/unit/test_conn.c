@@ -42,6 +42,27 @@ static void test_sizes_both_ways(void **s) {
 }
 
 /* Byte-at-a-time delivery of a mix of frames. */
+/* An empty binary message reaches on_binary with a valid pointer. */
+static const uint8_t *empty_seen;
+static void note_ptr(wsmsg_conn *c, const uint8_t *d, size_t n, void *u) {
+  cb_binary(c, d, n, u);
+  empty_seen = d;
+}
+static void ptr_setup(pair *p) { wsmsg_endpoint_on_binary(p->sep, note_ptr); }
+
+static void test_empty_binary_pointer(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, ptr_setup);
+  empty_seen = NULL;
+  to_server(&p, 0, 0, 2, "", 0); /* fragmented: through the buffer path */
+  to_server(&p, 1, 0, 0, "", 0);
+  assert_int_equal(p.sr.binaries, 1);
+  assert_int_equal(p.sr.last_len, 0);
+  assert_non_null(empty_seen);
+  pair_free(&p);
+}
+
 static void test_one_byte_chops(void **s) {
   (void)s;
   pair p;
@@ -706,6 +727,7 @@ static void test_close_inside_callback(void **s) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sizes_both_ways),
+      cmocka_unit_test(test_empty_binary_pointer),
       cmocka_unit_test(test_one_byte_chops),
       cmocka_unit_test(test_fragmented_from_raw),
       cmocka_unit_test(test_utf8_across_fragments),
