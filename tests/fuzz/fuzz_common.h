@@ -1,0 +1,438 @@
+/* Shared helpers for the libFuzzer targets in tests/fuzz/.  Header-only:
+ * every target is one translation unit that includes this file.
+ *
+ * - fz: a reader over the fuzzer's input (never reads past the end)
+ * - a deterministic getrandom() so that a crash input replays the same way
+ *   (client keys and masking keys come from it)
+ * - a fake clock
+ * - an independent UTF-8 validator (the oracle for lib/utf8.c)
+ * - fz_wire: a checker for the frames a connection writes
+ * - fz_out: pending()/consume() bookkeeping with its invariants
+ *
+ * A broken invariant prints what broke and calls abort(): libFuzzer then
+ * saves the input as a crash. */
+#ifndef WSMSG_FUZZ_COMMON_H
+#define WSMSG_FUZZ_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <wsmsg.h>
+
+#define FZ_CHECK(cond)                                                         \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", #cond, __FILE__,  \
+              __LINE__);                                                       \
+      abort();                                                                 \
+    }                                                                          \
+  } while (0)
+
+#define FZ_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- input reader ------------------------------------------------------- */
+
+typedef struct fz {
+  const uint8_t *p;
+  size_t n;
+} fz;
+
+static inline uint8_t fz_u8(fz *f) {
+  if (!f->n)
+    return 0;
+  f->n--;
+  return *f->p++;
+}
+
+static inline uint16_t fz_u16(fz *f) {
+  uint16_t hi = fz_u8(f);
+  return (uint16_t)(hi << 8 | fz_u8(f));
+}
+
+/* Take up to `want` bytes; returns how many (possibly fewer). */
+static inline size_t fz_take(fz *f, size_t want, const uint8_t **out) {
+  size_t k = want < f->n ? want : f->n;
+  *out = f->p;
+  f->p += k;
+  f->n -= k;
+  return k;
+}
+
+/* Split off the first `k` bytes into their own reader. */
+static inline fz fz_sub(fz *f, size_t k) {
+  fz s;
+  k = fz_take(f, k, &s.p);
+  s.n = k;
+  return s;
+}
+
+/* ---- deterministic randomness -------------------------------------------
+ * wsmsg asks getrandom() for client keys and masking keys.  The executable's
+ * definition wins over libc's, so every run of an input sees the same
+ * bytes: a crash replays exactly. */
+
+static uint64_t fz_rng = 0x9E3779B97F4A7C15ull;
+
+static inline void fz_rng_reset(uint64_t seed) {
+  fz_rng = seed ^ 0x9E3779B97F4A7C15ull;
+  if (!fz_rng)
+    fz_rng = 1;
+}
+
+static inline uint64_t fz_rand(void) {
+  uint64_t x = fz_rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  fz_rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+ssize_t getrandom(void *buf, size_t len, unsigned int flags);
+ssize_t getrandom(void *buf, size_t len, unsigned int flags) {
+  (void)flags;
+  uint8_t *b = buf;
+  for (size_t i = 0; i < len; i++)
+    b[i] = (uint8_t)(fz_rand() >> 24);
+  return (ssize_t)len;
+}
+
+/* ---- fake clock --------------------------------------------------------- */
+
+static uint64_t fz_now;
+
+static inline uint64_t fz_clock(void *user) {
+  (void)user;
+  return fz_now;
+}
+
+/* Steps the fake clock can take (ms). */
+static const uint32_t FZ_STEPS[16] = {0,    1,    9,     10,    99,   100,
+                                      101,  499,  500,   999,   1000, 1001,
+                                      4000, 9999, 10001, 120000};
+
+/* ---- reference UTF-8 validator -------------------------------------------
+ * Deliberately written differently from lib/utf8.c (decode, then range
+ * checks) so that it can serve as the oracle. */
+
+static inline int fz_utf8_ok(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint32_t c = s[i];
+    size_t k;
+    uint32_t min;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      k = 1;
+      c &= 0x1F;
+      min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      k = 2;
+      c &= 0x0F;
+      min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      k = 3;
+      c &= 0x07;
+      min = 0x10000;
+    } else {
+      return 0;
+    }
+    if (n - i <= k)
+      return 0;
+    for (size_t j = 1; j <= k; j++) {
+      if ((s[i + j] & 0xC0) != 0x80)
+        return 0;
+      c = c << 6 | (s[i + j] & 0x3Fu);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+      return 0;
+    i += k + 1;
+  }
+  return 1;
+}
+
+static inline int fz_close_code_ok(unsigned code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+/* ---- growable byte buffer ----------------------------------------------- */
+
+typedef struct fz_buf {
+  uint8_t *p;
+  size_t n, cap;
+} fz_buf;
+
+static inline void fz_buf_add(fz_buf *b, const void *d, size_t n) {
+  if (!n)
+    return;
+  if (b->n + n > b->cap) {
+    size_t c = b->cap ? b->cap : 256;
+    while (c < b->n + n)
+      c *= 2;
+    b->p = realloc(b->p, c);
+    FZ_CHECK(b->p != NULL);
+    b->cap = c;
+  }
+  memcpy(b->p + b->n, d, n);
+  b->n += n;
+}
+
+static inline void fz_buf_free(fz_buf *b) {
+  free(b->p);
+  memset(b, 0, sizeof(*b));
+}
+
+/* ---- the frames a connection writes ---------------------------------------
+ * Every byte consumed from a connection goes through fz_wire_feed, which
+ * checks what RFC 6455 requires of a sender: no reserved bits or opcodes,
+ * masked iff from a client, minimal length encoding, control frames final
+ * and <= 125 bytes, valid close payloads, continuation frames only inside
+ * a message, text messages valid UTF-8, and nothing after a close frame.
+ * Completed messages can be collected (for fuzz_pair's delivery checks). */
+
+typedef struct fz_wire {
+  int masked;      /* frames must be masked (client output) */
+  uint8_t hdr[14]; /* header being collected */
+  size_t hlen, hneed;
+  int in_payload;
+  uint64_t plen, poff;
+  uint8_t key[4];
+  int op, fin;
+  int msg_op;       /* data message in progress: 1 text, 2 binary */
+  fz_buf msg;       /* its payload so far */
+  uint8_t ctl[125]; /* control payload */
+  int closed;       /* a close frame was seen */
+  unsigned close_code;
+  uint64_t frames, messages;
+} fz_wire;
+
+static inline void fz_wire_init(fz_wire *w, int masked) {
+  memset(w, 0, sizeof(*w));
+  w->masked = masked;
+  w->hneed = 2;
+}
+
+static inline void fz_wire_free(fz_wire *w) { fz_buf_free(&w->msg); }
+
+static inline void fz_wire_header_done(fz_wire *w) {
+  const uint8_t *h = w->hdr;
+  int fin = h[0] >> 7, rsv = (h[0] >> 4) & 7, op = h[0] & 15;
+  int mask = h[1] >> 7;
+  unsigned l7 = h[1] & 127;
+  uint64_t len = l7;
+  size_t at = 2;
+  if (l7 == 126) {
+    len = (uint64_t)h[2] << 8 | h[3];
+    FZ_CHECK(len >= 126); /* minimal encoding */
+    at = 4;
+  } else if (l7 == 127) {
+    len = 0;
+    for (int i = 2; i < 10; i++)
+      len = len << 8 | h[i];
+    FZ_CHECK(len >= 65536 && !(len >> 63));
+    at = 10;
+  }
+  FZ_CHECK(!w->closed); /* nothing after a close frame */
+  FZ_CHECK(rsv == 0);
+  FZ_CHECK(mask == w->masked);
+  if (mask)
+    memcpy(w->key, h + at, 4);
+  FZ_CHECK(op == 0 || op == 1 || op == 2 || op == 8 || op == 9 || op == 10);
+  if (op >= 8) {
+    FZ_CHECK(fin);
+    FZ_CHECK(len <= 125);
+  } else if (op == 0) {
+    FZ_CHECK(w->msg_op != 0);
+  } else {
+    FZ_CHECK(w->msg_op == 0);
+    w->msg_op = op;
+    w->msg.n = 0;
+  }
+  w->op = op;
+  w->fin = fin;
+  w->plen = len;
+  w->poff = 0;
+  w->in_payload = 1;
+  w->frames++;
+}
+
+static inline void fz_wire_frame_done(fz_wire *w) {
+  w->in_payload = 0;
+  w->hlen = 0;
+  w->hneed = 2;
+  if (w->op == 8) {
+    FZ_CHECK(w->plen != 1);
+    if (w->plen >= 2) {
+      w->close_code = (unsigned)(w->ctl[0] << 8 | w->ctl[1]);
+      FZ_CHECK(fz_close_code_ok(w->close_code));
+      FZ_CHECK(fz_utf8_ok(w->ctl + 2, (size_t)w->plen - 2));
+    } else {
+      w->close_code = 1005;
+    }
+    w->closed = 1;
+    return;
+  }
+  if (w->op >= 8 || !w->fin)
+    return;
+  if (w->msg_op == 1)
+    FZ_CHECK(fz_utf8_ok(w->msg.p, w->msg.n));
+  w->msg_op = 0;
+  w->messages++;
+}
+
+/* Feed bytes the connection wrote.  `on_msg` (may be NULL) gets every
+ * complete data message. */
+typedef void (*fz_wire_msg_cb)(void *ctx, int op, const uint8_t *d, size_t n);
+
+static inline void fz_wire_feed(fz_wire *w, const uint8_t *d, size_t n,
+                                fz_wire_msg_cb on_msg, void *ctx) {
+  while (n > 0 || (w->in_payload && w->poff == w->plen)) {
+    if (!w->in_payload) {
+      w->hdr[w->hlen++] = *d++;
+      n--;
+      if (w->hlen == 2) {
+        unsigned l7 = w->hdr[1] & 127;
+        w->hneed = 2 +
+                   (l7 == 126   ? 2
+                    : l7 == 127 ? 8
+                                : 0) +
+                   (w->hdr[1] & 0x80 ? 4 : 0);
+      }
+      if (w->hlen == w->hneed)
+        fz_wire_header_done(w);
+      continue;
+    }
+    uint64_t left = w->plen - w->poff;
+    size_t k = left < n ? (size_t)left : n;
+    for (size_t i = 0; i < k; i++) {
+      uint8_t b = d[i];
+      if (w->masked)
+        b ^= w->key[(w->poff + i) & 3];
+      if (w->op >= 8)
+        w->ctl[w->poff + i] = b;
+      else
+        fz_buf_add(&w->msg, &b, 1);
+    }
+    w->poff += k;
+    d += k;
+    n -= k;
+    if (w->poff == w->plen) {
+      int op = w->op, fin = w->fin, mop = w->msg_op;
+      fz_wire_frame_done(w);
+      if (op < 8 && fin && on_msg)
+        on_msg(ctx, mop, w->msg.p, w->msg.n);
+    }
+  }
+}
+
+/* The stream ended (the connection is done): a frame may be cut only if
+ * the connection dropped its output (abort, timeout). */
+static inline void fz_wire_end(const fz_wire *w, int cut_allowed) {
+  if (!cut_allowed)
+    FZ_CHECK(!w->in_payload && w->hlen == 0);
+}
+
+/* ---- pending() / consume() ------------------------------------------------
+ * The host's view of a connection's output.  Between consumes, what
+ * pending() returns may only grow at its end: the bytes already offered
+ * keep their value.  It may shrink only when the connection drops its
+ * output (abort, write/close timeout), which it records as an error. */
+
+#define FZ_SNAP_MAX 65536
+
+typedef struct fz_out {
+  uint8_t *snap; /* copy of the first min(n, FZ_SNAP_MAX) pending bytes */
+  size_t snap_n;
+  size_t n;    /* pending length at the last look */
+  int dropped; /* output was dropped at some point */
+  int done;    /* wsmsg_conn_done was seen true */
+  int aborted; /* the host called wsmsg_conn_abort: output may go */
+  uint64_t written;
+} fz_out;
+
+static inline void fz_out_free(fz_out *o) {
+  free(o->snap);
+  memset(o, 0, sizeof(*o));
+}
+
+static inline void fz_out_snap(fz_out *o, const void *p, size_t n) {
+  size_t k = n < FZ_SNAP_MAX ? n : FZ_SNAP_MAX;
+  if (!o->snap)
+    o->snap = malloc(FZ_SNAP_MAX);
+  FZ_CHECK(o->snap != NULL);
+  if (k)
+    memcpy(o->snap, p, k);
+  o->snap_n = k;
+  o->n = n;
+}
+
+/* Look at the output after an operation that is not a consume. */
+static inline size_t fz_out_look(wsmsg_conn *c, fz_out *o, const void **pp) {
+  const void *p = NULL;
+  size_t n = wsmsg_conn_pending(c, &p);
+  FZ_CHECK(n == 0 || p != NULL);
+  if (n < o->n) {
+    /* only a connection that gave up (abort, timeout) drops its output,
+     * all of it, and it is then closed */
+    FZ_CHECK(n == 0);
+    FZ_CHECK(wsmsg_conn_state(c) == WSMSG_STATE_CLOSED);
+    o->dropped = 1;
+  } else {
+    size_t k = o->snap_n < n ? o->snap_n : n;
+    FZ_CHECK(k == 0 || memcmp(p, o->snap, k) == 0);
+  }
+  if (o->done) /* done means done: nothing more to write, ever */
+    FZ_CHECK(n == 0);
+  if (o->aborted) /* so does an abort */
+    FZ_CHECK(n == 0);
+  fz_out_snap(o, p, n);
+  if (wsmsg_conn_done(c)) {
+    FZ_CHECK(n == 0);
+    FZ_CHECK(wsmsg_conn_state(c) == WSMSG_STATE_CLOSED);
+    o->done = 1;
+  }
+  if (pp)
+    *pp = p;
+  return n;
+}
+
+/* Write `k` of the pending bytes (clamped) into the wire checker. */
+static inline void fz_out_write(wsmsg_conn *c, fz_out *o, size_t k, fz_wire *w,
+                                fz_wire_msg_cb on_msg, void *ctx) {
+  const void *p;
+  size_t n = fz_out_look(c, o, &p);
+  if (k > n)
+    k = n;
+  if (w && k)
+    fz_wire_feed(w, p, k, on_msg, ctx);
+  o->written += k;
+  wsmsg_conn_consume(c, k);
+  /* the rest stays, in order: shift the snapshot */
+  size_t keep = o->snap_n > k ? o->snap_n - k : 0;
+  if (keep)
+    memmove(o->snap, o->snap + k, keep);
+  o->snap_n = keep;
+  o->n = n - k;
+  /* consume may call on_drain, which may send: look again */
+  fz_out_look(c, o, NULL);
+}
+
+/* Write everything (bounded: a stream source can keep refilling). */
+static inline void fz_out_drain(wsmsg_conn *c, fz_out *o, fz_wire *w,
+                                fz_wire_msg_cb on_msg, void *ctx) {
+  for (int i = 0; i < 64; i++) {
+    size_t n = fz_out_look(c, o, NULL);
+    if (!n)
+      return;
+    fz_out_write(c, o, n, w, on_msg, ctx);
+  }
+}
+
+#endif
