@@ -886,6 +886,7 @@ void wsmsg_conn_eof(wsmsg_conn *c) {
   wsm_conn_set_error(c, WSMSG_ERR_EOF,
                      "peer closed the TCP connection without a close frame");
   c->state = WSMSG_STATE_CLOSED;
+  stream_end(c, false); /* a closed connection pulls nothing more */
   /* output already queued is kept: a half-closed peer may still read it */
   deliver_close(c);
 }
@@ -893,6 +894,7 @@ void wsmsg_conn_eof(wsmsg_conn *c) {
 void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail) {
   c->out.off = c->out.len = 0;
   c->aborted = true;
+  stream_end(c, false); /* else pending() would pull fragments again */
   if (c->state == WSMSG_STATE_CLOSED)
     return;
   wsm_conn_set_error(c, err, detail);

@@ -419,6 +419,41 @@ static void test_stream_send_errors(void **s) {
   pair_free(&p);
 }
 
+/* Found by fuzz_conn_server: an abort (or the peer's EOF) left a running
+ * stream in place, so wsmsg_conn_pending pulled new fragments into the
+ * output of a connection that was done (after an abort, behind a frame cut
+ * in the middle). */
+static void test_stream_ends_with_connection(void **s) {
+  (void)s;
+  static uint8_t big[200000];
+  for (int how = 0; how < 2; how++) {
+    pair p;
+    pair_open(&p, NULL);
+    source src = {big, sizeof(big), 0, 65536, -1, -1, 0};
+    assert_int_equal(wsmsg_send_stream(p.s, WSMSG_EV_BINARY, src_read, &src),
+                     0);
+    const void *out;
+    size_t n = wsmsg_conn_pending(p.s, &out);
+    assert_true(n > 0);
+    wsmsg_conn_consume(p.s, n / 2); /* a frame half-written */
+    if (how == 0)
+      wsmsg_conn_abort(p.s);
+    else
+      wsmsg_conn_eof(p.s);
+    assert_false(wsmsg_conn_streaming(p.s));
+    int calls = src.calls;
+    n = wsmsg_conn_pending(p.s, &out);
+    assert_int_equal(src.calls, calls); /* the source is not asked again */
+    if (how == 0)
+      assert_int_equal(n, 0); /* aborted: everything dropped */
+    wsmsg_conn_consume(p.s, n);
+    assert_int_equal(wsmsg_conn_pending(p.s, &out), 0);
+    assert_true(wsmsg_conn_done(p.s));
+    assert_false(wsmsg_conn_want_write(p.s));
+    pair_free(&p);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_backpressure_fail),
@@ -432,6 +467,7 @@ int main(void) {
       cmocka_unit_test(test_stream_receive_memory),
       cmocka_unit_test(test_stream_send),
       cmocka_unit_test(test_stream_send_errors),
+      cmocka_unit_test(test_stream_ends_with_connection),
   };
   return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }
