@@ -162,6 +162,10 @@ static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail) {
   else if (!c->close_sent)
     c->code_sent = (uint16_t)code;
   c->state = WSMSG_STATE_CLOSED;
+  /* mark_closing touched the timer set while the state still said OPEN:
+   * tell it again, now that the close timeout is the deadline (a failure
+   * in a send or in pending() is followed by no recv or tick that would) */
+  wsm_timers_touch(c);
   deliver_close(c);
   return err;
 }
