@@ -34,6 +34,17 @@
 
 #define FZ_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* FZ_TRACE=1 in the environment: targets print what they do (triage). */
+static int fz_trace;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  fz_trace = getenv("FZ_TRACE") != NULL;
+  return 0;
+}
+
 /* ---- input reader ------------------------------------------------------- */
 
 typedef struct fz {

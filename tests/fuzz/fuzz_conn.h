@@ -468,6 +468,10 @@ static void run(ctx *x, fz *script, fz *wire, uint8_t tail) {
     const uint8_t *d;
     size_t n;
     int st = wsmsg_conn_state(c);
+    if (fz_trace)
+      fprintf(stderr, "op %u arg %u: state %d pending %zu deadline %lld now %llu\n",
+              op, arg, st, wsmsg_conn_pending(c, NULL),
+              (long long)wsmsg_conn_deadline(c), (unsigned long long)fz_now);
     switch (op) {
     case 0: /* recv a chunk */
       n = fz_take(wire, CHUNK[arg], &d);
