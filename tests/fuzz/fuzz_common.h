@@ -322,14 +322,21 @@ static inline void fz_wire_feed(fz_wire *w, const uint8_t *d, size_t n,
     }
     uint64_t left = w->plen - w->poff;
     size_t k = left < n ? (size_t)left : n;
-    for (size_t i = 0; i < k; i++) {
-      uint8_t b = d[i];
-      if (w->masked)
-        b ^= w->key[(w->poff + i) & 3];
+    uint8_t tmp[4096];
+    for (size_t done = 0; done < k;) {
+      size_t m = k - done < sizeof(tmp) ? k - done : sizeof(tmp);
+      const uint8_t *src = d + done;
+      if (w->masked) {
+        uint64_t at = w->poff + done;
+        for (size_t i = 0; i < m; i++)
+          tmp[i] = src[i] ^ w->key[(at + i) & 3];
+        src = tmp;
+      }
       if (w->op >= 8)
-        w->ctl[w->poff + i] = b;
+        memcpy(w->ctl + w->poff + done, src, m);
       else
-        fz_buf_add(&w->msg, &b, 1);
+        fz_buf_add(&w->msg, src, m);
+      done += m;
     }
     w->poff += k;
     d += k;
@@ -356,7 +363,7 @@ static inline void fz_wire_end(const fz_wire *w, int cut_allowed) {
  * keep their value.  It may shrink only when the connection drops its
  * output (abort, write/close timeout), which it records as an error. */
 
-#define FZ_SNAP_MAX 65536
+#define FZ_SNAP_MAX 4096
 
 typedef struct fz_out {
   uint8_t *snap; /* copy of the first min(n, FZ_SNAP_MAX) pending bytes */

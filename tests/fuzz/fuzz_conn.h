@@ -99,10 +99,25 @@ typedef struct ctx {
 /* "aé€😀": 10 bytes, so any multiple of 10 is whole characters. */
 static const char MB[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
 
+/* Payload patterns, periodic so that any offset can be copied at once:
+ * text repeats MB (period 10), binary (31 * i + 7) & 255 (period 256). */
+#define PAT_SPAN 65536
+static uint8_t pat_text[PAT_SPAN + 16], pat_bin[PAT_SPAN + 256];
+
+static void init_patterns(void) {
+  for (size_t i = 0; i < sizeof(pat_text); i++)
+    pat_text[i] = (uint8_t)MB[i % 10];
+  for (size_t i = 0; i < sizeof(pat_bin); i++)
+    pat_bin[i] = (uint8_t)(i * 31 + 7);
+}
+
 static void fill_pattern(uint8_t *d, size_t n, uint64_t pos, int text) {
-  for (size_t i = 0; i < n; i++) {
-    uint64_t at = pos + i;
-    d[i] = text ? (uint8_t)MB[at % 10] : (uint8_t)(at * 31 + 7);
+  while (n) {
+    size_t k = n < PAT_SPAN ? n : PAT_SPAN;
+    memcpy(d, text ? pat_text + pos % 10 : pat_bin + pos % 256, k);
+    d += k;
+    pos += k;
+    n -= k;
   }
 }
 
@@ -492,8 +507,7 @@ static void run(ctx *x, fz *script, fz *wire, uint8_t tail) {
       n = DATA_LEN[arg];
       fill_pattern(buf, n, 0, 1);
       if (arg < 13) /* ASCII up to here; the last ones whole characters */
-        for (size_t i = 0; i < n; i++)
-          buf[i] = (uint8_t)('a' + i % 26);
+        memset(buf, 'a' + arg, n);
       check_send_result(x, st, wsmsg_send_text(c, (const char *)buf, n));
       break;
     case 4: /* send a binary message */
@@ -678,6 +692,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz wire = in;
   fz_rng_reset(size);
   fz_now = 1000;
+  if (!pat_bin[1])
+    init_patterns();
 
   ctx x;
   memset(&x, 0, sizeof(x));
