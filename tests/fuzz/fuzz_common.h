@@ -453,4 +453,94 @@ static inline void fz_out_drain(wsmsg_conn *c, fz_out *o, fz_wire *w,
   }
 }
 
+/* ---- payload patterns -----------------------------------------------------
+ */
+
+/* Text payloads repeat MB: 40 bytes, mostly ASCII (the common case, and
+ * cheap to validate) with a 2-, a 3- and a 4-byte character, so any
+ * multiple of PAT_TEXT_PERIOD is whole characters. */
+#define PAT_TEXT_PERIOD 40
+static const char MB[] = "abcdefghijklmnopqrstuvwxyz0123"
+                         "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80!";
+
+/* Payload patterns, periodic so that any offset can be copied at once:
+ * text repeats MB, binary (31 * i + 7) & 255 (period 256). */
+#define PAT_SPAN 65536
+static uint8_t pat_text[PAT_SPAN + PAT_TEXT_PERIOD], pat_bin[PAT_SPAN + 256];
+
+static inline void fz_patterns_init(void) {
+  if (pat_bin[1])
+    return;
+  for (size_t i = 0; i < sizeof(pat_text); i++)
+    pat_text[i] = (uint8_t)MB[i % PAT_TEXT_PERIOD];
+  for (size_t i = 0; i < sizeof(pat_bin); i++)
+    pat_bin[i] = (uint8_t)(i * 31 + 7);
+}
+
+static inline void fill_pattern(uint8_t *d, size_t n, uint64_t pos, int text) {
+  while (n) {
+    size_t k = n < PAT_SPAN ? n : PAT_SPAN;
+    memcpy(d, text ? pat_text + pos % PAT_TEXT_PERIOD : pat_bin + pos % 256, k);
+    d += k;
+    pos += k;
+    n -= k;
+  }
+}
+
+/* ---- streaming send source ------------------------------------------------
+ * Produces `left` bytes of the pattern, at most `step` per call, pausing
+ * every `pause_every` calls (0 without eof), failing at call `fail_at`,
+ * and, for `bad` text, with 0xFF at offset 5. */
+
+typedef struct stream_src {
+  wsmsg_conn *c;
+  uint64_t left; /* bytes still to produce */
+  uint64_t pos;  /* bytes produced */
+  uint64_t total;
+  size_t step; /* at most this many per call */
+  unsigned pause_every, fail_at, calls;
+  int text, bad;
+} stream_src;
+
+static inline void stream_src_init(stream_src *s, wsmsg_conn *c, uint8_t p,
+                                   int text) {
+  static const uint64_t TOTAL[8] = {0, 1, 10, 100, 1000, 65536, 65540, 200000};
+  static const size_t STEP[4] = {1, 7, 1000, 65536};
+  memset(s, 0, sizeof(*s));
+  s->c = c;
+  s->text = text;
+  s->left = TOTAL[p & 7];
+  if (text)
+    s->left -= s->left % PAT_TEXT_PERIOD; /* whole characters */
+  s->step = STEP[(p >> 3) & 3];
+  if (s->step < 1000 && s->left > 1000)
+    s->left = 1000; /* tiny fragments: keep the frame count sane */
+  s->total = s->left;
+  s->pause_every = (p & 0x20) ? 3 : 0;
+  s->fail_at = (p & 0x40) ? 2 : 0;
+  s->bad = text && (p & 0x80);
+}
+
+static inline int64_t src_read(wsmsg_conn *c, uint8_t *buf, size_t len,
+                               int *eof, void *user) {
+  stream_src *s = user;
+  FZ_CHECK(c == s->c);
+  FZ_CHECK(len > 0);
+  s->calls++;
+  if (s->fail_at && s->calls == s->fail_at)
+    return -1;
+  if (s->pause_every && s->calls % s->pause_every == 0)
+    return 0; /* pause: the script resumes it */
+  size_t k = s->step < len ? s->step : len;
+  if (k > s->left)
+    k = (size_t)s->left;
+  fill_pattern(buf, k, s->pos, s->text);
+  if (s->bad && k && s->pos <= 5 && s->pos + k > 5)
+    buf[5 - s->pos] = 0xFF; /* invalid UTF-8 in a text stream */
+  s->pos += k;
+  s->left -= k;
+  *eof = s->left == 0;
+  return (int64_t)k;
+}
+
 #endif

@@ -69,18 +69,10 @@ static const size_t CHUNK[16] = {1,  2,  3,  4,   5,   7,    8,    13,
                                  16, 31, 64, 126, 200, 1024, 4096, SIZE_MAX};
 static const size_t DATA_LEN[16] = {0,     1,   2,    3,     10,    125,
                                     126,   127, 1000, 65535, 65536, 65537,
-                                    70000, 20,  200,  1000};
+                                    70000, 40,  200,  1000};
 static const int CLOSE_CODES[16] = {1000, 1001, 1002, 1003, 1007, 1008,
                                     1011, 1012, 1014, 3000, 4999, 0,
                                     999,  1004, 1005, 5000};
-
-typedef struct stream_src {
-  uint64_t left; /* bytes still to produce */
-  uint64_t pos;  /* bytes produced */
-  size_t step;   /* at most this many per call */
-  unsigned pause_every, fail_at, calls;
-  int text, bad;
-} stream_src;
 
 typedef struct ctx {
   wsmsg_conn *c;
@@ -96,73 +88,12 @@ typedef struct ctx {
   wsmsg_timers *timers;
 } ctx;
 
-/* "aé€😀": 10 bytes, so any multiple of 10 is whole characters. */
-static const char MB[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
-
-/* Payload patterns, periodic so that any offset can be copied at once:
- * text repeats MB (period 10), binary (31 * i + 7) & 255 (period 256). */
-#define PAT_SPAN 65536
-static uint8_t pat_text[PAT_SPAN + 16], pat_bin[PAT_SPAN + 256];
-
-static void init_patterns(void) {
-  for (size_t i = 0; i < sizeof(pat_text); i++)
-    pat_text[i] = (uint8_t)MB[i % 10];
-  for (size_t i = 0; i < sizeof(pat_bin); i++)
-    pat_bin[i] = (uint8_t)(i * 31 + 7);
-}
-
-static void fill_pattern(uint8_t *d, size_t n, uint64_t pos, int text) {
-  while (n) {
-    size_t k = n < PAT_SPAN ? n : PAT_SPAN;
-    memcpy(d, text ? pat_text + pos % 10 : pat_bin + pos % 256, k);
-    d += k;
-    pos += k;
-    n -= k;
-  }
-}
-
-/* ---- streaming send source ---------------------------------------------- */
-
-static int64_t src_read(wsmsg_conn *c, uint8_t *buf, size_t len, int *eof,
-                        void *user) {
-  ctx *x = user;
-  stream_src *s = &x->src;
-  FZ_CHECK(c == x->c);
-  FZ_CHECK(len > 0);
-  s->calls++;
-  if (s->fail_at && s->calls == s->fail_at)
-    return -1;
-  if (s->pause_every && s->calls % s->pause_every == 0)
-    return 0; /* pause: the script resumes it */
-  size_t k = s->step < len ? s->step : len;
-  if (k > s->left)
-    k = (size_t)s->left;
-  fill_pattern(buf, k, s->pos, s->text);
-  if (s->bad && k && s->pos <= 5 && s->pos + k > 5)
-    buf[5 - s->pos] = 0xFF; /* invalid UTF-8 in a text stream */
-  s->pos += k;
-  s->left -= k;
-  *eof = s->left == 0;
-  return (int64_t)k;
-}
-
 static int start_stream(ctx *x, uint8_t p, int text) {
-  static const uint64_t TOTAL[8] = {0, 1, 10, 100, 1000, 65536, 65540, 200000};
-  static const size_t STEP[4] = {1, 7, 1000, 65536};
-  stream_src *s = &x->src;
-  memset(s, 0, sizeof(*s));
-  s->text = text;
-  s->left = TOTAL[p & 7];
-  if (text)
-    s->left -= s->left % 10; /* whole characters */
-  s->step = STEP[(p >> 3) & 3];
-  s->pause_every = (p & 0x20) ? 3 : 0;
-  s->fail_at = (p & 0x40) ? 2 : 0;
-  s->bad = text && (p & 0x80);
+  stream_src_init(&x->src, x->c, p, text);
   int st = wsmsg_conn_state(x->c);
   int streaming = wsmsg_conn_streaming(x->c);
   int r = wsmsg_send_stream(x->c, text ? WSMSG_EV_TEXT : WSMSG_EV_BINARY,
-                            src_read, x);
+                            src_read, &x->src);
   if (st != WSMSG_STATE_OPEN)
     FZ_CHECK(r == WSMSG_ERR_CLOSED);
   else if (streaming)
@@ -484,8 +415,9 @@ static void run(ctx *x, fz *script, fz *wire, uint8_t tail) {
     size_t n;
     int st = wsmsg_conn_state(c);
     if (fz_trace)
-      fprintf(stderr, "op %u arg %u: state %d pending %zu deadline %lld now %llu\n",
-              op, arg, st, wsmsg_conn_pending(c, NULL),
+      fprintf(stderr,
+              "op %u arg %u: state %d pending %zu deadline %lld now %llu\n", op,
+              arg, st, wsmsg_conn_pending(c, NULL),
               (long long)wsmsg_conn_deadline(c), (unsigned long long)fz_now);
     switch (op) {
     case 0: /* recv a chunk */
@@ -692,8 +624,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz wire = in;
   fz_rng_reset(size);
   fz_now = 1000;
-  if (!pat_bin[1])
-    init_patterns();
+  fz_patterns_init();
 
   ctx x;
   memset(&x, 0, sizeof(x));
