@@ -20,7 +20,7 @@ PYTHON    ?= /usr/bin/python3
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion \
              -Wstrict-prototypes -Wmissing-prototypes
 STD       := -std=c11 -D_GNU_SOURCE
-DEP_PKGS  := nettle
+DEP_PKGS  := nettle jansson libpcre2-8
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS  := -lwslay $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null)
 
@@ -44,7 +44,8 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
              python3 python3-websockets nodejs valgrind
 
-.PHONY: all lib examples test unit integration check-install check-symbols check-docs \
+.PHONY: all lib examples test unit schema-suite integration check-install \
+        check-symbols check-docs \
         check-asan check-valgrind install uninstall deps run clean help \
         fuzz-build fuzz-smoke fuzz
 
@@ -54,7 +55,7 @@ lib: $(STATIC) lib/libwsmsg.so
 
 help:
 	@echo "make [all]          build lib/libwsmsg.{a,so} and the examples"
-	@echo "make run            install missing packages, build, start echo_server on 127.0.0.1:8080"
+	@echo "make run            install missing packages, build, start demo_server on 127.0.0.1:8080"
 	@echo "make test           install missing packages, build, run every test suite"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
@@ -87,7 +88,7 @@ lib/libwsmsg.so: lib/$(SONAME)
 # EXDIR is where example binaries go (check-asan builds them elsewhere).
 
 EXDIR     ?= examples
-EX_NAMES  := echo_server echo_client uv_echo_server \
+EX_NAMES  := echo_server echo_client uv_echo_server demo_server \
              file_transfer/ft_server file_transfer/ft_client
 EXAMPLES  := $(addprefix $(EXDIR)/,$(EX_NAMES))
 JSON_LIBS := $(shell pkg-config --cflags --libs jansson)
@@ -98,6 +99,8 @@ examples: $(EXAMPLES)
 
 $(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
+$(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
+$(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/echo_client: examples/echo_client.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)
@@ -121,6 +124,15 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(STATIC) tests/unit/pair.h
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# JSON Schema Test Suite (draft 2020-12 and draft-07) against lib/schema*.c
+SUITE_DIR ?= ../shared/data/json-schema-test-suite
+$(BUILD)/tests/suite_runner: tests/schema/suite_runner.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
+
+schema-suite: $(BUILD)/tests/suite_runner
+	$(BUILD)/tests/suite_runner $(SUITE_DIR)
+
 integration: examples
 	@bash tests/integration/run.sh
 
@@ -140,6 +152,7 @@ check-install: lib
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory schema-suite
 	@$(MAKE) --no-print-directory check-symbols
 	@$(MAKE) --no-print-directory check-docs
 	@$(MAKE) --no-print-directory integration
@@ -188,7 +201,7 @@ $(FUZZ_BUILD)/lib/%.o: lib/%.c $(LIB_HDRS)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-conversion -fsanitize=fuzzer $< \
-	  $(FUZZ_LIB_OBJS) -o $@ $(DEP_LIBS) $(JSON_LIBS)
+	  $(FUZZ_LIB_OBJS) -o $@ $(DEP_LIBS)
 
 .SECONDARY: $(FUZZ_LIB_OBJS)
 
@@ -231,7 +244,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./examples/echo_server --host 127.0.0.1 --port 8080
+	./examples/demo_server --host 127.0.0.1 --port 8080
 
 clean:
 	rm -rf $(BUILD) .build-asan $(FUZZ_BUILD) lib/libwsmsg.a lib/libwsmsg.so* $(EXAMPLES) \

@@ -4,7 +4,10 @@
  * libuv owns the sockets (uv_tcp_t) and the loop; wsmsg gets the bytes from
  * the read callback and gives back bytes to write.  One uv_timer, re-armed
  * from wsmsg_timers_next_ms after every pass, drives all connections'
- * deadlines.  Same options and behaviour as echo_server.
+ * deadlines.  Same options and behaviour as echo_server, including the
+ * lingering close: a finished socket is half-closed (uv_shutdown) and
+ * drained until the peer's EOF, at most 1 s, so a peer still sending never
+ * gets a reset that destroys our close frame.
  *
  *   uv_echo_server [--host 127.0.0.1] [--port 8080] [--max-message BYTES]
  *                  [--ping-interval MS] [--pong-timeout MS]
@@ -18,11 +21,16 @@
 #include <string.h>
 #include <uv.h>
 
+#define LINGER_MS 1000
+
 typedef struct client {
   uv_tcp_t tcp; /* first: the handle's address is the client's */
   wsmsg_conn *conn;
-  int closing;
+  int closing, lingering, eof;
+  uint64_t linger_until;
+  uv_shutdown_t shutdown;
   struct client *prev, *next;
+  struct client *lnext; /* lingering queue, oldest first */
 } client;
 
 typedef struct write_req {
@@ -37,6 +45,7 @@ static uv_signal_t sigint, sigterm;
 static wsmsg_server *srv;
 static wsmsg_timers *timers;
 static client *clients;
+static client *linger_head, *linger_tail;
 static int verbose, stopping;
 
 static void rearm_timer(void);
@@ -74,13 +83,49 @@ static void on_closed(uv_handle_t *h) {
     uv_stop(loop);
 }
 
+static void unlink_lingering(client *cl) {
+  client **pp = &linger_head, *prev = NULL;
+  while (*pp && *pp != cl) {
+    prev = *pp;
+    pp = &(*pp)->lnext;
+  }
+  if (*pp) {
+    *pp = cl->lnext;
+    if (linger_tail == cl)
+      linger_tail = prev;
+  }
+}
+
 static void drop(client *cl) {
   if (cl->closing)
     return;
   cl->closing = 1;
+  if (cl->lingering)
+    unlink_lingering(cl);
   wsmsg_timers_remove(cl->conn);
   uv_read_stop((uv_stream_t *)&cl->tcp);
   uv_close((uv_handle_t *)&cl->tcp, on_closed);
+}
+
+/* Everything is written: half-close and wait for the peer's EOF. */
+static void linger(client *cl) {
+  if (cl->lingering || cl->closing)
+    return;
+  if (cl->eof) { /* the peer is gone already: nothing to wait for */
+    drop(cl);
+    return;
+  }
+  cl->lingering = 1;
+  wsmsg_timers_remove(cl->conn);
+  cl->linger_until = wsmsg_now_ms() + LINGER_MS;
+  cl->lnext = NULL;
+  if (linger_tail)
+    linger_tail->lnext = cl;
+  else
+    linger_head = cl;
+  linger_tail = cl;
+  if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->tcp, NULL) != 0)
+    drop(cl);
 }
 
 static void on_written(uv_write_t *req, int status) {
@@ -91,7 +136,7 @@ static void on_written(uv_write_t *req, int status) {
     drop(cl);
   } else if (wsmsg_conn_done(cl->conn) &&
              uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp) == 0) {
-    drop(cl);
+    linger(cl);
   }
 }
 
@@ -99,7 +144,7 @@ static void on_written(uv_write_t *req, int status) {
  * with uv_write (copied, since the pending pointer is only valid until the
  * next call into the connection). */
 static void flush(client *cl) {
-  if (cl->closing)
+  if (cl->closing || cl->lingering)
     return;
   const void *p;
   size_t n;
@@ -136,7 +181,7 @@ static void flush(client *cl) {
   }
   if (wsmsg_conn_done(cl->conn) &&
       uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp) == 0)
-    drop(cl);
+    linger(cl);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -148,11 +193,17 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   client *cl = (client *)s;
+  if (cl->lingering) { /* discard until EOF */
+    if (n < 0)
+      drop(cl);
+    return;
+  }
   if (n > 0)
     wsmsg_conn_recv(cl->conn, buf->base, (size_t)n);
-  else if (n == UV_EOF)
+  else if (n == UV_EOF) {
+    cl->eof = 1;
     wsmsg_conn_eof(cl->conn);
-  else if (n < 0)
+  } else if (n < 0)
     wsmsg_conn_abort(cl->conn);
   flush(cl);
   rearm_timer();
@@ -182,6 +233,9 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static void on_timer(uv_timer_t *t) {
   (void)t;
+  uint64_t now = wsmsg_now_ms();
+  while (linger_head && linger_head->linger_until <= now)
+    drop(linger_head);
   wsmsg_conn *due;
   while ((due = wsmsg_timers_expire(timers, wsmsg_now_ms())) != NULL)
     flush(wsmsg_conn_user(due));
@@ -189,7 +243,15 @@ static void on_timer(uv_timer_t *t) {
 }
 
 static void rearm_timer(void) {
-  int64_t ms = wsmsg_timers_next_ms(timers, wsmsg_now_ms());
+  uint64_t now = wsmsg_now_ms();
+  int64_t ms = wsmsg_timers_next_ms(timers, now);
+  if (linger_head) {
+    int64_t l = linger_head->linger_until > now
+                    ? (int64_t)(linger_head->linger_until - now)
+                    : 0;
+    if (ms < 0 || l < ms)
+      ms = l;
+  }
   if (ms < 0)
     uv_timer_stop(&timer);
   else

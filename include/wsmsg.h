@@ -27,6 +27,7 @@
 #ifndef WSMSG_H
 #define WSMSG_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,11 @@ enum wsmsg_error_code {
   WSMSG_ERR_EOF = -14,       /**< peer closed TCP without a close frame */
   WSMSG_ERR_ABORTED = -15,   /**< the host aborted the connection */
   WSMSG_ERR_NOT_FOUND = -16, /**< no such route, header, item */
+
+  WSMSG_ERR_VALIDATION = -17,  /**< a document does not match its schema */
+  WSMSG_ERR_SCHEMA = -18,      /**< a JSON Schema is malformed */
+  WSMSG_ERR_UNSUPPORTED = -19, /**< a schema uses an unsupported feature */
+  WSMSG_ERR_JSON = -20,        /**< text is not valid JSON */
 };
 
 /**
@@ -148,8 +154,14 @@ enum wsmsg_event_type {
   WSMSG_EV_TIMEOUT = 6, /**< the receive timeout passed (code =
                             WSMSG_TIMEOUT_RECEIVE), when no on_timeout
                             callback is set and the action is EVENT */
-  WSMSG_EV_DRAIN = 7    /**< the output queue fell under the low mark after
+  WSMSG_EV_DRAIN = 7,   /**< the output queue fell under the low mark after
                             a send hit the high mark (no on_drain set) */
+  WSMSG_EV_JSON = 8,    /**< a valid JSON message (JSON endpoints): json =
+                            the document, data/len = its text */
+  WSMSG_EV_INVALID = 9  /**< a text message that is not JSON or failed
+                            validation (JSON endpoints without on_json and
+                            on_invalid): json = {"detail": [...]}, data/len =
+                            the text */
 };
 
 /**
@@ -188,6 +200,9 @@ typedef struct wsmsg_event {
   const uint8_t *data;
   size_t len;         /**< length of data in bytes (without the NUL) */
   const char *detail; /**< CLOSE: explanation of error ("" if none) */
+  /** JSON/INVALID: a document owned by the event (valid like data;
+   *  json_incref / wsmsg_json_incref to keep it), else NULL. */
+  json_t *json;
 } wsmsg_event;
 
 /* ------------------------------------------------------------------------ */
@@ -806,6 +821,330 @@ WSMSG_API const char *wsmsg_request_header_value(const wsmsg_request *req,
  */
 WSMSG_API int wsmsg_request_cookie(const wsmsg_request *req, const char *name,
                                    char *out, size_t out_size);
+
+/* ------------------------------------------------------------------------ */
+/* ---- JSON Schema validation ----                                          */
+/* ------------------------------------------------------------------------ */
+/*
+ * JSON Schema (draft 2020-12 and draft-07) validation of jansson documents,
+ * with errors in the shape Pydantic v1 / FastAPI users know:
+ *   {"loc": ["items", 0, "price"], "msg": "field required",
+ *    "type": "value_error.missing"}
+ * A schema is compiled once and is then immutable: any number of threads may
+ * validate with it at the same time.  A wsmsg_verrors list is used by one
+ * thread at a time.  docs/schema.md lists the supported keywords, the
+ * keyword -> error type table and the exact coercion rules.
+ */
+
+/** A compiled JSON Schema (immutable, shareable across threads). */
+typedef struct wsmsg_schema wsmsg_schema;
+/** A list of validation errors, filled by wsmsg_schema_validate(). */
+typedef struct wsmsg_verrors wsmsg_verrors;
+
+/** Options of wsmsg_schema_compile() (`options`). */
+enum wsmsg_schema_option {
+  /** Dialect of a schema without "$schema": 2020-12 (the default). */
+  WSMSG_SCHEMA_DRAFT2020_12 = 0,
+  /** Dialect of a schema without "$schema": draft-07 (AsyncAPI 2.x). */
+  WSMSG_SCHEMA_DRAFT7 = 1,
+  /** Do not JIT-compile patterns (slower matching; for valgrind runs or
+      systems that forbid executable memory).  OR it with a dialect. */
+  WSMSG_SCHEMA_NO_JIT = 2
+};
+
+/** Flags of wsmsg_schema_validate() (`flags`, OR-ed together). */
+enum wsmsg_validate_flag {
+  /** Plain JSON Schema: the document is not modified. */
+  WSMSG_VALIDATE_STRICT = 0,
+  /** Pydantic-like lax mode: "12" -> 12 for integer/number, "yes"/1 ->
+      true for boolean, 12 -> "12" for string; rewrites the document. */
+  WSMSG_VALIDATE_COERCE = 1,
+  /** Fill missing properties from their subschema's "default" (deep copy);
+      rewrites the document. */
+  WSMSG_VALIDATE_DEFAULTS = 2,
+  /** Assert "format" for date-time, email, uuid, ipv4, ipv6 and uri
+      (otherwise "format" is an annotation only). */
+  WSMSG_VALIDATE_FORMAT = 4
+};
+
+/** Default cap on the number of errors a wsmsg_verrors collects. */
+#define WSMSG_VERRORS_DEFAULT_MAX 32
+
+/**
+ * Compile a JSON Schema from text (`len` bytes, need not be NUL-terminated).
+ * `options` is a WSMSG_SCHEMA_* mask (dialect when the schema has no
+ * "$schema", NO_JIT).  On success stores a new schema in *out (free it with
+ * wsmsg_schema_free) and returns 0.  On failure *out is NULL, a message is
+ * written to `err` (if not NULL; `err_size` bytes, NUL-terminated,
+ * truncated) and the result is WSMSG_ERR_JSON (text is not JSON),
+ * WSMSG_ERR_SCHEMA (malformed schema, unresolvable $ref, bad regex),
+ * WSMSG_ERR_UNSUPPORTED ($dynamicRef, $recursiveRef, remote $ref, unknown
+ * "$schema" dialect; the message names it), WSMSG_ERR_NOMEM or
+ * WSMSG_ERR_INVALID_ARG.  The text is not kept.
+ */
+WSMSG_API int wsmsg_schema_compile(const char *text, size_t len,
+                                   unsigned options, wsmsg_schema **out,
+                                   char *err, size_t err_size);
+
+/**
+ * Like wsmsg_schema_compile() but from a jansson value.  The schema is deep
+ * copied: the caller keeps its reference and may change or free `schema`
+ * afterwards.  Same results and errors (never WSMSG_ERR_JSON).
+ */
+WSMSG_API int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
+                                        wsmsg_schema **out, char *err,
+                                        size_t err_size);
+
+/** Free a compiled schema (NULL is ignored).  No validation may be running
+ *  with it. */
+WSMSG_API void wsmsg_schema_free(wsmsg_schema *schema);
+
+/**
+ * The dialect the root of a compiled schema uses: 202012 (draft 2020-12) or
+ * 7 (draft-07); WSMSG_ERR_INVALID_ARG for NULL.
+ */
+WSMSG_API int wsmsg_schema_dialect(const wsmsg_schema *schema);
+
+/**
+ * Validate `doc` against `schema`.  `flags` is a WSMSG_VALIDATE_* mask.
+ * `out` (may be NULL when only the verdict matters; validation is then
+ * faster) is cleared first and receives every error, up to its cap.
+ * With WSMSG_VALIDATE_COERCE or WSMSG_VALIDATE_DEFAULTS the document is
+ * rewritten in place (values replaced, properties added; the root value
+ * itself cannot change type: use wsmsg_schema_validate_text for that).  On
+ * failure the document may be partly rewritten.  The schema is not modified.
+ * Returns 0 if valid, WSMSG_ERR_VALIDATION if not, WSMSG_ERR_INVALID_ARG for
+ * a NULL schema or doc, WSMSG_ERR_NOMEM (the verdict is then unknown).
+ */
+WSMSG_API int wsmsg_schema_validate(const wsmsg_schema *schema, json_t *doc,
+                                    unsigned flags, wsmsg_verrors *out);
+
+/**
+ * Parse `len` bytes of JSON text and validate it (convenient from FFI).
+ * If `doc_out` is not NULL it receives the parsed (and, with COERCE or
+ * DEFAULTS, rewritten) document as a new reference whenever the text was
+ * valid JSON, else NULL.  Invalid JSON gives WSMSG_ERR_JSON and one error
+ * {"loc": ["__root__"], "type": "value_error.jsondecode"} in `out`; else
+ * results as for wsmsg_schema_validate().
+ */
+WSMSG_API int wsmsg_schema_validate_text(const wsmsg_schema *schema,
+                                         const char *text, size_t len,
+                                         unsigned flags, wsmsg_verrors *out,
+                                         json_t **doc_out);
+
+/** A new, empty error list with the default cap (WSMSG_VERRORS_DEFAULT_MAX);
+ *  NULL if out of memory.  Free it with wsmsg_verrors_free(). */
+WSMSG_API wsmsg_verrors *wsmsg_verrors_new(void);
+
+/** Free an error list and everything it holds (NULL is ignored). */
+WSMSG_API void wsmsg_verrors_free(wsmsg_verrors *errors);
+
+/** Remove every error (the cap is kept).  NULL is ignored. */
+WSMSG_API void wsmsg_verrors_clear(wsmsg_verrors *errors);
+
+/**
+ * Set the cap on collected errors (at least 1).  Validation stops early once
+ * the cap is reached and wsmsg_verrors_truncated() then returns 1.  Returns 0
+ * or WSMSG_ERR_INVALID_ARG.
+ */
+WSMSG_API int wsmsg_verrors_set_max(wsmsg_verrors *errors, size_t max);
+
+/** Number of errors in the list (0 for NULL). */
+WSMSG_API size_t wsmsg_verrors_count(const wsmsg_verrors *errors);
+
+/** 1 if errors were dropped because of the cap, else 0. */
+WSMSG_API int wsmsg_verrors_truncated(const wsmsg_verrors *errors);
+
+/** Message of error `i` ("field required"); NULL if out of range.  Owned by
+ *  the list: valid until it is cleared, reused or freed. */
+WSMSG_API const char *wsmsg_verrors_msg(const wsmsg_verrors *errors, size_t i);
+
+/** Type of error `i` ("value_error.missing"); NULL if out of range.  A
+ *  static string. */
+WSMSG_API const char *wsmsg_verrors_type(const wsmsg_verrors *errors, size_t i);
+
+/** Location of error `i` as a JSON array of keys (strings) and indexes
+ *  (integers), borrowed (valid like wsmsg_verrors_msg); NULL if out of
+ *  range. */
+WSMSG_API json_t *wsmsg_verrors_loc(const wsmsg_verrors *errors, size_t i);
+
+/** Context of error `i` (e.g. {"limit_value": 3}), borrowed, or NULL if the
+ *  error has none or `i` is out of range. */
+WSMSG_API json_t *wsmsg_verrors_ctx(const wsmsg_verrors *errors, size_t i);
+
+/**
+ * Location of error `i` as compact JSON text (`["items",0,"price"]`) into
+ * `buf` (`size` bytes, NUL-terminated, truncated; buf may be NULL when size
+ * is 0).  Returns the full length (like snprintf), or WSMSG_ERR_INVALID_ARG
+ * if `i` is out of range, or WSMSG_ERR_NOMEM.
+ */
+WSMSG_API int wsmsg_verrors_loc_dump(const wsmsg_verrors *errors, size_t i,
+                                     char *buf, size_t size);
+
+/**
+ * All errors as {"detail": [{"loc": [...], "msg": "...", "type": "...",
+ * "ctx": {...}}, ...]} (FastAPI's 422 body).  A new reference the caller
+ * must json_decref(); NULL for a NULL list or if out of memory.
+ */
+WSMSG_API json_t *wsmsg_verrors_to_json(const wsmsg_verrors *errors);
+
+/**
+ * wsmsg_verrors_to_json() as compact JSON text into `buf` (snprintf style,
+ * see wsmsg_verrors_loc_dump).  Returns the full length or a negative
+ * WSMSG_ERR_*.
+ */
+WSMSG_API int wsmsg_verrors_dump(const wsmsg_verrors *errors, char *buf,
+                                 size_t size);
+
+/* ---- end of JSON Schema validation ---- */
+
+/* ------------------------------------------------------------------------ */
+/* JSON messages                                                             */
+/* ------------------------------------------------------------------------ */
+/*
+ * A JSON endpoint parses every text message with jansson (json_loadb; NUL
+ * characters and, by default, duplicate keys rejected), validates it
+ * against a compiled schema (by default coercing and filling defaults, as
+ * FastAPI/Pydantic do), optionally routes it by a discriminator field, and
+ * delivers it to on_json (or as a WSMSG_EV_JSON event).  Text that is not
+ * JSON or does not validate goes to on_invalid with Pydantic-style errors
+ * (type value_error.jsondecode for bad JSON), and the invalid policy
+ * decides what the peer sees.  Binary messages are unaffected.
+ */
+
+/**
+ * A valid JSON message.  `msg` is borrowed: valid during the callback;
+ * json_incref (or wsmsg_json_incref) to keep it.  With coercion or defaults
+ * it is the rewritten document.
+ */
+typedef void (*wsmsg_json_cb)(wsmsg_conn *conn, json_t *msg, void *user);
+
+/**
+ * A text message that is not JSON or failed validation: `errors` (read
+ * with wsmsg_verrors_*, valid during the callback) and the raw text.  Runs
+ * before the invalid policy's reply or close.
+ */
+typedef void (*wsmsg_invalid_cb)(wsmsg_conn *conn, const wsmsg_verrors *errors,
+                                 const char *text, size_t len, void *user);
+
+/** What the peer sees after an invalid message (enum for
+ *  wsmsg_endpoint_set_invalid_policy). */
+enum wsmsg_invalid_policy {
+  /** Reply {"error": "validation_error", "detail": [...]} and keep the
+   *  connection (the default). */
+  WSMSG_INVALID_REPLY = 0,
+  /** Close with 1008 and the first error's message (FastAPI's choice). */
+  WSMSG_INVALID_CLOSE = 1,
+  /** Nothing: only on_invalid (or the INVALID event) learns of it. */
+  WSMSG_INVALID_IGNORE = 2
+};
+
+/** Make `ep` a JSON endpoint and set its message callback (NULL: JSON
+ *  messages become WSMSG_EV_JSON events). */
+WSMSG_API int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb);
+
+/** Make `ep` a JSON endpoint (on) or a plain text one (off, the default)
+ *  without touching callbacks. */
+WSMSG_API int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on);
+
+/** Set the invalid-message callback (see wsmsg_invalid_cb). */
+WSMSG_API int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep,
+                                        wsmsg_invalid_cb cb);
+
+/**
+ * Validate every JSON message against `schema` (NULL: no validation).
+ * Makes `ep` a JSON endpoint.  The schema is borrowed: it must outlive the
+ * endpoint; one schema may serve many endpoints and threads.
+ */
+WSMSG_API int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep,
+                                        const wsmsg_schema *schema);
+
+/**
+ * Validation flags (WSMSG_VALIDATE_*) for this endpoint's messages.
+ * Default WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS: the FastAPI
+ * behaviour ("42" becomes 42 for an integer field, missing fields get their
+ * defaults).  WSMSG_VALIDATE_STRICT for plain JSON Schema.
+ */
+WSMSG_API int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep,
+                                            unsigned flags);
+
+/** The invalid policy (enum wsmsg_invalid_policy, default REPLY). */
+WSMSG_API int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep,
+                                                int policy);
+
+/** Accept objects with duplicate keys (the last one wins); default 0: a
+ *  duplicate key is a value_error.jsondecode error. */
+WSMSG_API int wsmsg_endpoint_allow_duplicate_keys(wsmsg_endpoint *ep, int on);
+
+/** Most errors reported per invalid message (default 32, at least 1). */
+WSMSG_API int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n);
+
+/**
+ * Route JSON messages by a discriminator: objects whose `field` equals the
+ * string `value` are validated against `schema` (NULL: not validated) and
+ * delivered to `cb` (NULL: on_json or an event).  All routes of an endpoint
+ * use the same field.  A message without the field, or with a value no
+ * route has, is invalid at loc [field]
+ * (value_error.discriminated_union.missing_discriminator /
+ * invalid_discriminator, as Pydantic v1 names them).  Lookup is a binary
+ * search.  Strings are copied; the schema is borrowed.
+ * WSMSG_ERR_INVALID_ARG for a different field than earlier routes,
+ * WSMSG_ERR_STATE for a duplicate value or a frozen endpoint.
+ */
+WSMSG_API int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
+                                        const char *value,
+                                        const wsmsg_schema *schema,
+                                        wsmsg_json_cb cb);
+
+/**
+ * Send a JSON document as a compact text message (no pretty printing),
+ * serialized straight into a stack buffer when it fits (4 KiB), so small
+ * messages cost one copy.  `msg` is borrowed.  Errors as wsmsg_send_text,
+ * WSMSG_ERR_INVALID_ARG if jansson cannot serialize it.
+ */
+WSMSG_API int wsmsg_send_json(wsmsg_conn *conn, const json_t *msg);
+
+/**
+ * Build a document with a json_pack() format and send it, e.g.
+ * wsmsg_send_jsonf(c, "{s:s, s:i}", "status", "ok", "n", 3).  A C
+ * convenience (varargs): FFI callers use wsmsg_send_json or
+ * wsmsg_send_text.  WSMSG_ERR_INVALID_ARG for a bad format.
+ */
+WSMSG_API int wsmsg_send_jsonf(wsmsg_conn *conn, const char *fmt, ...);
+
+/* ---- jansson for FFI ----
+ * json_incref/json_decref are static inline in jansson.h, so a binding
+ * cannot call them; these wrappers can. */
+
+/** json_incref(j); returns j. */
+WSMSG_API json_t *wsmsg_json_incref(json_t *j);
+
+/** json_decref(j); NULL is ignored. */
+WSMSG_API void wsmsg_json_decref(json_t *j);
+
+/** Parse `len` bytes of JSON (any value); a new reference or NULL. */
+WSMSG_API json_t *wsmsg_json_loads(const char *text, size_t len);
+
+/**
+ * Serialize `j` compactly into `buf` (`size` bytes; NUL-terminated when it
+ * fits).  Returns the full length (without NUL) like snprintf, or
+ * WSMSG_ERR_INVALID_ARG.
+ */
+WSMSG_API int64_t wsmsg_json_dumpb(const json_t *j, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Event queue limits                                                        */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Bound the pull-API event queue of each connection: at most `count`
+ * events and `bytes` bytes of payload (defaults 4096 and 16 MiB; 0 = no
+ * bound).  Past either, the application is not reading: the connection is
+ * closed with 1008 (error WSMSG_ERR_BACKPRESSURE), so a peer cannot grow
+ * memory through a kind of message nobody handles.
+ */
+WSMSG_API int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
+                                            size_t bytes);
 
 /* ------------------------------------------------------------------------ */
 /* Utilities                                                                 */

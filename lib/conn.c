@@ -54,10 +54,15 @@ static int acquire_parser(wsmsg_conn *c) {
   return 0;
 }
 
-/* Give the parser back once it holds nothing: between frames, every byte
- * fed to it framed.  A connection that broke off mid-frame destroys it. */
+/* Give the parser back once the connection is idle: between frames, every
+ * byte fed to it framed, no output pending (a busy connection keeps it, so
+ * sends do not pay a pool round trip each).  A connection that broke off
+ * mid-frame destroys it. */
 static void release_parser(wsmsg_conn *c) {
-  if (!c->slot)
+  if (!c->slot || c->in_recv)
+    return;
+  if (c->out.len > c->out.off && !c->failed && !c->aborted &&
+      c->state != WSMSG_STATE_CLOSED)
     return;
   bool clean = !c->in_frame && c->in_fed == c->in_used;
   if (!clean && !c->failed && c->state != WSMSG_STATE_CLOSED && !c->aborted)
@@ -92,9 +97,7 @@ static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
   bool was_empty = c->out.len == c->out.off;
   c->sink = sink;
   ssize_t n = wslay_frame_send(c->slot->fr, &io);
-  c->sink = &c->out;
-  if (!c->in_recv)
-    release_parser(c);
+  c->sink = &c->out; /* the parser stays while output is pending */
   if (n < 0 || (size_t)n != len)
     return WSMSG_ERR_NOMEM;
   if (was_empty && c->ep && c->ep->t_write) {
@@ -173,7 +176,7 @@ static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail) {
 /* ---- events
  * ------------------------------------------------------------------ */
 
-static wsm_evnode *ev_alloc(wsmsg_conn *c, int type, size_t extra) {
+wsm_evnode *wsm_ev_alloc(wsmsg_conn *c, int type, size_t extra) {
   size_t size = sizeof(wsm_evnode) + extra;
   wsm_evnode *n = wsm_malloc(c->mem, size);
   if (!n)
@@ -184,7 +187,15 @@ static wsm_evnode *ev_alloc(wsmsg_conn *c, int type, size_t extra) {
   return n;
 }
 
-static void ev_push(wsmsg_conn *c, wsm_evnode *n) {
+static void ev_free(wsmsg_conn *c, wsm_evnode *n) {
+  if (!n)
+    return;
+  json_decref(n->ev.json);
+  wsm_free(c->mem, n);
+}
+
+static void ev_link(wsmsg_conn *c, wsm_evnode *n) {
+  c->ev_bytes += n->size;
   if (c->ev_tail)
     c->ev_tail->next = n;
   else
@@ -193,9 +204,26 @@ static void ev_push(wsmsg_conn *c, wsm_evnode *n) {
   c->nev++;
 }
 
+/* Queue an event, unless the application is not reading its events: then
+ * the connection fails (a peer must not grow memory through a kind of
+ * message nobody handles). */
+bool wsm_ev_push(wsmsg_conn *c, wsm_evnode *n) {
+  const wsmsg_endpoint *ep = c->ep;
+  if (ep &&
+      ((ep->max_events && c->nev >= ep->max_events) ||
+       (ep->max_event_bytes && c->ev_bytes + n->size > ep->max_event_bytes))) {
+    ev_free(c, n);
+    fail(c, WSMSG_ERR_BACKPRESSURE, 1008,
+         "event queue full: the application is not reading events");
+    return false;
+  }
+  ev_link(c, n);
+  return true;
+}
+
 static int ev_queue_data(wsmsg_conn *c, int type, const uint8_t *d,
                          size_t len) {
-  wsm_evnode *n = ev_alloc(c, type, len + 1);
+  wsm_evnode *n = wsm_ev_alloc(c, type, len + 1);
   if (!n)
     return WSMSG_ERR_NOMEM;
   if (len)
@@ -203,8 +231,7 @@ static int ev_queue_data(wsmsg_conn *c, int type, const uint8_t *d,
   n->data[len] = '\0';
   n->ev.data = n->data;
   n->ev.len = len;
-  ev_push(c, n);
-  return 0;
+  return wsm_ev_push(c, n) ? 0 : WSMSG_ERR_BACKPRESSURE;
 }
 
 static void fill_close_info(const wsmsg_conn *c, wsmsg_close_info *ci) {
@@ -238,7 +265,7 @@ static void deliver_close(wsmsg_conn *c) {
     return;
   }
   size_t dl = strlen(ci.detail);
-  wsm_evnode *n = ev_alloc(c, WSMSG_EV_CLOSE, ci.reason_len + dl + 2);
+  wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_CLOSE, ci.reason_len + dl + 2);
   if (!n)
     return;
   memcpy(n->data, ci.reason, ci.reason_len);
@@ -250,7 +277,7 @@ static void deliver_close(wsmsg_conn *c) {
   n->ev.data = n->data;
   n->ev.len = ci.reason_len;
   n->ev.detail = (const char *)n->data + ci.reason_len + 1;
-  ev_push(c, n);
+  ev_link(c, n); /* the last event: never refused */
 }
 
 /* ---- wslay callbacks
@@ -259,6 +286,12 @@ static void deliver_close(wsmsg_conn *c) {
 static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
   (void)flags;
   wsmsg_conn *c = ((wsm_slot *)ud)->conn;
+  wsm_buf *b = c->sink;
+  if (b->cap - b->len >= len) { /* reserved by queue_frame_ex */
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return (ssize_t)len;
+  }
   if (wsm_pbuf_append(c->sink, c->pool, data, len))
     return WSLAY_ERR_WOULDBLOCK; /* nothing accepted: wslay fails the frame */
   return (ssize_t)len;
@@ -439,10 +472,11 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   wsm_evnode *n = c->ev_head;
   while (n) {
     wsm_evnode *nx = n->next;
-    wsm_free(m, n);
+    ev_free(c, n);
     n = nx;
   }
-  wsm_free(m, c->ev_cur);
+  ev_free(c, c->ev_cur);
+  wsmsg_verrors_free(c->verrs);
   wsm_free(m, c);
 }
 
@@ -467,8 +501,14 @@ static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
   const wsmsg_endpoint *ep = c->ep;
   c->t_last_msg = c->t_last_rx;
   if (op == WSLAY_TEXT_FRAME) {
+    if (ep->json)
+      return wsm_json_deliver(c, (const char *)d, len);
     if (ep->on_text) {
+      /* sending this very text back (an echo) needs no second UTF-8 pass */
+      c->valid_text = d;
+      c->valid_text_len = len;
       ep->on_text(c, (const char *)d, len, c->user);
+      c->valid_text = NULL;
       return 0;
     }
     return ev_queue_data(c, WSMSG_EV_TEXT, d, len);
@@ -581,17 +621,17 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
  * refused at once instead of when (if ever) its payload comes. */
 static int check_partial_header(wsmsg_conn *c, const uint8_t *d, size_t n) {
   uint64_t k = c->in_fed - c->in_used;
-  if (c->in_frame || k == 0 || k > sizeof(c->hdr))
+  if (c->in_frame || k == 0 || k > sizeof(c->slot->hdr))
     return 0;
   if (k <= n) {
-    memcpy(c->hdr, d + n - k, (size_t)k);
+    memcpy(c->slot->hdr, d + n - k, (size_t)k);
   } else { /* the header started in an earlier read */
     if (c->hdr_len != k - n)
       return 0;
-    memcpy(c->hdr + c->hdr_len, d, n);
+    memcpy(c->slot->hdr + c->hdr_len, d, n);
   }
   c->hdr_len = (uint8_t)k;
-  const uint8_t *h = c->hdr;
+  const uint8_t *h = c->slot->hdr;
   int fin = h[0] >> 7, rsv = (h[0] >> 4) & 7, op = h[0] & 15, mask = -1;
   uint64_t len = LEN_UNKNOWN;
   if (k >= 2) {
@@ -616,13 +656,13 @@ static int handle_close_frame(wsmsg_conn *c) {
   if (c->ctl_len == 1)
     return fail(c, WSMSG_ERR_PROTOCOL, 1002, "close frame with 1-byte payload");
   if (c->ctl_len >= 2) {
-    code = (unsigned)(c->ctl[0] << 8 | c->ctl[1]);
+    code = (unsigned)(c->slot->ctl[0] << 8 | c->slot->ctl[1]);
     if (!wsm_close_code_valid_wire(code)) {
       char why[64];
       snprintf(why, sizeof(why), "invalid close code %u", code);
       return fail(c, WSMSG_ERR_CLOSE_CODE, 1002, why);
     }
-    reason = (const char *)c->ctl + 2;
+    reason = (const char *)c->slot->ctl + 2;
     rlen = c->ctl_len - 2u;
     if (!wsmsg_utf8_valid(reason, rlen))
       return fail(c, WSMSG_ERR_UTF8, 1007, "close reason is not UTF-8");
@@ -648,23 +688,23 @@ static int frame_end(wsmsg_conn *c) {
     /* above the high mark a peer that pings but does not read gets no
      * pong (RFC 6455 5.5.3 allows answering only the latest ping) */
     if (!c->close_sent && !(c->ep->bp_high && buffered(c) >= c->ep->bp_high))
-      return queue_frame(c, WSLAY_PONG, c->ctl, c->ctl_len);
+      return queue_frame(c, WSLAY_PONG, c->slot->ctl, c->ctl_len);
     return 0;
   }
   if (op == WSLAY_PONG) {
     if (c->ctl_len == 8 && c->ping_seq) {
       uint64_t seq = 0;
       for (int i = 0; i < 8; i++)
-        seq = seq << 8 | c->ctl[i];
+        seq = seq << 8 | c->slot->ctl[i];
       if (seq == c->ping_seq) { /* the answer to our keepalive ping */
         c->rtt = (int64_t)(c->t_last_rx - c->t_ping_sent);
         c->ping_outstanding = false;
       }
     }
     if (c->ep->on_pong)
-      c->ep->on_pong(c, c->ctl, c->ctl_len, c->user);
+      c->ep->on_pong(c, c->slot->ctl, c->ctl_len, c->user);
     else if (c->ep->pong_events)
-      return ev_queue_data(c, WSMSG_EV_PONG, c->ctl, c->ctl_len);
+      return ev_queue_data(c, WSMSG_EV_PONG, c->slot->ctl, c->ctl_len);
     return 0;
   }
   if (!c->fr_fin)
@@ -686,7 +726,7 @@ static int frame_end(wsmsg_conn *c) {
 
 static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
   if (c->fr_op >= 8) {
-    memcpy(c->ctl + c->ctl_len, d, n); /* wslay caps control payloads */
+    memcpy(c->slot->ctl + c->ctl_len, d, n); /* wslay caps control payloads */
     c->ctl_len = (uint8_t)(c->ctl_len + n);
     return 0;
   }
@@ -868,7 +908,7 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   c->in_recv = false;
   c->in = NULL;
   c->in_len = 0;
-  release_parser(c);
+  release_parser(c); /* kept if it produced output: consume returns it */
   if (!c->msg_op && c->msg.cap) /* between messages: give the buffer back */
     wsm_pbuf_release(&c->msg, c->pool);
   if (r == 0 && c->error && c->failed)
@@ -978,8 +1018,10 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
     return;
   size_t avail = c->out.len - c->out.off;
   c->out.off += n < avail ? n : avail;
-  if (c->out.off == c->out.len)
-    wsm_pbuf_release(&c->out, c->pool); /* idle connections hold nothing */
+  if (c->out.off == c->out.len) { /* idle connections hold nothing */
+    wsm_pbuf_release(&c->out, c->pool);
+    release_parser(c);
+  }
   if (n && c->ep && c->ep->t_write)
     c->t_write_progress = wsm_now(c);
   if (c->bp_blocked && buffered(c) < c->ep->bp_low) {
@@ -1059,7 +1101,7 @@ int wsmsg_conn_http_status(const wsmsg_conn *c) {
 int wsmsg_conn_next_event(wsmsg_conn *c, wsmsg_event *ev) {
   if (!c || !ev)
     return WSMSG_ERR_INVALID_ARG;
-  wsm_free(c->mem, c->ev_cur);
+  ev_free(c, c->ev_cur);
   c->ev_cur = NULL;
   wsm_evnode *n = c->ev_head;
   if (!n) {
@@ -1070,6 +1112,7 @@ int wsmsg_conn_next_event(wsmsg_conn *c, wsmsg_event *ev) {
   if (!c->ev_head)
     c->ev_tail = NULL;
   c->nev--;
+  c->ev_bytes -= n->size;
   c->ev_cur = n;
   *ev = n->ev;
   if (!ev->detail)
@@ -1083,7 +1126,7 @@ size_t wsmsg_conn_event_count(const wsmsg_conn *c) { return c ? c->nev : 0; }
  * ----------------------------------------------------------------------------
  */
 
-static int can_send(const wsmsg_conn *c) {
+int wsm_can_send(const wsmsg_conn *c) {
   if (!c)
     return WSMSG_ERR_INVALID_ARG;
   if (c->state == WSMSG_STATE_CONNECTING)
@@ -1120,18 +1163,20 @@ int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data, size_t len) {
 }
 
 int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (!data && len)
     return WSMSG_ERR_INVALID_ARG;
-  if (!wsmsg_utf8_valid(data, len))
+  bool known_valid =
+      (const uint8_t *)data == c->valid_text && len == c->valid_text_len;
+  if (!known_valid && !wsmsg_utf8_valid(data, len))
     return WSMSG_ERR_UTF8;
   return wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)data, len);
 }
 
 int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (!data && len)
@@ -1140,7 +1185,7 @@ int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
 }
 
 int wsmsg_send_stream(wsmsg_conn *c, int type, wsmsg_read_cb cb, void *user) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (!cb || (type != WSMSG_EV_TEXT && type != WSMSG_EV_BINARY))
@@ -1175,7 +1220,7 @@ size_t wsmsg_conn_buffered_amount(const wsmsg_conn *c) {
 }
 
 int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (len > 125 || (!data && len))
@@ -1184,7 +1229,7 @@ int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {
 }
 
 int wsmsg_close(wsmsg_conn *c, int code, const char *reason) {
-  int r = can_send(c);
+  int r = wsm_can_send(c);
   if (r)
     return r;
   if (code != 0 && !(code >= 1000 && code <= 4999 &&
@@ -1275,12 +1320,12 @@ static void fire_receive_timeout(wsmsg_conn *c, uint64_t now) {
         "receive timeout", 15);
     break;
   default: {
-    wsm_evnode *n = ev_alloc(c, WSMSG_EV_TIMEOUT, 1);
+    wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_TIMEOUT, 1);
     if (n) {
       n->data[0] = '\0';
       n->ev.data = n->data;
       n->ev.code = WSMSG_TIMEOUT_RECEIVE;
-      ev_push(c, n);
+      wsm_ev_push(c, n);
     }
   }
   }

@@ -26,6 +26,9 @@ wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
   ep->max_fragments = DEFAULT_MAX_FRAGMENTS;
   ep->t_close = DEFAULT_TIMEOUT;
   ep->bp_high = DEFAULT_BP_HIGH;
+  ep->vflags = WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS;
+  ep->max_events = 4096;
+  ep->max_event_bytes = 16u << 20;
   ep->bp_low = DEFAULT_BP_LOW;
   ep->t_handshake = DEFAULT_TIMEOUT;
   ep->clock = wsm_default_clock;
@@ -49,6 +52,7 @@ void wsmsg_endpoint_free(wsmsg_endpoint *ep) {
   free_list(&m, ep->subprotocols, ep->nsubprotocols);
   free_list(&m, ep->origins, ep->norigins);
   wsm_free(&m, ep->heartbeat);
+  wsm_json_endpoint_free(ep);
   wsm_pool_destroy(&ep->pool);
   wsm_free(&m, ep);
 }

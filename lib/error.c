@@ -37,6 +37,14 @@ const char *wsmsg_strerror(int code) {
     return "connection aborted";
   case WSMSG_ERR_NOT_FOUND:
     return "not found";
+  case WSMSG_ERR_VALIDATION:
+    return "document does not match the schema";
+  case WSMSG_ERR_SCHEMA:
+    return "invalid JSON Schema";
+  case WSMSG_ERR_UNSUPPORTED:
+    return "unsupported JSON Schema feature";
+  case WSMSG_ERR_JSON:
+    return "invalid JSON";
   default:
     return "unknown error";
   }

@@ -336,6 +336,43 @@ static int store_names(wsmsg_conn *c, const char *path, size_t plen,
   return 0;
 }
 
+/* "HTTP/1.1 or higher" (RFC 6455 4.2.1): HTTP/1.x with x >= 1, a higher
+ * minor version being processed as 1.1 (RFC 7230 2.6). */
+static bool http_11_or_higher(const char *v) {
+  if (strncmp(v, "HTTP/1.", 7) != 0 || !v[7])
+    return false;
+  unsigned long minor = 0;
+  for (const char *p = v + 7; *p; p++) {
+    if (*p < '0' || *p > '9' || minor > 1000)
+      return false;
+    minor = minor * 10 + (unsigned long)(*p - '0');
+  }
+  return minor >= 1;
+}
+
+/* The path-and-query of a request target: origin-form ("/chat?x") as is,
+ * absolute-form ("http://host/chat?x", RFC 6455 4.2.1 and RFC 7230 5.3.2:
+ * a server MUST accept it) from its path on ("/" if it has none); NULL for
+ * anything else.  An absolute-form target without a path yields "", which
+ * callers read as "/". */
+static const char *origin_form(const char *t) {
+  if (t[0] == '/')
+    return t;
+  static const char *const schemes[] = {"http://", "https://", "ws://",
+                                        "wss://"};
+  for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+    size_t n = strlen(schemes[i]);
+    if (strncasecmp(t, schemes[i], n) != 0)
+      continue;
+    const char *auth = t + n;
+    const char *end = auth + strcspn(auth, "/?");
+    if (end == auth)
+      return NULL; /* no host */
+    return *end == '/' ? end : *end == '?' ? end : "";
+  }
+  return NULL;
+}
+
 int wsm_hs_server_respond(wsmsg_conn *c) {
   wsm_http *h = c->hs;
   const char *why = NULL;
@@ -344,11 +381,11 @@ int wsm_hs_server_respond(wsmsg_conn *c) {
     return reject(c, st, why);
   if (strcmp(h->line[0], "GET") != 0)
     return reject(c, 400, "method must be GET");
-  if (strcmp(h->line[2], "HTTP/1.1") != 0)
-    return reject(c, 400, "HTTP/1.1 required");
-  const char *target = h->line[1];
-  if (target[0] != '/')
-    return reject(c, 400, "request target must be an absolute path");
+  if (!http_11_or_higher(h->line[2]))
+    return reject(c, 400, "HTTP/1.1 or higher required");
+  const char *target = origin_form(h->line[1]);
+  if (!target)
+    return reject(c, 400, "request target must be a path or an http(s) URI");
   if (header_count(h, "Host") != 1 || !*wsm_http_header(h, "Host"))
     return reject(c, 400, "exactly one Host header required");
   if (!wsm_http_has_token(h, "Upgrade", "websocket"))
@@ -365,6 +402,10 @@ int wsm_hs_server_respond(wsmsg_conn *c) {
   const char *q = strchr(target, '?');
   size_t plen = q ? (size_t)(q - target) : strlen(target);
   const char *query = q ? q + 1 : "";
+  if (plen == 0) { /* "http://host" or "http://host?x": the root */
+    target = "/";
+    plen = 1;
+  }
   wsmsg_endpoint *ep = wsm_server_lookup(c->srv, target, plen);
   if (!ep)
     return reject(c, 404, "no WebSocket endpoint at this path");

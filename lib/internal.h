@@ -49,6 +49,10 @@ typedef struct wsm_slot {
   wslay_frame_context_ptr fr;
   struct wsmsg_conn *conn;
   struct wsm_slot *next;
+  /* per-frame scratch, needed only while a frame is in progress (when the
+   * connection necessarily holds its parser) */
+  uint8_t ctl[125]; /* control frame payload */
+  uint8_t hdr[14];  /* partial frame header */
 } wsm_slot;
 
 #define WSM_POOL_CLASSES 9 /* 4 KiB .. 1 MiB */
@@ -120,7 +124,27 @@ struct wsmsg_endpoint {
   char **origins;
   size_t norigins;
   wsm_pool pool; /* for client connections */
+  /* JSON (json.c) */
+  bool json;
+  bool allow_dups;
+  wsmsg_json_cb on_json;
+  wsmsg_invalid_cb on_invalid;
+  const wsmsg_schema *schema;
+  unsigned vflags;
+  int invalid_policy;
+  size_t max_errors;
+  char *route_field;
+  struct wsm_jroute *jroutes; /* sorted by value */
+  size_t njroutes;
+  /* event queue bounds */
+  size_t max_events, max_event_bytes;
 };
+
+typedef struct wsm_jroute {
+  char *value;
+  const wsmsg_schema *schema;
+  wsmsg_json_cb cb;
+} wsm_jroute;
 
 typedef struct wsm_route {
   char *path;
@@ -254,15 +278,15 @@ struct wsmsg_conn {
   /* message being reassembled */
   uint8_t msg_op; /* 0 none, WSLAY_TEXT_FRAME, WSLAY_BINARY_FRAME */
   uint32_t nfrag;
-  uint64_t msg_total; /* payload bytes of its frames so far */
-  uint8_t hdr_len;    /* bytes of a partial frame header seen */
+  uint64_t msg_total;        /* payload bytes of its frames so far */
+  uint8_t hdr_len;           /* bytes of a partial frame header seen */
+  const uint8_t *valid_text; /* text being delivered to on_text */
+  size_t valid_text_len;
   uint8_t hdr[14];
   uint32_t utf8;
   wsm_buf msg;
 
-  /* control frame payload */
-  uint8_t ctl_len;
-  uint8_t ctl[125];
+  uint8_t ctl_len; /* control frame payload so far (slot->ctl) */
 
   /* bytes being fed to wslay */
   const uint8_t *in;
@@ -300,7 +324,8 @@ struct wsmsg_conn {
 
   /* pull API */
   wsm_evnode *ev_head, *ev_tail, *ev_cur;
-  size_t nev;
+  size_t nev, ev_bytes;
+  wsmsg_verrors *verrs; /* JSON endpoints: created on first use */
 
   /* time: every stamp comes from the clock hook */
   wsmsg_clock_cb clock;
@@ -326,6 +351,16 @@ static inline uint64_t wsm_now(const wsmsg_conn *c) {
 WSM_HIDDEN void wsm_conn_set_error(wsmsg_conn *c, int err, const char *detail);
 /* End the connection now (pending output dropped), reporting err. */
 WSM_HIDDEN void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail);
+/* Events (conn.c): allocate a node with `extra` bytes of payload room, and
+ * queue it (false if the queue bound was hit: the node is freed and the
+ * connection failed). */
+WSM_HIDDEN wsm_evnode *wsm_ev_alloc(wsmsg_conn *c, int type, size_t extra);
+WSM_HIDDEN bool wsm_ev_push(wsmsg_conn *c, wsm_evnode *n);
+/* JSON endpoints (json.c): handle a complete text message. */
+WSM_HIDDEN int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len);
+WSM_HIDDEN void wsm_json_endpoint_free(wsmsg_endpoint *ep);
+/* Whether the connection can send now (0) or why not. */
+WSM_HIDDEN int wsm_can_send(const wsmsg_conn *c);
 /* Queue a data message with backpressure (after can_send checks). */
 WSM_HIDDEN int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
                              size_t len);

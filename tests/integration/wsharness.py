@@ -137,12 +137,17 @@ class Proc:
         return rc
 
 
+# Which echo server the suites drive: echo_server (epoll) or uv_echo_server
+# (libuv); run.sh runs the echo suites against both.
+ECHO_SERVER = os.environ.get("ECHO_SERVER", "echo_server")
+
+
 class EchoServer(Proc):
-    """examples/echo_server on 127.0.0.1 and a free port."""
+    """examples/echo_server (or $ECHO_SERVER) on 127.0.0.1 and a free port."""
 
     def __init__(self, *args):
         self.port = free_port()
-        super().__init__([binary("echo_server"), "--host", "127.0.0.1",
+        super().__init__([binary(ECHO_SERVER), "--host", "127.0.0.1",
                           "--port", str(self.port), *args])
         wait_listening(self.port, self.p)
 
@@ -154,7 +159,7 @@ class EchoServer(Proc):
         """Stop with SIGTERM and check the exit status is 0 (no sanitizer
         report, no crash)."""
         rc = self.stop()
-        assert rc == 0, f"echo_server exited {rc}:\n{self.stderr()[-3000:]}"
+        assert rc == 0, f"{ECHO_SERVER} exited {rc}:\n{self.stderr()[-3000:]}"
 
 
 # ---- a raw WebSocket client -------------------------------------------------

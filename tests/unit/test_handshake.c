@@ -150,8 +150,13 @@ typedef struct bad_case {
 static const bad_case BAD[] = {
     {"POST /ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
     {"GET /ws HTTP/1.0\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
-    {"GET ws://x/ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
     {"GET /ws HTTP/1.1\r\n" H_UPG H_CONN H_KEY H_VER "\r\n", 400},
+    {"GET /ws HTTP/2.0\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
+    {"GET /ws HTTP/1.0\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
+    {"GET /ws HTTP/1.x\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
+    {"GET ftp://x/ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
+    {"GET http:///ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
+    {"GET * HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
     {"GET /ws HTTP/1.1\r\n" H_HOST H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
     {"GET /ws HTTP/1.1\r\n" H_HOST H_CONN H_KEY H_VER "\r\n", 400},
     {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n" H_CONN H_KEY H_VER
@@ -209,6 +214,37 @@ static void test_bad_requests(void **s) {
 }
 
 /* A header-name table: every required header is case-insensitive. */
+/* RFC 6455 4.2.1: "an HTTP/1.1 or higher GET request" whose target is a
+ * path or an absolute http(s) URI containing it. */
+static void test_absolute_form_and_versions(void **s) {
+  (void)s;
+  srvfix f;
+  srv_init(&f);
+  const char *targets[] = {"http://example.com/ws?room=1",
+                           "HTTPS://example.com:8443/ws", "ws://x/ws",
+                           "GET /ws HTTP/1.2", "GET /ws HTTP/1.10"};
+  for (size_t i = 0; i < 5; i++) {
+    char req[512];
+    int n = i < 3
+                ? snprintf(req, sizeof(req),
+                           "GET %s HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER
+                           "\r\n",
+                           targets[i])
+                : snprintf(req, sizeof(req),
+                           "%s\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n",
+                           targets[i]);
+    wsmsg_conn *c = wsmsg_server_accept(f.srv, &f.r);
+    wsmsg_conn_recv(c, req, (size_t)n);
+    if (wsmsg_conn_state(c) != WSMSG_STATE_OPEN)
+      fail_msg("%s: not accepted (%d)", targets[i], wsmsg_conn_http_status(c));
+    assert_string_equal(wsmsg_conn_path(c), "/ws");
+    if (i == 0)
+      assert_string_equal(wsmsg_conn_query(c), "room=1");
+    wsmsg_conn_free(c);
+  }
+  srv_free(&f);
+}
+
 static void test_case_insensitive(void **s) {
   (void)s;
   srvfix f;
@@ -536,6 +572,7 @@ int main(void) {
       cmocka_unit_test(test_split_everywhere),
       cmocka_unit_test(test_request_plus_frames),
       cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_absolute_form_and_versions),
       cmocka_unit_test(test_case_insensitive),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_routes),

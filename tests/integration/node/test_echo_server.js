@@ -62,7 +62,7 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
 
 async function startServer(args = []) {
   const port = await freePort();
-  const proc = spawn(path.join(BIN, 'echo_server'),
+  const proc = spawn(path.join(BIN, process.env.ECHO_SERVER || 'echo_server'),
     ['--host', '127.0.0.1', '--port', String(port), ...args],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(proc);

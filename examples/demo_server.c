@@ -1,0 +1,305 @@
+/* demo_server — the four endpoints of the FastAPI WebSocket article wsmsg
+ * follows, plus a plain echo, in one epoll server (examples/common/evloop).
+ *
+ *   /ws/chat           text: replies "[<ISO-8601 time>] Server received: <msg>"
+ *   /ws/file-transfer  binary: each message is stored as a file under --dir
+ *                      (generated names, --max-file limit) and answered with
+ *                      the binary message "FILE_RECEIVED"
+ *   /ws/json-demo      JSON validated against MessageModel {user: string,
+ *                      content: string, timestamp: number} (all required):
+ *                      replies the message plus "status": "PROCESSED";
+ *                      invalid input gets {"error": "validation_error",
+ *                      "detail": [...]} (Pydantic-style) and stays open
+ *   /ws/with-timeout   text echoed as "Echo: <msg>"; after --receive-timeout
+ *                      ms (10 s) without a message the server sends the text
+ *                      "HEARTBEAT"
+ *   /ws/echo           text as text, binary as binary (benchmarks, tests)
+ *
+ *   demo_server [--host 127.0.0.1] [--port 8080] [--dir DIR]
+ *               [--max-file BYTES] [--receive-timeout MS]
+ *               [--ping-interval MS] [--pong-timeout MS]
+ *               [--handshake-timeout MS] [--close-timeout MS] [--quiet]
+ *
+ * One log line per connection event on stderr (unless --quiet).
+ */
+#include "common/evloop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char MESSAGE_MODEL[] =
+    "{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\","
+    " \"title\": \"MessageModel\", \"type\": \"object\","
+    " \"properties\": {\"user\": {\"type\": \"string\"},"
+    "                \"content\": {\"type\": \"string\"},"
+    "                \"timestamp\": {\"type\": \"number\"}},"
+    " \"required\": [\"user\", \"content\", \"timestamp\"]}";
+
+static char dir[4096];
+static unsigned long files;
+
+/* /ws/file-transfer: the file being received on a connection */
+typedef struct upload {
+  int fd;
+  char path[4200];
+} upload;
+
+static void upload_drop(wsmsg_conn *c, int keep) {
+  upload **slot = (upload **)evloop_app(c);
+  if (!*slot)
+    return;
+  close((*slot)->fd);
+  if (!keep)
+    unlink((*slot)->path);
+  free(*slot);
+  *slot = NULL;
+}
+
+/* ---- shared ---- */
+
+static void on_open(wsmsg_conn *c, void *u) {
+  (void)u;
+  evloop_log(c, "open %s%s%s", wsmsg_conn_path(c),
+             *wsmsg_conn_query(c) ? "?" : "", wsmsg_conn_query(c));
+}
+
+static void on_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
+  (void)u;
+  upload_drop(c, 0); /* an upload cut short leaves no partial file */
+  evloop_log(c, "close %s code=%d clean=%d%s%s", wsmsg_conn_path(c),
+             (int)ci->code, (int)ci->clean, ci->error ? " error: " : "",
+             ci->error ? ci->detail : "");
+}
+
+static void common(wsmsg_endpoint *ep) {
+  wsmsg_endpoint_on_open(ep, on_open);
+  wsmsg_endpoint_on_close(ep, on_close);
+}
+
+/* ---- /ws/chat ---- */
+
+static void chat_text(wsmsg_conn *c, const char *msg, size_t len, void *u) {
+  (void)u;
+  char stamp[40];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t k = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(stamp + k, sizeof(stamp) - k, ".%03ldZ", ts.tv_nsec / 1000000);
+  size_t n = len + 64;
+  char *out = malloc(n);
+  if (!out)
+    return;
+  int w = snprintf(out, n, "[%s] Server received: %.*s", stamp, (int)len, msg);
+  wsmsg_send_text(c, out, (size_t)w);
+  free(out);
+}
+
+/* ---- /ws/file-transfer ----
+ * Each binary message is streamed into its own file as it arrives. */
+
+static void file_chunk(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
+                       int first, int final, void *u) {
+  (void)type;
+  (void)u;
+  upload **slot = (upload **)evloop_app(c);
+  if (first) {
+    upload *up = malloc(sizeof(*up));
+    if (!up) {
+      wsmsg_close(c, 1011, "out of memory");
+      return;
+    }
+    snprintf(up->path, sizeof(up->path), "%s/upload-%lu.bin", dir, ++files);
+    up->fd = open(up->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (up->fd < 0) {
+      free(up);
+      wsmsg_close(c, 1011, "cannot store the file");
+      return;
+    }
+    *slot = up;
+    evloop_log(c, "storing %s", up->path);
+  }
+  if (!*slot)
+    return;
+  for (size_t off = 0; off < n;) {
+    ssize_t w = write((*slot)->fd, d + off, n - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      upload_drop(c, 0);
+      wsmsg_close(c, 1011, "cannot store the file");
+      return;
+    }
+    off += (size_t)w;
+  }
+  if (final) {
+    upload_drop(c, 1);
+    wsmsg_send_binary(c, "FILE_RECEIVED", 13);
+  }
+}
+
+static void file_text(wsmsg_conn *c, const char *d, size_t n, void *u) {
+  (void)d;
+  (void)n;
+  (void)u;
+  wsmsg_send_text(c, "send files as binary messages", 29);
+}
+
+/* ---- /ws/json-demo ---- */
+
+static void json_msg(wsmsg_conn *c, json_t *msg, void *u) {
+  (void)u;
+  json_object_set_new(msg, "status", json_string("PROCESSED"));
+  wsmsg_send_json(c, msg);
+}
+
+static void json_invalid(wsmsg_conn *c, const wsmsg_verrors *e, const char *t,
+                         size_t n, void *u) {
+  (void)t;
+  (void)n;
+  (void)u;
+  evloop_log(c, "invalid message: %zu error(s), first %s: %s",
+             wsmsg_verrors_count(e),
+             wsmsg_verrors_count(e) ? wsmsg_verrors_type(e, 0) : "-",
+             wsmsg_verrors_count(e) ? wsmsg_verrors_msg(e, 0) : "-");
+}
+
+/* ---- /ws/with-timeout and /ws/echo ---- */
+
+static void timeout_text(wsmsg_conn *c, const char *d, size_t n, void *u) {
+  (void)u;
+  char *out = malloc(n + 6);
+  if (!out)
+    return;
+  memcpy(out, "Echo: ", 6);
+  memcpy(out + 6, d, n);
+  wsmsg_send_text(c, out, n + 6);
+  free(out);
+}
+
+static void echo_text(wsmsg_conn *c, const char *d, size_t n, void *u) {
+  (void)u;
+  wsmsg_send_text(c, d, n);
+}
+
+static void echo_binary(wsmsg_conn *c, const uint8_t *d, size_t n, void *u) {
+  (void)u;
+  wsmsg_send_binary(c, d, n);
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: demo_server [--host ADDR] [--port N] [--dir DIR] "
+          "[--max-file BYTES]\n"
+          "                   [--receive-timeout MS] [--ping-interval MS] "
+          "[--pong-timeout MS]\n"
+          "                   [--handshake-timeout MS] [--close-timeout MS] "
+          "[--quiet]\n\n"
+          "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
+          "/ws/with-timeout /ws/echo\n"
+          "timeouts in milliseconds (0 = off); --receive-timeout is the\n"
+          "HEARTBEAT period of /ws/with-timeout (default 10000)\n");
+}
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1";
+  const char *dir_arg = NULL;
+  int port = 8080, quiet = 0;
+  unsigned long long max_file = 16ull << 20;
+  long recv_to = 10000, ping = 0, pong = 0, hs_to = 10000, close_to = 10000;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int more = i + 1 < argc;
+    if (!strcmp(a, "--host") && more)
+      host = argv[++i];
+    else if (!strcmp(a, "--port") && more)
+      port = atoi(argv[++i]);
+    else if (!strcmp(a, "--dir") && more)
+      dir_arg = argv[++i];
+    else if (!strcmp(a, "--max-file") && more)
+      max_file = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--receive-timeout") && more)
+      recv_to = evloop_ms_arg("demo_server", argv[++i]);
+    else if (!strcmp(a, "--ping-interval") && more)
+      ping = evloop_ms_arg("demo_server", argv[++i]);
+    else if (!strcmp(a, "--pong-timeout") && more)
+      pong = evloop_ms_arg("demo_server", argv[++i]);
+    else if (!strcmp(a, "--handshake-timeout") && more)
+      hs_to = evloop_ms_arg("demo_server", argv[++i]);
+    else if (!strcmp(a, "--close-timeout") && more)
+      close_to = evloop_ms_arg("demo_server", argv[++i]);
+    else if (!strcmp(a, "--quiet") || !strcmp(a, "-q"))
+      quiet = 1;
+    else {
+      usage();
+      return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2;
+    }
+  }
+  if (dir_arg) {
+    snprintf(dir, sizeof(dir), "%s", dir_arg);
+  } else {
+    snprintf(dir, sizeof(dir), "/tmp/wsmsg-demo-XXXXXX");
+    if (!mkdtemp(dir)) {
+      perror("mkdtemp");
+      return 1;
+    }
+  }
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "demo_server: %s is not a directory\n", dir);
+    return 1;
+  }
+
+  char err[256];
+  wsmsg_schema *model = NULL;
+  if (wsmsg_schema_compile(MESSAGE_MODEL, sizeof(MESSAGE_MODEL) - 1, 0, &model,
+                           err, sizeof(err)) != 0) {
+    fprintf(stderr, "demo_server: schema: %s\n", err);
+    return 1;
+  }
+  wsmsg_endpoint *chat = wsmsg_endpoint_new(), *file = wsmsg_endpoint_new(),
+                 *json = wsmsg_endpoint_new(), *tmo = wsmsg_endpoint_new(),
+                 *echo = wsmsg_endpoint_new();
+  wsmsg_endpoint *all[] = {chat, file, json, tmo, echo};
+  for (size_t i = 0; i < 5; i++) {
+    common(all[i]);
+    wsmsg_endpoint_set_ping_interval(all[i], (uint32_t)ping);
+    wsmsg_endpoint_set_pong_timeout(all[i], (uint32_t)pong);
+    wsmsg_endpoint_set_close_timeout(all[i], (uint32_t)close_to);
+  }
+  wsmsg_endpoint_on_text(chat, chat_text);
+  wsmsg_endpoint_on_chunk(file, file_chunk, WSMSG_STREAM_BINARY);
+  wsmsg_endpoint_on_text(file, file_text);
+  wsmsg_endpoint_set_max_message_size(file, max_file);
+  wsmsg_endpoint_on_json(json, json_msg);
+  wsmsg_endpoint_on_invalid(json, json_invalid);
+  wsmsg_endpoint_set_schema(json, model);
+  wsmsg_endpoint_on_text(tmo, timeout_text);
+  wsmsg_endpoint_set_receive_timeout(tmo, (uint32_t)recv_to);
+  wsmsg_endpoint_set_timeout_action(tmo, WSMSG_ON_TIMEOUT_HEARTBEAT,
+                                    "HEARTBEAT");
+  wsmsg_endpoint_on_text(echo, echo_text);
+  wsmsg_endpoint_on_binary(echo, echo_binary);
+
+  wsmsg_server *srv = wsmsg_server_new();
+  wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
+  wsmsg_server_route(srv, "/ws/chat", chat);
+  wsmsg_server_route(srv, "/ws/file-transfer", file);
+  wsmsg_server_route(srv, "/ws/json-demo", json);
+  wsmsg_server_route(srv, "/ws/with-timeout", tmo);
+  wsmsg_server_route(srv, "/ws/echo", echo);
+  fprintf(stderr, "demo_server: files go to %s\n", dir);
+  int r = evloop_serve(srv, host, port, "demo_server", !quiet);
+  wsmsg_server_free(srv);
+  for (size_t i = 0; i < 5; i++)
+    wsmsg_endpoint_free(all[i]);
+  wsmsg_schema_free(model);
+  return r;
+}

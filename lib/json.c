@@ -1,0 +1,410 @@
+/* JSON messages over jansson: parse, validate (lib/schema*.c), route by a
+ * discriminator, deliver; send compactly; wrappers for FFI. */
+#include "internal.h"
+#include "schema_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_ERRORS 32
+#define SEND_STACK 4096
+
+/* ---- endpoint configuration ---- */
+
+static int writable(const wsmsg_endpoint *ep) {
+  if (!ep)
+    return WSMSG_ERR_INVALID_ARG;
+  return atomic_load(&ep->frozen) ? WSMSG_ERR_STATE : 0;
+}
+
+static void json_defaults(wsmsg_endpoint *ep) {
+  if (!ep->json) {
+    ep->json = true;
+    if (!ep->max_errors)
+      ep->max_errors = DEFAULT_MAX_ERRORS;
+  }
+}
+
+int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  json_defaults(ep);
+  ep->on_json = cb;
+  return 0;
+}
+
+int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (on)
+    json_defaults(ep);
+  else
+    ep->json = false;
+  return 0;
+}
+
+int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep, wsmsg_invalid_cb cb) {
+  int r = writable(ep);
+  if (!r)
+    ep->on_invalid = cb;
+  return r;
+}
+
+int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep, const wsmsg_schema *schema) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  json_defaults(ep);
+  ep->schema = schema;
+  return 0;
+}
+
+int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep, unsigned flags) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (flags & ~(unsigned)(WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS |
+                          WSMSG_VALIDATE_FORMAT))
+    return WSMSG_ERR_INVALID_ARG;
+  ep->vflags = flags;
+  return 0;
+}
+
+int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep, int policy) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (policy < WSMSG_INVALID_REPLY || policy > WSMSG_INVALID_IGNORE)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->invalid_policy = policy;
+  return 0;
+}
+
+int wsmsg_endpoint_allow_duplicate_keys(wsmsg_endpoint *ep, int on) {
+  int r = writable(ep);
+  if (!r)
+    ep->allow_dups = on != 0;
+  return r;
+}
+
+int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (n == 0)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->max_errors = n;
+  return 0;
+}
+
+int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
+                                  size_t bytes) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  ep->max_events = count;
+  ep->max_event_bytes = bytes;
+  return 0;
+}
+
+static const wsm_jroute *find_route(const wsmsg_endpoint *ep, const char *v,
+                                    size_t *pos) {
+  size_t lo = 0, hi = ep->njroutes;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(ep->jroutes[mid].value, v);
+    if (c == 0)
+      return &ep->jroutes[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (pos)
+    *pos = lo;
+  return NULL;
+}
+
+int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
+                              const char *value, const wsmsg_schema *schema,
+                              wsmsg_json_cb cb) {
+  int r = writable(ep);
+  if (r)
+    return r;
+  if (!field || !*field || !value)
+    return WSMSG_ERR_INVALID_ARG;
+  if (ep->route_field && strcmp(ep->route_field, field) != 0)
+    return WSMSG_ERR_INVALID_ARG;
+  size_t pos = 0;
+  if (find_route(ep, value, &pos))
+    return WSMSG_ERR_STATE;
+  if (!ep->route_field && !(ep->route_field = wsm_strdup(&ep->mem, field)))
+    return WSMSG_ERR_NOMEM;
+  char *v = wsm_strdup(&ep->mem, value);
+  wsm_jroute *nr =
+      v ? wsm_realloc(&ep->mem, ep->jroutes, ep->njroutes * sizeof(wsm_jroute),
+                      (ep->njroutes + 1) * sizeof(wsm_jroute))
+        : NULL;
+  if (!nr) {
+    wsm_free(&ep->mem, v);
+    return WSMSG_ERR_NOMEM;
+  }
+  memmove(nr + pos + 1, nr + pos, (ep->njroutes - pos) * sizeof(wsm_jroute));
+  nr[pos] = (wsm_jroute){v, schema, cb};
+  ep->jroutes = nr;
+  ep->njroutes++;
+  json_defaults(ep);
+  return 0;
+}
+
+void wsm_json_endpoint_free(wsmsg_endpoint *ep) {
+  for (size_t i = 0; i < ep->njroutes; i++)
+    wsm_free(&ep->mem, ep->jroutes[i].value);
+  wsm_free(&ep->mem, ep->jroutes);
+  wsm_free(&ep->mem, ep->route_field);
+}
+
+/* ---- receiving ---- */
+
+static char *dup_printf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return NULL;
+  char *s = malloc((size_t)n + 1);
+  if (!s)
+    return NULL;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+/* Errors made by this layer: loc is [key] (or ["__root__"]). */
+static void add_error(wsmsg_verrors *e, const char *key, const char *type,
+                      char *msg, json_t *ctx) {
+  (void)wsm_verrors_add(e, json_pack("[s]", key), type, msg, ctx);
+}
+
+/* Pydantic's repr of the allowed values: 'a', 'b' */
+static char *allowed_values(const wsmsg_endpoint *ep) {
+  size_t n = 1;
+  for (size_t i = 0; i < ep->njroutes; i++)
+    n += strlen(ep->jroutes[i].value) + 4;
+  char *s = malloc(n);
+  if (!s)
+    return NULL;
+  s[0] = '\0';
+  for (size_t i = 0; i < ep->njroutes; i++) {
+    strcat(s, i ? ", '" : "'");
+    strcat(s, ep->jroutes[i].value);
+    strcat(s, "'");
+  }
+  return s;
+}
+
+static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
+                    size_t len) {
+  const wsmsg_endpoint *ep = c->ep;
+  if (ep->on_invalid) {
+    ep->on_invalid(c, errs, text, len, c->user);
+  } else if (!ep->on_json) {
+    /* pull API: the event carries {"detail": [...]} and the text */
+    wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_INVALID, len + 1);
+    if (n) {
+      memcpy(n->data, text, len);
+      n->data[len] = '\0';
+      n->ev.data = n->data;
+      n->ev.len = len;
+      n->ev.json = wsmsg_verrors_to_json(errs);
+      if (!wsm_ev_push(c, n))
+        return;
+    }
+  }
+  if (wsmsg_conn_state(c) != WSMSG_STATE_OPEN)
+    return; /* the callback closed it */
+  if (ep->invalid_policy == WSMSG_INVALID_REPLY) {
+    json_t *body = wsmsg_verrors_to_json(errs);
+    if (body && json_object_set_new(body, "error",
+                                    json_string("validation_error")) == 0) {
+      /* "error" first, as the reply format reads */
+      json_t *reply = json_pack("{s:s, s:O}", "error", "validation_error",
+                                "detail", json_object_get(body, "detail"));
+      if (reply)
+        wsmsg_send_json(c, reply);
+      json_decref(reply);
+    }
+    json_decref(body);
+  } else if (ep->invalid_policy == WSMSG_INVALID_CLOSE) {
+    const char *m = wsmsg_verrors_count(errs) ? wsmsg_verrors_msg(errs, 0)
+                                              : "invalid message";
+    char reason[124];
+    snprintf(reason, sizeof(reason), "invalid message: %s", m);
+    wsmsg_close(c, 1008, reason);
+  }
+}
+
+int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
+  const wsmsg_endpoint *ep = c->ep;
+  if (!c->verrs) {
+    c->verrs = wsmsg_verrors_new();
+    if (!c->verrs)
+      return WSMSG_ERR_NOMEM;
+    wsmsg_verrors_set_max(c->verrs, ep->max_errors);
+  }
+  wsmsg_verrors *errs = c->verrs;
+  wsmsg_verrors_clear(errs);
+  json_error_t jerr;
+  /* any JSON value is a message (RFC 8259), not only objects and arrays */
+  size_t pflags =
+      JSON_DECODE_ANY | (ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES);
+  json_t *doc = json_loadb(text, len, pflags, &jerr);
+  if (!doc) {
+    add_error(errs, "__root__", "value_error.jsondecode",
+              dup_printf("%s: line %d column %d (char %d)", jerr.text,
+                         jerr.line, jerr.column, jerr.position),
+              NULL);
+    invalid(c, errs, text, len);
+    return 0;
+  }
+  const wsmsg_schema *schema = ep->schema;
+  wsmsg_json_cb cb = ep->on_json;
+  if (ep->njroutes) {
+    const char *f = ep->route_field;
+    json_t *tag = json_is_object(doc) ? json_object_get(doc, f) : NULL;
+    const wsm_jroute *route = json_is_string(tag)
+                                  ? find_route(ep, json_string_value(tag), NULL)
+                                  : NULL;
+    if (!json_is_object(doc)) {
+      add_error(errs, "__root__", "type_error.dict",
+                dup_printf("value is not a valid dict"), NULL);
+    } else if (!tag) {
+      add_error(errs, f,
+                "value_error.discriminated_union.missing_discriminator",
+                dup_printf("Discriminator '%s' is missing in value", f),
+                json_pack("{s:s}", "discriminator_key", f));
+    } else if (!route) {
+      char *allowed = allowed_values(ep);
+      char *val = json_is_string(tag) ? NULL : json_dumps(tag, JSON_ENCODE_ANY);
+      const char *shown = val ? val : json_string_value(tag);
+      add_error(errs, f,
+                "value_error.discriminated_union.invalid_discriminator",
+                dup_printf("No match for discriminator '%s' and value '%s' "
+                           "(allowed values: %s)",
+                           f, shown, allowed ? allowed : ""),
+                json_pack("{s:s, s:s, s:s}", "discriminator_key", f,
+                          "discriminator_value", shown, "allowed_values",
+                          allowed ? allowed : ""));
+      free(val);
+      free(allowed);
+    }
+    if (!route) {
+      json_decref(doc);
+      invalid(c, errs, text, len);
+      return 0;
+    }
+    schema = route->schema;
+    if (route->cb)
+      cb = route->cb;
+  }
+  if (schema) {
+    int r = wsmsg_schema_validate(schema, doc, ep->vflags, errs);
+    if (r == WSMSG_ERR_VALIDATION) {
+      json_decref(doc);
+      invalid(c, errs, text, len);
+      return 0;
+    }
+    if (r) {
+      json_decref(doc);
+      return r;
+    }
+  }
+  if (cb) {
+    cb(c, doc, c->user);
+    json_decref(doc);
+    return 0;
+  }
+  wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_JSON, len + 1);
+  if (!n) {
+    json_decref(doc);
+    return WSMSG_ERR_NOMEM;
+  }
+  memcpy(n->data, text, len);
+  n->data[len] = '\0';
+  n->ev.data = n->data;
+  n->ev.len = len;
+  n->ev.json = doc; /* the event owns it */
+  wsm_ev_push(c, n);
+  return 0;
+}
+
+/* ---- sending ---- */
+
+int wsmsg_send_json(wsmsg_conn *c, const json_t *msg) {
+  int r = wsm_can_send(c);
+  if (r)
+    return r;
+  if (!msg)
+    return WSMSG_ERR_INVALID_ARG;
+  char stack[SEND_STACK];
+  size_t n =
+      json_dumpb(msg, stack, sizeof(stack), JSON_COMPACT | JSON_ENCODE_ANY);
+  if (n == 0)
+    return WSMSG_ERR_INVALID_ARG;
+  if (n <= sizeof(stack)) /* jansson output is valid UTF-8: no re-check */
+    return wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)stack, n);
+  char *heap = malloc(n);
+  if (!heap)
+    return WSMSG_ERR_NOMEM;
+  size_t m = json_dumpb(msg, heap, n, JSON_COMPACT | JSON_ENCODE_ANY);
+  r = m == n ? wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)heap, n)
+             : WSMSG_ERR_INVALID_ARG;
+  free(heap);
+  return r;
+}
+
+int wsmsg_send_jsonf(wsmsg_conn *c, const char *fmt, ...) {
+  if (!c || !fmt)
+    return WSMSG_ERR_INVALID_ARG;
+  va_list ap;
+  va_start(ap, fmt);
+  json_error_t err;
+  json_t *doc = json_vpack_ex(&err, 0, fmt, ap);
+  va_end(ap);
+  if (!doc)
+    return WSMSG_ERR_INVALID_ARG;
+  int r = wsmsg_send_json(c, doc);
+  json_decref(doc);
+  return r;
+}
+
+/* ---- FFI wrappers ---- */
+
+json_t *wsmsg_json_incref(json_t *j) { return json_incref(j); }
+
+void wsmsg_json_decref(json_t *j) { json_decref(j); }
+
+json_t *wsmsg_json_loads(const char *text, size_t len) {
+  if (!text)
+    return NULL;
+  return json_loadb(text, len, JSON_DECODE_ANY, NULL);
+}
+
+int64_t wsmsg_json_dumpb(const json_t *j, char *buf, size_t size) {
+  if (!j || (!buf && size))
+    return WSMSG_ERR_INVALID_ARG;
+  size_t n = json_dumpb(j, buf, size, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (n == 0)
+    return WSMSG_ERR_INVALID_ARG;
+  if (n < size)
+    buf[n] = '\0';
+  return (int64_t)n;
+}

@@ -1,0 +1,207 @@
+/* Validation error lists (wsmsg_verrors): Pydantic v1 shaped
+ * {loc, msg, type[, ctx]} entries. */
+#include "schema_internal.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+wsmsg_verrors *wsmsg_verrors_new(void) {
+  wsmsg_verrors *e = calloc(1, sizeof(*e));
+  if (e)
+    e->max = WSMSG_VERRORS_DEFAULT_MAX;
+  return e;
+}
+
+static void verr_free(wsm_verr *v) {
+  json_decref(v->loc);
+  json_decref(v->ctx);
+  free(v->msg);
+}
+
+void wsm_verrors_truncate(wsmsg_verrors *e, size_t from) {
+  while (e->n > from)
+    verr_free(&e->v[--e->n]);
+  if (e->n < e->max)
+    e->truncated = false;
+}
+
+void wsmsg_verrors_clear(wsmsg_verrors *e) {
+  if (!e)
+    return;
+  if (e->n)
+    wsm_verrors_truncate(e, 0);
+  e->truncated = false;
+}
+
+void wsmsg_verrors_free(wsmsg_verrors *e) {
+  if (!e)
+    return;
+  wsmsg_verrors_clear(e);
+  free(e->v);
+  if (e->md)
+    pcre2_match_data_free(e->md);
+  free(e);
+}
+
+int wsmsg_verrors_set_max(wsmsg_verrors *e, size_t max) {
+  if (!e || max == 0)
+    return WSMSG_ERR_INVALID_ARG;
+  e->max = max;
+  return 0;
+}
+
+size_t wsmsg_verrors_count(const wsmsg_verrors *e) { return e ? e->n : 0; }
+
+int wsmsg_verrors_truncated(const wsmsg_verrors *e) {
+  return e && e->truncated ? 1 : 0;
+}
+
+int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type, char *msg,
+                    json_t *ctx) {
+  int rc = 0;
+  if (!loc || !msg) {
+    rc = WSMSG_ERR_NOMEM;
+    goto drop;
+  }
+  if (e->n >= e->max) {
+    e->truncated = true;
+    rc = 1;
+    goto drop;
+  }
+  if (e->n == e->cap) {
+    size_t cap = e->cap ? e->cap * 2 : 8;
+    wsm_verr *v = realloc(e->v, cap * sizeof(*v));
+    if (!v) {
+      rc = WSMSG_ERR_NOMEM;
+      goto drop;
+    }
+    e->v = v;
+    e->cap = cap;
+  }
+  e->v[e->n].loc = loc;
+  e->v[e->n].msg = msg;
+  e->v[e->n].type = type;
+  e->v[e->n].ctx = ctx;
+  e->n++;
+  return 0;
+drop:
+  json_decref(loc);
+  json_decref(ctx);
+  free(msg);
+  return rc;
+}
+
+static const wsm_verr *at(const wsmsg_verrors *e, size_t i) {
+  return e && i < e->n ? &e->v[i] : NULL;
+}
+
+const char *wsmsg_verrors_msg(const wsmsg_verrors *e, size_t i) {
+  const wsm_verr *v = at(e, i);
+  return v ? v->msg : NULL;
+}
+
+const char *wsmsg_verrors_type(const wsmsg_verrors *e, size_t i) {
+  const wsm_verr *v = at(e, i);
+  return v ? v->type : NULL;
+}
+
+json_t *wsmsg_verrors_loc(const wsmsg_verrors *e, size_t i) {
+  const wsm_verr *v = at(e, i);
+  return v ? v->loc : NULL;
+}
+
+json_t *wsmsg_verrors_ctx(const wsmsg_verrors *e, size_t i) {
+  const wsm_verr *v = at(e, i);
+  return v ? v->ctx : NULL;
+}
+
+static json_t *verr_json(const wsm_verr *v) {
+  json_t *o = json_object();
+  if (!o)
+    return NULL;
+  int bad = json_object_set(o, "loc", v->loc);
+  bad |= json_object_set_new(o, "msg", json_string(v->msg));
+  bad |= json_object_set_new(o, "type", json_string(v->type));
+  if (v->ctx)
+    bad |= json_object_set(o, "ctx", v->ctx);
+  if (bad) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+static json_t *range_json(const wsmsg_verrors *e, size_t from) {
+  json_t *a = json_array();
+  for (size_t i = from; a && i < e->n; i++) {
+    if (json_array_append_new(a, verr_json(&e->v[i])) != 0) {
+      json_decref(a);
+      a = NULL;
+    }
+  }
+  return a;
+}
+
+json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from) {
+  json_t *a = range_json(e, from);
+  wsm_verrors_truncate(e, from);
+  return a;
+}
+
+json_t *wsmsg_verrors_to_json(const wsmsg_verrors *e) {
+  if (!e)
+    return NULL;
+  json_t *a = range_json(e, 0);
+  if (!a)
+    return NULL;
+  json_t *o = json_object();
+  if (!o || json_object_set_new(o, "detail", a) != 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* json_dumpb into buf, snprintf style: one pass when the text fits. */
+static int dump_into(const json_t *j, char *buf, size_t size) {
+  if (!j)
+    return WSMSG_ERR_NOMEM;
+  const size_t flags = JSON_COMPACT;
+  size_t need = json_dumpb(j, buf && size ? buf : NULL, buf ? size : 0, flags);
+  if (need == 0)
+    return WSMSG_ERR_NOMEM;
+  if (need > INT_MAX - 1)
+    return WSMSG_ERR_TOO_BIG;
+  if (buf && size > 0) {
+    if (need < size) {
+      buf[need] = '\0';
+    } else { /* truncated: json_dumpb leaves the buffer undefined */
+      char *tmp = malloc(need);
+      if (!tmp)
+        return WSMSG_ERR_NOMEM;
+      json_dumpb(j, tmp, need, flags);
+      memcpy(buf, tmp, size - 1);
+      buf[size - 1] = '\0';
+      free(tmp);
+    }
+  }
+  return (int)need;
+}
+
+int wsmsg_verrors_loc_dump(const wsmsg_verrors *e, size_t i, char *buf,
+                           size_t size) {
+  const wsm_verr *v = at(e, i);
+  if (!v)
+    return WSMSG_ERR_INVALID_ARG;
+  return dump_into(v->loc, buf, size);
+}
+
+int wsmsg_verrors_dump(const wsmsg_verrors *e, char *buf, size_t size) {
+  if (!e)
+    return WSMSG_ERR_INVALID_ARG;
+  json_t *j = wsmsg_verrors_to_json(e);
+  int rc = dump_into(j, buf, size);
+  json_decref(j);
+  return rc;
+}

@@ -1,0 +1,181 @@
+"""demo_server's endpoints driven by the python3-websockets client: valid,
+invalid, non-JSON, huge and deeply nested inputs; the heartbeat; files.
+"""
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import websockets
+
+BIN = os.environ.get("EXAMPLE_BIN", "examples")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Demo:
+    def __init__(self, *args):
+        self.dir = tempfile.mkdtemp(prefix="wsmsg-demo-test-")
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "demo_server"), "--port", str(self.port),
+             "--dir", self.dir, "--max-file", str(2 << 20), *args],
+            stderr=self.log)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.02)  # bounded polling for the listener
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        rc = self.proc.wait(timeout=10)
+        self.log.seek(0)
+        text = self.log.read()
+        shutil.rmtree(self.dir)
+        assert rc == 0, (rc, text[-2000:])  # under ASan: no leak at exit
+        return text
+
+
+async def chat(d):
+    async with websockets.connect(d.url + "/ws/chat") as ws:
+        await ws.send("hello")
+        r = await ws.recv()
+        assert re.fullmatch(r"\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "
+                            r"Server received: hello", r), r
+        await ws.send("é ünïcødé ✓")
+        assert (await ws.recv()).endswith("Server received: é ünïcødé ✓")
+
+
+async def json_demo(d):
+    async with websockets.connect(d.url + "/ws/json-demo", max_size=None) as ws:
+        msg = {"user": "ann", "content": "hi", "timestamp": 1700000000.5}
+        await ws.send(json.dumps(msg))
+        r = json.loads(await ws.recv())
+        assert r == {**msg, "status": "PROCESSED"}, r
+        # coercion as Pydantic does: "12" -> 12 for a number
+        await ws.send(json.dumps({"user": "b", "content": "c", "timestamp": "12"}))
+        r = json.loads(await ws.recv())
+        assert r["timestamp"] == 12 and r["status"] == "PROCESSED", r
+        # invalid: structured errors, connection stays open
+        await ws.send(json.dumps({"user": [1], "timestamp": "soon"}))
+        r = json.loads(await ws.recv())
+        assert r["error"] == "validation_error", r
+        got = {(tuple(e["loc"]), e["type"]) for e in r["detail"]}
+        assert (("content",), "value_error.missing") in got, got
+        assert (("user",), "type_error.str") in got, got
+        assert (("timestamp",), "type_error.float") in got, got
+        for e in r["detail"]:
+            assert set(e) >= {"loc", "msg", "type"}, e
+        # not JSON
+        await ws.send("{this is not json")
+        r = json.loads(await ws.recv())
+        e = r["detail"][0]
+        assert e["type"] == "value_error.jsondecode" and e["loc"] == ["__root__"], e
+        assert "line 1 column" in e["msg"], e
+        # deeply nested
+        await ws.send("[" * 100000)
+        r = json.loads(await ws.recv())
+        assert r["detail"][0]["type"] == "value_error.jsondecode", r
+        # huge but valid (900 KiB of content)
+        big = {"user": "u", "content": "x" * (900 << 10), "timestamp": 1}
+        await ws.send(json.dumps(big))
+        r = json.loads(await ws.recv())
+        assert r["content"] == big["content"] and r["status"] == "PROCESSED"
+        # huge over the 1 MiB message limit: 1009
+        try:
+            await ws.send(json.dumps({"content": "y" * (2 << 20)}))
+            await ws.recv()
+            raise AssertionError("expected a close")
+        except websockets.ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 1009, e
+
+
+async def with_timeout(d):
+    async with websockets.connect(d.url + "/ws/with-timeout") as ws:
+        await ws.send("ping me")
+        assert await ws.recv() == "Echo: ping me"
+        t0 = time.monotonic()
+        assert await asyncio.wait_for(ws.recv(), 5) == "HEARTBEAT"
+        dt = time.monotonic() - t0
+        assert 0.2 <= dt < 2.0, dt
+        assert await asyncio.wait_for(ws.recv(), 5) == "HEARTBEAT"  # again
+
+
+async def file_transfer(d):
+    async with websockets.connect(d.url + "/ws/file-transfer", max_size=None) as ws:
+        blobs = [os.urandom(n) for n in (0, 1, 70000, 1 << 20)]
+        for b in blobs:
+            await ws.send(b)
+            assert await ws.recv() == b"FILE_RECEIVED"
+        await ws.send("text?")
+        assert "binary" in await ws.recv()
+        stored = sorted(os.listdir(d.dir))
+        assert len(stored) == 4, stored
+        sizes = sorted(os.path.getsize(os.path.join(d.dir, f)) for f in stored)
+        assert sizes == sorted(len(b) for b in blobs)
+        # over --max-file: 1009 and no file left behind
+        try:
+            await ws.send(os.urandom(3 << 20))
+            await ws.recv()
+            raise AssertionError("expected a close")
+        except websockets.ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 1009, e
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(os.listdir(d.dir)) != 4:
+        await asyncio.sleep(0.02)  # bounded: removal happens on close
+    assert len(os.listdir(d.dir)) == 4, os.listdir(d.dir)
+
+
+async def echo(d):
+    async with websockets.connect(d.url + "/ws/echo", max_size=None) as ws:
+        for n in (0, 125, 126, 65536):
+            await ws.send("t" * n)
+            assert await ws.recv() == "t" * n
+            await ws.send(b"b" * n)
+            assert await ws.recv() == b"b" * n
+
+
+async def unknown_path(d):
+    try:
+        async with websockets.connect(d.url + "/ws/nope"):
+            raise AssertionError("expected 404")
+    except websockets.InvalidStatusCode as e:
+        assert e.status_code == 404
+
+
+def main():
+    d = Demo("--receive-timeout", "300")
+    try:
+        for name, fn in [("chat", chat), ("json-demo", json_demo),
+                         ("with-timeout", with_timeout),
+                         ("file-transfer", file_transfer), ("echo", echo),
+                         ("unknown path", unknown_path)]:
+            asyncio.run(fn(d))
+            print(f"  {name}: ok")
+    finally:
+        log = d.stop()
+    # one log line per connection event
+    assert "open /ws/json-demo" in log and "close /ws/json-demo" in log, log
+    assert "invalid message: " in log, log
+    print("test_demo_server: ok")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

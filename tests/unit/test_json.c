@@ -1,0 +1,447 @@
+/* JSON endpoints: parsing, validation with coercion and defaults, routing
+ * by discriminator, invalid-message policies, the pull API, sending, FFI
+ * wrappers and the event queue bound. */
+#include "pair.h"
+
+static const char MODEL[] =
+    "{\"type\": \"object\", \"properties\": {"
+    "\"user\": {\"type\": \"string\"}, \"content\": {\"type\": \"string\"},"
+    "\"timestamp\": {\"type\": \"number\"},"
+    "\"priority\": {\"type\": \"integer\", \"default\": 1}},"
+    "\"required\": [\"user\", \"content\", \"timestamp\"]}";
+
+static wsmsg_schema *compile(const char *text) {
+  wsmsg_schema *s = NULL;
+  char err[256];
+  assert_int_equal(
+      wsmsg_schema_compile(text, strlen(text), 0, &s, err, sizeof(err)), 0);
+  return s;
+}
+
+static int jsons;
+static json_t *last_json;
+static void on_json(wsmsg_conn *c, json_t *msg, void *u) {
+  (void)c;
+  (void)u;
+  jsons++;
+  json_decref(last_json);
+  last_json = json_incref(msg);
+}
+
+static int invalids;
+static char invalid_text[256], invalid_type[64];
+static void on_invalid(wsmsg_conn *c, const wsmsg_verrors *e, const char *t,
+                       size_t n, void *u) {
+  (void)c;
+  (void)u;
+  invalids++;
+  snprintf(invalid_text, sizeof(invalid_text), "%.*s", (int)n, t);
+  snprintf(invalid_type, sizeof(invalid_type), "%s",
+           wsmsg_verrors_count(e) ? wsmsg_verrors_type(e, 0) : "");
+}
+
+static wsmsg_schema *model;
+static int policy;
+
+static void json_setup(pair *p) {
+  wsmsg_endpoint_on_json(p->sep, on_json);
+  wsmsg_endpoint_set_schema(p->sep, model);
+  wsmsg_endpoint_set_invalid_policy(p->sep, policy);
+}
+
+static void reset(void) {
+  jsons = invalids = 0;
+  json_decref(last_json);
+  last_json = NULL;
+  invalid_text[0] = invalid_type[0] = '\0';
+}
+
+/* The client's last text message parsed as JSON. */
+static json_t *client_got(pair *p) {
+  return json_loadb((const char *)p->cr.last, p->cr.last_len, 0, NULL);
+}
+
+static void test_valid_coerced_defaults(void **s) {
+  (void)s;
+  reset();
+  model = compile(MODEL);
+  policy = WSMSG_INVALID_REPLY;
+  pair p;
+  pair_open(&p, json_setup);
+  const char *msg =
+      "{\"user\":\"ann\",\"content\":\"hi\",\"timestamp\":\"12.5\"}";
+  wsmsg_send_text(p.c, msg, strlen(msg));
+  pump(&p);
+  assert_int_equal(jsons, 1);
+  assert_int_equal(p.sr.texts, 0); /* JSON endpoints do not call on_text */
+  /* coerced like Pydantic, default filled */
+  assert_true(json_is_number(json_object_get(last_json, "timestamp")));
+  assert_true(json_number_value(json_object_get(last_json, "timestamp")) ==
+              12.5);
+  assert_int_equal(json_integer_value(json_object_get(last_json, "priority")),
+                   1);
+  /* binary messages are not JSON's business */
+  wsmsg_send_binary(p.c, "\x00\x01", 2);
+  pump(&p);
+  assert_int_equal(p.sr.binaries, 1);
+  pair_free(&p);
+  wsmsg_schema_free(model);
+  reset();
+}
+
+static void strict_setup(pair *p) {
+  json_setup(p);
+  wsmsg_endpoint_set_validation(p->sep, WSMSG_VALIDATE_STRICT);
+}
+
+static void test_strict_mode(void **s) {
+  (void)s;
+  reset();
+  model = compile(MODEL);
+  policy = WSMSG_INVALID_REPLY;
+  pair p;
+  pair_open(&p, strict_setup);
+  const char *msg =
+      "{\"user\":\"ann\",\"content\":\"hi\",\"timestamp\":\"12.5\"}";
+  wsmsg_send_text(p.c, msg, strlen(msg));
+  pump(&p);
+  assert_int_equal(jsons, 0);
+  json_t *r = client_got(&p);
+  json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
+  assert_string_equal(json_string_value(json_object_get(r, "error")),
+                      "validation_error");
+  assert_string_equal(json_string_value(json_object_get(e0, "type")),
+                      "type_error.float");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(e0, "loc"), 0)),
+      "timestamp");
+  json_decref(r);
+  pair_free(&p);
+  wsmsg_schema_free(model);
+}
+
+static void test_invalid_reply(void **s) {
+  (void)s;
+  reset();
+  model = compile(MODEL);
+  policy = WSMSG_INVALID_REPLY;
+  pair p;
+  pair_open(&p, json_setup);
+  /* two errors: missing content, user of the wrong type */
+  const char *msg = "{\"user\": 5, \"timestamp\": 1}";
+  wsmsg_send_text(p.c, msg, strlen(msg));
+  pump(&p);
+  assert_int_equal(jsons, 0);
+  json_t *r = client_got(&p);
+  assert_non_null(r);
+  json_t *detail = json_object_get(r, "detail");
+  assert_true(json_array_size(detail) >= 1);
+  int saw_missing = 0;
+  for (size_t i = 0; i < json_array_size(detail); i++) {
+    json_t *e = json_array_get(detail, i);
+    if (!strcmp(json_string_value(json_object_get(e, "type")),
+                "value_error.missing")) {
+      saw_missing = 1;
+      assert_string_equal(json_string_value(json_object_get(e, "msg")),
+                          "field required");
+      assert_string_equal(
+          json_string_value(json_array_get(json_object_get(e, "loc"), 0)),
+          "content");
+    }
+  }
+  assert_true(saw_missing);
+  json_decref(r);
+  /* the connection stays open */
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  /* not JSON at all: jsondecode with jansson's position */
+  wsmsg_send_text(p.c, "{\"user\": ", 9);
+  pump(&p);
+  r = client_got(&p);
+  json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
+  assert_string_equal(json_string_value(json_object_get(e0, "type")),
+                      "value_error.jsondecode");
+  assert_non_null(
+      strstr(json_string_value(json_object_get(e0, "msg")), "line 1 column"));
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(e0, "loc"), 0)),
+      "__root__");
+  json_decref(r);
+  pair_free(&p);
+  wsmsg_schema_free(model);
+}
+
+static void dup_setup(pair *p) {
+  wsmsg_endpoint_on_json(p->sep, on_json);
+  wsmsg_endpoint_on_invalid(p->sep, on_invalid);
+  wsmsg_endpoint_set_invalid_policy(p->sep, WSMSG_INVALID_IGNORE);
+}
+static void dup_allow_setup(pair *p) {
+  dup_setup(p);
+  wsmsg_endpoint_allow_duplicate_keys(p->sep, 1);
+}
+
+static void test_parse_rules(void **s) {
+  (void)s;
+  reset();
+  pair p;
+  pair_open(&p, dup_setup);
+  const char *dup = "{\"a\": 1, \"a\": 2}";
+  wsmsg_send_text(p.c, dup, strlen(dup));
+  const char *nul = "{\"a\": \"x\\u0000y\"}";
+  wsmsg_send_text(p.c, nul, strlen(nul));
+  /* deeply nested: jansson's depth limit, not a crash */
+  char deep[5001];
+  memset(deep, '[', 5000);
+  deep[5000] = 0;
+  wsmsg_send_text(p.c, deep, 5000);
+  pump(&p);
+  assert_int_equal(jsons, 0);
+  assert_int_equal(invalids, 3);
+  assert_string_equal(invalid_type, "value_error.jsondecode");
+  assert_int_equal(p.cr.texts, 0); /* IGNORE: nothing sent back */
+  /* any JSON value is accepted without a schema */
+  wsmsg_send_text(p.c, "[1, 2]", 6);
+  wsmsg_send_text(p.c, "42", 2);
+  pump(&p);
+  assert_int_equal(jsons, 2);
+  pair_free(&p);
+  reset();
+  pair_open(&p, dup_allow_setup);
+  wsmsg_send_text(p.c, dup, strlen(dup));
+  pump(&p);
+  assert_int_equal(jsons, 1);
+  assert_int_equal(json_integer_value(json_object_get(last_json, "a")), 2);
+  pair_free(&p);
+  reset();
+}
+
+static void test_invalid_close(void **s) {
+  (void)s;
+  reset();
+  model = compile(MODEL);
+  policy = WSMSG_INVALID_CLOSE;
+  pair p;
+  pair_open(&p, json_setup);
+  wsmsg_send_text(p.c, "{}", 2);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_non_null(strstr(p.cr.close_reason, "field required"));
+  pair_free(&p);
+  wsmsg_schema_free(model);
+}
+
+/* ---- routing ---- */
+
+static int chats, joins;
+static void on_chat(wsmsg_conn *c, json_t *m, void *u) {
+  (void)c;
+  (void)m;
+  (void)u;
+  chats++;
+}
+static void on_join(wsmsg_conn *c, json_t *m, void *u) {
+  (void)c;
+  (void)u;
+  assert_string_equal(json_string_value(json_object_get(m, "room")), "lobby");
+  joins++;
+}
+static wsmsg_schema *chat_s, *join_s;
+
+static void route_setup(pair *p) {
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "join", join_s, on_join), 0);
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "chat", chat_s, on_chat), 0);
+  assert_int_equal(wsmsg_endpoint_route_json(p->sep, "kind", "x", NULL, NULL),
+                   WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "chat", NULL, NULL),
+      WSMSG_ERR_STATE);
+  /* a route without schema or callback: on_json */
+  assert_int_equal(wsmsg_endpoint_route_json(p->sep, "type", "any", NULL, NULL),
+                   0);
+  wsmsg_endpoint_on_json(p->sep, on_json);
+}
+
+static const char *err_type(pair *p) {
+  static char buf[128];
+  json_t *r = client_got(p);
+  json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
+  snprintf(buf, sizeof(buf), "%s|%s",
+           json_string_value(json_object_get(e0, "type")),
+           json_string_value(json_array_get(json_object_get(e0, "loc"), 0)));
+  json_decref(r);
+  return buf;
+}
+
+static void test_routing(void **s) {
+  (void)s;
+  reset();
+  chats = joins = 0;
+  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
+                   "\"required\": [\"text\"]}");
+  join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\","
+                   "\"default\": \"lobby\"}}}");
+  pair p;
+  pair_open(&p, route_setup);
+  const char *m1 = "{\"type\": \"chat\", \"text\": \"hello\"}";
+  const char *m2 = "{\"type\": \"join\"}"; /* default room */
+  const char *m3 = "{\"type\": \"any\", \"x\": 1}";
+  wsmsg_send_text(p.c, m1, strlen(m1));
+  wsmsg_send_text(p.c, m2, strlen(m2));
+  wsmsg_send_text(p.c, m3, strlen(m3));
+  pump(&p);
+  assert_int_equal(chats, 1);
+  assert_int_equal(joins, 1);
+  assert_int_equal(jsons, 1);
+  /* the chat schema applies to chat messages */
+  wsmsg_send_text(p.c, "{\"type\": \"chat\"}", 16);
+  pump(&p);
+  assert_string_equal(err_type(&p), "value_error.missing|text");
+  /* missing and unknown discriminators */
+  wsmsg_send_text(p.c, "{\"text\": \"x\"}", 13);
+  pump(&p);
+  assert_string_equal(
+      err_type(&p),
+      "value_error.discriminated_union.missing_discriminator|type");
+  wsmsg_send_text(p.c, "{\"type\": \"nope\"}", 16);
+  pump(&p);
+  assert_string_equal(
+      err_type(&p),
+      "value_error.discriminated_union.invalid_discriminator|type");
+  json_t *r = client_got(&p);
+  const char *msg = json_string_value(
+      json_object_get(json_array_get(json_object_get(r, "detail"), 0), "msg"));
+  assert_non_null(strstr(msg, "'any', 'chat', 'join'"));
+  json_decref(r);
+  wsmsg_send_text(p.c, "[1]", 3);
+  pump(&p);
+  assert_string_equal(err_type(&p), "type_error.dict|__root__");
+  assert_int_equal(chats, 1);
+  pair_free(&p);
+  wsmsg_schema_free(chat_s);
+  wsmsg_schema_free(join_s);
+  reset();
+}
+
+/* ---- pull API ---- */
+
+static void pull_setup(pair *p) {
+  wsmsg_endpoint_on_open(p->sep, NULL);
+  wsmsg_endpoint_on_text(p->sep, NULL);
+  wsmsg_endpoint_set_json(p->sep, 1);
+  wsmsg_endpoint_set_schema(p->sep, model);
+}
+
+static void test_pull_json_events(void **s) {
+  (void)s;
+  model = compile(MODEL);
+  pair p;
+  pair_init(&p, pull_setup);
+  pump(&p);
+  wsmsg_event ev;
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_OPEN);
+  const char *ok = "{\"user\":\"a\",\"content\":\"b\",\"timestamp\":3}";
+  wsmsg_send_text(p.c, ok, strlen(ok));
+  wsmsg_send_text(p.c, "{}", 2);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_JSON);
+  assert_string_equal((const char *)ev.data, ok);
+  assert_int_equal(json_integer_value(json_object_get(ev.json, "priority")), 1);
+  json_t *kept = wsmsg_json_incref(ev.json); /* keep it past the next call */
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_INVALID);
+  assert_string_equal((const char *)ev.data, "{}");
+  assert_true(json_array_size(json_object_get(ev.json, "detail")) == 3);
+  assert_string_equal(json_string_value(json_object_get(kept, "user")), "a");
+  wsmsg_json_decref(kept);
+  /* queued events with documents are released on free (valgrind) */
+  wsmsg_send_text(p.c, ok, strlen(ok));
+  pump(&p);
+  pair_free(&p);
+  wsmsg_schema_free(model);
+}
+
+/* ---- sending and FFI ---- */
+
+static void test_send_json(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  json_t *doc =
+      json_pack("{s:s, s:[i,i], s:{s:b}}", "a", "x", "b", 1, 2, "c", "d", 1);
+  assert_int_equal(wsmsg_send_json(p.s, doc), 0);
+  pump(&p);
+  assert_string_equal((char *)p.cr.last,
+                      "{\"a\":\"x\",\"b\":[1,2],\"c\":{\"d\":true}}");
+  /* bigger than the stack buffer */
+  json_t *big = json_array();
+  for (int i = 0; i < 3000; i++)
+    json_array_append_new(big, json_integer(i));
+  assert_int_equal(wsmsg_send_json(p.s, big), 0);
+  pump(&p);
+  json_t *back = client_got(&p);
+  assert_true(json_equal(back, big));
+  json_decref(back);
+  assert_int_equal(wsmsg_send_jsonf(p.s, "{s:s, s:i}", "status", "ok", "n", 3),
+                   0);
+  pump(&p);
+  assert_string_equal((char *)p.cr.last, "{\"status\":\"ok\",\"n\":3}");
+  assert_int_equal(wsmsg_send_jsonf(p.s, "{s:", "bad"), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_send_json(p.s, NULL), WSMSG_ERR_INVALID_ARG);
+  /* FFI wrappers */
+  char buf[8];
+  assert_int_equal(wsmsg_json_dumpb(doc, buf, sizeof(buf)), 34);
+  char full[64];
+  assert_int_equal(wsmsg_json_dumpb(doc, full, sizeof(full)), 34);
+  assert_string_equal(full, "{\"a\":\"x\",\"b\":[1,2],\"c\":{\"d\":true}}");
+  json_t *l = wsmsg_json_loads("[true]", 6);
+  assert_true(json_is_array(l));
+  wsmsg_json_decref(l);
+  assert_null(wsmsg_json_loads("[tru", 4));
+  json_decref(doc);
+  json_decref(big);
+  wsmsg_close(p.s, 1000, NULL);
+  assert_int_equal(wsmsg_send_json(p.s, json_true()), WSMSG_ERR_CLOSED);
+  pair_free(&p);
+}
+
+/* ---- event queue bound ---- */
+
+static void queue_setup(pair *p) {
+  wsmsg_endpoint_on_binary(p->sep, NULL); /* binary goes to the queue */
+  wsmsg_endpoint_set_max_queued(p->sep, 10, 0);
+}
+
+static void test_event_queue_bound(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, queue_setup);
+  for (int i = 0; i < 10; i++)
+    wsmsg_send_binary(p.c, "x", 1);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_event_count(p.s), 10);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  wsmsg_send_binary(p.c, "x", 1);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_BACKPRESSURE);
+  pair_free(&p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_valid_coerced_defaults),
+      cmocka_unit_test(test_strict_mode),
+      cmocka_unit_test(test_invalid_reply),
+      cmocka_unit_test(test_parse_rules),
+      cmocka_unit_test(test_invalid_close),
+      cmocka_unit_test(test_routing),
+      cmocka_unit_test(test_pull_json_events),
+      cmocka_unit_test(test_send_json),
+      cmocka_unit_test(test_event_queue_bound),
+  };
+  return cmocka_run_group_tests_name("json", tests, NULL, NULL);
+}
