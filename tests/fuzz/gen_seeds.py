@@ -329,12 +329,151 @@ def pair_seeds():
         write(t, name, cfg + o)
 
 
+# ---- JSON Schema -------------------------------------------------------------
+
+SCHEMAS = [
+    {"type": "object",
+     "properties": {"user": {"type": "string", "minLength": 1},
+                    "content": {"type": "string", "maxLength": 20},
+                    "timestamp": {"type": "number"},
+                    "room": {"type": "string", "default": "lobby"}},
+     "required": ["user", "content", "timestamp"],
+     "additionalProperties": False},
+    {"type": ["integer", "null"], "minimum": -5, "exclusiveMaximum": 1000,
+     "multipleOf": 3},
+    {"type": "number", "multipleOf": 0.01, "maximum": 1e300},
+    {"type": "string", "pattern": "^[a-z]+\\d{2,}$", "minLength": 3},
+    {"anyOf": [{"format": f} for f in ("email", "uuid", "date-time", "ipv4",
+                                        "ipv6", "uri")], "type": "string"},
+    {"type": "object", "patternProperties": {"^x-": {"type": "integer"},
+                                             "\\p{Lu}": {"type": "boolean"}},
+     "propertyNames": {"maxLength": 8, "pattern": "^[^ ]*$"}},
+    {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}],
+     "items": {"type": "boolean"}, "maxItems": 5, "uniqueItems": True},
+    {"type": "array", "contains": {"const": 1}, "minContains": 2,
+     "maxContains": 3, "unevaluatedItems": False},
+    {"oneOf": [{"type": "object", "properties": {"type": {"const": "chat"},
+                                                 "text": {"type": "string"}},
+                "required": ["type", "text"]},
+               {"type": "object", "properties": {"type": {"const": "join"},
+                                                 "room": {"type": "string",
+                                                          "default": "lobby"}},
+                "required": ["type"]}]},
+    {"if": {"properties": {"n": {"type": "integer"}}},
+     "then": {"required": ["m"]}, "else": {"not": {"required": ["m"]}},
+     "dependentRequired": {"card": ["cvv"]}},
+    {"allOf": [{"$ref": "#/$defs/pos"},
+               {"enum": [1, 2, 3, "4", None, [1], {"a": 1}]}],
+     "$defs": {"pos": {"type": "integer", "exclusiveMinimum": 0}}},
+    {"$defs": {"node": {"type": "object",
+                        "properties": {"v": {"type": "integer"},
+                                       "kids": {"type": "array",
+                                                "items": {"$ref": "#/$defs/node"}}},
+                        "unevaluatedProperties": False}},
+     "$ref": "#/$defs/node"},
+    {"$schema": "http://json-schema.org/draft-07/schema#", "type": "array",
+     "items": [{"type": "string"}, {"type": "number"}],
+     "additionalItems": False, "dependencies": {}},
+    {"$schema": "http://json-schema.org/draft-07/schema#",
+     "definitions": {"b": {"type": "boolean", "default": True}},
+     "type": "object",
+     "properties": {"flag": {"$ref": "#/definitions/b"},
+                    "on": {"type": "boolean", "default": "yes"}},
+     "dependencies": {"a": ["b"], "c": {"required": ["d"]}}},
+    True,
+    {"properties": {"a": False},
+     "additionalProperties": {"type": ["string", "integer"], "maxLength": 4}},
+]
+
+MORE_SCHEMAS = {
+    "anchor": {"$defs": {"x": {"$anchor": "pt", "type": "integer"}},
+               "items": {"$ref": "#pt"}},
+    "id-resources": {"$id": "http://example.com/root.json",
+                     "$defs": {"b": {"$id": "b.json", "type": "string"}},
+                     "properties": {"p": {"$ref": "b.json"},
+                                    "q": {"$ref": "http://example.com/b.json"}}},
+    "pointer-escapes": {"$defs": {"a/b": {"type": "null"}, "c~d": {},
+                                  "%": {"minimum": 1}},
+                        "anyOf": [{"$ref": "#/$defs/a~1b"},
+                                  {"$ref": "#/$defs/c~0d"},
+                                  {"$ref": "#/$defs/%25"}]},
+    "ref-cycle": {"$defs": {"a": {"$ref": "#/$defs/b"},
+                            "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},
+    "dynamic-ref": {"$dynamicRef": "#x"},
+    "remote-ref": {"$ref": "http://json-schema.org/draft/2020-12/schema"},
+    "bad-regex": {"pattern": "(["},
+    "ecma-regex": {"pattern": "^\\u00e9\\s[^]\\p{Letter}\\d$"},
+    "unknown-dialect": {"$schema": "http://json-schema.org/draft-04/schema#"},
+    "bad-type": {"type": "integr"},
+    "bad-minimum": {"minimum": "3"},
+    "deep": {"items": {"items": {"items": {"items": {"items": {}}}}}},
+    "unevaluated": {"allOf": [{"properties": {"a": True}}],
+                    "unevaluatedProperties": {"type": "integer"}},
+    "dependent-schemas": {"dependentSchemas": {"a": {"required": ["b"]}}},
+}
+
+DOCS = {
+    0: ['{"user": "ann", "content": "hi", "timestamp": 1.5}',
+        '{"user": "", "content": "' + "x" * 30 + '", "timestamp": "3", "z": 1}',
+        '{"user": 5}', '[]'],
+    1: ['9', '-6', 'null', '"12"', '3.0', '999', '1000'],
+    2: ['0.07', '0.071', '"1e2"', '1e308'],
+    3: ['"abc12"', '"ab"', '12', '"ABC12"'],
+    4: ['"a@b.cd"', '"123e4567-e89b-12d3-a456-426614174000"',
+        '"2024-02-29T12:00:00Z"', '"1.2.3.4"', '"::1"', '"http://x/y"',
+        '"nope"'],
+    5: ['{"x-a": 1, "B": true, "c": null}', '{"x-a": "1", "has space": 0}'],
+    6: ['[1, "a", true, false]', '[1, 1]', '["1", 2]', '[1, "a", true, true]'],
+    7: ['[1, 1]', '[1, 2]', '[1, 1, 1, 1]'],
+    8: ['{"type": "chat", "text": "hi"}', '{"type": "join"}',
+        '{"type": "other"}', '{"type": "chat", "text": 5}'],
+    9: ['{"n": 1, "m": 2}', '{"n": "1"}', '{"m": 1}', '{"card": 1}'],
+    10: ['1', '4', '"4"', '[1]'],
+    11: ['{"v": 1, "kids": [{"v": 2, "kids": []}, {"v": "3"}]}',
+         '{"v": 1, "x": 2}'],
+    12: ['["a", 1]', '["a", 1, 2]', '[1, "a"]'],
+    13: ['{}', '{"a": 1}', '{"c": 1, "on": "no"}'],
+    14: ['null', '{"anything": [1, 2]}'],
+    15: ['{"a": 1}', '{"b": "12345", "c": 5.5}'],
+}
+
+
+def json_dumps(v):
+    import json
+    return json.dumps(v).encode()
+
+
+def schema_seeds():
+    t = "fuzz_schema_compile"
+    clean(t)
+    for i, sc in enumerate(SCHEMAS):
+        write(t, "seed%02d" % i, bytes([0x00 if i % 2 else 0x02 << 2])
+              + json_dumps(sc))
+    for name, sc in MORE_SCHEMAS.items():
+        write(t, name, b"\x00" + json_dumps(sc))
+    write(t, "draft7-default", b"\x01" + json_dumps({"items": [{}, {}]}))
+    write(t, "not-json", b"\x0c" + b'{"type": ')
+    t = "fuzz_schema_validate"
+    clean(t)
+    for k, docs in DOCS.items():
+        for j, d in enumerate(docs):
+            flags = [0, 1, 3, 7, 4, 2][j % 6]
+            cap = [0, 0x10, 0x20, 0x30][(k + j) % 4]
+            write(t, "s%02d-%d" % (k, j), bytes([flags | cap, k]) + d.encode())
+    write(t, "not-json", b"\x00\x00" + b'{"user": ')
+    own = json_dumps({"type": "object", "properties": {
+        "n": {"type": "integer", "default": 5}}})
+    write(t, "own-schema", bytes([0x43]) + struct.pack(">H", len(own)) + own
+          + b'{"n": "7"}')
+
+
 def main():
     conn_seeds("fuzz_conn_server", b"\x37\xfa\x21\x3d")
     conn_seeds("fuzz_conn_client", None)
     handshake_server_seeds()
     handshake_client_seeds()
     pair_seeds()
+    schema_seeds()
     return 0
 
 
