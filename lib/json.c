@@ -268,6 +268,7 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
       JSON_DECODE_ANY | (ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES);
   json_t *doc = json_loadb(text, len, pflags, &jerr);
   if (!doc) {
+    wsm_utf8_scrub(jerr.text); /* its quote of the input may cut a char */
     add_error(errs, "__root__", "value_error.jsondecode",
               dup_printf("%s: line %d column %d (char %d)", jerr.text,
                          jerr.line, jerr.column, jerr.position),
