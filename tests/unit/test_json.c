@@ -365,6 +365,38 @@ static void pull_setup(pair *p) {
   wsmsg_endpoint_set_schema(p->sep, model);
 }
 
+/* Found reviewing the JSON layer's error paths after fuzz_schema_validate's
+ * jsondecode finding (the same class of bug): the CLOSE policy built
+ * its reason in a 124-byte buffer, so a long first error message could be
+ * cut inside a character; wsmsg_close then refused the reason as invalid
+ * UTF-8 and the connection stayed open.  The discriminator value is the
+ * peer's, so any peer could dodge the policy. */
+static void close_route_setup(pair *p) {
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "chat", NULL, NULL), 0);
+  wsmsg_endpoint_on_json(p->sep, on_json);
+  wsmsg_endpoint_set_invalid_policy(p->sep, WSMSG_INVALID_CLOSE);
+}
+
+static void test_invalid_close_long_reason(void **s) {
+  (void)s;
+  reset();
+  pair p;
+  pair_open(&p, close_route_setup);
+  char msg[400];
+  int n = snprintf(msg, sizeof(msg), "{\"type\": \"");
+  for (int i = 0; i < 60; i++)
+    n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\xc3\xa9");
+  n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\"}");
+  assert_int_equal(wsmsg_send_text(p.c, msg, (size_t)n), 0);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_true(strlen(p.cr.close_reason) <= 123);
+  assert_non_null(strstr(p.cr.close_reason, "invalid message: No match"));
+  pair_free(&p);
+}
+
 static void test_pull_json_events(void **s) {
   (void)s;
   model = compile(MODEL);
@@ -471,6 +503,7 @@ int main(void) {
       cmocka_unit_test(test_parse_rules),
       cmocka_unit_test(test_invalid_close),
       cmocka_unit_test(test_jsondecode_error_split_char),
+      cmocka_unit_test(test_invalid_close_long_reason),
       cmocka_unit_test(test_routing),
       cmocka_unit_test(test_pull_json_events),
       cmocka_unit_test(test_send_json),
