@@ -11,7 +11,9 @@
  *   script (config[6] bytes): one byte per host operation (op << 4 | arg),
  *     some followed by parameter bytes
  *   wire: the rest, the bytes the peer sends, fed by the script's RECV
- *     operations and after the script in chunks of config[7] & 15. */
+ *     operations and after the script in chunks of config[7] & 15.
+ * With FZ_JSON (fuzz_json_endpoint) a 9th config byte makes the server a
+ * JSON endpoint (see JS_* below) and text messages go through lib/json.c. */
 #ifndef WSMSG_FUZZ_CONN_H
 #define WSMSG_FUZZ_CONN_H
 
@@ -19,6 +21,13 @@
 
 #ifndef FZ_CLIENT
 #error define FZ_CLIENT to 0 (server role) or 1 (client role)
+#endif
+#ifndef FZ_JSON
+#define FZ_JSON 0
+#endif
+#define NCFG (8 + FZ_JSON)
+#if FZ_JSON
+#include "fuzz_schema_common.h"
 #endif
 
 /* config[0] */
@@ -57,6 +66,17 @@
 #define FIN_EOF 0x40
 #define FIN_ABORT 0x80
 
+#if FZ_JSON
+/* config[8] (fuzz_json_endpoint) */
+#define JS_POLICY 0x03 /* REPLY, CLOSE, IGNORE, REPLY */
+#define JS_ON_JSON 0x04
+#define JS_ON_INVALID 0x08
+#define JS_ROUTES 0x10
+#define JS_STRICT 0x20
+#define JS_DUPS 0x40
+#define JS_ONE_ERROR 0x80
+#endif
+
 static const uint64_t MAX_MESSAGE[16] = {
     UINT64_MAX, 0,    1,     2,     16,    125,    126,      127,
     1000,       4096, 65535, 65536, 65537, 100000, 1u << 20, 2u << 20};
@@ -86,6 +106,8 @@ typedef struct ctx {
   fz_out out;
   fz_wire wire;
   wsmsg_timers *timers;
+  unsigned jsf; /* FZ_JSON: config[8] */
+  int invalids; /* on_invalid calls */
 } ctx;
 
 static int start_stream(ctx *x, uint8_t p, int text) {
@@ -123,6 +145,11 @@ static void check_conn(ctx *x) {
     FZ_CHECK((st == WSMSG_STATE_CLOSED) == (x->closes == 1));
   if (wsmsg_conn_error(c))
     FZ_CHECK(*wsmsg_conn_error_detail(c) != '\0');
+#if FZ_JSON
+  /* the CLOSE policy closes after any invalid message */
+  if ((x->jsf & JS_POLICY) == 1 && x->invalids)
+    FZ_CHECK(st != WSMSG_STATE_OPEN);
+#endif
   size_t n = fz_out_look(c, &x->out, NULL);
   FZ_CHECK(wsmsg_conn_buffered_amount(c) >= n);
   if (n)
@@ -321,6 +348,17 @@ static void take_events(ctx *x, unsigned max) {
       break;
     case WSMSG_EV_DRAIN:
       break;
+#if FZ_JSON
+    case WSMSG_EV_JSON:
+      FZ_CHECK(ev.json != NULL);
+      break;
+    case WSMSG_EV_INVALID:
+      /* the FastAPI body: {"detail": [...]} with at least one error */
+      FZ_CHECK(ev.json != NULL);
+      FZ_CHECK(json_array_size(json_object_get(ev.json, "detail")) >= 1);
+      FZ_CHECK(fz_utf8_ok(ev.data, ev.len));
+      break;
+#endif
     default:
       FZ_CHECK(!"unknown event type");
     }
@@ -553,6 +591,87 @@ static void run(ctx *x, fz *script, fz *wire, uint8_t tail) {
   free(buf);
 }
 
+#if FZ_JSON
+static const char MSG_SCHEMA[] =
+    "{\"type\": \"object\", \"properties\": {\"user\": {\"type\": "
+    "\"string\", \"minLength\": 1}, \"content\": {\"type\": \"string\", "
+    "\"maxLength\": 50}, \"n\": {\"type\": \"integer\", \"default\": 1}, "
+    "\"tags\": {\"type\": \"array\", \"items\": {\"enum\": [\"a\", \"b\", "
+    "\"\\u00e9\"]}, \"uniqueItems\": true}}, \"required\": [\"user\", "
+    "\"content\"], \"additionalProperties\": {\"type\": \"boolean\"}}";
+static const char JOIN_SCHEMA[] =
+    "{\"type\": \"object\", \"properties\": {\"type\": {\"const\": "
+    "\"join\"}, \"room\": {\"type\": \"string\", \"pattern\": "
+    "\"^[a-z0-9\\u00e0-\\u00ff]{1,16}$\", \"default\": \"lobby\"}}}";
+static wsmsg_schema *msg_schema, *join_schema;
+
+static void json_schemas(void) {
+  if (msg_schema)
+    return;
+  FZ_CHECK(wsmsg_schema_compile(MSG_SCHEMA, strlen(MSG_SCHEMA), 0, &msg_schema,
+                                NULL, 0) == 0);
+  FZ_CHECK(wsmsg_schema_compile(JOIN_SCHEMA, strlen(JOIN_SCHEMA), 0,
+                                &join_schema, NULL, 0) == 0);
+}
+
+static void cb_json(wsmsg_conn *c, json_t *msg, void *u) {
+  ctx *x = u;
+  FZ_CHECK(c == x->c && x->closes == 0);
+  FZ_CHECK(msg != NULL);
+  x->msgs++;
+  if (x->cbf & CB_ECHO) {
+    int st = wsmsg_conn_state(c);
+    check_send_result(x, st, wsmsg_send_json(c, msg));
+  }
+  if (x->msgs == x->k && (x->cbf & CB_CLOSE_AT_K))
+    wsmsg_close(c, 4000, "enough");
+}
+
+static void cb_invalid(wsmsg_conn *c, const wsmsg_verrors *e, const char *text,
+                       size_t len, void *u) {
+  ctx *x = u;
+  FZ_CHECK(c == x->c && x->closes == 0);
+  FZ_CHECK(text != NULL && fz_utf8_ok((const uint8_t *)text, len));
+  size_t n = wsmsg_verrors_count(e);
+  FZ_CHECK(n >= 1);
+  check_verrors(e, x->jsf & JS_ONE_ERROR ? 1 : 32);
+  for (size_t i = 0; i < n; i++) {
+    const char *m = wsmsg_verrors_msg(e, i);
+    FZ_CHECK(fz_utf8_ok((const uint8_t *)m, strlen(m)));
+  }
+  x->invalids++;
+}
+
+static void configure_json(wsmsg_endpoint *ep, ctx *x) {
+  unsigned j = x->jsf;
+  json_schemas();
+  static const int POLICY[4] = {WSMSG_INVALID_REPLY, WSMSG_INVALID_CLOSE,
+                                WSMSG_INVALID_IGNORE, WSMSG_INVALID_REPLY};
+  FZ_CHECK(wsmsg_endpoint_set_invalid_policy(ep, POLICY[j & JS_POLICY]) == 0);
+  if (j & JS_ROUTES) {
+    FZ_CHECK(wsmsg_endpoint_route_json(ep, "type", "join", join_schema, NULL) ==
+             0);
+    FZ_CHECK(wsmsg_endpoint_route_json(ep, "type", "chat", msg_schema, NULL) ==
+             0);
+    FZ_CHECK(wsmsg_endpoint_route_json(ep, "type", "any", NULL, NULL) == 0);
+  } else {
+    FZ_CHECK(wsmsg_endpoint_set_schema(ep, msg_schema) == 0);
+  }
+  if (j & JS_ON_JSON)
+    wsmsg_endpoint_on_json(ep, cb_json);
+  else
+    wsmsg_endpoint_set_json(ep, 1);
+  if (j & JS_ON_INVALID)
+    wsmsg_endpoint_on_invalid(ep, cb_invalid);
+  if (j & JS_STRICT)
+    wsmsg_endpoint_set_validation(ep, WSMSG_VALIDATE_STRICT);
+  if (j & JS_DUPS)
+    wsmsg_endpoint_allow_duplicate_keys(ep, 1);
+  if (j & JS_ONE_ERROR)
+    wsmsg_endpoint_set_max_errors(ep, 1);
+}
+#endif
+
 /* ---- set-up
  * ------------------------------------------------------------------ */
 
@@ -610,15 +729,18 @@ static void configure(wsmsg_endpoint *ep, const uint8_t *cfg, ctx *x) {
                  to & TO_BP_CLOSE ? WSMSG_BACKPRESSURE_CLOSE
                                   : WSMSG_BACKPRESSURE_FAIL) == 0);
   wsmsg_endpoint_on_drain(ep, cb_drain);
+#if FZ_JSON
+  configure_json(ep, x);
+#endif
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 8)
+  if (size < NCFG)
     return 0;
   fz in = {data, size};
-  uint8_t cfg[8];
-  for (int i = 0; i < 8; i++)
+  uint8_t cfg[NCFG];
+  for (int i = 0; i < NCFG; i++)
     cfg[i] = fz_u8(&in);
   fz script = fz_sub(&in, cfg[6]);
   fz wire = in;
@@ -631,6 +753,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   x.epf = cfg[0];
   x.cbf = cfg[4];
   x.k = cfg[5] ? cfg[5] : 1;
+#if FZ_JSON
+  x.jsf = cfg[8];
+#endif
   wsmsg_endpoint *ep = wsmsg_endpoint_new();
   FZ_CHECK(ep != NULL);
   configure(ep, cfg, &x);

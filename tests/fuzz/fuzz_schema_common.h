@@ -12,7 +12,7 @@
   (WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS | WSMSG_VALIDATE_FORMAT)
 
 /* Everything an error list says must hang together. */
-static void check_verrors(const wsmsg_verrors *e, size_t cap) {
+static inline void check_verrors(const wsmsg_verrors *e, size_t cap) {
   size_t n = wsmsg_verrors_count(e);
   FZ_CHECK(n <= cap);
   if (wsmsg_verrors_truncated(e))
@@ -64,7 +64,7 @@ static void check_verrors(const wsmsg_verrors *e, size_t cap) {
 }
 
 /* The dump of an error list, for comparing two runs (malloc'd). */
-static char *dump_verrors(const wsmsg_verrors *e) {
+static inline char *dump_verrors(const wsmsg_verrors *e) {
   int len = wsmsg_verrors_dump(e, NULL, 0);
   FZ_CHECK(len > 0);
   char *buf = malloc((size_t)len + 1);
@@ -84,9 +84,10 @@ static char *dump_verrors(const wsmsg_verrors *e) {
  *  - `alt` (the same schema compiled the other way: JIT or not) agrees,
  *    error for error.
  * Returns the verdict. */
-static int validate_checked(const wsmsg_schema *s, const wsmsg_schema *alt,
-                            const json_t *doc, unsigned flags, wsmsg_verrors *e,
-                            size_t cap) {
+static inline int validate_checked(const wsmsg_schema *s,
+                                   const wsmsg_schema *alt, const json_t *doc,
+                                   unsigned flags, wsmsg_verrors *e,
+                                   size_t cap) {
   json_t *a = json_deep_copy(doc), *b = json_deep_copy(doc);
   FZ_CHECK(a && b);
   int r = wsmsg_schema_validate(s, a, flags, e);
@@ -132,9 +133,10 @@ static int validate_checked(const wsmsg_schema *s, const wsmsg_schema *alt,
 
 /* All flag combinations (no monotonicity between them: "format" or a
  * coercion inside "not" or "oneOf" can turn a verdict either way). */
-static void validate_all_flags(const wsmsg_schema *s, const wsmsg_schema *alt,
-                               const json_t *doc, wsmsg_verrors *e,
-                               size_t cap) {
+static inline void validate_all_flags(const wsmsg_schema *s,
+                                      const wsmsg_schema *alt,
+                                      const json_t *doc, wsmsg_verrors *e,
+                                      size_t cap) {
   for (unsigned f = 0; f < 8; f++)
     validate_checked(s, alt, doc, f, e, cap);
 }

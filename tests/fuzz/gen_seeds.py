@@ -467,6 +467,51 @@ def schema_seeds():
           + b'{"n": "7"}')
 
 
+def json_endpoint_seeds():
+    t = "fuzz_json_endpoint"
+    clean(t)
+    m = b"\x37\xfa\x21\x3d"
+    texts = {
+        "valid": b'{"user": "ann", "content": "hi", "n": "3"}',
+        "defaults": b'{"user": "ann", "content": "hi", "tags": ["a", "\xc3\xa9"]}',
+        "missing": b'{"user": 5}',
+        "extra": b'{"user": "a", "content": "b", "x": true, "y": 1}',
+        "dups": b'{"user": "a", "user": "b", "content": ""}',
+        "not-json": b'{"user": ',
+        "bad-escape-split-char": b'["\\u000\xc8\x84"]',
+        "not-object": b'[1, 2]',
+        "scalar": b'"just a string"',
+        "join": b'{"type": "join"}',
+        "join-bad-room": b'{"type": "join", "room": "NO SPACES"}',
+        "chat": b'{"type": "chat", "user": "a", "content": "b"}',
+        "unknown-route": b'{"type": "' + "\u00e9".encode() * 70 + b'"}',
+        "route-not-string": b'{"type": 5}',
+        "no-discriminator": b'{"user": "a"}',
+        "any-route": b'{"type": "any", "whatever": [1, {"x": null}]}',
+        "deep": b"[" * 300 + b"]" * 300,
+    }
+    # config: epf, limits, timeouts, tv, cbf (echo), k, script len, tail, json
+    for i, (name, txt) in enumerate(texts.items()):
+        js = [0x04 | 0x08, 0x01 | 0x04, 0x10 | 0x04 | 0x08, 0x02 | 0x04,
+              0x00, 0x0C | 0x80, 0x20 | 0x04, 0x40 | 0x0C][i % 8]
+        cfg = bytes([0x00 if i % 3 else 0x0C, 0, 0, 0, 0x01, 2, 0, 0x0F, js])
+        write(t, name, cfg + frame(1, txt, mask=m))
+    # every policy with on_invalid, and events, on the error paths
+    for name in ("not-json", "bad-escape-split-char", "unknown-route",
+                 "missing"):
+        for js, tag in ((0x19, "close-cb"), (0x10, "reply-events"),
+                        (0x1A, "ignore-cb")):
+            cfg = bytes([0x00, 0, 0, 0, 0x00, 1, 0, 0x0F, js])
+            write(t, "%s-%s" % (name, tag), cfg + frame(1, texts[name], mask=m))
+    # a JSON message split in fragments, byte by byte, then a close
+    msg = texts["valid"]
+    write(t, "fragmented", bytes([0, 0, 0, 0, 1, 1, 0, 0x00, 0x0D])
+          + frame(1, msg[:10], fin=False, mask=m) + frame(0, msg[10:], mask=m)
+          + frame(8, close_payload(1000), mask=m))
+    write(t, "binary-untouched", bytes([0, 0, 0, 0, 1, 1, 0, 0x0F, 0x0D])
+          + frame(2, b'{"user": 1}', mask=m))
+
+
 def main():
     conn_seeds("fuzz_conn_server", b"\x37\xfa\x21\x3d")
     conn_seeds("fuzz_conn_client", None)
@@ -474,6 +519,7 @@ def main():
     handshake_client_seeds()
     pair_seeds()
     schema_seeds()
+    json_endpoint_seeds()
     return 0
 
 
