@@ -69,15 +69,19 @@ for t in "${targets[@]}"; do
   log="$FUZZ_BUILD/logs/$t-$mode-$(date +%Y%m%d-%H%M%S).log"
   echo "== $t: $per s ($mode), log $log"
   set +e
-  $FUZZ_NICE "$bin" "${OPTS[@]}" "${dict[@]}" -max_total_time="$per" \
-    -artifact_prefix="$FUZZ_BUILD/artifacts/$t-" "$work" "$seeds" >"$log" 2>&1
+  timer=()
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "cpu_seconds: %U user %S sys")
+  "${timer[@]}" $FUZZ_NICE "$bin" "${OPTS[@]}" "${dict[@]}" \
+    -max_total_time="$per" -artifact_prefix="$FUZZ_BUILD/artifacts/$t-" \
+    "$work" "$seeds" >"$log" 2>&1
   rc=$?
   set -e
   # the last status line and the final stats, in one line
   last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-  echo "   execs=${execs:-?} exec/s=${rate:-?} | ${last:-no status line}"
+  cpu=$(sed -n 's/^cpu_seconds: //p' "$log")
+  echo "   execs=${execs:-?} exec/s=${rate:-?} cpu=${cpu:-?} | ${last:-no status line}"
   if [ "$mode" = smoke ]; then
     rm -rf "$work"
   else
