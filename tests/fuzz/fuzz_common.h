@@ -126,6 +126,51 @@ static const uint32_t FZ_STEPS[16] = {0,    1,    9,     10,    99,   100,
                                       101,  499,  500,   999,   1000, 1001,
                                       4000, 9999, 10001, 120000};
 
+/* ---- allocation failures -----------------------------------------------
+ * A wsmsg_mem whose allocation number `fail_at` fails (and, if `sticky`,
+ * every one after it): the NOMEM paths must not crash, leak or corrupt
+ * what is delivered. */
+
+typedef struct fz_oom_state {
+  uint64_t n, fail_at;
+  int sticky, armed, failed;
+} fz_oom_state;
+
+static fz_oom_state fz_oom;
+
+static inline int fz_oom_now(void) {
+  if (!fz_oom.armed || !fz_oom.fail_at)
+    return 0;
+  fz_oom.n++;
+  if (fz_oom.n == fz_oom.fail_at ||
+      (fz_oom.sticky && fz_oom.n > fz_oom.fail_at)) {
+    fz_oom.failed = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static inline void *fz_oom_malloc(size_t size, void *user) {
+  (void)user;
+  return fz_oom_now() ? NULL : malloc(size);
+}
+
+static inline void fz_oom_free(void *p, void *user) {
+  (void)user;
+  free(p);
+}
+
+static inline void *fz_oom_realloc(void *p, size_t size, void *user) {
+  (void)user;
+  return fz_oom_now() ? NULL : realloc(p, size);
+}
+
+static const wsmsg_mem FZ_OOM_MEM = {NULL, fz_oom_malloc, fz_oom_free,
+                                     fz_oom_realloc};
+
+/* r is acceptable only because an allocation failed */
+#define FZ_OOM_OK(r) (fz_oom.failed && (r) == WSMSG_ERR_NOMEM)
+
 /* ---- reference UTF-8 validator -------------------------------------------
  * Deliberately written differently from lib/utf8.c (decode, then range
  * checks) so that it can serve as the oracle. */

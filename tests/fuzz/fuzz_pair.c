@@ -8,6 +8,11 @@
  * When neither side had an error, everything sent has arrived, and a close
  * from either side completes cleanly with the right codes.
  *
+ * With config[3] != 0 both sides allocate through a wsmsg_mem whose
+ * allocation number config[3] & 127 fails (and every later one if bit 7 is
+ * set): then only memory safety, leaks and the correctness of whatever is
+ * delivered are checked.
+ *
  * Input: 4 config bytes, then operations (one byte: side << 7 | op << 4 |
  * arg, some followed by a parameter byte). */
 #include "fuzz_common.h"
@@ -239,6 +244,10 @@ static size_t deliver(side *from, size_t k, int bytewise) {
     if (!wsmsg_conn_want_read(to->c))
       break; /* the host drops what a closed connection would read */
     int r = wsmsg_conn_recv(to->c, copy + i, m);
+    if (fz_trace && r < 0)
+      fprintf(stderr, "recv into side %d: %d (%s), state %d, error %d: %s\n",
+              to->idx, r, wsmsg_strerror(r), wsmsg_conn_state(to->c),
+              wsmsg_conn_error(to->c), wsmsg_conn_error_detail(to->c));
     if (r < 0)
       FZ_CHECK(wsmsg_conn_state(to->c) == WSMSG_STATE_CLOSED);
     i += m;
@@ -267,7 +276,7 @@ static void send_data(side *s, int text, size_t len, uint64_t pos) {
     FZ_CHECK(r == WSMSG_ERR_CLOSED);
     return;
   }
-  FZ_CHECK(r == 0 || r == WSMSG_ERR_BACKPRESSURE);
+  FZ_CHECK(r == 0 || r == WSMSG_ERR_BACKPRESSURE || FZ_OOM_OK(r));
   if (r == 0)
     expect_push(s, text, len, pos);
 }
@@ -279,7 +288,7 @@ static void do_close(side *s, int code) {
     FZ_CHECK(r == WSMSG_ERR_CLOSED);
     return;
   }
-  FZ_CHECK(r == 0);
+  FZ_CHECK(r == 0 || FZ_OOM_OK(r));
   s->sent_close = code ? code : 1005;
 }
 
@@ -340,8 +349,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   pairctx pc;
   memset(&pc, 0, sizeof(pc));
-  wsmsg_endpoint *sep = wsmsg_endpoint_new(), *cep = wsmsg_endpoint_new();
-  wsmsg_server *srv = wsmsg_server_new();
+  memset(&fz_oom, 0, sizeof(fz_oom));
+  fz_oom.fail_at = cfg[3] & 127;
+  fz_oom.sticky = cfg[3] >> 7;
+  wsmsg_endpoint *sep = wsmsg_endpoint_new_mem(&FZ_OOM_MEM),
+                 *cep = wsmsg_endpoint_new_mem(&FZ_OOM_MEM);
+  wsmsg_server *srv = wsmsg_server_new_mem(&FZ_OOM_MEM);
   FZ_CHECK(sep && cep && srv);
   for (int i = 0; i < 2; i++) {
     pc.s[i].pc = &pc;
@@ -351,17 +364,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   setup_ep(cep, cfg[1], cfg[2] >> 4, &pc.s[1]);
   wsmsg_server_set_clock(srv, fz_clock, NULL);
   wsmsg_server_route(srv, "/ws", sep);
+  fz_oom.armed = 1; /* from here on allocations may fail */
   pc.s[0].c = wsmsg_server_accept(srv, &pc.s[0]);
   pc.s[1].c = wsmsg_client_new(cep, "localhost:1", "/ws", &pc.s[1]);
-  FZ_CHECK(pc.s[0].c && pc.s[1].c);
-  pump_all(&pc);
-  for (int i = 0; i < 2; i++) {
+  FZ_CHECK((pc.s[0].c && pc.s[1].c) || fz_oom.failed);
+  if (pc.s[0].c && pc.s[1].c)
+    pump_all(&pc);
+  for (int i = 0; i < 2 && pc.s[0].c && pc.s[1].c; i++) {
     take_events(&pc.s[i]);
+    if (fz_oom.failed && wsmsg_conn_state(pc.s[i].c) != WSMSG_STATE_OPEN)
+      break;
     FZ_CHECK(wsmsg_conn_state(pc.s[i].c) == WSMSG_STATE_OPEN);
     FZ_CHECK(pc.s[i].opened == 1);
-    fz_wire_init(&pc.s[i].wire, i == 1);
-    pc.s[i].live = 1;
   }
+  int up = pc.s[0].c && pc.s[1].c && pc.s[0].opened && pc.s[1].opened;
+  for (int i = 0; i < 2; i++) {
+    fz_wire_init(&pc.s[i].wire, i == 1);
+    pc.s[i].live = up;
+  }
+  if (!up) /* the handshake failed for lack of memory: just clean up */
+    goto cleanup;
   uint64_t seq = 0; /* distinct payloads */
   while (in.n) {
     uint8_t b = fz_u8(&in);
@@ -384,7 +406,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       int r = wsmsg_send_ping(s->c, scratch, n);
       FZ_CHECK(st != WSMSG_STATE_OPEN
                    ? r == WSMSG_ERR_CLOSED
-                   : r == (n > 125 ? WSMSG_ERR_INVALID_ARG : 0));
+                   : r == (n > 125 ? WSMSG_ERR_INVALID_ARG : 0) ||
+                         FZ_OOM_OK(r));
       break;
     }
     case 3: {
@@ -400,9 +423,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       } else if (streaming) {
         FZ_CHECK(r == WSMSG_ERR_STATE);
         s->src = keep; /* the running stream still reads it */
-      } else {
-        FZ_CHECK(r == 0);
+      } else if (r == 0) {
         expect_push(s, text, (size_t)s->src.total, 0);
+      } else {
+        FZ_CHECK(FZ_OOM_OK(r));
       }
       break;
     }
@@ -442,7 +466,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   take_events(&pc.s[0]);
   take_events(&pc.s[1]);
   side *S = &pc.s[0], *C = &pc.s[1];
-  int clean = !wsmsg_conn_error(S->c) && !wsmsg_conn_error(C->c);
+  int clean =
+      !fz_oom.failed && !wsmsg_conn_error(S->c) && !wsmsg_conn_error(C->c);
   if (clean && wsmsg_conn_state(S->c) == WSMSG_STATE_OPEN &&
       wsmsg_conn_state(C->c) == WSMSG_STATE_OPEN &&
       !wsmsg_conn_streaming(S->c) && !wsmsg_conn_streaming(C->c)) {
@@ -480,6 +505,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FZ_CHECK(s->ci.code == peer(s)->sent_close);
     }
   }
+cleanup:
   for (int i = 0; i < 2; i++) {
     side *s = &pc.s[i];
     fz_wire_end(&s->wire, s->out.dropped);

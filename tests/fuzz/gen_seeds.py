@@ -327,6 +327,12 @@ def pair_seeds():
     }
     for name, (cfg, o) in seeds.items():
         write(t, name, cfg + o)
+    # allocation failures: the n-th allocation, once or from then on
+    base = ops(C | 0x05, C | 0x5F, 0x13, 0x5F, C | 0x30, 0x1D, C | 0x5F,
+               0x04, 0x5F, C | 0x40, C | 0x5F, 0x5F)
+    for n in (1, 2, 3, 5, 8, 12, 20, 30):
+        write(t, "oom-%d" % n, bytes([0, 0x04, 0, n]) + base)
+        write(t, "oom-%d-sticky" % n, bytes([0x03, 0x84, 0, 0x80 | n]) + base)
 
 
 # ---- JSON Schema -------------------------------------------------------------
