@@ -897,12 +897,16 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   if (ep->t_receive || ep->t_ping || ep->t_message || ep->t_pong)
     c->t_last_rx = wsm_now(c); /* one clock read per read, not per frame */
   int r = acquire_parser(c);
-  if (r)
-    return r;
+  if (r) /* the bytes cannot be kept for later: the stream would be cut */
+    return fail(c, r, 1011, wsmsg_strerror(r));
   c->in = d;
   c->in_len = n;
   c->in_recv = true;
   r = process_frames(c);
+  if (r && !c->failed && c->state != WSMSG_STATE_CLOSED)
+    /* out of memory for an event or a pong: the message is lost and the
+     * rest of the input unread, so the connection cannot go on */
+    r = fail(c, r, 1011, wsmsg_strerror(r));
   if (r == 0 && !c->failed && c->state != WSMSG_STATE_CLOSED)
     r = check_partial_header(c, d, n);
   c->in_recv = false;
