@@ -487,11 +487,14 @@ int wsm_conn_opened(wsmsg_conn *c) {
   c->state = WSMSG_STATE_OPEN;
   c->opened = true;
   c->t_last_msg = c->t_last_rx = wsm_now(c);
-  if (c->ep->on_open)
+  if (c->ep->on_open) {
     c->ep->on_open(c, c->user);
-  else
-    return ev_queue_data(c, WSMSG_EV_OPEN, NULL, 0);
-  return 0;
+    return 0;
+  }
+  int r = ev_queue_data(c, WSMSG_EV_OPEN, NULL, 0);
+  if (r && !c->failed) /* the host would never learn it opened */
+    return fail(c, r, 1011, wsmsg_strerror(r));
+  return r;
 }
 
 /* ---- receiving frames
@@ -827,8 +830,14 @@ static int process_frames(wsmsg_conn *c) {
 static int feed_handshake(wsmsg_conn *c, const uint8_t *d, size_t n,
                           size_t *used) {
   int r = wsm_http_feed(c->hs, c->mem, d, n, used);
-  if (r < 0)
+  if (r < 0) { /* out of memory: the bytes cannot be kept for later */
+    wsm_conn_set_error(c, r, "out of memory for the handshake");
+    c->failed = true;
+    c->state = WSMSG_STATE_CLOSED;
+    c->out.off = c->out.len = 0;
+    deliver_close(c); /* clients report it */
     return r;
+  }
   if (c->client) {
     if (r == 0)
       return 0;
