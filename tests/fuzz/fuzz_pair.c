@@ -119,6 +119,11 @@ static void got_message(side *s, int text, const uint8_t *d, size_t n,
 
 static void on_wire_msg(void *u, int op, const uint8_t *d, size_t n) {
   side *s = u; /* the sender */
+  if (fz_trace)
+    fprintf(stderr,
+            "side %d wrote a message: op %d, %zu bytes (expected #%zu"
+            " of %zu)\n",
+            s->idx, op, n, s->wire_at, s->nexp);
   expect_match(s, &s->wire_at, op == 1, d, n);
 }
 
@@ -277,6 +282,9 @@ static void send_data(side *s, int text, size_t len, uint64_t pos) {
     return;
   }
   FZ_CHECK(r == 0 || r == WSMSG_ERR_BACKPRESSURE || FZ_OOM_OK(r));
+  if (fz_trace)
+    fprintf(stderr, "side %d sends %s of %zu bytes: %d\n", s->idx,
+            text ? "text" : "binary", len, r);
   if (r == 0)
     expect_push(s, text, len, pos);
 }
@@ -483,7 +491,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pump_all(&pc);
     take_events(S);
     take_events(C);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && !fz_oom.failed; i++) {
       side *s = &pc.s[i];
       FZ_CHECK(wsmsg_conn_state(s->c) == WSMSG_STATE_CLOSED);
       FZ_CHECK(wsmsg_conn_done(s->c));
