@@ -114,15 +114,20 @@ static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
                         behind ? &c->deferred : &c->out);
 }
 
+static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail);
+
 static void stream_end(wsmsg_conn *c, bool flush_deferred) {
   if (!c->stream_cb && !c->deferred.len)
     return;
   c->stream_cb = NULL;
   wsm_free(c->mem, c->stream_buf);
   c->stream_buf = NULL;
-  if (flush_deferred && c->deferred.len)
-    (void)wsm_pbuf_append(&c->out, c->pool, c->deferred.p, c->deferred.len);
+  bool lost =
+      flush_deferred && c->deferred.len &&
+      wsm_pbuf_append(&c->out, c->pool, c->deferred.p, c->deferred.len) != 0;
   wsm_pbuf_release(&c->deferred, c->pool);
+  if (lost) /* messages the application was told were queued */
+    fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
 }
 
 /* The closing handshake starts now: the close timeout runs from here. */

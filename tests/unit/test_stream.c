@@ -454,6 +454,55 @@ static void test_stream_ends_with_connection(void **s) {
   }
 }
 
+/* Found by fuzz_pair with allocation failures: when a stream ended, the
+ * data messages queued behind it were appended to the output and the
+ * result ignored, so out of memory there dropped messages that
+ * wsmsg_send_* had accepted while the connection went on (later messages
+ * arrived, earlier ones never).  It now fails the connection (1011). */
+static int oom_countdown; /* the allocation that makes it 0 fails */
+static void *oom_malloc(size_t n, void *u) {
+  (void)u;
+  if (oom_countdown > 0 && --oom_countdown == 0)
+    return NULL;
+  return malloc(n);
+}
+static void oom_free(void *q, void *u) {
+  (void)u;
+  free(q);
+}
+
+static void test_stream_flush_oom_fails(void **s) {
+  (void)s;
+  static uint8_t big[60000];
+  static uint8_t after[10000];
+  wsmsg_mem mem = {NULL, oom_malloc, oom_free, NULL};
+  pair p;
+  memset(&p, 0, sizeof(p));
+  p.sep = wsmsg_endpoint_new();
+  p.cep = wsmsg_endpoint_new();
+  p.srv = wsmsg_server_new_mem(&mem);
+  ep_callbacks(p.sep);
+  ep_callbacks(p.cep);
+  wsmsg_server_route(p.srv, "/ws", p.sep);
+  p.s = wsmsg_server_accept(p.srv, &p.sr);
+  p.c = wsmsg_client_new(p.cep, "localhost:1", "/ws", &p.cr);
+  pump(&p);
+  source src = {big, sizeof(big), 0, sizeof(big), -1, -1, 0};
+  assert_int_equal(wsmsg_send_stream(p.s, WSMSG_EV_BINARY, src_read, &src), 0);
+  assert_int_equal(wsmsg_send_binary(p.s, after, sizeof(after)), 0);
+  /* 1: the output buffer for the stream's only fragment; 2: growing it to
+   * take the message queued behind the stream */
+  oom_countdown = 2;
+  wsmsg_conn_pending(p.s, NULL);
+  assert_int_equal(oom_countdown, 0);
+  assert_false(wsmsg_conn_streaming(p.s));
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+  assert_int_equal(wsmsg_conn_error(p.s), WSMSG_ERR_NOMEM);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1011);
+  pair_free(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_backpressure_fail),
@@ -468,6 +517,7 @@ int main(void) {
       cmocka_unit_test(test_stream_send),
       cmocka_unit_test(test_stream_send_errors),
       cmocka_unit_test(test_stream_ends_with_connection),
+      cmocka_unit_test(test_stream_flush_oom_fails),
   };
   return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }
