@@ -48,7 +48,7 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
 .PHONY: all lib examples test unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
         check-asan check-valgrind soak install uninstall deps run clean help \
-        bench bench-build
+        bench bench-build fuzz-build fuzz-smoke fuzz
 
 all: lib examples bench-build
 
@@ -65,6 +65,9 @@ help:
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make soak           SOAK_SECONDS=60 SOAK_CONNS=10000: echo_server under a long mixed load (not in test)"
 	@echo "make bench          benchmarks (~10 min; BENCH_QUICK=1: <1 min) -> docs/benchmarks.md"
+	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"
+	@echo "make fuzz-smoke     every fuzz target, $(FUZZ_SMOKE_SECONDS) s in all (skips without clang's fuzzer runtime)"
+	@echo "make fuzz           long runs: FUZZ_SECONDS=N per target [FUZZ_TARGETS=...]"
 	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make uninstall | deps | clean"
 
@@ -271,6 +274,45 @@ check-valgrind: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (valgrind)"; \
 	  $(VALGRIND) $$t; done
 
+# ---- fuzzing (libFuzzer) --------------------------------------------------------------
+# The library and tests/fuzz/fuzz_*.c built with clang -fsanitize=fuzzer,address,
+# undefined into $(FUZZ_BUILD).  tests/fuzz/run.sh runs them; see docs/reliability.md.
+
+FUZZ_CC       ?= clang
+FUZZ_BUILD    ?= .build-fuzz
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all \
+                 -fno-omit-frame-pointer
+FUZZ_CFLAGS   := $(STD) $(filter-out -Werror,$(WARN)) -g -O1 $(FUZZ_SAN) \
+                 -Iinclude $(DEP_CFLAGS)
+FUZZ_NAMES    := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BINS     := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_NAMES))
+FUZZ_LIB_OBJS := $(patsubst lib/%.c,$(FUZZ_BUILD)/lib/%.o,$(LIB_SRCS))
+FUZZ_TARGETS  ?= $(FUZZ_NAMES)
+FUZZ_SECONDS  ?= 600
+FUZZ_SMOKE_SECONDS ?= 60
+
+$(FUZZ_BUILD)/lib/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -fvisibility=hidden \
+	  -DWSMSG_BUILDING -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-conversion -fsanitize=fuzzer $< \
+	  $(FUZZ_LIB_OBJS) -o $@ $(DEP_LIBS)
+
+.SECONDARY: $(FUZZ_LIB_OBJS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz-smoke:
+	@FUZZ_CC="$(FUZZ_CC)" FUZZ_BUILD="$(FUZZ_BUILD)" bash tests/fuzz/run.sh probe || \
+	  { echo "fuzz-smoke: skipped: $(FUZZ_CC) cannot link -fsanitize=fuzzer (needs clang and libclang-rt-dev)"; exit 0; }; \
+	  $(MAKE) --no-print-directory fuzz-build && \
+	  FUZZ_BUILD="$(FUZZ_BUILD)" bash tests/fuzz/run.sh smoke $(FUZZ_SMOKE_SECONDS) $(FUZZ_NAMES)
+
+fuzz: fuzz-build
+	@FUZZ_BUILD="$(FUZZ_BUILD)" bash tests/fuzz/run.sh long $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # ---- install -------------------------------------------------------------------------
 
 pkgconfig/wsmsg.pc: pkgconfig/wsmsg.pc.in Makefile
@@ -302,5 +344,5 @@ run: deps
 	./examples/demo_server --host 127.0.0.1 --port 8080
 
 clean:
-	rm -rf $(BUILD) .build-asan lib/libwsmsg.a lib/libwsmsg.so* $(EXAMPLES) \
+	rm -rf $(BUILD) .build-asan $(FUZZ_BUILD) lib/libwsmsg.a lib/libwsmsg.so* $(EXAMPLES) \
 	       pkgconfig/wsmsg.pc

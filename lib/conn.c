@@ -114,15 +114,20 @@ static int queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
                         behind ? &c->deferred : &c->out);
 }
 
+static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail);
+
 static void stream_end(wsmsg_conn *c, bool flush_deferred) {
   if (!c->stream_cb && !c->deferred.len)
     return;
   c->stream_cb = NULL;
   wsm_free(c->mem, c->stream_buf);
   c->stream_buf = NULL;
-  if (flush_deferred && c->deferred.len)
-    (void)wsm_pbuf_append(&c->out, c->pool, c->deferred.p, c->deferred.len);
+  bool lost =
+      flush_deferred && c->deferred.len &&
+      wsm_pbuf_append(&c->out, c->pool, c->deferred.p, c->deferred.len) != 0;
   wsm_pbuf_release(&c->deferred, c->pool);
+  if (lost) /* messages the application was told were queued */
+    fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
 }
 
 /* The closing handshake starts now: the close timeout runs from here. */
@@ -165,6 +170,10 @@ static int fail(wsmsg_conn *c, int err, unsigned code, const char *detail) {
   else if (!c->close_sent)
     c->code_sent = (uint16_t)code;
   c->state = WSMSG_STATE_CLOSED;
+  /* mark_closing touched the timer set while the state still said OPEN:
+   * tell it again, now that the close timeout is the deadline (a failure
+   * in a send or in pending() is followed by no recv or tick that would) */
+  wsm_timers_touch(c);
   deliver_close(c);
   return err;
 }
@@ -483,11 +492,14 @@ int wsm_conn_opened(wsmsg_conn *c) {
   c->state = WSMSG_STATE_OPEN;
   c->opened = true;
   c->t_last_msg = c->t_last_rx = wsm_now(c);
-  if (c->ep->on_open)
+  if (c->ep->on_open) {
     c->ep->on_open(c, c->user);
-  else
-    return ev_queue_data(c, WSMSG_EV_OPEN, NULL, 0);
-  return 0;
+    return 0;
+  }
+  int r = ev_queue_data(c, WSMSG_EV_OPEN, NULL, 0);
+  if (r && !c->failed) /* the host would never learn it opened */
+    return fail(c, r, 1011, wsmsg_strerror(r));
+  return r;
 }
 
 /* ---- receiving frames
@@ -837,8 +849,14 @@ static int process_frames(wsmsg_conn *c) {
 static int feed_handshake(wsmsg_conn *c, const uint8_t *d, size_t n,
                           size_t *used) {
   int r = wsm_http_feed(c->hs, c->mem, d, n, used);
-  if (r < 0)
+  if (r < 0) { /* out of memory: the bytes cannot be kept for later */
+    wsm_conn_set_error(c, r, "out of memory for the handshake");
+    c->failed = true;
+    c->state = WSMSG_STATE_CLOSED;
+    c->out.off = c->out.len = 0;
+    deliver_close(c); /* clients report it */
     return r;
+  }
   if (c->client) {
     if (r == 0)
       return 0;
@@ -907,12 +925,16 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   if (ep->t_receive || ep->t_ping || ep->t_message || ep->t_pong)
     c->t_last_rx = wsm_now(c); /* one clock read per read, not per frame */
   int r = acquire_parser(c);
-  if (r)
-    return r;
+  if (r) /* the bytes cannot be kept for later: the stream would be cut */
+    return fail(c, r, 1011, wsmsg_strerror(r));
   c->in = d;
   c->in_len = n;
   c->in_recv = true;
   r = process_frames(c);
+  if (r && !c->failed && c->state != WSMSG_STATE_CLOSED)
+    /* out of memory for an event or a pong: the message is lost and the
+     * rest of the input unread, so the connection cannot go on */
+    r = fail(c, r, 1011, wsmsg_strerror(r));
   if (r == 0 && !c->failed && c->state != WSMSG_STATE_CLOSED)
     r = check_partial_header(c, d, n);
   c->in_recv = false;
@@ -940,6 +962,7 @@ void wsmsg_conn_eof(wsmsg_conn *c) {
   wsm_conn_set_error(c, WSMSG_ERR_EOF,
                      "peer closed the TCP connection without a close frame");
   c->state = WSMSG_STATE_CLOSED;
+  stream_end(c, false); /* a closed connection pulls nothing more */
   /* output already queued is kept: a half-closed peer may still read it */
   deliver_close(c);
 }
@@ -947,6 +970,7 @@ void wsmsg_conn_eof(wsmsg_conn *c) {
 void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail) {
   c->out.off = c->out.len = 0;
   c->aborted = true;
+  stream_end(c, false); /* else pending() would pull fragments again */
   if (c->state == WSMSG_STATE_CLOSED)
     return;
   wsm_conn_set_error(c, err, detail);

@@ -91,6 +91,10 @@ WSM_HIDDEN uint32_t wsm_utf8_feed(uint32_t state, const uint8_t *p, size_t n);
 /* Length of the longest prefix of s[0..n) that ends on a character boundary
  * and is at most `max` bytes (s is valid UTF-8). */
 WSM_HIDDEN size_t wsm_utf8_cut(const char *s, size_t n, size_t max);
+/* Make a NUL-terminated string valid UTF-8 in place: every byte that does
+ * not belong to a whole character becomes '?'.  For text from elsewhere
+ * (jansson's error messages quote the input and may cut a character). */
+WSM_HIDDEN void wsm_utf8_scrub(char *s);
 
 /* ---- endpoints and servers (endpoint.c) ---------------------------------- */
 

@@ -246,9 +246,11 @@ static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
   } else if (ep->invalid_policy == WSMSG_INVALID_CLOSE) {
     const char *m = wsmsg_verrors_count(errs) ? wsmsg_verrors_msg(errs, 0)
                                               : "invalid message";
-    char reason[124];
-    snprintf(reason, sizeof(reason), "invalid message: %s", m);
-    wsmsg_close(c, 1008, reason);
+    /* whole: wsmsg_close cuts it to 123 bytes on a character boundary (a
+     * fixed buffer could end inside one, and the close would be refused) */
+    char *reason = dup_printf("invalid message: %s", m);
+    wsmsg_close(c, 1008, reason ? reason : "invalid message");
+    free(reason);
   }
 }
 
@@ -268,6 +270,7 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
       JSON_DECODE_ANY | (ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES);
   json_t *doc = json_loadb(text, len, pflags, &jerr);
   if (!doc) {
+    wsm_utf8_scrub(jerr.text); /* its quote of the input may cut a char */
     add_error(errs, "__root__", "value_error.jsondecode",
               dup_printf("%s: line %d column %d (char %d)", jerr.text,
                          jerr.line, jerr.column, jerr.position),

@@ -92,6 +92,25 @@ size_t wsm_utf8_cut(const char *s, size_t n, size_t max) {
   return k;
 }
 
+void wsm_utf8_scrub(char *s) {
+  uint8_t *p = (uint8_t *)s;
+  size_t i = 0;
+  while (p[i]) {
+    if (p[i] < 0x80) {
+      i++;
+      continue;
+    }
+    uint32_t st = lead(p[i]);
+    size_t k = 1;
+    while (st > WSM_UTF8_REJECT && p[i + k])
+      st = cont(st, p[i + k++]);
+    if (st == WSM_UTF8_ACCEPT)
+      i += k; /* a whole character */
+    else
+      p[i++] = '?';
+  }
+}
+
 int wsmsg_utf8_valid(const void *data, size_t len) {
   if (!data && len)
     return 0;

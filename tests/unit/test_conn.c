@@ -724,6 +724,127 @@ static void test_close_inside_callback(void **s) {
   pair_free(&p);
 }
 
+/* Found by fuzz_pair with allocation failures: when wsmsg_conn_recv ran
+ * out of memory for the frame parser it borrows, or for a queued event, it
+ * returned WSMSG_ERR_NOMEM but left the connection open, with the message
+ * lost and the rest of the bytes of that call dropped (for the event, wslay
+ * had buffered only part of them): the frame stream was corrupt from there
+ * on.  It now fails the connection with 1011, as it did already when out of
+ * memory while reassembling a message. */
+static int fail_countdown; /* the allocation that makes it 0 fails */
+static void *f_malloc(size_t n, void *u) {
+  (void)u;
+  if (fail_countdown > 0 && --fail_countdown == 0)
+    return NULL;
+  return malloc(n);
+}
+static void f_free(void *q, void *u) {
+  (void)u;
+  free(q);
+}
+
+static void test_recv_oom_fails_connection(void **s) {
+  (void)s;
+  /* allocations in the client's recv: 1 the frame parser, 2 the TEXT
+   * event for "one" */
+  for (int k = 1; k <= 2; k++) {
+    wsmsg_mem mem = {NULL, f_malloc, f_free, NULL};
+    pair p;
+    memset(&p, 0, sizeof(p));
+    p.sep = wsmsg_endpoint_new();
+    p.cep = wsmsg_endpoint_new_mem(&mem);
+    p.srv = wsmsg_server_new();
+    ep_callbacks(p.sep);
+    wsmsg_endpoint_on_open(p.cep, cb_open);
+    wsmsg_endpoint_on_close(p.cep, cb_close); /* texts become events */
+    wsmsg_server_route(p.srv, "/ws", p.sep);
+    p.s = wsmsg_server_accept(p.srv, &p.sr);
+    p.c = wsmsg_client_new(p.cep, "localhost:1", "/ws", &p.cr);
+    pump(&p);
+    assert_int_equal(wsmsg_conn_state(p.c), WSMSG_STATE_OPEN);
+    wsmsg_send_text(p.s, "one", 3);
+    wsmsg_send_text(p.s, "two", 3);
+    wsmsg_send_text(p.s, "three", 5);
+    const void *out;
+    size_t n = wsmsg_conn_pending(p.s, &out);
+    fail_countdown = k;
+    int r = wsmsg_conn_recv(p.c, out, n);
+    wsmsg_conn_consume(p.s, n);
+    assert_int_equal(fail_countdown, 0);
+    assert_int_equal(r, WSMSG_ERR_NOMEM);
+    assert_int_equal(wsmsg_conn_state(p.c), WSMSG_STATE_CLOSED);
+    assert_int_equal(wsmsg_conn_error(p.c), WSMSG_ERR_NOMEM);
+    assert_int_equal(p.cr.closes, 1);
+    assert_int_equal(p.cr.close.error, WSMSG_ERR_NOMEM);
+    assert_int_equal(wsmsg_conn_recv(p.c, "x", 1), WSMSG_ERR_CLOSED);
+    /* the server hears why */
+    pump(&p);
+    assert_int_equal(p.sr.close.code, 1011);
+    pair_free(&p);
+  }
+}
+
+/* Found by fuzz_pair with allocation failures: out of memory while
+ * accumulating the upgrade request (or queueing the OPEN event) made recv
+ * return WSMSG_ERR_NOMEM with the connection still CONNECTING (or OPEN and
+ * the bytes after the head unread).  Every allocation of the handshake is
+ * failed in turn, on both sides: a failed recv must leave the connection
+ * closed, and a client must report it. */
+static void test_handshake_oom_closes(void **s) {
+  (void)s;
+  for (int side = 0; side < 2; side++) {
+    for (int k = 1; k < 40; k++) {
+      wsmsg_mem mem = {NULL, f_malloc, f_free, NULL};
+      pair p;
+      memset(&p, 0, sizeof(p));
+      p.sep = side ? wsmsg_endpoint_new() : wsmsg_endpoint_new_mem(&mem);
+      p.cep = side ? wsmsg_endpoint_new_mem(&mem) : wsmsg_endpoint_new();
+      p.srv = side ? wsmsg_server_new() : wsmsg_server_new_mem(&mem);
+      ep_callbacks(p.cep);
+      wsmsg_endpoint_on_close(p.sep, cb_close); /* OPEN is an event */
+      wsmsg_server_route(p.srv, "/ws", p.sep);
+      p.s = wsmsg_server_accept(p.srv, &p.sr);
+      p.c = wsmsg_client_new(p.cep, "localhost:1", "/ws", &p.cr);
+      assert_non_null(p.s);
+      assert_non_null(p.c);
+      fail_countdown = k;
+      wsmsg_conn *who = side ? p.c : p.s;
+      int failed = 0;
+      for (int i = 0; i < 10; i++) {
+        const void *out;
+        size_t n;
+        while ((n = wsmsg_conn_pending(p.c, &out)) > 0) {
+          if (wsmsg_conn_want_read(p.s)) {
+            int r = wsmsg_conn_recv(p.s, out, n);
+            if (r < 0 && who == p.s) {
+              assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+              failed = 1;
+            }
+          }
+          wsmsg_conn_consume(p.c, n);
+        }
+        while ((n = wsmsg_conn_pending(p.s, &out)) > 0) {
+          if (wsmsg_conn_want_read(p.c)) {
+            int r = wsmsg_conn_recv(p.c, out, n);
+            if (r < 0 && who == p.c) {
+              assert_int_equal(wsmsg_conn_state(p.c), WSMSG_STATE_CLOSED);
+              failed = 1;
+            }
+          }
+          wsmsg_conn_consume(p.s, n);
+        }
+      }
+      if (failed && side)
+        assert_int_equal(p.cr.closes, 1); /* a client always reports */
+      int done = fail_countdown > 0;      /* no allocation left to fail */
+      fail_countdown = 0;
+      pair_free(&p);
+      if (done)
+        break;
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sizes_both_ways),
@@ -747,6 +868,8 @@ int main(void) {
       cmocka_unit_test(test_eof_and_abort),
       cmocka_unit_test(test_pull_api),
       cmocka_unit_test(test_allocator_hook),
+      cmocka_unit_test(test_recv_oom_fails_connection),
+      cmocka_unit_test(test_handshake_oom_closes),
       cmocka_unit_test(test_idle_holds_nothing),
       cmocka_unit_test(test_send_states),
       cmocka_unit_test(test_output_coalesced),

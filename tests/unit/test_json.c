@@ -230,6 +230,38 @@ static void test_invalid_close(void **s) {
   wsmsg_schema_free(model);
 }
 
+/* Found by fuzz_schema_validate: a message that is valid UTF-8 but not
+ * JSON can make jansson's error quote end inside a character.  The error
+ * message was then not UTF-8: the CLOSE policy's wsmsg_close refused the
+ * reason (the connection stayed open) and the REPLY policy sent nothing. */
+static void test_jsondecode_error_split_char(void **s) {
+  (void)s;
+  static const char text[] = "[\"\\u000\xc8\x84\"]";
+  for (int pol = WSMSG_INVALID_REPLY; pol <= WSMSG_INVALID_CLOSE; pol++) {
+    reset();
+    model = compile(MODEL);
+    policy = pol;
+    pair p;
+    pair_open(&p, json_setup);
+    assert_int_equal(wsmsg_send_text(p.c, text, sizeof(text) - 1), 0);
+    pump(&p);
+    if (pol == WSMSG_INVALID_CLOSE) {
+      assert_int_equal(p.cr.close.code, 1008);
+      assert_non_null(strstr(p.cr.close_reason, "invalid message"));
+    } else {
+      json_t *r = client_got(&p);
+      assert_non_null(r);
+      json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
+      assert_string_equal(json_string_value(json_object_get(e0, "type")),
+                          "value_error.jsondecode");
+      json_decref(r);
+      assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+    }
+    pair_free(&p);
+    wsmsg_schema_free(model);
+  }
+}
+
 /* ---- routing ---- */
 
 static int chats, joins;
@@ -331,6 +363,38 @@ static void pull_setup(pair *p) {
   wsmsg_endpoint_on_text(p->sep, NULL);
   wsmsg_endpoint_set_json(p->sep, 1);
   wsmsg_endpoint_set_schema(p->sep, model);
+}
+
+/* Found reviewing the JSON layer's error paths after fuzz_schema_validate's
+ * jsondecode finding (the same class of bug): the CLOSE policy built
+ * its reason in a 124-byte buffer, so a long first error message could be
+ * cut inside a character; wsmsg_close then refused the reason as invalid
+ * UTF-8 and the connection stayed open.  The discriminator value is the
+ * peer's, so any peer could dodge the policy. */
+static void close_route_setup(pair *p) {
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "chat", NULL, NULL), 0);
+  wsmsg_endpoint_on_json(p->sep, on_json);
+  wsmsg_endpoint_set_invalid_policy(p->sep, WSMSG_INVALID_CLOSE);
+}
+
+static void test_invalid_close_long_reason(void **s) {
+  (void)s;
+  reset();
+  pair p;
+  pair_open(&p, close_route_setup);
+  char msg[400];
+  int n = snprintf(msg, sizeof(msg), "{\"type\": \"");
+  for (int i = 0; i < 60; i++)
+    n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\xc3\xa9");
+  n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\"}");
+  assert_int_equal(wsmsg_send_text(p.c, msg, (size_t)n), 0);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_true(strlen(p.cr.close_reason) <= 123);
+  assert_non_null(strstr(p.cr.close_reason, "invalid message: No match"));
+  pair_free(&p);
 }
 
 static void test_pull_json_events(void **s) {
@@ -438,6 +502,8 @@ int main(void) {
       cmocka_unit_test(test_invalid_reply),
       cmocka_unit_test(test_parse_rules),
       cmocka_unit_test(test_invalid_close),
+      cmocka_unit_test(test_jsondecode_error_split_char),
+      cmocka_unit_test(test_invalid_close_long_reason),
       cmocka_unit_test(test_routing),
       cmocka_unit_test(test_pull_json_events),
       cmocka_unit_test(test_send_json),

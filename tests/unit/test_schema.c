@@ -692,6 +692,34 @@ static void test_coerce_root(void **state) {
   wsmsg_schema_free(s);
 }
 
+/* Found by fuzz_schema_validate: jansson quotes the input near a syntax
+ * error and may cut a multibyte character in two (here the invalid escape
+ * "\u000" is followed by U+0204, and the quote stops after its first byte).
+ * The error's msg was then invalid UTF-8: ctx lost its "msg", and
+ * wsmsg_verrors_to_json/_dump failed as if out of memory. */
+static void test_jsondecode_error_is_utf8(void **state) {
+  (void)state;
+  static const char text[] = "[\"\\u000\xc8\x84\"]";
+  assert_true(wsmsg_utf8_valid(text, sizeof(text) - 1));
+  wsmsg_schema *s = NULL;
+  assert_int_equal(wsmsg_schema_compile("true", 4, 0, &s, NULL, 0), 0);
+  wsmsg_verrors *e = wsmsg_verrors_new();
+  assert_int_equal(
+      wsmsg_schema_validate_text(s, text, sizeof(text) - 1, 0, e, NULL),
+      WSMSG_ERR_JSON);
+  assert_int_equal(wsmsg_verrors_count(e), 1);
+  const char *msg = wsmsg_verrors_msg(e, 0);
+  assert_true(wsmsg_utf8_valid(msg, strlen(msg)));
+  assert_non_null(strstr(msg, "line 1 column"));
+  assert_non_null(json_object_get(wsmsg_verrors_ctx(e, 0), "msg"));
+  json_t *all = wsmsg_verrors_to_json(e);
+  assert_non_null(all);
+  json_decref(all);
+  assert_true(wsmsg_verrors_dump(e, NULL, 0) > 0);
+  wsmsg_verrors_free(e);
+  wsmsg_schema_free(s);
+}
+
 static void test_coerce_branches(void **state) {
   (void)state;
   const unsigned C = WSMSG_VALIDATE_COERCE;
@@ -887,6 +915,7 @@ int main(void) {
       cmocka_unit_test(test_coerce_scalars),
       cmocka_unit_test(test_coerce_root),
       cmocka_unit_test(test_coerce_branches),
+      cmocka_unit_test(test_jsondecode_error_is_utf8),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_verrors),
       cmocka_unit_test(test_threads),

@@ -419,6 +419,90 @@ static void test_stream_send_errors(void **s) {
   pair_free(&p);
 }
 
+/* Found by fuzz_conn_server: an abort (or the peer's EOF) left a running
+ * stream in place, so wsmsg_conn_pending pulled new fragments into the
+ * output of a connection that was done (after an abort, behind a frame cut
+ * in the middle). */
+static void test_stream_ends_with_connection(void **s) {
+  (void)s;
+  static uint8_t big[200000];
+  for (int how = 0; how < 2; how++) {
+    pair p;
+    pair_open(&p, NULL);
+    source src = {big, sizeof(big), 0, 65536, -1, -1, 0};
+    assert_int_equal(wsmsg_send_stream(p.s, WSMSG_EV_BINARY, src_read, &src),
+                     0);
+    const void *out;
+    size_t n = wsmsg_conn_pending(p.s, &out);
+    assert_true(n > 0);
+    wsmsg_conn_consume(p.s, n / 2); /* a frame half-written */
+    if (how == 0)
+      wsmsg_conn_abort(p.s);
+    else
+      wsmsg_conn_eof(p.s);
+    assert_false(wsmsg_conn_streaming(p.s));
+    int calls = src.calls;
+    n = wsmsg_conn_pending(p.s, &out);
+    assert_int_equal(src.calls, calls); /* the source is not asked again */
+    if (how == 0)
+      assert_int_equal(n, 0); /* aborted: everything dropped */
+    wsmsg_conn_consume(p.s, n);
+    assert_int_equal(wsmsg_conn_pending(p.s, &out), 0);
+    assert_true(wsmsg_conn_done(p.s));
+    assert_false(wsmsg_conn_want_write(p.s));
+    pair_free(&p);
+  }
+}
+
+/* Found by fuzz_pair with allocation failures: when a stream ended, the
+ * data messages queued behind it were appended to the output and the
+ * result ignored, so out of memory there dropped messages that
+ * wsmsg_send_* had accepted while the connection went on (later messages
+ * arrived, earlier ones never).  It now fails the connection (1011). */
+static int oom_countdown; /* the allocation that makes it 0 fails */
+static void *oom_malloc(size_t n, void *u) {
+  (void)u;
+  if (oom_countdown > 0 && --oom_countdown == 0)
+    return NULL;
+  return malloc(n);
+}
+static void oom_free(void *q, void *u) {
+  (void)u;
+  free(q);
+}
+
+static void test_stream_flush_oom_fails(void **s) {
+  (void)s;
+  static uint8_t big[60000];
+  static uint8_t after[10000];
+  wsmsg_mem mem = {NULL, oom_malloc, oom_free, NULL};
+  pair p;
+  memset(&p, 0, sizeof(p));
+  p.sep = wsmsg_endpoint_new();
+  p.cep = wsmsg_endpoint_new();
+  p.srv = wsmsg_server_new_mem(&mem);
+  ep_callbacks(p.sep);
+  ep_callbacks(p.cep);
+  wsmsg_server_route(p.srv, "/ws", p.sep);
+  p.s = wsmsg_server_accept(p.srv, &p.sr);
+  p.c = wsmsg_client_new(p.cep, "localhost:1", "/ws", &p.cr);
+  pump(&p);
+  source src = {big, sizeof(big), 0, sizeof(big), -1, -1, 0};
+  assert_int_equal(wsmsg_send_stream(p.s, WSMSG_EV_BINARY, src_read, &src), 0);
+  assert_int_equal(wsmsg_send_binary(p.s, after, sizeof(after)), 0);
+  /* 1: the output buffer for the stream's only fragment; 2: growing it to
+   * take the message queued behind the stream */
+  oom_countdown = 2;
+  wsmsg_conn_pending(p.s, NULL);
+  assert_int_equal(oom_countdown, 0);
+  assert_false(wsmsg_conn_streaming(p.s));
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+  assert_int_equal(wsmsg_conn_error(p.s), WSMSG_ERR_NOMEM);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1011);
+  pair_free(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_backpressure_fail),
@@ -432,6 +516,8 @@ int main(void) {
       cmocka_unit_test(test_stream_receive_memory),
       cmocka_unit_test(test_stream_send),
       cmocka_unit_test(test_stream_send_errors),
+      cmocka_unit_test(test_stream_ends_with_connection),
+      cmocka_unit_test(test_stream_flush_oom_fails),
   };
   return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }

@@ -498,6 +498,40 @@ static void test_timer_set_rekeys_after_handshake(void **s) {
   pair_free(&p);
 }
 
+/* Found by fuzz_conn_server: a connection failed outside recv/tick (here a
+ * send refused by the CLOSE backpressure policy) computed its deadline for
+ * the timer set while still OPEN, so the heap never learnt of the close
+ * timeout and the connection was never expired. */
+static void set_bp_close(pair *p) {
+  clocks(p);
+  wsmsg_endpoint_set_close_timeout(p->sep, 250);
+  wsmsg_endpoint_set_backpressure(p->sep, 300, 100, WSMSG_BACKPRESSURE_CLOSE);
+}
+
+static void test_timer_set_sees_failure_on_send(void **s) {
+  (void)s;
+  static const char big[200] = {0};
+  fake_now = 0;
+  pair p;
+  pair_open(&p, set_bp_close);
+  wsmsg_timers *t = wsmsg_timers_new();
+  wsmsg_timers_add(t, p.s);
+  assert_int_equal(wsmsg_timers_next_ms(t, 0), -1); /* nothing armed */
+  fake_now = 100;
+  assert_int_equal(wsmsg_send_binary(p.s, big, sizeof(big)), 0);
+  assert_int_equal(wsmsg_send_binary(p.s, big, sizeof(big)),
+                   WSMSG_ERR_BACKPRESSURE);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+  assert_int_equal(wsmsg_conn_deadline(p.s), 350);
+  assert_int_equal(wsmsg_timers_next_ms(t, 100), 250);
+  assert_null(wsmsg_timers_expire(t, 349));
+  assert_ptr_equal(wsmsg_timers_expire(t, 350), p.s);
+  assert_true(wsmsg_conn_done(p.s));
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_BACKPRESSURE);
+  wsmsg_timers_free(t);
+  pair_free(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receive_timeout_boundary),
@@ -512,6 +546,7 @@ int main(void) {
       cmocka_unit_test(test_no_timers_when_closing),
       cmocka_unit_test(test_timer_set),
       cmocka_unit_test(test_timer_set_rekeys_after_handshake),
+      cmocka_unit_test(test_timer_set_sees_failure_on_send),
   };
   return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
 }

@@ -131,11 +131,36 @@ static void test_all_scalars(void **s) {
   }
 }
 
+static void test_scrub(void **s) {
+  (void)s;
+  static const struct {
+    const char *in, *out;
+  } C[] = {
+      {"", ""},
+      {"plain", "plain"},
+      {"near '\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80'",
+       "near '\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80'"},
+      {"near '\\u000\xc8'", "near '\\u000?'"}, /* cut after the lead */
+      {"x\xe2\x82", "x??"},                    /* cut at the end */
+      {"\x80\xbf.", "??."},                    /* stray continuations */
+      {"\xed\xa0\x80", "???"},                 /* a surrogate */
+      {"\xf0\x9f\x98 ok", "??? ok"},           /* 3 of 4 bytes */
+      {"\xc0\xaf", "??"},                      /* overlong */
+  };
+  for (size_t i = 0; i < sizeof(C) / sizeof(C[0]); i++) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", C[i].in);
+    wsm_utf8_scrub(buf);
+    assert_string_equal(buf, C[i].out);
+    assert_true(wsmsg_utf8_valid(buf, strlen(buf)));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_whole),       cmocka_unit_test(test_split),
       cmocka_unit_test(test_fail_fast),   cmocka_unit_test(test_cut),
-      cmocka_unit_test(test_all_scalars),
+      cmocka_unit_test(test_all_scalars), cmocka_unit_test(test_scrub),
   };
   return cmocka_run_group_tests_name("utf8", tests, NULL, NULL);
 }
