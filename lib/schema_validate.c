@@ -48,7 +48,8 @@ typedef struct vctx {
   wsmsg_verrors *out; /* where errors go (may be a scratch list) */
   bool collect;       /* record errors (else stop at the first failure) */
   bool coerce, defaults, format;
-  bool stop; /* the error cap was reached */
+  bool coerced; /* coercion replaced a value somewhere */
+  bool stop;    /* the error cap was reached */
   bool oom;
   int depth;
   pcre2_match_data *md;
@@ -779,15 +780,6 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
     REPORT(NULL, "value_error.list.min_items",
            ctx1("limit_value", json_integer((json_int_t)n->min_items)),
            "ensure this value has at least %zu items", n->min_items);
-  if (kw & WSM_K_UNIQUE) {
-    bool dup = false;
-    for (size_t i = 0; !dup && i < size; i++)
-      for (size_t j = i + 1; !dup && j < size; j++)
-        dup = wsm_json_equal(json_array_get(v, i), json_array_get(v, j));
-    if (dup)
-      REPORT(NULL, "value_error.list.unique_items", NULL,
-             "the list has duplicated items");
-  }
   if (kw & WSM_K_ITEMS) {
     size_t np = n->nprefix < size ? n->nprefix : size;
     for (size_t i = 0; i < np; i++) {
@@ -826,6 +818,17 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
       if (a)
         a->all_items = true;
     }
+  }
+  /* after the item keywords: with coercion, uniqueness is judged on the
+   * coerced items ("0" and false are the same boolean), as Pydantic does */
+  if (kw & WSM_K_UNIQUE) {
+    bool dup = false;
+    for (size_t i = 0; !dup && i < size; i++)
+      for (size_t j = i + 1; !dup && j < size; j++)
+        dup = wsm_json_equal(json_array_get(v, i), json_array_get(v, j));
+    if (dup)
+      REPORT(NULL, "value_error.list.unique_items", NULL,
+             "the list has duplicated items");
   }
   if (kw & WSM_K_CONTAINS) {
     size_t count = 0;
@@ -1192,6 +1195,8 @@ static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
   if (kw & WSM_K_TYPE) {
     if (!type_ok(n->types, *ip)) {
       json_t *nv = c->coerce ? coerce(n->types, *ip) : NULL;
+      if (nv)
+        c->coerced = true;
       if (!nv || !slot_set(c, sl, ip, nv)) {
         if (c->oom)
           return false;
@@ -1203,6 +1208,8 @@ static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
     } else if (c->coerce && json_is_real(*ip) && !(n->types & WSM_T_NUMBER)) {
       /* lax mode normalises 5.0 to 5 where only integers are allowed */
       json_t *nv = coerce(WSM_T_INTEGER, *ip);
+      if (nv)
+        c->coerced = true;
       if (nv && !slot_set(c, sl, ip, nv) && c->oom)
         return false;
     }
@@ -1351,6 +1358,24 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   vslot root = owned ? (vslot){.kind = SLOT_OWNED, .own = rootp}
                      : (vslot){.kind = SLOT_FIXED};
   bool ok = v_node(&c, s->root, owned ? rootp : &inst, &root, NULL);
+  if (ok && c.coerced && !c.oom) {
+    /* Subschemas that apply to the same value (allOf, overlapping
+     * patternProperties...) may each have accepted it in a different form:
+     * one as it was, one after coercing it.  The rewritten document must
+     * still be valid, so check a copy of it once more (coercion still
+     * judging, nothing written back, no defaults) and report what that
+     * finds.  Only documents that were coerced pay for this. */
+    json_t *copy = json_deep_copy(owned ? *rootp : inst);
+    if (!copy) {
+      c.oom = true;
+      ok = false;
+    } else {
+      c.defaults = false;
+      vslot own = {.kind = SLOT_OWNED, .own = &copy};
+      ok = v_node(&c, s->root, &copy, &own, NULL);
+      json_decref(copy);
+    }
+  }
   if (!ok && out && out->n == 0 && !c.oom)
     err_at(&c, NULL, "value_error", NULL, "invalid value");
   for (size_t i = 0; i < c.ngrave; i++)

@@ -638,6 +638,22 @@ static void test_coerce_scalars(void **state) {
   invalid1(obj, "{\"n\":\"nan\"}", C, "[\"n\"]", "type_error.float", NULL);
   invalid1(obj, "{\"n\":\"0x10\"}", C, "[\"n\"]", "type_error.float", NULL);
   invalid1(obj, "{\"b\":2}", C, "[\"b\"]", "type_error.bool", NULL);
+  /* uniqueness is judged on the coerced items (found by fuzz_schema_validate:
+   * "0" and false were distinct before coercion, equal after) */
+  const char *uniq = "{\"type\":\"array\",\"prefixItems\":[{\"type\":"
+                     "\"integer\"},{\"type\":\"string\"}],\"items\":{"
+                     "\"type\":\"boolean\"},\"uniqueItems\":true}";
+  invalid1(uniq, "[1, 11, \"0\", false]", C, "[]",
+           "value_error.list.unique_items", NULL);
+  rewrites(uniq, "[1, 11, \"1\", false]", C, "[1,\"11\",true,false]");
+  /* two subschemas on one value: one accepts 1 as an integer, the other
+   * would coerce it to true; the rewritten document must hold for both
+   * (found by fuzz_schema_validate) */
+  const char *both = "{\"patternProperties\":{\"^x-\":{\"type\":"
+                     "\"integer\"},\"Z\":{\"type\":\"boolean\"}}}";
+  invalid1(both, "{\"x-Z\": 1}", C, "[\"x-Z\"]", "type_error.integer", NULL);
+  rewrites(both, "{\"x-a\": \"7\", \"Zz\": \"yes\"}", C,
+           "{\"x-a\":7,\"Zz\":true}");
   invalid1(obj, "{\"b\":\"maybe\"}", C, "[\"b\"]", "type_error.bool", NULL);
   invalid1(obj, "{\"s\":true}", C, "[\"s\"]", "type_error.str", NULL);
   invalid1(obj, "{\"i\":true}", C, "[\"i\"]", "type_error.integer", NULL);
