@@ -272,7 +272,7 @@ VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
             --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 check-valgrind: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (valgrind)"; \
-	  $(VALGRIND) $$t; done
+	  WSMSG_TEST_NO_JIT=1 $(VALGRIND) $$t; done
 
 # ---- fuzzing (libFuzzer) --------------------------------------------------------------
 # The library and tests/fuzz/fuzz_*.c built with clang -fsanitize=fuzzer,address,
