@@ -762,6 +762,19 @@ WSMSG_API int wsmsg_send_binary(wsmsg_conn *conn, const void *data, size_t len);
 WSMSG_API int wsmsg_send_stream(wsmsg_conn *conn, int type, wsmsg_read_cb cb,
                                 void *user);
 
+/**
+ * Send one message to many connections (a chat room, a fan-out): framed
+ * once, then the frame's bytes are copied into each server-side
+ * connection's output, so the cost per recipient is a copy (client-side
+ * connections mask their frames and are framed one by one).  `type` is
+ * WSMSG_EV_TEXT (checked for UTF-8 once) or WSMSG_EV_BINARY.  Connections
+ * that cannot take the message — NULL, not open, closing, or refused by
+ * their backpressure policy — are skipped.  Returns how many connections
+ * queued it, or WSMSG_ERR_INVALID_ARG / WSMSG_ERR_UTF8 (nothing sent).
+ */
+WSMSG_API int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
+                                  const void *data, size_t len);
+
 /** Resume a stream whose read callback returned 0 without eof. */
 WSMSG_API int wsmsg_conn_resume_stream(wsmsg_conn *conn);
 

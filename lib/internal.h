@@ -55,7 +55,7 @@ typedef struct wsm_slot {
   uint8_t hdr[14];  /* partial frame header */
 } wsm_slot;
 
-#define WSM_POOL_CLASSES 10 /* 4 KiB .. 2 MiB */
+#define WSM_POOL_CLASSES 14 /* 256 B .. 2 MiB */
 typedef struct wsm_pool {
   pthread_mutex_t mu;
   const wsmsg_mem *mem;
@@ -76,6 +76,9 @@ WSM_HIDDEN void *wsm_pool_get_buf(wsm_pool *p, size_t need, size_t *cap);
 WSM_HIDDEN void wsm_pool_put_buf(wsm_pool *p, void *b, size_t cap);
 /* wsm_buf operations with storage from a pool. */
 WSM_HIDDEN int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra);
+/* As wsm_pbuf_reserve, taking at least `min_cap` bytes when it allocates. */
+WSM_HIDDEN int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
+                                    size_t min_cap);
 WSM_HIDDEN int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d,
                                size_t n);
 WSM_HIDDEN void wsm_pbuf_release(wsm_buf *b, wsm_pool *p);

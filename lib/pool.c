@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Buffers are pooled in power-of-two classes from 4 KiB to 2 MiB (a 1 MiB
+/* Buffers are pooled in power-of-two classes from 256 B to 2 MiB (a 1 MiB
  * message, the default limit, plus its frame header); at most this many
  * bytes of them wait in a pool, and this many parsers. */
-#define MIN_CLASS 12
+#define MIN_CLASS 8
 #define MAX_CLASS 21
 #define MAX_POOLED_BYTES (8u << 20)
 #define MAX_POOLED_SLOTS 1024u
@@ -132,6 +132,11 @@ void wsm_pool_put_buf(wsm_pool *p, void *b, size_t cap) {
 /* ---- pool-backed wsm_buf ---- */
 
 int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra) {
+  return wsm_pbuf_reserve_min(b, p, extra, 0);
+}
+
+int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
+                         size_t min_cap) {
   if (b->cap - b->len >= extra)
     return 0;
   if (b->off > 0) {
@@ -146,6 +151,8 @@ int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra) {
   size_t need = b->len + extra;
   if (b->cap && need < 2 * b->cap)
     need = 2 * b->cap; /* grow geometrically */
+  if (need < min_cap)
+    need = min_cap;
   size_t cap;
   uint8_t *n = wsm_pool_get_buf(p, need, &cap);
   if (!n)

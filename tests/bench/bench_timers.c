@@ -4,6 +4,7 @@
  *  - deadline moved earlier (a fragmented message starts its timer:
  *    O(log n) sift-up), measured as the extra cost of wsmsg_conn_recv;
  *  - wsmsg_timers_next_ms.
+ * And wsmsg_broadcast of one message to all of them (cost per recipient).
  * Connections are real server connections opened with a raw request; the
  * clock is fake, so nothing sleeps.  Prints a markdown table.
  *
@@ -50,7 +51,7 @@ static const char REQ[] =
     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
     "13\r\n\r\n";
 
-/* a masked client text frame with payload "x" (fin or not) */
+/* a masked client frame with payload "x": op 1 (text) or 0 (continuation) */
 static size_t frame(uint8_t *b, int fin, int op) {
   b[0] = (uint8_t)((fin ? 0x80 : 0) | op);
   b[1] = 0x80 | 1;
@@ -77,8 +78,8 @@ static void run(size_t n) {
     wsmsg_conn_recv(cs[i], REQ, sizeof(REQ) - 1);
     wsmsg_conn_consume(cs[i], wsmsg_conn_pending(cs[i], NULL));
   }
-  uint8_t fin[8], part[8];
-  size_t nf = frame(fin, 1, 1), np = frame(part, 0, 1);
+  uint8_t fin[8], part[8], cont[8];
+  size_t nf = frame(fin, 1, 1), np = frame(part, 0, 1), nc = frame(cont, 1, 0);
 
   /* baseline: the same access pattern before the connections join the set
    * (cache-cold connections either way) */
@@ -98,8 +99,8 @@ static void run(size_t n) {
     for (size_t i = 0; i < reps; i++)
       wsmsg_conn_recv(cs[i * 7919 % n], part, np);
     base_frag = (now_s() - t0) / (double)reps;
-    for (size_t i = 0; i < reps; i++)
-      wsmsg_conn_recv(cs[i * 7919 % n], fin, nf);
+    for (size_t i = 0; i < reps; i++) /* complete them: a continuation */
+      wsmsg_conn_recv(cs[i * 7919 % n], cont, nc);
   }
   for (size_t i = 0; i < n; i++)
     wsmsg_timers_add(t, cs[i]);
@@ -117,7 +118,12 @@ static void run(size_t n) {
     wsmsg_conn_recv(cs[i * 7919 % n], part, np);
   double earlier = (now_s() - t0) / (double)reps;
   for (size_t i = 0; i < reps; i++) /* complete them again */
-    wsmsg_conn_recv(cs[i * 7919 % n], fin, nf);
+    wsmsg_conn_recv(cs[i * 7919 % n], cont, nc);
+  for (size_t i = 0; i < n; i++)
+    if (wsmsg_conn_state(cs[i]) != WSMSG_STATE_OPEN) {
+      fprintf(stderr, "bench_timers: connection %zu is not open\n", i);
+      exit(1);
+    }
 
   /* next_ms */
   volatile int64_t sink = 0;
@@ -125,6 +131,17 @@ static void run(size_t n) {
   for (size_t i = 0; i < 1000000; i++)
     sink += wsmsg_timers_next_ms(t, fake_now);
   double next = (now_s() - t0) / 1e6;
+
+  /* broadcast one 64-byte text to every connection, then drain */
+  char msg[64];
+  memset(msg, 'b', sizeof(msg));
+  t0 = now_s();
+  int64_t got = wsmsg_broadcast(cs, n, WSMSG_EV_TEXT, msg, sizeof(msg));
+  double bcast = (now_s() - t0) / (double)n;
+  if (got != (int64_t)n)
+    fprintf(stderr, "broadcast reached %lld of %zu\n", (long long)got, n);
+  for (size_t i = 0; i < n; i++)
+    wsmsg_conn_consume(cs[i], wsmsg_conn_pending(cs[i], NULL));
 
   /* expire: every connection is due (receive timeouts + stale keys) */
   fake_now = 10000000;
@@ -134,9 +151,9 @@ static void run(size_t n) {
     fired++;
   double exp = (now_s() - t0) / (double)(fired ? fired : 1);
 
-  printf("| %zu | %.3f | %.3f | %.3f | %.4f | %.3f (%zu due) |\n", n,
+  printf("| %zu | %.3f | %.3f | %.3f | %.4f | %.3f (%zu due) | %.3f |\n", n,
          base * 1e6, (later - base) * 1e6, (earlier - base_frag) * 1e6,
-         next * 1e6, exp * 1e6, fired);
+         next * 1e6, exp * 1e6, fired, bcast * 1e6);
   (void)sink;
   wsmsg_timers_free(t);
   for (size_t i = 0; i < n; i++)
@@ -151,8 +168,9 @@ int main(int argc, char **argv) {
       "| connections | recv of 1 message, not in a timer set (µs) | extra: "
       "deadline moved later (µs) | extra: deadline moved earlier, vs the same "
       "fragment outside a set (µs) | "
-      "timers_next_ms (µs) | expire per due connection (µs) |\n");
-  printf("|---|---|---|---|---|---|\n");
+      "timers_next_ms (µs) | expire per due connection (µs) | "
+      "wsmsg_broadcast of 64 B, per recipient (µs) |\n");
+  printf("|---|---|---|---|---|---|---|\n");
   if (argc > 1) {
     for (int i = 1; i < argc; i++)
       run((size_t)strtoul(argv[i], NULL, 10));

@@ -127,6 +127,65 @@ static void test_drain_event(void **s) {
   pair_free(&p);
 }
 
+/* ---- broadcast ---- */
+
+static const char REQ[] =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: "
+    "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+    "13\r\n\r\n";
+
+static void test_broadcast(void **s) {
+  (void)s;
+  pair p; /* p.s/p.c: a pair; plus 20 raw server connections */
+  pair_open(&p, bp_fail);
+  enum { N = 20 };
+  wsmsg_conn *cs[N + 4];
+  for (int i = 0; i < N; i++) {
+    cs[i] = wsmsg_server_accept(p.srv, &p.sr);
+    wsmsg_conn_recv(cs[i], REQ, sizeof(REQ) - 1);
+    wsmsg_conn_consume(cs[i], wsmsg_conn_pending(cs[i], NULL));
+  }
+  wsmsg_close(cs[3], 1000, NULL); /* closing: skipped */
+  wsmsg_conn_consume(cs[3], wsmsg_conn_pending(cs[3], NULL));
+  char big[990] = {0};
+  wsmsg_send_binary(cs[5], big, sizeof(big)); /* over its 1000-byte mark */
+  cs[N] = NULL;                               /* skipped */
+  cs[N + 1] = cs[0];                          /* listed twice: gets it twice */
+  cs[N + 2] = p.c; /* a client connection: masked, framed by itself */
+  cs[N + 3] = p.s;
+  assert_int_equal(wsmsg_broadcast(cs, N + 4, WSMSG_EV_TEXT, "hello", 5),
+                   N - 2 + 1 + 2);
+  for (int i = 0; i < N; i++) {
+    const void *b;
+    size_t n = wsmsg_conn_pending(cs[i], &b);
+    if (i == 3) {
+      assert_int_equal(n, 0);
+    } else if (i == 5) {
+      assert_int_equal(n, 994); /* only its own message */
+    } else if (i == 0) {
+      assert_int_equal(n, 14);
+      assert_memory_equal(b, "\x81\x05hello\x81\x05hello", 14);
+    } else {
+      assert_int_equal(n, 7);
+      assert_memory_equal(b, "\x81\x05hello", 7);
+    }
+  }
+  pump(&p); /* the pair got it both ways */
+  assert_int_equal(p.sr.texts, 1);
+  assert_int_equal(p.cr.texts, 1);
+  assert_string_equal((char *)p.cr.last, "hello");
+  /* invalid text or arguments: nothing is queued anywhere */
+  assert_int_equal(wsmsg_broadcast(cs, N, WSMSG_EV_TEXT, "\xff", 1),
+                   WSMSG_ERR_UTF8);
+  assert_int_equal(wsmsg_broadcast(cs, N, 42, "x", 1), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_broadcast(NULL, 0, WSMSG_EV_BINARY, NULL, 0), 0);
+  assert_int_equal(wsmsg_conn_pending(cs[1], NULL), 7);
+  for (int i = 0; i < N; i++)
+    wsmsg_conn_free(cs[i]);
+  pair_free(&p);
+}
+
 /* ---- streaming receive ---- */
 
 typedef struct chunks {
@@ -510,6 +569,7 @@ int main(void) {
       cmocka_unit_test(test_backpressure_close),
       cmocka_unit_test(test_backpressure_bound),
       cmocka_unit_test(test_drain_event),
+      cmocka_unit_test(test_broadcast),
       cmocka_unit_test(test_stream_receive_binary),
       cmocka_unit_test(test_stream_receive_text),
       cmocka_unit_test(test_stream_receive_limit),

@@ -629,6 +629,28 @@ class TestBackpressure(unittest.TestCase):
             p.free()
 
 
+class TestBroadcast(unittest.TestCase):
+    def test_broadcast(self):
+        pairs = [Pair() for _ in range(3)]
+        try:
+            pairs[2].s.close(1000)  # closing: skipped
+            n = wsmsg.broadcast([p.s for p in pairs] + [pairs[0].c], "hi")
+            self.assertEqual(n, 3)
+            for p in pairs:
+                p.pump()
+            self.assertEqual(pairs[0].c.next_event(), wsmsg.Text("hi"))
+            self.assertEqual(pairs[1].c.next_event(), wsmsg.Text("hi"))
+            self.assertEqual(pairs[0].s.next_event(), wsmsg.Text("hi"))
+            self.assertEqual(wsmsg.broadcast([pairs[1].s], b"\x00\x01"), 1)
+            pairs[1].pump()
+            self.assertEqual(pairs[1].c.next_event(), wsmsg.Binary(b"\x00\x01"))
+            with self.assertRaises(TypeError):
+                wsmsg.broadcast(["not a conn"], "x")
+        finally:
+            for p in pairs:
+                p.free()
+
+
 class TestMisuse(unittest.TestCase):
     def test_freed_conn(self):
         p = Pair()

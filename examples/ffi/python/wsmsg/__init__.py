@@ -25,7 +25,8 @@ from ._core import (BackpressureError, BackpressurePolicy, Binary, Close,
                     InvalidPolicy, Invalid,
                     Json, Open, Pong, Schema, SchemaError, SchemaOption,
                     Server, State, StateError, Text, Timeout, TimeoutAction,
-                    TimeoutKind, Timers, Unknown, Validate, accept_key, library_path,
+                    TimeoutKind, Timers, Unknown, Validate, accept_key,
+                    broadcast, library_path,
                     now_ms, strerror, utf8_valid, verrors_list, version,
                     version_number)
 from .client import Client, HandshakeError
@@ -36,7 +37,8 @@ __all__ = [
     "EventType", "FreedError", "HandshakeError", "InvalidArgumentError", "InvalidPolicy", "Invalid",
     "Json", "Open", "Pong", "Schema", "SchemaError", "SchemaOption", "Server",
     "State", "StateError", "Text", "Timeout", "TimeoutAction", "TimeoutKind",
-    "Timers", "Unknown", "Validate", "accept_key", "library_path", "now_ms", "strerror",
+    "Timers", "Unknown", "Validate", "accept_key", "broadcast", "library_path",
+    "now_ms", "strerror",
     "utf8_valid", "verrors_list", "version", "version_number",
 ]
 __version__ = version()

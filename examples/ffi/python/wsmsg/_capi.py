@@ -251,6 +251,8 @@ DECLS = [
     ("wsmsg_send_text", c_int, [CONN, c_char_p, c_size_t]),
     ("wsmsg_send_binary", c_int, [CONN, c_void_p, c_size_t]),
     ("wsmsg_send_stream", c_int, [CONN, c_int, read_cb, c_void_p]),
+    ("wsmsg_broadcast", c_int64, [POINTER(CONN), c_size_t, c_int, c_void_p,
+                                  c_size_t]),
     ("wsmsg_conn_resume_stream", c_int, [CONN]),
     ("wsmsg_conn_streaming", c_int, [CONN]),
     ("wsmsg_conn_buffered_amount", c_size_t, [CONN]),

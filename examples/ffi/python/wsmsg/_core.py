@@ -1480,6 +1480,27 @@ class Timers(_Handle):
 _now_ms = _lib.wsmsg_now_ms
 
 
+def broadcast(conns, data):
+    """Send one message to many connections: framed once in C, then copied
+    to each server-side connection (str: text, bytes-like: binary).
+    Connections that cannot take it (closed, over their backpressure mark)
+    are skipped; returns how many queued it."""
+    conns = list(conns)
+    for c in conns:
+        if not isinstance(c, Conn):
+            raise TypeError("broadcast takes Conn objects, not %s"
+                            % type(c).__name__)
+    if isinstance(data, str):
+        payload, kind = data.encode("utf-8"), int(EventType.TEXT)
+    else:
+        payload, kind = bytes(_buffer("data", data)), int(EventType.BINARY)
+    arr = (_capi.CONN * len(conns))(*[c._ptr() for c in conns])
+    r = _lib.wsmsg_broadcast(arr, len(conns), kind, payload, len(payload))
+    if r < 0:
+        _raise(r, "broadcast")
+    return r
+
+
 def now_ms():
     """wsmsg_now_ms(): CLOCK_MONOTONIC in milliseconds (the default clock)."""
     return _now_ms()
