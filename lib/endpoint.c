@@ -57,7 +57,7 @@ void wsmsg_endpoint_free(wsmsg_endpoint *ep) {
   wsm_free(&m, ep);
 }
 
-static int writable(const wsmsg_endpoint *ep) {
+int wsm_ep_writable(const wsmsg_endpoint *ep) {
   if (!ep)
     return WSMSG_ERR_INVALID_ARG;
   if (atomic_load(&ep->frozen))
@@ -67,7 +67,7 @@ static int writable(const wsmsg_endpoint *ep) {
 
 #define SETTER(fn, field, type)                                                \
   int fn(wsmsg_endpoint *ep, type v) {                                         \
-    int r = writable(ep);                                                      \
+    int r = wsm_ep_writable(ep);                                               \
     if (r)                                                                     \
       return r;                                                                \
     ep->field = v;                                                             \
@@ -87,7 +87,7 @@ SETTER(wsmsg_endpoint_on_drain, on_drain, wsmsg_drain_cb)
 
 int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high, size_t low,
                                     int policy) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if ((high && low > high) ||
@@ -101,7 +101,7 @@ int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high, size_t low,
 
 int wsmsg_endpoint_on_chunk(wsmsg_endpoint *ep, wsmsg_chunk_cb cb,
                             unsigned kinds) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (kinds & ~(unsigned)(WSMSG_STREAM_BINARY | WSMSG_STREAM_TEXT))
@@ -120,7 +120,7 @@ SETTER(wsmsg_endpoint_set_handshake_timeout, t_handshake, uint32_t)
 
 int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
                              void *user) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   ep->clock = cb ? cb : wsm_default_clock;
@@ -130,7 +130,7 @@ int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
 
 int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
                                       const char *heartbeat) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (action < WSMSG_ON_TIMEOUT_EVENT || action > WSMSG_ON_TIMEOUT_CLOSE_1011)
@@ -150,14 +150,14 @@ int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
 }
 
 int wsmsg_endpoint_set_pong_events(wsmsg_endpoint *ep, int on) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (!r)
     ep->pong_events = on != 0;
   return r;
 }
 
 int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (!r)
     ep->require_subprotocol = on != 0;
   return r;
@@ -196,7 +196,7 @@ static int push_str(const wsmsg_mem *m, char ***v, size_t *n, const char *s) {
 }
 
 int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep, const char *name) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (!is_token(name))
@@ -208,7 +208,7 @@ int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep, const char *name) {
 }
 
 int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep, const char *origin) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (!origin || !*origin || strpbrk(origin, "\r\n"))

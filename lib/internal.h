@@ -182,6 +182,9 @@ struct wsmsg_timers {
 WSM_HIDDEN void wsm_timers_touch(wsmsg_conn *c);
 WSM_HIDDEN uint64_t wsm_default_clock(void *user);
 
+/* 0 if the endpoint may still be configured, else WSMSG_ERR_INVALID_ARG
+ * (NULL) or WSMSG_ERR_STATE (a connection uses it). */
+WSM_HIDDEN int wsm_ep_writable(const wsmsg_endpoint *ep);
 WSM_HIDDEN wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv,
                                              const char *path, size_t len);
 

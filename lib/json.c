@@ -13,12 +13,6 @@
 
 /* ---- endpoint configuration ---- */
 
-static int writable(const wsmsg_endpoint *ep) {
-  if (!ep)
-    return WSMSG_ERR_INVALID_ARG;
-  return atomic_load(&ep->frozen) ? WSMSG_ERR_STATE : 0;
-}
-
 static void json_defaults(wsmsg_endpoint *ep) {
   if (!ep->json) {
     ep->json = true;
@@ -28,7 +22,7 @@ static void json_defaults(wsmsg_endpoint *ep) {
 }
 
 int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   json_defaults(ep);
@@ -37,7 +31,7 @@ int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb) {
 }
 
 int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (on)
@@ -48,14 +42,14 @@ int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on) {
 }
 
 int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep, wsmsg_invalid_cb cb) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (!r)
     ep->on_invalid = cb;
   return r;
 }
 
 int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep, const wsmsg_schema *schema) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   json_defaults(ep);
@@ -64,7 +58,7 @@ int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep, const wsmsg_schema *schema) {
 }
 
 int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep, unsigned flags) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (flags & ~(unsigned)(WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS |
@@ -75,7 +69,7 @@ int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep, unsigned flags) {
 }
 
 int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep, int policy) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (policy < WSMSG_INVALID_REPLY || policy > WSMSG_INVALID_IGNORE)
@@ -85,14 +79,14 @@ int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep, int policy) {
 }
 
 int wsmsg_endpoint_allow_duplicate_keys(wsmsg_endpoint *ep, int on) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (!r)
     ep->allow_dups = on != 0;
   return r;
 }
 
 int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (n == 0)
@@ -103,7 +97,7 @@ int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n) {
 
 int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
                                   size_t bytes) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   ep->max_events = count;
@@ -132,7 +126,7 @@ static const wsm_jroute *find_route(const wsmsg_endpoint *ep, const char *v,
 int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
                               const char *value, const wsmsg_schema *schema,
                               wsmsg_json_cb cb) {
-  int r = writable(ep);
+  int r = wsm_ep_writable(ep);
   if (r)
     return r;
   if (!field || !*field || !value)

@@ -205,11 +205,6 @@ typedef struct ent {
   wsm_snode *node;
 } ent;
 
-typedef struct pmap {
-  ent *slots;
-  size_t cap, n;
-} pmap;
-
 static size_t phash(const void *p, size_t mask) {
   uint64_t x = (uint64_t)(uintptr_t)p;
   x ^= x >> 33;
@@ -218,43 +213,73 @@ static size_t phash(const void *p, size_t mask) {
   return (size_t)x & mask;
 }
 
-static ent *pmap_find(const pmap *m, const json_t *j) {
+/* An open-addressing hash map keyed by pointer, shared by the compiler's
+ * maps: each entry is `esize` bytes and starts with its key (a pointer
+ * member); new entries are zeroed.  Linear probing, capacity a power of
+ * two kept at most half full. */
+typedef struct ptrmap {
+  unsigned char *slots;
+  size_t cap, n;
+} ptrmap;
+
+static const void *ptrmap_key(const unsigned char *slots, size_t esize,
+                              size_t i) {
+  const void *k;
+  memcpy(&k, slots + i * esize, sizeof(k));
+  return k;
+}
+
+static void *ptrmap_find(const ptrmap *m, const void *key, size_t esize) {
   if (!m->cap)
     return NULL;
-  for (size_t i = phash(j, m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-    if (m->slots[i].json == j)
-      return &m->slots[i];
-    if (!m->slots[i].json)
+  for (size_t i = phash(key, m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    const void *k = ptrmap_key(m->slots, esize, i);
+    if (k == key)
+      return m->slots + i * esize;
+    if (!k)
       return NULL;
   }
 }
 
-static ent *pmap_put(pmap *m, const json_t *j) {
+static void *ptrmap_put(ptrmap *m, const void *key, size_t esize) {
   if ((m->n + 1) * 2 > m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 64;
-    ent *s = calloc(cap, sizeof(*s));
+    unsigned char *s = calloc(cap, esize);
     if (!s)
       return NULL;
     for (size_t k = 0; k < m->cap; k++) {
-      if (!m->slots[k].json)
+      const void *old = ptrmap_key(m->slots, esize, k);
+      if (!old)
         continue;
-      size_t i = phash(m->slots[k].json, cap - 1);
-      while (s[i].json)
+      size_t i = phash(old, cap - 1);
+      while (ptrmap_key(s, esize, i))
         i = (i + 1) & (cap - 1);
-      s[i] = m->slots[k];
+      memcpy(s + i * esize, m->slots + k * esize, esize);
     }
     free(m->slots);
     m->slots = s;
     m->cap = cap;
   }
-  size_t i = phash(j, m->cap - 1);
-  while (m->slots[i].json && m->slots[i].json != j)
+  size_t i = phash(key, m->cap - 1);
+  const void *k;
+  while ((k = ptrmap_key(m->slots, esize, i)) != NULL && k != key)
     i = (i + 1) & (m->cap - 1);
-  if (!m->slots[i].json) {
-    m->slots[i].json = j;
+  if (!k) {
+    memcpy(m->slots + i * esize, &key, sizeof(key));
     m->n++;
   }
-  return &m->slots[i];
+  return m->slots + i * esize;
+}
+
+/* json_t * -> ent */
+typedef ptrmap pmap;
+
+static ent *pmap_find(const pmap *m, const json_t *j) {
+  return ptrmap_find(m, j, sizeof(ent));
+}
+
+static ent *pmap_put(pmap *m, const json_t *j) {
+  return ptrmap_put(m, j, sizeof(ent));
 }
 
 /* ---- compile context ----------------------------------------------------- */
@@ -1615,37 +1640,11 @@ typedef struct visit {
   uint8_t state; /* 1 on the stack, 2 done */
 } visit;
 
-typedef struct vmap {
-  visit *v;
-  size_t cap, n;
-} vmap;
+/* wsm_snode * -> visit */
+typedef ptrmap vmap;
 
 static visit *vmap_get(vmap *m, const wsm_snode *n) {
-  if ((m->n + 1) * 2 > m->cap) {
-    size_t cap = m->cap ? m->cap * 2 : 64;
-    visit *s = calloc(cap, sizeof(*s));
-    if (!s)
-      return NULL;
-    for (size_t k = 0; k < m->cap; k++) {
-      if (!m->v[k].n)
-        continue;
-      size_t i = phash(m->v[k].n, cap - 1);
-      while (s[i].n)
-        i = (i + 1) & (cap - 1);
-      s[i] = m->v[k];
-    }
-    free(m->v);
-    m->v = s;
-    m->cap = cap;
-  }
-  size_t i = phash(n, m->cap - 1);
-  while (m->v[i].n && m->v[i].n != n)
-    i = (i + 1) & (m->cap - 1);
-  if (!m->v[i].n) {
-    m->v[i].n = n;
-    m->n++;
-  }
-  return &m->v[i];
+  return ptrmap_put(m, n, sizeof(visit));
 }
 
 static int check_cycles(cctx *c, vmap *m, const wsm_snode *n, int depth) {
@@ -1728,9 +1727,9 @@ static int compile_doc(wsmsg_schema *s, unsigned options, char *err,
     check_cycles(&c, &m, s->root, 0);
     /* every compiled node is a potential entry point through $ref */
     for (size_t i = 0; !c.rc && i < c.map.cap; i++)
-      if (c.map.slots[i].node)
-        check_cycles(&c, &m, c.map.slots[i].node, 0);
-    free(m.v);
+      if (((ent *)c.map.slots)[i].node)
+        check_cycles(&c, &m, ((ent *)c.map.slots)[i].node, 0);
+    free(m.slots);
   }
   for (size_t i = 0; i < c.nrefs; i++)
     free(c.refs[i].target);
