@@ -647,6 +647,19 @@ static bool get_nonneg(cctx *c, const json_t *j, const char *kw,
   return false;
 }
 
+/* A size limit keyword (maxItems, minLength...): parse it and, if present,
+ * set its flag in n->kw. */
+static bool get_limit(cctx *c, const json_t *j, const char *kw,
+                      const char *where, size_t *out, wsm_snode *n,
+                      uint32_t flag) {
+  bool has;
+  if (!get_nonneg(c, j, kw, where, out, &has))
+    return false;
+  if (has)
+    n->kw |= flag;
+  return true;
+}
+
 static bool get_num(cctx *c, const json_t *j, const char *kw, const char *where,
                     wsm_num *out, bool *present) {
   const json_t *v = json_object_get(j, kw);
@@ -943,15 +956,12 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
                                const char *where, const char *base,
                                int dialect) {
   const json_t *v;
-  bool has;
-  if (!get_nonneg(c, j, "maxProperties", where, &n->max_props, &has))
+  if (!get_limit(c, j, "maxProperties", where, &n->max_props, n,
+                 WSM_K_MAXPROPS))
     return false;
-  if (has)
-    n->kw |= WSM_K_MAXPROPS;
-  if (!get_nonneg(c, j, "minProperties", where, &n->min_props, &has))
+  if (!get_limit(c, j, "minProperties", where, &n->min_props, n,
+                 WSM_K_MINPROPS))
     return false;
-  if (has)
-    n->kw |= WSM_K_MINPROPS;
 
   const json_t *props = json_object_get(j, "properties");
   const json_t *req = json_object_get(j, "required");
@@ -1142,14 +1152,10 @@ static bool compile_array_kws(cctx *c, wsm_snode *n, const json_t *j,
                               int dialect) {
   const json_t *v;
   bool has;
-  if (!get_nonneg(c, j, "maxItems", where, &n->max_items, &has))
+  if (!get_limit(c, j, "maxItems", where, &n->max_items, n, WSM_K_MAXITEMS))
     return false;
-  if (has)
-    n->kw |= WSM_K_MAXITEMS;
-  if (!get_nonneg(c, j, "minItems", where, &n->min_items, &has))
+  if (!get_limit(c, j, "minItems", where, &n->min_items, n, WSM_K_MINITEMS))
     return false;
-  if (has)
-    n->kw |= WSM_K_MINITEMS;
   if ((v = json_object_get(j, "uniqueItems"))) {
     if (!json_is_boolean(v)) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"uniqueItems\" must be a boolean");
@@ -1307,14 +1313,10 @@ static bool compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
     if (has)
       n->kw |= nums[i].bit;
   }
-  if (!get_nonneg(c, j, "maxLength", where, &n->max_len, &has))
+  if (!get_limit(c, j, "maxLength", where, &n->max_len, n, WSM_K_MAXLEN))
     return false;
-  if (has)
-    n->kw |= WSM_K_MAXLEN;
-  if (!get_nonneg(c, j, "minLength", where, &n->min_len, &has))
+  if (!get_limit(c, j, "minLength", where, &n->min_len, n, WSM_K_MINLEN))
     return false;
-  if (has)
-    n->kw |= WSM_K_MINLEN;
   if ((v = json_object_get(j, "pattern"))) {
     if (!json_is_string(v)) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"pattern\" must be a string");
