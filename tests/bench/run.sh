@@ -9,7 +9,9 @@
 #   node ws   -- whichever are installed
 #   - 100 connections x 64 B text, pipeline 1 and 16
 #   - 10 connections x 64 KiB binary
-#   - 100 connections x JSON validate-and-reply (128 B MessageModel)
+#   - 100 connections x JSON validate-and-reply (128 B MessageModel),
+#     pipeline 1 and 16 (16: every server is CPU-bound, so the ratios
+#     compare the servers' work per message, not the round trip)
 #   - 5,000 idle connections (server VmRSS per connection)
 #   - 10,000 connections x 1 msg/s (server CPU %)
 # then tests/bench/micro (in-process, no sockets).
@@ -233,6 +235,10 @@ for rep in $(seq 1 "$REPS"); do
     label=$s
     run_wsbench "$label" json128 "$rep" /ws/json-demo -c 100 -p 1 -s 128 -t json -d "$DUR" -w "$WARM"
   done
+  for s in "${UP[@]}"; do
+    [ "$s" = wsmsg ] && continue
+    run_wsbench "$s" json128-p16 "$rep" /ws/json-demo -c 100 -p 16 -s 128 -t json -d "$DUR" -w "$WARM"
+  done
 done
 # Runs disturbed by other work on the machine (> 20 % CPU used by other
 # processes, see wsbench's other_cpu_pct): retry those scenarios, at most
@@ -256,8 +262,8 @@ PYEOF
 RETRIES=$([ "$QUICK" = 1 ] && echo 0 || echo 2)
 for try in $(seq 1 "$RETRIES"); do
   for s in "${UP[@]}"; do
-    for sc in text64-p1 text64-p16 bin64k json128; do
-      case "$s/$sc" in wsmsg/json128 | wsmsg-json/text64* | wsmsg-json/bin64k) continue ;; esac
+    for sc in text64-p1 text64-p16 bin64k json128 json128-p16; do
+      case "$s/$sc" in wsmsg/json128* | wsmsg-json/text64* | wsmsg-json/bin64k) continue ;; esac
       clean_run_exists "$s" "$sc" && continue
       rep=retry$try
       case $sc in
@@ -265,6 +271,7 @@ for try in $(seq 1 "$RETRIES"); do
       text64-p16) run_wsbench "$s" "$sc" "$rep" /ws/echo -c 100 -p 16 -s 64 -t text -d "$DUR" -w "$WARM" ;;
       bin64k) run_wsbench "$s" "$sc" "$rep" /ws/echo -c 10 -p 1 -s 65536 -t binary -d "$DUR" -w "$WARM" ;;
       json128) run_wsbench "$s" "$sc" "$rep" /ws/json-demo -c 100 -p 1 -s 128 -t json -d "$DUR" -w "$WARM" ;;
+      json128-p16) run_wsbench "$s" "$sc" "$rep" /ws/json-demo -c 100 -p 16 -s 128 -t json -d "$DUR" -w "$WARM" ;;
       esac
     done
   done
