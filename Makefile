@@ -105,7 +105,7 @@ examples: $(EXAMPLES)
 
 $(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
-$(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
+$(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) examples/common/message_model.h $(STATIC) include/wsmsg.h
 $(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/echo_client: examples/echo_client.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
@@ -138,7 +138,7 @@ $(BUILD)/bench/wslay_echo_server: tests/bench/wslay_echo_server.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lwslay -ljansson -lnettle
 
-$(BUILD)/bench/micro: tests/bench/micro.c $(STATIC) include/wsmsg.h
+$(BUILD)/bench/micro: tests/bench/micro.c examples/common/message_model.h $(STATIC) include/wsmsg.h
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) -ljansson
 

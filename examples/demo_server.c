@@ -23,6 +23,7 @@
  * One log line per connection event on stderr (unless --quiet).
  */
 #include "common/evloop.h"
+#include "common/message_model.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,13 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char MESSAGE_MODEL[] =
-    "{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\","
-    " \"title\": \"MessageModel\", \"type\": \"object\","
-    " \"properties\": {\"user\": {\"type\": \"string\"},"
-    "                \"content\": {\"type\": \"string\"},"
-    "                \"timestamp\": {\"type\": \"number\"}},"
-    " \"required\": [\"user\", \"content\", \"timestamp\"]}";
+static const char MESSAGE_MODEL[] = MESSAGE_MODEL_SCHEMA;
 
 static char dir[4096];
 static unsigned long files;
