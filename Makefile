@@ -45,7 +45,7 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
              python3 python3-websockets nodejs valgrind g++ clang
 
-.PHONY: all lib examples test unit schema-suite integration check-install \
+.PHONY: all lib examples test bench-smoke unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
         check-asan check-valgrind soak install uninstall deps run clean help \
         bench bench-build fuzz-build fuzz-smoke fuzz
@@ -146,6 +146,13 @@ $(BUILD)/bench/bench_timers: tests/bench/bench_timers.c $(STATIC) include/wsmsg.
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
 
+# the in-process benchmarks once, tiny: they still build, run and answer
+# every message (no timing is judged)
+bench-smoke: $(BUILD)/bench/micro $(BUILD)/bench/bench_timers
+	@echo "== bench-smoke"
+	@$(BUILD)/bench/micro --quick >/dev/null
+	@$(BUILD)/bench/bench_timers 1000 >/dev/null
+
 bench: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) bash tests/bench/run.sh
 
@@ -223,6 +230,7 @@ test: deps
 	@$(MAKE) --no-print-directory check-ffi
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory check-install
+	@$(MAKE) --no-print-directory bench-smoke
 	@echo "make test: all suites passed"
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -416,6 +416,7 @@ static void wl_feed(wl *w, const batch *b) {
  */
 
 static double budget_s = 0.4;
+static int failed; /* a path did not answer every message: exit status 1 */
 
 typedef struct result {
   double msgs_per_s, gb_per_s, allocs_per_msg;
@@ -440,9 +441,11 @@ static result run_echo(bool use_wsmsg, int op, size_t size) {
   t1 = now_s();
   result r;
   uint64_t msgs = (rounds + 1) * b.frames;
-  if (echoed != msgs)
+  if (echoed != msgs) {
+    failed = 1;
     fprintf(stderr, "micro: %llu echoed for %llu fed\n",
             (unsigned long long)echoed, (unsigned long long)msgs);
+  }
   r.msgs_per_s = (double)msgs / (t1 - t0);
   r.gb_per_s = r.msgs_per_s * (double)size / 1e9;
   r.allocs_per_msg = (double)(all.allocs - a0) / (double)msgs;
@@ -591,10 +594,12 @@ static result run_json(bool use_wsmsg, wsmsg_server *jsrv) {
   }
   t1 = now_s();
   uint64_t msgs = (rounds + 1) * b.frames;
-  if (echoed != msgs || invalid)
+  if (echoed != msgs || invalid) {
+    failed = 1;
     fprintf(stderr, "micro: JSON: %llu replied, %llu invalid for %llu fed\n",
             (unsigned long long)echoed, (unsigned long long)invalid,
             (unsigned long long)msgs);
+  }
   result r;
   r.msgs_per_s = (double)msgs / (t1 - t0);
   r.gb_per_s = r.msgs_per_s * (double)b.size / 1e9;
@@ -772,5 +777,5 @@ int main(int argc, char **argv) {
   wsmsg_schema_free(model);
   wsmsg_server_free(w_srv);
   wsmsg_endpoint_free(w_ep);
-  return 0;
+  return failed;
 }
