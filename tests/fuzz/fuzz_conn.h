@@ -106,8 +106,10 @@ typedef struct ctx {
   fz_out out;
   fz_wire wire;
   wsmsg_timers *timers;
-  unsigned jsf; /* FZ_JSON: config[8] */
-  int invalids; /* on_invalid calls */
+  wsmsg_conn *other; /* server role: a second open connection, first in
+                        wsmsg_broadcast's list so that c gets the copy */
+  unsigned jsf;      /* FZ_JSON: config[8] */
+  int invalids;      /* on_invalid calls */
 } ctx;
 
 static int start_stream(ctx *x, uint8_t p, int text) {
@@ -406,6 +408,23 @@ static void do_tick(ctx *x, uint32_t step) {
   check_conn(x);
 }
 
+/* wsmsg_broadcast to {other, c}: other frames the message, c gets a copy
+ * of that frame (into its output, or behind a running stream).  other
+ * always takes it (it is open and drained here); c when it can send. */
+static void do_broadcast(ctx *x, int st, const uint8_t *d, size_t n) {
+  wsmsg_conn *list[2] = {x->other, x->c};
+  int64_t r = wsmsg_broadcast(list, 2, WSMSG_EV_BINARY, d, n);
+  FZ_CHECK(r >= 1 && r <= 2);
+  if (st != WSMSG_STATE_OPEN)
+    FZ_CHECK(r == 1);
+  const void *p;
+  size_t k;
+  for (int i = 0; i < 100 && (k = wsmsg_conn_pending(x->other, &p)) > 0; i++)
+    wsmsg_conn_consume(x->other, k);
+  FZ_CHECK(wsmsg_conn_pending(x->other, NULL) == 0);
+  FZ_CHECK(wsmsg_conn_state(x->other) == WSMSG_STATE_OPEN);
+}
+
 static void op_close(ctx *x, int code, uint8_t p) {
   static const char LONG[] =
       "0123456789012345678901234567890123456789012345678901234567890123456789"
@@ -480,10 +499,13 @@ static void run(ctx *x, fz *script, fz *wire, uint8_t tail) {
         memset(buf, 'a' + arg, n);
       check_send_result(x, st, wsmsg_send_text(c, (const char *)buf, n));
       break;
-    case 4: /* send a binary message */
+    case 4: /* send a binary message (the last lengths by broadcast) */
       n = DATA_LEN[arg];
       fill_pattern(buf, n, 0, 0);
-      check_send_result(x, st, wsmsg_send_binary(c, buf, n));
+      if (arg >= 13 && x->other)
+        do_broadcast(x, st, buf, n);
+      else
+        check_send_result(x, st, wsmsg_send_binary(c, buf, n));
       break;
     case 5: { /* send text with arbitrary bytes from the script */
       n = fz_take(script, fz_u8(script) & 63, &d);
@@ -787,6 +809,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FZ_CHECK(srv != NULL);
   wsmsg_server_set_clock(srv, fz_clock, NULL);
   FZ_CHECK(wsmsg_server_route(srv, "/ws", ep) == 0);
+  wsmsg_endpoint *ep2 = wsmsg_endpoint_new(); /* for x.other */
+  FZ_CHECK(ep2 != NULL && wsmsg_server_route(srv, "/other", ep2) == 0);
   x.c = wsmsg_server_accept(srv, &x);
   FZ_CHECK(x.c != NULL);
   char req[512];
@@ -802,6 +826,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FZ_CHECK(n > 12 && memcmp(p, "HTTP/1.1 101 ", 13) == 0);
   fz_out_write(x.c, &x.out, n, NULL, NULL, NULL);
   fz_wire_init(&x.wire, 0);
+  /* the second connection, on an endpoint without callbacks */
+  x.other = wsmsg_server_accept(srv, NULL);
+  FZ_CHECK(x.other != NULL);
+  rl = snprintf(req, sizeof(req),
+                "GET /other HTTP/1.1\r\nHost: example.com\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n");
+  FZ_CHECK(wsmsg_conn_recv(x.other, req, (size_t)rl) == 0);
+  while ((n = wsmsg_conn_pending(x.other, &p)) > 0)
+    wsmsg_conn_consume(x.other, n);
+  FZ_CHECK(wsmsg_conn_state(x.other) == WSMSG_STATE_OPEN);
 #endif
   (void)proto;
   FZ_CHECK(wsmsg_conn_state(x.c) == WSMSG_STATE_OPEN);
@@ -819,12 +855,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   run(&x, &script, &wire, cfg[7]);
 
   wsmsg_conn_free(x.c);
+  wsmsg_conn_free(x.other);
   if (x.timers) {
     FZ_CHECK(wsmsg_timers_count(x.timers) == 0);
     wsmsg_timers_free(x.timers);
   }
   wsmsg_server_free(srv);
   wsmsg_endpoint_free(ep);
+#if !FZ_CLIENT
+  wsmsg_endpoint_free(ep2);
+#endif
   fz_out_free(&x.out);
   fz_wire_free(&x.wire);
   fz_buf_free(&x.chunk);

@@ -1,6 +1,7 @@
 /* libFuzzer target: a client and a server wired together in memory,
- * exchanging fuzzer-chosen operations (messages, pings, streams, closes,
- * partial deliveries, ticks, EOF and aborts).  Two oracles per direction:
+ * exchanging fuzzer-chosen operations (messages, some by wsmsg_broadcast;
+ * pings, streams, closes, partial deliveries, ticks, EOF and aborts).  Two
+ * oracles per direction:
  *  - the frames the sender writes (checked by fz_wire) carry exactly the
  *    messages it accepted, in order;
  *  - the receiver delivers exactly those messages, in order (callbacks,
@@ -272,6 +273,27 @@ static void pump_all(pairctx *pc) {
   }
 }
 
+/* wsmsg_broadcast to a list naming this side's connection `copies` times
+ * (with NULLs between, which are skipped): every copy it reports queued
+ * must arrive, in order. */
+static void broadcast_data(side *s, int text, size_t len, uint64_t pos,
+                           int copies) {
+  wsmsg_conn *list[5] = {s->c, NULL, s->c, NULL, s->c};
+  int st = wsmsg_conn_state(s->c);
+  fill_pattern(scratch, len, pos, text);
+  int64_t r =
+      wsmsg_broadcast(list, (size_t)(2 * copies - 1),
+                      text ? WSMSG_EV_TEXT : WSMSG_EV_BINARY, scratch, len);
+  if (fz_trace)
+    fprintf(stderr, "side %d broadcasts %s of %zu bytes x%d: %lld\n", s->idx,
+            text ? "text" : "binary", len, copies, (long long)r);
+  FZ_CHECK(r >= 0 && r <= copies);
+  if (st != WSMSG_STATE_OPEN)
+    FZ_CHECK(r == 0);
+  for (int64_t i = 0; i < r; i++)
+    expect_push(s, text, len, pos);
+}
+
 static void send_data(side *s, int text, size_t len, uint64_t pos) {
   int st = wsmsg_conn_state(s->c);
   fill_pattern(scratch, len, pos, text);
@@ -405,7 +427,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       size_t len = PAIR_LEN[arg];
       if (text)
         len -= len % PAT_TEXT_PERIOD;
-      send_data(s, text, len, text ? seq * PAT_TEXT_PERIOD : seq * 7);
+      uint64_t pos = text ? seq * PAT_TEXT_PERIOD : seq * 7;
+      if (seq % 5 == 4) /* every fifth data message goes by broadcast */
+        broadcast_data(s, text, len, pos, 1 + (int)(seq / 5 % 3));
+      else
+        send_data(s, text, len, pos);
       break;
     }
     case 2: {
