@@ -121,7 +121,7 @@ $(EXAMPLES):
 	$(CC) $(APP_CFLAGS) $< $(EXTRA_SRCS) -o $@ $(STATIC) $(DEP_LIBS) $(EXTRA_LIBS)
 
 # The load generator links no wsmsg (it must be able to measure anything).
-examples/wsbench: examples/wsbench.c
+examples/wsbench: examples/wsbench.c examples/common/ws_frame.h
 	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lm
 
 # ---- benchmarks -------------------------------------------------------------------
@@ -138,7 +138,7 @@ $(BUILD)/bench/wslay_echo_server: tests/bench/wslay_echo_server.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lwslay -ljansson -lnettle
 
-$(BUILD)/bench/micro: tests/bench/micro.c examples/common/message_model.h $(STATIC) include/wsmsg.h
+$(BUILD)/bench/micro: tests/bench/micro.c examples/common/message_model.h examples/common/ws_frame.h $(STATIC) include/wsmsg.h
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) -ljansson
 
@@ -265,7 +265,7 @@ SOAK_RATE    ?= 5000
 SOAK_SERVER  ?= $(EXDIR)/echo_server
 SOAK_ARGS    ?=
 
-$(BUILD)/soak/soak: tests/soak/soak.c
+$(BUILD)/soak/soak: tests/soak/soak.c examples/common/ws_frame.h
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@
 

@@ -43,6 +43,8 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include "common/ws_frame.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -320,12 +322,11 @@ static void queue_ctl(conn *c, uint8_t opcode, const uint8_t *p, size_t n) {
   if (n > 125 || (size_t)c->ctl_len + n + 6 > sizeof(c->ctl))
     return; /* one control frame pending at most: drop extra pongs */
   uint8_t *o = c->ctl + c->ctl_len;
-  o[0] = (uint8_t)(0x80 | opcode);
-  o[1] = (uint8_t)(0x80 | n);
-  memcpy(o + 2, mask_key, 4);
-  for (size_t i = 0; i < n; i++)
-    o[6 + i] = (uint8_t)(p[i] ^ mask_key[i & 3]);
-  c->ctl_len = (uint8_t)(c->ctl_len + 6 + n);
+  size_t h = ws_frame_header(o, (uint8_t)(0x80 | opcode), n, mask_key);
+  if (n)
+    memcpy(o + h, p, n);
+  ws_frame_mask(o + h, n, mask_key);
+  c->ctl_len = (uint8_t)(c->ctl_len + h + n);
 }
 
 static bool queue_message(conn *c, uint64_t ts) {
@@ -961,23 +962,11 @@ static int build_frame(void) {
     free(payload);
     return -1;
   }
-  size_t k = 0;
-  frame_buf[k++] = (uint8_t)(0x80 | (opt.type == T_BINARY ? 2 : 1));
-  if (n < 126) {
-    frame_buf[k++] = (uint8_t)(0x80 | n);
-  } else if (n < 65536) {
-    frame_buf[k++] = 0x80 | 126;
-    frame_buf[k++] = (uint8_t)(n >> 8);
-    frame_buf[k++] = (uint8_t)n;
-  } else {
-    frame_buf[k++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--)
-      frame_buf[k++] = (uint8_t)((uint64_t)n >> (8 * i));
-  }
-  memcpy(frame_buf + k, mask_key, 4);
-  k += 4;
-  for (size_t i = 0; i < n; i++)
-    frame_buf[k + i] = (uint8_t)(payload[i] ^ mask_key[i & 3]);
+  size_t k = ws_frame_header(
+      frame_buf, (uint8_t)(0x80 | (opt.type == T_BINARY ? 2 : 1)), n, mask_key);
+  if (n)
+    memcpy(frame_buf + k, payload, n);
+  ws_frame_mask(frame_buf + k, n, mask_key);
   frame_len = k + n;
   free(payload);
   return 0;

@@ -27,6 +27,7 @@
 #include <wsmsg.h>
 
 #include "../../examples/common/message_model.h"
+#include "../../examples/common/ws_frame.h"
 
 #include <jansson.h>
 #include <malloc.h>
@@ -185,23 +186,10 @@ static const uint8_t KEY[4] = {0x37, 0xfa, 0x21, 0x3d};
 /* one masked client frame of n bytes with opcode op */
 static size_t build_frame(uint8_t *out, int op, const uint8_t *payload,
                           size_t n) {
-  size_t k = 0;
-  out[k++] = (uint8_t)(0x80 | op);
-  if (n < 126) {
-    out[k++] = (uint8_t)(0x80 | n);
-  } else if (n < 65536) {
-    out[k++] = 0x80 | 126;
-    out[k++] = (uint8_t)(n >> 8);
-    out[k++] = (uint8_t)n;
-  } else {
-    out[k++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--)
-      out[k++] = (uint8_t)((uint64_t)n >> (8 * i));
-  }
-  memcpy(out + k, KEY, 4);
-  k += 4;
-  for (size_t i = 0; i < n; i++)
-    out[k + i] = (uint8_t)(payload[i] ^ KEY[i & 3]);
+  size_t k = ws_frame_header(out, (uint8_t)(0x80 | op), n, KEY);
+  if (n)
+    memcpy(out + k, payload, n);
+  ws_frame_mask(out + k, n, KEY);
   return k + n;
 }
 

@@ -35,6 +35,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "../../examples/common/ws_frame.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -301,51 +303,21 @@ static uint8_t *out_reserve(conn *c, size_t n) {
   return c->out + c->out_len;
 }
 
-static void mask(uint8_t *p, size_t n, const uint8_t key[4]) {
-  uint64_t k8;
-  uint8_t kk[8] = {key[0], key[1], key[2], key[3],
-                   key[0], key[1], key[2], key[3]};
-  memcpy(&k8, kk, 8);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    w ^= k8;
-    memcpy(p + i, &w, 8);
-  }
-  for (; i < n; i++)
-    p[i] ^= key[i & 3];
-}
-
 /* Append one masked frame whose payload is generated (gen_type != 0) or
  * copied from `data`. */
 static void put_frame(conn *c, uint8_t b0, uint64_t len, int gen_type,
                       uint32_t seq, uint64_t msg_size, uint64_t msg_off,
                       const uint8_t *data) {
   uint8_t *p = out_reserve(c, len + 14);
-  size_t h = 0;
-  p[h++] = b0;
-  if (len < 126) {
-    p[h++] = (uint8_t)(0x80 | len);
-  } else if (len < 65536) {
-    p[h++] = 0x80 | 126;
-    p[h++] = (uint8_t)(len >> 8);
-    p[h++] = (uint8_t)len;
-  } else {
-    p[h++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--)
-      p[h++] = (uint8_t)(len >> (8 * i));
-  }
   uint32_t k = xr(&c->rng);
   uint8_t key[4] = {(uint8_t)k, (uint8_t)(k >> 8), (uint8_t)(k >> 16),
                     (uint8_t)(k >> 24)};
-  memcpy(p + h, key, 4);
-  h += 4;
+  size_t h = ws_frame_header(p, b0, len, key);
   if (gen_type)
     gen(p + h, gen_type, c->slot, seq, msg_size, msg_off, (size_t)len);
   else if (len)
     memcpy(p + h, data, (size_t)len);
-  mask(p + h, (size_t)len, key);
+  ws_frame_mask(p + h, (size_t)len, key);
   c->out_len += h + (size_t)len;
   G.sent_bytes += h + len;
 }
@@ -1212,7 +1184,7 @@ static void assign_kinds(void) {
 
 
 int main(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) { /* --option value pairs */
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) {
@@ -1245,7 +1217,6 @@ int main(int argc, char **argv) {
       usage();
       return 2;
     }
-    i++;
   }
   if (O.seconds < 3 || O.seconds > 86400 || O.conns < 100 ||
       O.conns > 100000 || O.rate < 1 || O.sources < 1 || O.sources > 250) {
