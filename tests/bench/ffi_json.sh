@@ -47,28 +47,9 @@ fi
 WORK=$(mktemp -d /tmp/wsmsg-bench-ffi.XXXXXX)
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
-STARTED=()
-cleanup() {
-  local pid
-  for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${STARTED[@]}"; do
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  PIN_SRV=(taskset -c 1)
-  PIN_CLI=(--cpu 0)
-  PINNING="server on CPU 1, wsbench on CPU 0"
-else
-  PIN_SRV=()
-  PIN_CLI=()
-  PINNING="no pinning"
-fi
+# processes we start (stopped by PID only), CPU pinning
+# shellcheck source=tests/bench/common.sh
+. tests/bench/common.sh
 
 # ---- which servers ----------------------------------------------------------------
 have() { "$PY" -c "import $1" 2>/dev/null; }

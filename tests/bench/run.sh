@@ -39,21 +39,10 @@ T_START=$(date +%s)
 
 log() { echo "bench: $*" >&2; }
 
-# ---- processes we start (stopped by PID only) -----------------------------
+# ---- processes we start (stopped by PID only), CPU pinning ----------------
 declare -A SPID SPORT
-STARTED=()
-cleanup() {
-  for pid in "${STARTED[@]}"; do
-    kill -TERM "$pid" 2>/dev/null
-  done
-  for pid in "${STARTED[@]}"; do
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=tests/bench/common.sh
+. tests/bench/common.sh
 
 for b in "$WSBENCH" examples/echo_server "$BUILD/bench/wslay_echo_server" "$BUILD/bench/micro"; do
   if [ ! -x "$b" ]; then
@@ -62,17 +51,7 @@ for b in "$WSBENCH" examples/echo_server "$BUILD/bench/wslay_echo_server" "$BUIL
   fi
 done
 
-# ---- CPUs, descriptors -------------------------------------------------------
-NCPU=$(nproc)
-if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
-  PIN_SRV=(taskset -c 1)
-  PIN_CLI=(--cpu 0)
-  PINNING="server on CPU 1, wsbench on CPU 0 (taskset / sched_setaffinity)"
-else
-  PIN_SRV=()
-  PIN_CLI=()
-  PINNING="no pinning (fewer than 2 CPUs or no taskset)"
-fi
+# ---- descriptors ---------------------------------------------------------------
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
 
