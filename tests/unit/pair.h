@@ -14,6 +14,21 @@
 #include <cmocka.h>
 #include <wsmsg.h>
 
+/* An allocator hook whose n-th allocation fails: set fail_countdown to n
+ * (0: nothing fails); it is 0 again once that allocation has failed. */
+static int fail_countdown;
+static inline void *fail_malloc(size_t n, void *u) {
+  (void)u;
+  if (fail_countdown > 0 && --fail_countdown == 0)
+    return NULL;
+  return malloc(n);
+}
+static inline void fail_free(void *q, void *u) {
+  (void)u;
+  free(q);
+}
+static const wsmsg_mem failing_mem = {NULL, fail_malloc, fail_free, NULL};
+
 /* Everything a side saw, recorded by the callbacks below. */
 typedef struct rec {
   int opened;

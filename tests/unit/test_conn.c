@@ -731,24 +731,12 @@ static void test_close_inside_callback(void **s) {
  * had buffered only part of them): the frame stream was corrupt from there
  * on.  It now fails the connection with 1011, as it did already when out of
  * memory while reassembling a message. */
-static int fail_countdown; /* the allocation that makes it 0 fails */
-static void *f_malloc(size_t n, void *u) {
-  (void)u;
-  if (fail_countdown > 0 && --fail_countdown == 0)
-    return NULL;
-  return malloc(n);
-}
-static void f_free(void *q, void *u) {
-  (void)u;
-  free(q);
-}
-
 static void test_recv_oom_fails_connection(void **s) {
   (void)s;
   /* allocations in the client's recv: 1 the frame parser, 2 the TEXT
    * event for "one" */
   for (int k = 1; k <= 2; k++) {
-    wsmsg_mem mem = {NULL, f_malloc, f_free, NULL};
+    wsmsg_mem mem = failing_mem;
     pair p;
     memset(&p, 0, sizeof(p));
     p.sep = wsmsg_endpoint_new();
@@ -794,7 +782,7 @@ static void test_handshake_oom_closes(void **s) {
   (void)s;
   for (int side = 0; side < 2; side++) {
     for (int k = 1; k < 40; k++) {
-      wsmsg_mem mem = {NULL, f_malloc, f_free, NULL};
+      wsmsg_mem mem = failing_mem;
       pair p;
       memset(&p, 0, sizeof(p));
       p.sep = side ? wsmsg_endpoint_new() : wsmsg_endpoint_new_mem(&mem);

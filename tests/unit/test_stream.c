@@ -518,23 +518,11 @@ static void test_stream_ends_with_connection(void **s) {
  * result ignored, so out of memory there dropped messages that
  * wsmsg_send_* had accepted while the connection went on (later messages
  * arrived, earlier ones never).  It now fails the connection (1011). */
-static int oom_countdown; /* the allocation that makes it 0 fails */
-static void *oom_malloc(size_t n, void *u) {
-  (void)u;
-  if (oom_countdown > 0 && --oom_countdown == 0)
-    return NULL;
-  return malloc(n);
-}
-static void oom_free(void *q, void *u) {
-  (void)u;
-  free(q);
-}
-
 static void test_stream_flush_oom_fails(void **s) {
   (void)s;
   static uint8_t big[60000];
   static uint8_t after[10000];
-  wsmsg_mem mem = {NULL, oom_malloc, oom_free, NULL};
+  wsmsg_mem mem = failing_mem;
   pair p;
   memset(&p, 0, sizeof(p));
   p.sep = wsmsg_endpoint_new();
@@ -551,9 +539,9 @@ static void test_stream_flush_oom_fails(void **s) {
   assert_int_equal(wsmsg_send_binary(p.s, after, sizeof(after)), 0);
   /* 1: the output buffer for the stream's only fragment; 2: growing it to
    * take the message queued behind the stream */
-  oom_countdown = 2;
+  fail_countdown = 2;
   wsmsg_conn_pending(p.s, NULL);
-  assert_int_equal(oom_countdown, 0);
+  assert_int_equal(fail_countdown, 0);
   assert_false(wsmsg_conn_streaming(p.s));
   assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
   assert_int_equal(wsmsg_conn_error(p.s), WSMSG_ERR_NOMEM);
