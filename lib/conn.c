@@ -304,9 +304,117 @@ static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
   return (ssize_t)len;
 }
 
+enum { RX_HDR, RX_EMIT, RX_PAY };
+
+/* XOR n bytes with the mask key, starting `phase` bytes into it, 8 bytes
+ * at a time (wslay's own loop does one byte per step). */
+static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n,
+                        const uint8_t key[4], unsigned phase) {
+  uint8_t k8[8];
+  for (unsigned i = 0; i < 8; i++)
+    k8[i] = key[(phase + i) & 3];
+  uint64_t m;
+  memcpy(&m, k8, 8);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t v[4];
+    memcpy(v, src + i, 32);
+    v[0] ^= m;
+    v[1] ^= m;
+    v[2] ^= m;
+    v[3] ^= m;
+    memcpy(dst + i, v, 32);
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    memcpy(&v, src + i, 8);
+    v ^= m;
+    memcpy(dst + i, &v, 8);
+  }
+  for (; i < n; i++)
+    dst[i] = src[i] ^ k8[i & 7];
+}
+
+/* Server role: copy client frames into wslay's buffer with the masking
+ * undone, the mask bit cleared and the key left out, so wslay reads plain
+ * frames.  A header is collected whole here and given to wslay only with
+ * its first payload byte (or alone when the payload is empty): between
+ * reads wslay then never holds a frame it has not reported, and the header
+ * of the next frame is in rx_hdr for check_rx_header.  An unmasked frame
+ * stops the feed at its header; process_frames fails the connection once
+ * wslay has reported everything before it. */
+static size_t rx_feed(wsmsg_conn *c, uint8_t *buf, size_t len) {
+  size_t w = 0;
+  while (w < len) {
+    if (c->rx_state == RX_PAY) {
+      size_t k = len - w;
+      if (k > c->in_len)
+        k = c->in_len;
+      if (k > c->rx_left)
+        k = (size_t)c->rx_left;
+      if (k == 0)
+        break;
+      unmask_copy(buf + w, c->in, k, c->rx_hdr + c->rx_need - 4, c->rx_phase);
+      c->rx_phase = (uint8_t)((c->rx_phase + k) & 3);
+      c->in += k;
+      c->in_len -= k;
+      w += k;
+      if ((c->rx_left -= k) == 0)
+        c->rx_state = RX_HDR;
+    } else if (c->rx_state == RX_HDR) {
+      if (c->in_len == 0 || c->rx_unmasked)
+        break;
+      if (c->rx_hlen == c->rx_need) /* a new header */
+        c->rx_hlen = c->rx_need = 0;
+      c->rx_hdr[c->rx_hlen++] = *c->in++;
+      c->in_len--;
+      if (c->rx_hlen == 2) {
+        uint8_t b1 = c->rx_hdr[1];
+        if (!(b1 & 0x80)) {
+          c->rx_unmasked = true; /* reported by process_frames */
+          break;
+        }
+        unsigned l7 = b1 & 127u;
+        c->rx_need = (uint8_t)(6u + (l7 == 127 ? 8u : l7 == 126 ? 2u : 0u));
+      }
+      if (c->rx_hlen == c->rx_need) {
+        const uint8_t *h = c->rx_hdr;
+        unsigned l7 = h[1] & 127u;
+        uint64_t pl = l7;
+        if (l7 >= 126) {
+          pl = 0;
+          for (unsigned i = 2; i < c->rx_need - 4u; i++)
+            pl = pl << 8 | h[i];
+        }
+        c->rx_left = pl;
+        c->rx_phase = 0;
+        c->rx_out = 0;
+        c->rx_state = RX_EMIT;
+      }
+    } else { /* RX_EMIT */
+      if (c->rx_left && c->in_len == 0)
+        break; /* wait for the first payload byte */
+      unsigned hl = c->rx_need - 4u;
+      while (c->rx_out < hl && w < len) {
+        uint8_t b = c->rx_hdr[c->rx_out];
+        buf[w++] = c->rx_out == 1 ? (uint8_t)(b & 0x7f) : b;
+        c->rx_out++;
+      }
+      if (c->rx_out == hl)
+        c->rx_state = c->rx_left ? RX_PAY : RX_HDR;
+    }
+  }
+  return w;
+}
+
 static ssize_t cb_recv(uint8_t *buf, size_t len, int flags, void *ud) {
   (void)flags;
   wsmsg_conn *c = ((wsm_slot *)ud)->conn;
+  if (!c->client) {
+    size_t w = rx_feed(c, buf, len);
+    c->in_fed += w;
+    return (ssize_t)w;
+  }
   size_t n = c->in_len < len ? c->in_len : len;
   if (n == 0)
     return 0;
@@ -597,8 +705,10 @@ static int check_header(wsmsg_conn *c, int fin, int rsv, int op, int mask,
 }
 
 static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
-  int r = check_header(c, io->fin, io->rsv, io->opcode, io->mask,
-                       io->payload_length);
+  /* the server's frames reach wslay unmasked by rx_feed, which stops at an
+   * unmasked one: every frame wslay reports there was masked */
+  int r = check_header(c, io->fin, io->rsv, io->opcode,
+                       c->client ? io->mask : 1, io->payload_length);
   if (r)
     return r;
   uint8_t op = io->opcode;
@@ -632,9 +742,11 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
   return 0;
 }
 
-/* The parser stopped on a frame header without payload yet (wslay reports
- * a frame with its first payload byte): the unframed tail of the input is
- * that partial header.  Judge what of it arrived now, so a bad header is
+static int check_header_bytes(wsmsg_conn *c, const uint8_t *h, uint64_t k);
+
+/* Client role.  The parser stopped on a frame header without payload yet (wslay
+ * reports a frame with its first payload byte): the unframed tail of the input
+ * is that partial header.  Judge what of it arrived now, so a bad header is
  * refused at once instead of when (if ever) its payload comes. */
 static int check_partial_header(wsmsg_conn *c, const uint8_t *d, size_t n) {
   uint64_t k = c->in_fed - c->in_used;
@@ -648,13 +760,26 @@ static int check_partial_header(wsmsg_conn *c, const uint8_t *d, size_t n) {
     memcpy(c->slot->hdr + c->hdr_len, d, n);
   }
   c->hdr_len = (uint8_t)k;
-  const uint8_t *h = c->slot->hdr;
+  return check_header_bytes(c, c->slot->hdr, k);
+}
+
+/* Server role: judge the header rx_feed holds (a partial one, or a whole
+ * one waiting for its payload). */
+static int check_rx_header(wsmsg_conn *c) {
+  if (c->rx_state == RX_PAY || c->rx_hlen == 0 ||
+      (c->rx_state == RX_HDR && c->rx_hlen == c->rx_need))
+    return 0;
+  return check_header_bytes(c, c->rx_hdr, c->rx_hlen);
+}
+
+/* Judge the first k bytes of a frame header as they arrived. */
+static int check_header_bytes(wsmsg_conn *c, const uint8_t *h, uint64_t k) {
   int fin = h[0] >> 7, rsv = (h[0] >> 4) & 7, op = h[0] & 15, mask = -1;
   uint64_t len = LEN_UNKNOWN;
   if (k >= 2) {
     mask = h[1] >> 7;
     unsigned l7 = h[1] & 127;
-    if (l7 < 126)
+    if (l7 < 126 || op >= 8) /* 126, 127: over the control limit */
       len = l7;
     else if (l7 == 126 && k >= 4)
       len = (uint64_t)h[2] << 8 | h[3];
@@ -806,6 +931,8 @@ static int process_frames(wsmsg_conn *c) {
     memset(&io, 0, sizeof(io));
     ssize_t n = wslay_frame_recv(c->slot->fr, &io);
     if (n == WSLAY_ERR_WANT_READ) {
+      if (c->rx_unmasked) /* every frame before it is handled */
+        return check_header_bytes(c, c->rx_hdr, c->rx_hlen);
       if (c->in_len == 0)
         break;
       continue;
@@ -938,7 +1065,7 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
      * rest of the input unread, so the connection cannot go on */
     r = fail(c, r, 1011, wsmsg_strerror(r));
   if (r == 0 && !c->failed && c->state != WSMSG_STATE_CLOSED)
-    r = check_partial_header(c, d, n);
+    r = c->client ? check_partial_header(c, d, n) : check_rx_header(c);
   c->in_recv = false;
   c->in = NULL;
   c->in_len = 0;

@@ -292,7 +292,6 @@ struct wsmsg_conn {
   uint8_t hdr_len;           /* bytes of a partial frame header seen */
   const uint8_t *valid_text; /* text being delivered to on_text */
   size_t valid_text_len;
-  uint8_t hdr[14];
   uint32_t utf8;
   wsm_buf msg;
 
@@ -301,6 +300,18 @@ struct wsmsg_conn {
   /* bytes being fed to wslay */
   const uint8_t *in;
   size_t in_len;
+
+  /* server role: client frames are unmasked here, 8 bytes at a time, as
+   * they are copied into wslay's buffer; wslay sees them unmasked (its own
+   * unmasking goes a byte at a time).  See rx_feed in conn.c. */
+  uint64_t rx_left;   /* payload bytes of the current frame still to come */
+  uint8_t rx_hdr[14]; /* the frame header as it arrived, mask key included */
+  uint8_t rx_hlen;    /* bytes of it collected */
+  uint8_t rx_need;    /* its whole length, once its second byte is known */
+  uint8_t rx_out;     /* bytes of the unmasked header given to wslay */
+  uint8_t rx_state;   /* RX_HDR, RX_EMIT or RX_PAY */
+  uint8_t rx_phase;   /* payload offset mod 4: where in the key */
+  bool rx_unmasked;   /* an unmasked client frame: nothing more is parsed */
 
   wsm_buf out;
   wsm_buf deferred; /* data frames queued behind a running stream */

@@ -252,6 +252,156 @@ static void test_unmasked_from_client(void **s) {
   pair_free(&p);
 }
 
+/* A masked client frame with a chosen key (frame() always uses one key). */
+static size_t frame_key(uint8_t *out, int fin, int op, const uint8_t *pl,
+                        size_t n, uint32_t key) {
+  size_t k = 0;
+  out[k++] = (uint8_t)((fin ? 0x80 : 0) | op);
+  if (n < 126) {
+    out[k++] = (uint8_t)(0x80 | n);
+  } else if (n < 65536) {
+    out[k++] = 0x80 | 126;
+    out[k++] = (uint8_t)(n >> 8);
+    out[k++] = (uint8_t)n;
+  } else {
+    out[k++] = 0x80 | 127;
+    for (int i = 7; i >= 0; i--)
+      out[k++] = (uint8_t)((uint64_t)n >> (8 * i));
+  }
+  uint8_t kb[4] = {(uint8_t)(key >> 24), (uint8_t)(key >> 16),
+                   (uint8_t)(key >> 8), (uint8_t)key};
+  memcpy(out + k, kb, 4);
+  k += 4;
+  for (size_t i = 0; i < n; i++)
+    out[k + i] = (uint8_t)(pl[i] ^ kb[i % 4]);
+  return k + n;
+}
+
+/* Everything the server got, in order, as one checksum. */
+static uint64_t seen_sum;
+static int seen_msgs;
+static void sum_in(int kind, const void *d, size_t n) {
+  const uint8_t *b = d;
+  seen_sum = (seen_sum ^ (uint64_t)kind ^ n) * 0x100000001b3ull;
+  for (size_t i = 0; i < n; i++)
+    seen_sum = (seen_sum ^ b[i]) * 0x100000001b3ull;
+  seen_msgs++;
+}
+static void sum_text(wsmsg_conn *c, const char *d, size_t n, void *u) {
+  (void)c;
+  (void)u;
+  sum_in(1, d, n);
+}
+static void sum_binary(wsmsg_conn *c, const uint8_t *d, size_t n, void *u) {
+  (void)c;
+  (void)u;
+  sum_in(2, d, n);
+}
+static void sum_setup(pair *p) {
+  wsmsg_endpoint_on_text(p->sep, sum_text);
+  wsmsg_endpoint_on_binary(p->sep, sum_binary);
+}
+
+/* The server unmasks client frames itself, 8 bytes at a time, before wslay
+ * sees them: every payload length, key and cut of the input must give back
+ * the bytes that were sent. */
+static void test_unmask_any_cut(void **s) {
+  (void)s;
+  static const size_t lens[] = {0,    1,    3,     7,     8,    9,    31,
+                                33,   125,  126,   127,   4095, 4096, 4097,
+                                8191, 8200, 65535, 65536, 70001};
+  size_t cap = 0;
+  for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+    cap += lens[i] + 14;
+  cap += 3 * (14 + 40);
+  uint8_t *wire = malloc(cap);
+  uint8_t *pl = pattern(70001, 0);
+  size_t w = 0;
+  uint64_t want = 0;
+  seen_sum = 0;
+  seen_msgs = 0;
+  for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+    w += frame_key(wire + w, 1, 2, pl + i, lens[i], 0x9e3779b9u * (uint32_t)i);
+    sum_in(2, pl + i, lens[i]);
+  }
+  /* a text message in three fragments around a ping */
+  const char *t = "fragments: caf\xc3\xa9 and more";
+  w += frame_key(wire + w, 0, 1, (const uint8_t *)t, 12, 0x01020304u);
+  w += frame_key(wire + w, 1, 9, (const uint8_t *)"pi", 2, 0xdeadbeefu);
+  w += frame_key(wire + w, 0, 0, (const uint8_t *)t + 12, 3, 0xa5a5a5a5u);
+  w += frame_key(wire + w, 1, 0, (const uint8_t *)t + 15, strlen(t) - 15,
+                 0x7f000001u);
+  sum_in(1, t, strlen(t));
+  want = seen_sum;
+  int nmsg = seen_msgs;
+  static const size_t cuts[] = {0, 1, 2, 3, 5, 6, 7, 13, 64, 1000, 4093, 4099};
+  for (size_t ci = 0; ci <= sizeof(cuts) / sizeof(cuts[0]); ci++) {
+    pair p;
+    pair_open(&p, sum_setup);
+    seen_sum = 0;
+    seen_msgs = 0;
+    uint32_t rnd = 12345;
+    for (size_t off = 0; off < w;) {
+      size_t k;
+      if (ci < sizeof(cuts) / sizeof(cuts[0])) {
+        k = cuts[ci] ? cuts[ci] : w;
+      } else { /* random cuts, mostly short */
+        rnd = rnd * 1103515245u + 12345u;
+        k = 1 + (rnd >> 16) % ((rnd & 1) ? 20 : 9000);
+      }
+      if (k > w - off)
+        k = w - off;
+      assert_int_equal(wsmsg_conn_recv(p.s, wire + off, k), 0);
+      off += k;
+    }
+    assert_int_equal(seen_msgs, nmsg);
+    assert_true(seen_sum == want);
+    assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+    pump(&p);
+    assert_int_equal(p.cr.pongs, 1);
+    assert_memory_equal(p.cr.last, "pi", 2);
+    pair_free(&p);
+  }
+  free(pl);
+  free(wire);
+}
+
+/* An unmasked frame after good ones: the good ones are delivered first,
+ * then the connection fails, also when the bad header comes a byte at a
+ * time. */
+static void test_unmasked_after_masked(void **s) {
+  (void)s;
+  uint8_t wire[128];
+  size_t w = frame(wire, 1, 0, 1, "one", 3, 1);
+  w += frame(wire + w, 1, 0, 2, "two", 3, 1);
+  size_t bad = w;
+  w += frame(wire + w, 1, 0, 1, "bad", 3, 0);
+  w += frame(wire + w, 1, 0, 1, "never", 5, 1);
+  for (int bytewise = 0; bytewise <= 1; bytewise++) {
+    pair p;
+    pair_open(&p, NULL);
+    int r;
+    if (bytewise) {
+      assert_int_equal(wsmsg_conn_recv(p.s, wire, bad + 1), 0);
+      assert_int_equal(p.sr.texts + p.sr.binaries, 2);
+      r = wsmsg_conn_recv(p.s, wire + bad + 1, 1); /* the mask bit */
+    } else {
+      r = wsmsg_conn_recv(p.s, wire, w);
+    }
+    assert_int_equal(r, WSMSG_ERR_PROTOCOL);
+    assert_int_equal(p.sr.texts, 1);
+    assert_int_equal(p.sr.binaries, 1);
+    assert_memory_equal(p.sr.last, "two", 3);
+    assert_int_equal(pending_close_code(p.s), 1002);
+    assert_int_equal(wsmsg_conn_recv(p.s, wire, 1), WSMSG_ERR_CLOSED);
+    pump(&p);
+    assert_int_equal(p.cr.closes, 1);
+    assert_int_equal(p.cr.close.code, 1002);
+    assert_non_null(strstr(p.cr.close_reason, "unmasked"));
+    pair_free(&p);
+  }
+}
+
 static void test_control_too_long(void **s) {
   (void)s;
   pair p;
@@ -620,8 +770,9 @@ static void test_allocator_hook(void **s) {
 }
 
 /* An idle connection holds no frame parser and no buffer: they are
- * borrowed from the server's pool while there is work.  A frame cut in the
- * middle keeps its parser until it completes. */
+ * borrowed from the server's pool while there is work.  A frame cut in its
+ * payload keeps its parser until it completes; a cut header does not need
+ * one (the server collects headers itself, in 14 bytes of the conn). */
 static void test_idle_holds_nothing(void **s) {
   (void)s;
   pair p;
@@ -638,21 +789,24 @@ static void test_idle_holds_nothing(void **s) {
   /* half a frame: the parser stays with the connection */
   uint8_t buf[64];
   size_t n = frame(buf, 1, 0, 1, "split me", 8, 1);
-  wsmsg_conn_recv(p.s, buf, 5);
+  wsmsg_conn_recv(p.s, buf, 9); /* header (6) and 3 payload bytes */
   assert_non_null(p.s->slot);
-  wsmsg_conn_recv(p.s, buf + 5, n - 5);
+  wsmsg_conn_recv(p.s, buf + 9, n - 9);
   assert_non_null(p.s->slot); /* its echo is pending: still busy */
   pump(&p);
   assert_null(p.s->slot); /* written: idle again */
   assert_int_equal(p.sr.texts, 2);
   assert_string_equal((char *)p.sr.last, "split me");
-  /* two header bytes only: nothing framed yet, the parser is kept */
+  /* header bytes only, 2 then the whole header: no parser is held */
   wsmsg_conn_recv(p.s, buf, 2);
-  assert_non_null(p.s->slot);
-  wsmsg_conn_recv(p.s, buf + 2, n - 2);
+  assert_null(p.s->slot);
+  wsmsg_conn_recv(p.s, buf + 2, 4);
+  assert_null(p.s->slot);
+  wsmsg_conn_recv(p.s, buf + 6, n - 6);
   pump(&p);
   assert_null(p.s->slot);
   assert_int_equal(p.sr.texts, 3);
+  assert_string_equal((char *)p.sr.last, "split me");
   pair_free(&p);
 }
 
@@ -859,6 +1013,8 @@ int main(void) {
       cmocka_unit_test(test_recv_oom_fails_connection),
       cmocka_unit_test(test_handshake_oom_closes),
       cmocka_unit_test(test_idle_holds_nothing),
+      cmocka_unit_test(test_unmask_any_cut),
+      cmocka_unit_test(test_unmasked_after_masked),
       cmocka_unit_test(test_send_states),
       cmocka_unit_test(test_output_coalesced),
       cmocka_unit_test(test_close_inside_callback),
