@@ -306,13 +306,15 @@ static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
 
 enum { RX_HDR, RX_EMIT, RX_PAY };
 
-/* XOR n bytes with the mask key, starting `phase` bytes into it, 8 bytes
- * at a time (wslay's own loop does one byte per step). */
+/* XOR n bytes with the mask key, starting `phase` bytes into it, 32 and 8
+ * bytes at a time (wslay's own loop does one byte per step). */
 static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n,
                         const uint8_t key[4], unsigned phase) {
-  uint8_t k8[8];
-  for (unsigned i = 0; i < 8; i++)
-    k8[i] = key[(phase + i) & 3];
+  uint8_t k12[12];
+  memcpy(k12, key, 4);
+  memcpy(k12 + 4, key, 4);
+  memcpy(k12 + 8, key, 4);
+  const uint8_t *k8 = k12 + phase; /* the key from `phase` on, twice */
   uint64_t m;
   memcpy(&m, k8, 8);
   size_t i = 0;
@@ -337,37 +339,69 @@ static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n,
 
 /* Server role: copy client frames into wslay's buffer with the masking
  * undone, the mask bit cleared and the key left out, so wslay reads plain
- * frames.  A header is collected whole here and given to wslay only with
- * its first payload byte (or alone when the payload is empty): between
- * reads wslay then never holds a frame it has not reported, and the header
- * of the next frame is in rx_hdr for check_rx_header.  An unmasked frame
- * stops the feed at its header; process_frames fails the connection once
- * wslay has reported everything before it. */
+ * frames.  A header is given to wslay only with its first payload byte (or
+ * alone when the payload is empty): between reads wslay then never holds a
+ * frame it has not reported.  A header cut by the end of the input is
+ * collected in rx_hdr, where check_rx_header judges it.  An unmasked frame
+ * stops the feed at its second byte; process_frames fails the connection
+ * once wslay has reported everything before it. */
 static size_t rx_feed(wsmsg_conn *c, uint8_t *buf, size_t len) {
-  size_t w = 0;
+  const uint8_t *in = c->in;
+  size_t avail = c->in_len, w = 0;
   while (w < len) {
     if (c->rx_state == RX_PAY) {
       size_t k = len - w;
-      if (k > c->in_len)
-        k = c->in_len;
+      if (k > avail)
+        k = avail;
       if (k > c->rx_left)
         k = (size_t)c->rx_left;
       if (k == 0)
         break;
-      unmask_copy(buf + w, c->in, k, c->rx_hdr + c->rx_need - 4, c->rx_phase);
+      unmask_copy(buf + w, in, k, c->rx_key, c->rx_phase);
       c->rx_phase = (uint8_t)((c->rx_phase + k) & 3);
-      c->in += k;
-      c->in_len -= k;
+      in += k;
+      avail -= k;
       w += k;
-      if ((c->rx_left -= k) == 0)
-        c->rx_state = RX_HDR;
-    } else if (c->rx_state == RX_HDR) {
-      if (c->in_len == 0 || c->rx_unmasked)
+      if ((c->rx_left -= k) != 0)
+        break; /* out of input or of room */
+      c->rx_state = RX_HDR;
+      continue;
+    }
+    if (c->rx_state == RX_HDR && c->rx_hlen == 0 && avail >= 6 &&
+        (in[1] & 0x80)) {
+      /* fast path: a whole masked header with a payload byte after it */
+      unsigned l7 = in[1] & 127u;
+      size_t ext = l7 == 127 ? 8 : l7 == 126 ? 2 : 0, hl = 2 + ext;
+      uint64_t pl = l7;
+      if (ext == 2)
+        pl = (uint64_t)in[2] << 8 | in[3];
+      else if (ext == 8 && avail >= 14) {
+        pl = 0;
+        for (size_t i = 2; i < 10; i++)
+          pl = pl << 8 | in[i];
+      }
+      if (avail > hl + 4 - (pl == 0) && len - w >= hl) {
+        buf[w] = in[0];
+        buf[w + 1] = (uint8_t)l7;
+        if (ext == 2)
+          memcpy(buf + w + 2, in + 2, 2);
+        else if (ext == 8)
+          memcpy(buf + w + 2, in + 2, 8);
+        memcpy(c->rx_key, in + hl, 4);
+        w += hl;
+        in += hl + 4;
+        avail -= hl + 4;
+        c->rx_left = pl;
+        c->rx_phase = 0;
+        c->rx_state = pl ? RX_PAY : RX_HDR;
+        continue;
+      }
+    }
+    if (c->rx_state == RX_HDR) { /* a byte of a header */
+      if (avail == 0 || c->rx_unmasked)
         break;
-      if (c->rx_hlen == c->rx_need) /* a new header */
-        c->rx_hlen = c->rx_need = 0;
-      c->rx_hdr[c->rx_hlen++] = *c->in++;
-      c->in_len--;
+      c->rx_hdr[c->rx_hlen++] = *in++;
+      avail--;
       if (c->rx_hlen == 2) {
         uint8_t b1 = c->rx_hdr[1];
         if (!(b1 & 0x80)) {
@@ -386,24 +420,30 @@ static size_t rx_feed(wsmsg_conn *c, uint8_t *buf, size_t len) {
           for (unsigned i = 2; i < c->rx_need - 4u; i++)
             pl = pl << 8 | h[i];
         }
+        memcpy(c->rx_key, h + c->rx_need - 4, 4);
         c->rx_left = pl;
         c->rx_phase = 0;
         c->rx_out = 0;
         c->rx_state = RX_EMIT;
       }
-    } else { /* RX_EMIT */
-      if (c->rx_left && c->in_len == 0)
-        break; /* wait for the first payload byte */
-      unsigned hl = c->rx_need - 4u;
-      while (c->rx_out < hl && w < len) {
-        uint8_t b = c->rx_hdr[c->rx_out];
-        buf[w++] = c->rx_out == 1 ? (uint8_t)(b & 0x7f) : b;
-        c->rx_out++;
-      }
-      if (c->rx_out == hl)
-        c->rx_state = c->rx_left ? RX_PAY : RX_HDR;
+      continue;
+    }
+    /* RX_EMIT: give wslay the collected header, without its key */
+    if (c->rx_left && avail == 0)
+      break; /* wait for the first payload byte */
+    unsigned hl = c->rx_need - 4u;
+    while (c->rx_out < hl && w < len) {
+      uint8_t b = c->rx_hdr[c->rx_out];
+      buf[w++] = c->rx_out == 1 ? (uint8_t)(b & 0x7f) : b;
+      c->rx_out++;
+    }
+    if (c->rx_out == hl) {
+      c->rx_hlen = c->rx_need = 0;
+      c->rx_state = c->rx_left ? RX_PAY : RX_HDR;
     }
   }
+  c->in = in;
+  c->in_len = avail;
   return w;
 }
 
@@ -766,8 +806,7 @@ static int check_partial_header(wsmsg_conn *c, const uint8_t *d, size_t n) {
 /* Server role: judge the header rx_feed holds (a partial one, or a whole
  * one waiting for its payload). */
 static int check_rx_header(wsmsg_conn *c) {
-  if (c->rx_state == RX_PAY || c->rx_hlen == 0 ||
-      (c->rx_state == RX_HDR && c->rx_hlen == c->rx_need))
+  if (c->rx_state == RX_PAY || c->rx_hlen == 0)
     return 0;
   return check_header_bytes(c, c->rx_hdr, c->rx_hlen);
 }

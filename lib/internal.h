@@ -305,9 +305,10 @@ struct wsmsg_conn {
    * they are copied into wslay's buffer; wslay sees them unmasked (its own
    * unmasking goes a byte at a time).  See rx_feed in conn.c. */
   uint64_t rx_left;   /* payload bytes of the current frame still to come */
-  uint8_t rx_hdr[14]; /* the frame header as it arrived, mask key included */
-  uint8_t rx_hlen;    /* bytes of it collected */
+  uint8_t rx_hdr[14]; /* a header cut by the end of a read, as it arrived */
+  uint8_t rx_hlen;    /* bytes of it collected (0: none) */
   uint8_t rx_need;    /* its whole length, once its second byte is known */
+  uint8_t rx_key[4];  /* the current frame's mask key */
   uint8_t rx_out;     /* bytes of the unmasked header given to wslay */
   uint8_t rx_state;   /* RX_HDR, RX_EMIT or RX_PAY */
   uint8_t rx_phase;   /* payload offset mod 4: where in the key */
