@@ -212,15 +212,20 @@ static void test_header_only_errors(void **s) {
       {"4 GiB, no key yet", {0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0}, 10, 1009},
       {"64 KiB > 1000", {0x82, 0xFE, 0xFF, 0xFF}, 4, 1009},
   };
-  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+  for (size_t i = 0; i < 2 * sizeof(cases) / sizeof(cases[0]); i++) {
+    size_t ci = i / 2;
+    bool whole = i % 2; /* byte by byte, then in one read */
     pair p;
     pair_open(&p, small_limits);
     int r = 0;
-    for (size_t k = 0; k < cases[i].n && !r; k++) /* byte by byte */
-      r = wsmsg_conn_recv(p.s, cases[i].h + k, 1);
-    if (pending_close_code(p.s) != cases[i].code)
-      fail_msg("%s: close %d, want %d", cases[i].name, pending_close_code(p.s),
-               cases[i].code);
+    if (whole)
+      r = wsmsg_conn_recv(p.s, cases[ci].h, cases[ci].n);
+    for (size_t k = 0; !whole && k < cases[ci].n && !r; k++)
+      r = wsmsg_conn_recv(p.s, cases[ci].h + k, 1);
+    if (pending_close_code(p.s) != cases[ci].code)
+      fail_msg("%s%s: close %d, want %d", cases[ci].name,
+               whole ? " (one read)" : "", pending_close_code(p.s),
+               cases[ci].code);
     assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
     pair_free(&p);
   }
@@ -232,6 +237,12 @@ static void test_header_only_errors(void **s) {
     assert_int_equal(wsmsg_conn_recv(p.s, ok + k, 1), 0);
   assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
   assert_int_equal(wsmsg_conn_pending(p.s, NULL), 0);
+  pair_free(&p);
+  /* and so does one that came whole in one read */
+  pair_open(&p, NULL);
+  assert_int_equal(wsmsg_conn_recv(p.s, ok, sizeof(ok)), 0);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  assert_null(p.s->slot); /* held by the connection, not the parser */
   pair_free(&p);
 }
 
