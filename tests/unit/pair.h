@@ -168,9 +168,10 @@ static inline void pair_free(pair *p) {
   free(p->cr.last);
 }
 
-/* Build one raw frame.  mask: 0 none, else use the key 0x11223344. */
-static inline size_t frame(uint8_t *out, int fin, int rsv, int op,
-                           const void *payload, size_t n, int mask) {
+/* One raw frame: masked with `key` (big-endian, as on the wire) if `mask`. */
+static inline size_t frame_key(uint8_t *out, int fin, int rsv, int op,
+                               const void *payload, size_t n, int mask,
+                               uint32_t key) {
   size_t k = 0;
   out[k++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | op);
   uint8_t mbit = mask ? 0x80 : 0;
@@ -185,15 +186,22 @@ static inline size_t frame(uint8_t *out, int fin, int rsv, int op,
     for (int i = 7; i >= 0; i--)
       out[k++] = (uint8_t)((uint64_t)n >> (8 * i));
   }
-  const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
+  const uint8_t kb[4] = {(uint8_t)(key >> 24), (uint8_t)(key >> 16),
+                         (uint8_t)(key >> 8), (uint8_t)key};
   if (mask) {
-    memcpy(out + k, key, 4);
+    memcpy(out + k, kb, 4);
     k += 4;
   }
   const uint8_t *pl = payload;
   for (size_t i = 0; i < n; i++)
-    out[k + i] = mask ? (uint8_t)(pl[i] ^ key[i % 4]) : pl[i];
+    out[k + i] = mask ? (uint8_t)(pl[i] ^ kb[i % 4]) : pl[i];
   return k + n;
+}
+
+/* One raw frame.  mask: 0 none, else use the key 0x11223344. */
+static inline size_t frame(uint8_t *out, int fin, int rsv, int op,
+                           const void *payload, size_t n, int mask) {
+  return frame_key(out, fin, rsv, op, payload, n, mask, 0x11223344u);
 }
 
 /* Feed a raw client->server frame into the server conn. */
