@@ -306,6 +306,22 @@ static ssize_t cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
 
 enum { RX_HDR, RX_EMIT, RX_PAY };
 
+/* Frame header helpers, from the second header byte on: how many extended
+ * length bytes follow it, and the payload length once they are all in. */
+static unsigned hdr_ext(uint8_t b1) {
+  unsigned l7 = b1 & 127u;
+  return l7 == 127 ? 8u : l7 == 126 ? 2u : 0u;
+}
+static uint64_t hdr_payload_len(const uint8_t *h) {
+  uint64_t v = h[1] & 127u;
+  unsigned ext = hdr_ext(h[1]);
+  if (ext)
+    v = 0;
+  for (unsigned i = 0; i < ext; i++)
+    v = v << 8 | h[2 + i];
+  return v;
+}
+
 /* XOR n bytes with the mask key, starting `phase` bytes into it, 32 and 8
  * bytes at a time (wslay's own loop does one byte per step). */
 static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n,
@@ -370,19 +386,12 @@ static size_t rx_feed(wsmsg_conn *c, uint8_t *buf, size_t len) {
     if (c->rx_state == RX_HDR && c->rx_hlen == 0 && avail >= 6 &&
         (in[1] & 0x80)) {
       /* fast path: a whole masked header with a payload byte after it */
-      unsigned l7 = in[1] & 127u;
-      size_t ext = l7 == 127 ? 8 : l7 == 126 ? 2 : 0, hl = 2 + ext;
-      uint64_t pl = l7;
-      if (ext == 2)
-        pl = (uint64_t)in[2] << 8 | in[3];
-      else if (ext == 8 && avail >= 14) {
-        pl = 0;
-        for (size_t i = 2; i < 10; i++)
-          pl = pl << 8 | in[i];
-      }
+      unsigned ext = hdr_ext(in[1]);
+      size_t hl = 2u + ext;
+      uint64_t pl = avail >= hl + 4 ? hdr_payload_len(in) : 0;
       if (avail > hl + 4 - (pl == 0) && len - w >= hl) {
         buf[w] = in[0];
-        buf[w + 1] = (uint8_t)l7;
+        buf[w + 1] = (uint8_t)(in[1] & 0x7f);
         if (ext == 2)
           memcpy(buf + w + 2, in + 2, 2);
         else if (ext == 8)
@@ -408,20 +417,11 @@ static size_t rx_feed(wsmsg_conn *c, uint8_t *buf, size_t len) {
           c->rx_unmasked = true; /* reported by process_frames */
           break;
         }
-        unsigned l7 = b1 & 127u;
-        c->rx_need = (uint8_t)(6u + (l7 == 127 ? 8u : l7 == 126 ? 2u : 0u));
+        c->rx_need = (uint8_t)(6u + hdr_ext(b1));
       }
       if (c->rx_hlen == c->rx_need) {
-        const uint8_t *h = c->rx_hdr;
-        unsigned l7 = h[1] & 127u;
-        uint64_t pl = l7;
-        if (l7 >= 126) {
-          pl = 0;
-          for (unsigned i = 2; i < c->rx_need - 4u; i++)
-            pl = pl << 8 | h[i];
-        }
-        memcpy(c->rx_key, h + c->rx_need - 4, 4);
-        c->rx_left = pl;
+        memcpy(c->rx_key, c->rx_hdr + c->rx_need - 4, 4);
+        c->rx_left = hdr_payload_len(c->rx_hdr);
         c->rx_phase = 0;
         c->rx_out = 0;
         c->rx_state = RX_EMIT;
@@ -820,16 +820,11 @@ static int check_header_bytes(wsmsg_conn *c, const uint8_t *h, uint64_t k) {
     unsigned l7 = h[1] & 127;
     if (l7 < 126 || op >= 8) /* 126, 127: over the control limit */
       len = l7;
-    else if (l7 == 126 && k >= 4)
-      len = (uint64_t)h[2] << 8 | h[3];
     else if (l7 == 127 && k >= 3 && (h[2] & 0x80))
       return fail(c, WSMSG_ERR_PROTOCOL, 1002,
                   "64-bit length with top bit set");
-    else if (l7 == 127 && k >= 10) {
-      len = 0;
-      for (int i = 2; i < 10; i++)
-        len = len << 8 | h[i];
-    }
+    else if (k >= 2u + hdr_ext(h[1]))
+      len = hdr_payload_len(h);
   }
   return check_header(c, fin, rsv, op, mask, len);
 }
