@@ -1,5 +1,7 @@
 /* Linked against an installed wsmsg through pkg-config: computes the
- * RFC 6455 example accept key and runs a client/server pair in memory. */
+ * RFC 6455 example accept key, runs a client/server pair in memory and
+ * builds a JSON value with jansson itself (wsmsg.h exposes json_t, so the
+ * README's link line must bring jansson). */
 #include <stdio.h>
 #include <string.h>
 #include <wsmsg.h>
@@ -45,6 +47,10 @@ int main(void) {
   wsmsg_server_free(srv);
   wsmsg_endpoint_free(sep);
   wsmsg_endpoint_free(cep);
+  json_t *j = json_pack("{s:i}", "n", 1); /* jansson, called directly */
+  if (!j || json_integer_value(json_object_get(j, "n")) != 1)
+    got = 0;
+  json_decref(j);
   printf("wsmsg %s: %s\n", wsmsg_version(), got ? "ok" : "FAILED");
   return got ? 0 : 1;
 }

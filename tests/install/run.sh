@@ -8,6 +8,10 @@ prefix=$tmp/prefix
 make --no-print-directory -s install PREFIX="$prefix" >/dev/null
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 cc=${CC:-cc}
+# the README's link line, exactly (prog.c calls jansson itself)
+cp tests/install/prog.c "$tmp/app.c"
+(cd "$tmp" && $cc app.c $(pkg-config --cflags --libs wsmsg) -o prog-readme)
+LD_LIBRARY_PATH=$prefix/lib "$tmp/prog-readme"
 $cc -std=c11 -Wall -Werror tests/install/prog.c -o "$tmp/prog-shared" \
   $(pkg-config --cflags --libs wsmsg)
 LD_LIBRARY_PATH=$prefix/lib "$tmp/prog-shared"
