@@ -1015,8 +1015,10 @@ WSMSG_API int wsmsg_verrors_dump(const wsmsg_verrors *errors, char *buf,
 /* JSON messages                                                             */
 /* ------------------------------------------------------------------------ */
 /*
- * A JSON endpoint parses every text message with jansson (json_loadb; NUL
- * characters and, by default, duplicate keys rejected), validates it
+ * A JSON endpoint parses every text message with jansson (json_loadb;
+ * "\u0000" accepted in strings, which then contain NUL bytes: read them
+ * with json_string_length; rejected in object keys, which jansson cannot
+ * hold; duplicate keys rejected by default), validates it
  * against a compiled schema (by default coercing and filling defaults, as
  * FastAPI/Pydantic do), optionally routes it by a discriminator field, and
  * delivers it to on_json (or as a WSMSG_EV_JSON event).  Text that is not
@@ -1135,7 +1137,8 @@ WSMSG_API json_t *wsmsg_json_incref(json_t *j);
 /** json_decref(j); NULL is ignored. */
 WSMSG_API void wsmsg_json_decref(json_t *j);
 
-/** Parse `len` bytes of JSON (any value); a new reference or NULL. */
+/** Parse `len` bytes of JSON (any value, "\u0000" allowed in strings); a
+ *  new reference or NULL. */
 WSMSG_API json_t *wsmsg_json_loads(const char *text, size_t len);
 
 /**

@@ -259,12 +259,13 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   wsmsg_verrors *errs = c->verrs;
   wsmsg_verrors_clear(errs);
   json_error_t jerr;
-  /* any JSON value is a message (RFC 8259), not only objects and arrays */
-  size_t pflags =
-      JSON_DECODE_ANY | (ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES);
+  /* any JSON value is a message (RFC 8259), not only objects and arrays;
+   * "\u0000" inside strings is valid JSON (JSON.stringify makes it) */
+  size_t pflags = JSON_DECODE_ANY | JSON_ALLOW_NUL |
+                  (ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES);
   json_t *doc = json_loadb(text, len, pflags, &jerr);
   if (!doc) {
-    wsm_utf8_scrub(jerr.text); /* its quote of the input may cut a char */
+    wsm_jerr_text(&jerr); /* UTF-8, and wsmsg's words for a NUL in a key */
     add_error(errs, "__root__", "value_error.jsondecode",
               dup_printf("%s: line %d column %d (char %d)", jerr.text,
                          jerr.line, jerr.column, jerr.position),
@@ -392,7 +393,7 @@ void wsmsg_json_decref(json_t *j) { json_decref(j); }
 json_t *wsmsg_json_loads(const char *text, size_t len) {
   if (!text)
     return NULL;
-  return json_loadb(text, len, JSON_DECODE_ANY, NULL);
+  return json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 }
 
 int64_t wsmsg_json_dumpb(const json_t *j, char *buf, size_t size) {

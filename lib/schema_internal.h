@@ -268,6 +268,12 @@ WSM_HIDDEN void wsm_fmt_double(double d, char *buf, size_t size);
  * [1, 'x'], {'k': 1.5}). */
 WSM_HIDDEN void wsm_py_repr(wsm_sb *b, const json_t *v);
 
+/* ---- parse errors -------------------------------------------------------- */
+
+/* Make jansson's error text fit for a peer: valid UTF-8, and in wsmsg's own
+ * words where jansson's would confuse (a NUL in an object key). */
+WSM_HIDDEN void wsm_jerr_text(json_error_t *e);
+
 /* ---- numbers and equality ------------------------------------------------ */
 
 /* JSON Schema equality: 1 and 1.0 are equal, objects compare by content. */

@@ -104,6 +104,21 @@ char *wsm_sb_finish(wsm_sb *b) {
   return p;
 }
 
+/* ---- jansson's parse errors --------------------------------------------- */
+
+void wsm_jerr_text(json_error_t *e) {
+  if (json_error_code(e) == json_error_null_byte_in_key) {
+    /* jansson keeps object keys as C strings, so it cannot represent a
+     * key containing U+0000 at all (strings are fine: they carry their
+     * length).  Say so without jansson's wording. */
+    snprintf(e->text, sizeof(e->text),
+             "an object key contains \\u0000 (U+0000), which is not "
+             "supported");
+    return;
+  }
+  wsm_utf8_scrub(e->text); /* its quote of the input may cut a char */
+}
+
 /* ---- Python-style rendering ---------------------------------------------- */
 
 void wsm_fmt_double(double d, char *buf, size_t size) {

@@ -1412,7 +1412,7 @@ int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
       json_loadb(text ? text : "", len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
   if (!doc) {
     if (out) {
-      wsm_utf8_scrub(je.text); /* its quote of the input may cut a char */
+      wsm_jerr_text(&je);
       json_t *loc = json_array();
       json_array_append_new(loc, json_string("__root__"));
       json_t *cx = json_object();

@@ -90,6 +90,17 @@ async def json_demo(d):
         assert (("timestamp",), "type_error.float") in got, got
         for e in r["detail"]:
             assert set(e) >= {"loc", "msg", "type"}, e
+        # U+0000 in a string is valid JSON (JSON.stringify writes it)
+        nul = {"user": "a\u0000b", "content": "c", "timestamp": 1}
+        await ws.send(json.dumps(nul))
+        r = json.loads(await ws.recv())
+        assert r["user"] == "a\u0000b" and r["status"] == "PROCESSED", r
+        # ... but not in a key: an error in wsmsg's words
+        await ws.send('{"a\\u0000": 1}')
+        r = json.loads(await ws.recv())
+        e = r["detail"][0]
+        assert e["type"] == "value_error.jsondecode", e
+        assert e["msg"].startswith("an object key contains \\u0000"), e
         # not JSON
         await ws.send("{this is not json")
         r = json.loads(await ws.recv())

@@ -741,6 +741,30 @@ static void test_jsondecode_error_is_utf8(void **state) {
   wsmsg_schema_free(s);
 }
 
+/* U+0000: fine in strings (length kept), not in keys (jansson keeps keys
+ * as C strings); the error says so in wsmsg's words, not jansson's. */
+static void test_nul(void **state) {
+  (void)state;
+  wsmsg_schema *s = compile("{\"properties\": {\"a\": {\"maxLength\": 3}}}");
+  wsmsg_verrors *e = wsmsg_verrors_new();
+  static const char ok[] = "{\"a\": \"x\\u0000y\"}";
+  json_t *doc = NULL;
+  assert_int_equal(
+      wsmsg_schema_validate_text(s, ok, sizeof(ok) - 1, 0, e, &doc), 0);
+  assert_int_equal(json_string_length(json_object_get(doc, "a")), 3);
+  json_decref(doc);
+  static const char bad[] = "{\"a\\u0000\": 1}";
+  assert_int_equal(
+      wsmsg_schema_validate_text(s, bad, sizeof(bad) - 1, 0, e, NULL),
+      WSMSG_ERR_JSON);
+  assert_string_equal(wsmsg_verrors_msg(e, 0),
+                      "an object key contains \\u0000 (U+0000), which is "
+                      "not supported: line 1 column 10 (char 10)");
+  assert_null(strstr(wsmsg_verrors_msg(e, 0), "JSON_"));
+  wsmsg_verrors_free(e);
+  wsmsg_schema_free(s);
+}
+
 static void test_coerce_branches(void **state) {
   (void)state;
   const unsigned C = WSMSG_VALIDATE_COERCE;
@@ -937,6 +961,7 @@ int main(void) {
       cmocka_unit_test(test_coerce_root),
       cmocka_unit_test(test_coerce_branches),
       cmocka_unit_test(test_jsondecode_error_is_utf8),
+      cmocka_unit_test(test_nul),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_verrors),
       cmocka_unit_test(test_threads),
