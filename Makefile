@@ -158,7 +158,7 @@ bench: all
 
 # ---- tests ------------------------------------------------------------------------
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(STATIC) tests/unit/pair.h
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(STATIC) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) -Ilib -Wno-conversion $< -o $@ $(STATIC) $(DEP_LIBS) \
 	  $(shell pkg-config --cflags --libs cmocka)

@@ -674,7 +674,9 @@ static bool get_num(cctx *c, const json_t *j, const char *kw, const char *where,
     out->i = json_integer_value(v);
     out->d = (double)out->i;
     out->is_int = true;
+    wsm_decimal_of_int(out->i, &out->dd, &out->de);
   } else {
+    wsm_decimal_of_double(json_real_value(v), &out->dd, &out->de);
     out->d = json_real_value(v);
     out->is_int = false;
     out->real = true;

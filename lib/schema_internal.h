@@ -108,10 +108,14 @@ enum {
 /* ---- compiled schema nodes --------------------------------------------------
  */
 
-/* A number from the schema, kept both ways for exact integer comparisons. */
+/* A number from the schema, kept both ways for exact integer comparisons,
+ * and as a decimal (dd x 10^de, from its shortest round-trip text) for
+ * multipleOf. */
 typedef struct wsm_num {
   double d;
   json_int_t i;
+  uint64_t dd;
+  int de;
   bool is_int; /* the literal is an integer (or a real with no fraction that
                   fits json_int_t) */
   bool real;   /* the literal was written as a real (3.0) */
@@ -267,6 +271,15 @@ WSM_HIDDEN void wsm_fmt_double(double d, char *buf, size_t size);
 /* A JSON value as Python's repr() of the decoded value ('a', 1, True, None,
  * [1, 'x'], {'k': 1.5}). */
 WSM_HIDDEN void wsm_py_repr(wsm_sb *b, const json_t *v);
+
+/* ---- exact decimals (schema_num.c) -------------------------------------- */
+
+/* A number as digits x 10^exp (digits without trailing zeros; 0 for zero;
+ * the sign dropped), a double from its shortest round-trip text. */
+WSM_HIDDEN void wsm_decimal_of_double(double v, uint64_t *digits, int *exp);
+WSM_HIDDEN void wsm_decimal_of_int(json_int_t v, uint64_t *digits, int *exp);
+/* 1 if xd x 10^xe is an integer multiple of md x 10^me (exact). */
+WSM_HIDDEN bool wsm_decimal_multiple(uint64_t xd, int xe, uint64_t md, int me);
 
 /* ---- parse errors -------------------------------------------------------- */
 

@@ -560,19 +560,18 @@ static int num_cmp(const json_t *v, const wsm_num *lim) {
   return x < lim->d ? -1 : x > lim->d;
 }
 
+/* Exact: on the decimal texts, never a floating-point division (which
+ * accepted 999999000000.25 as a multiple of 0.5). */
 static bool is_multiple(const json_t *v, const wsm_num *m) {
   if (json_is_integer(v) && m->is_int && m->i > 0)
     return json_integer_value(v) % m->i == 0;
-  double x = json_number_value(v);
-  double q = x / m->d;
-  if (isnan(q) || isinf(q)) {
-    /* overflow: every integer is a multiple of 1/k (0.5, 0.25, ...) */
-    double k = 1.0 / m->d;
-    return wsm_double_integral(x) && wsm_double_integral(k) && k * m->d == 1.0;
-  }
-  double r = wsm_round(q);
-  double aq = q < 0 ? -q : q, diff = q - r < 0 ? r - q : q - r;
-  return diff <= 1e-9 * (aq > 1 ? aq : 1);
+  uint64_t xd;
+  int xe;
+  if (json_is_integer(v))
+    wsm_decimal_of_int(json_integer_value(v), &xd, &xe);
+  else
+    wsm_decimal_of_double(json_real_value(v), &xd, &xe);
+  return wsm_decimal_multiple(xd, xe, m->dd, m->de);
 }
 
 /* Record a numeric limit error ("... %s" with the limit's repr). */

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 #include <wsmsg.h>
 
+#include "multiple_of_cases.h"
+
 /* ---- helpers ----------------------------------------------------------------
  */
 
@@ -234,6 +236,45 @@ static void test_numbers(void **state) {
            "value_error.number.not_le", NULL);
   /* numeric keywords ignore other types */
   valid("{\"minimum\":3}", "\"x\"");
+}
+
+/* multipleOf is exact on the numbers' decimal texts: every case of the
+ * table generated from Python's fractions (tests/schema/gen_multiple_of.py),
+ * with and without an error list, as instance and inside an object. */
+static void test_multiple_of_exact(void **state) {
+  (void)state;
+  size_t n = sizeof(MULTIPLE_OF_CASES) / sizeof(MULTIPLE_OF_CASES[0]);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++) {
+    char schema[128];
+    snprintf(schema, sizeof(schema), "{\"multipleOf\": %s}",
+             MULTIPLE_OF_CASES[i].m);
+    wsmsg_schema *s = compile(schema);
+    json_t *d = parse(MULTIPLE_OF_CASES[i].x);
+    wsmsg_verrors *e = wsmsg_verrors_new();
+    int rc = wsmsg_schema_validate(s, d, 0, e);
+    int quick = wsmsg_schema_validate(s, d, 0, NULL);
+    int want = MULTIPLE_OF_CASES[i].multiple;
+    if ((rc == 0) != want || (quick == 0) != want) {
+      print_error("multipleOf %s, instance %s: expected %s, got %d/%d\n",
+                  MULTIPLE_OF_CASES[i].m, MULTIPLE_OF_CASES[i].x,
+                  want ? "valid" : "invalid", rc, quick);
+      wrong++;
+    } else if (!want) {
+      assert_string_equal(wsmsg_verrors_type(e, 0),
+                          "value_error.number.not_multiple");
+    }
+    wsmsg_verrors_free(e);
+    json_decref(d);
+    wsmsg_schema_free(s);
+  }
+  assert_int_equal(wrong, 0);
+  assert_true(n > 300);
+  /* cents: the case from issue 13 */
+  valid("{\"multipleOf\": 0.01}", "12345678.99");
+  invalid1("{\"multipleOf\": 0.01}", "12345678.999", 0, "[]",
+           "value_error.number.not_multiple",
+           "ensure this value is a multiple of 0.01");
 }
 
 /* ---- strings ------------------------------------------------------------- */
@@ -947,6 +988,7 @@ int main(void) {
       cmocka_unit_test(test_type),
       cmocka_unit_test(test_message_model),
       cmocka_unit_test(test_numbers),
+      cmocka_unit_test(test_multiple_of_exact),
       cmocka_unit_test(test_strings),
       cmocka_unit_test(test_format),
       cmocka_unit_test(test_enum_const),
