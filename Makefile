@@ -161,7 +161,14 @@ bench: all
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(STATIC) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) -Ilib -Wno-conversion $< -o $@ $(STATIC) $(DEP_LIBS) \
-	  $(shell pkg-config --cflags --libs cmocka)
+	  $(shell pkg-config --cflags --libs cmocka) $(UNIT_LDFLAGS)
+
+# test_alloc: every libc allocator called from a statically linked object
+# (libwsmsg.a's, the test's) goes to the test's __wrap_ counters, so the
+# test sees any allocation that bypassed the wsmsg_mem hook.
+ALLOC_WRAP := malloc calloc realloc free strdup strndup reallocarray \
+              aligned_alloc posix_memalign asprintf vasprintf
+$(BUILD)/tests/test_alloc: UNIT_LDFLAGS = $(foreach f,$(ALLOC_WRAP),-Wl,--wrap=$(f))
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

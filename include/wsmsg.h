@@ -105,12 +105,18 @@ WSMSG_API const char *wsmsg_strerror(int code);
 /* ------------------------------------------------------------------------ */
 
 /**
- * A custom allocator, in the style of nghttp2_mem.  Every allocation wsmsg
- * makes for a server, an endpoint, or a connection created from them goes
- * through the allocator of the object that created it (wslay and jansson
- * allocate with their own allocators).  `realloc` may be NULL, in which case
- * wsmsg uses malloc + copy + free.  The struct is copied; `user` is passed
- * back to every call.
+ * A custom allocator, in the style of nghttp2_mem.  Every allocation wsmsg's
+ * own code makes goes through the allocator of the object it belongs to:
+ * servers, endpoints, timer sets, error lists and compiled schemas take one
+ * at creation (the `_mem` constructors); a connection uses the allocator of
+ * the server or endpoint that created it, and so does everything it owns
+ * (its buffers, events, error list, JSON send buffers).  The libraries
+ * wsmsg builds on allocate with their own allocators: wslay (frame parsers),
+ * jansson (json_t values; see json_set_alloc_funcs) and PCRE2 (compiled
+ * patterns, match data).  tests/unit/test_alloc.c checks the promise: a
+ * session through every feature makes no direct libc allocator call from
+ * wsmsg's code.  `realloc` may be NULL, in which case wsmsg uses malloc +
+ * copy + free.  The struct is copied; `user` is passed back to every call.
  */
 typedef struct wsmsg_mem {
   void *user;
@@ -706,6 +712,12 @@ typedef struct wsmsg_timers wsmsg_timers;
 /** Create an empty timer set; NULL if out of memory. */
 WSMSG_API wsmsg_timers *wsmsg_timers_new(void);
 
+/**
+ * As wsmsg_timers_new, with a custom allocator (copied; NULL: libc) for the
+ * set and its heap.  NULL if out of memory.
+ */
+WSMSG_API wsmsg_timers *wsmsg_timers_new_mem(const wsmsg_mem *mem);
+
 /** Free a timer set; its connections are detached, not freed. */
 WSMSG_API void wsmsg_timers_free(wsmsg_timers *t);
 
@@ -908,6 +920,29 @@ WSMSG_API int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
                                         wsmsg_schema **out, char *err,
                                         size_t err_size);
 
+/**
+ * As wsmsg_schema_compile, with a custom allocator (copied; NULL: libc) for
+ * the schema, its compiled graph and the compiler's scratch memory; a
+ * validation without an error list takes its scratch memory from it too.
+ * (The schema document and PCRE2 patterns are jansson's and PCRE2's.)
+ * Same results and errors as wsmsg_schema_compile.
+ */
+WSMSG_API int wsmsg_schema_compile_mem(const char *text, size_t len,
+                                       unsigned options, const wsmsg_mem *mem,
+                                       wsmsg_schema **out, char *err,
+                                       size_t err_size);
+
+/**
+ * As wsmsg_schema_compile_json, with a custom allocator (see
+ * wsmsg_schema_compile_mem).  Same results and errors as
+ * wsmsg_schema_compile_json.
+ */
+WSMSG_API int wsmsg_schema_compile_json_mem(const json_t *schema,
+                                            unsigned options,
+                                            const wsmsg_mem *mem,
+                                            wsmsg_schema **out, char *err,
+                                            size_t err_size);
+
 /** Free a compiled schema (NULL is ignored).  No validation may be running
  *  with it. */
 WSMSG_API void wsmsg_schema_free(wsmsg_schema *schema);
@@ -948,6 +983,13 @@ WSMSG_API int wsmsg_schema_validate_text(const wsmsg_schema *schema,
 /** A new, empty error list with the default cap (WSMSG_VERRORS_DEFAULT_MAX);
  *  NULL if out of memory.  Free it with wsmsg_verrors_free(). */
 WSMSG_API wsmsg_verrors *wsmsg_verrors_new(void);
+
+/**
+ * As wsmsg_verrors_new, with a custom allocator (copied; NULL: libc) for the
+ * list, its messages and the scratch memory of validations that fill it.
+ * NULL if out of memory.
+ */
+WSMSG_API wsmsg_verrors *wsmsg_verrors_new_mem(const wsmsg_mem *mem);
 
 /** Free an error list and everything it holds (NULL is ignored). */
 WSMSG_API void wsmsg_verrors_free(wsmsg_verrors *errors);

@@ -5,6 +5,7 @@
 #include "wsmsg.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +25,10 @@ WSM_HIDDEN void wsm_free(const wsmsg_mem *m, void *p);
 WSM_HIDDEN void *wsm_realloc(const wsmsg_mem *m, void *p, size_t old, size_t n);
 WSM_HIDDEN char *wsm_strdup(const wsmsg_mem *m, const char *s);
 WSM_HIDDEN char *wsm_strndup(const wsmsg_mem *m, const char *s, size_t n);
+/* printf into a new NUL-terminated string from `m` (NULL if out of memory). */
+WSM_HIDDEN char *wsm_vasprintf(const wsmsg_mem *m, const char *fmt, va_list ap);
+WSM_HIDDEN char *wsm_asprintf(const wsmsg_mem *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- growable byte buffer (buf.c) --------------------------------------- */
 
@@ -174,6 +179,7 @@ struct wsmsg_server {
 };
 
 struct wsmsg_timers {
+  wsmsg_mem mem;
   wsmsg_conn **heap;
   size_t n, cap;
 };

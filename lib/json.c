@@ -5,7 +5,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_MAX_ERRORS 32
@@ -164,21 +163,15 @@ void wsm_json_endpoint_free(wsmsg_endpoint *ep) {
 
 /* ---- receiving ---- */
 
-static char *dup_printf(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    return NULL;
-  char *s = malloc((size_t)n + 1);
-  if (!s)
-    return NULL;
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
+/* A JSON value as text (jansson's default encoding, as json_dumps writes
+ * it) in a string from `m`; NULL if out of memory. */
+static char *dump_value(const wsmsg_mem *m, const json_t *v) {
+  size_t n = json_dumpb(v, NULL, 0, JSON_ENCODE_ANY);
+  char *s = n ? wsm_malloc(m, n + 1) : NULL;
+  if (s) {
+    json_dumpb(v, s, n, JSON_ENCODE_ANY);
+    s[n] = '\0';
+  }
   return s;
 }
 
@@ -189,11 +182,11 @@ static void add_error(wsmsg_verrors *e, const char *key, const char *type,
 }
 
 /* Pydantic's repr of the allowed values: 'a', 'b' */
-static char *allowed_values(const wsmsg_endpoint *ep) {
+static char *allowed_values(const wsmsg_mem *m, const wsmsg_endpoint *ep) {
   size_t n = 1;
   for (size_t i = 0; i < ep->njroutes; i++)
     n += strlen(ep->jroutes[i].value) + 4;
-  char *s = malloc(n);
+  char *s = wsm_malloc(m, n);
   if (!s)
     return NULL;
   s[0] = '\0';
@@ -242,16 +235,16 @@ static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
                                               : "invalid message";
     /* whole: wsmsg_close cuts it to 123 bytes on a character boundary (a
      * fixed buffer could end inside one, and the close would be refused) */
-    char *reason = dup_printf("invalid message: %s", m);
+    char *reason = wsm_asprintf(c->mem, "invalid message: %s", m);
     wsmsg_close(c, 1008, reason ? reason : "invalid message");
-    free(reason);
+    wsm_free(c->mem, reason);
   }
 }
 
 int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   const wsmsg_endpoint *ep = c->ep;
   if (!c->verrs) {
-    c->verrs = wsmsg_verrors_new();
+    c->verrs = wsmsg_verrors_new_mem(c->mem);
     if (!c->verrs)
       return WSMSG_ERR_NOMEM;
     wsmsg_verrors_set_max(c->verrs, ep->max_errors);
@@ -267,8 +260,8 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   if (!doc) {
     wsm_jerr_text(&jerr); /* UTF-8, and wsmsg's words for a NUL in a key */
     add_error(errs, "__root__", "value_error.jsondecode",
-              dup_printf("%s: line %d column %d (char %d)", jerr.text,
-                         jerr.line, jerr.column, jerr.position),
+              wsm_asprintf(c->mem, "%s: line %d column %d (char %d)", jerr.text,
+                           jerr.line, jerr.column, jerr.position),
               NULL);
     invalid(c, errs, text, len);
     return 0;
@@ -283,26 +276,27 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
                                   : NULL;
     if (!json_is_object(doc)) {
       add_error(errs, "__root__", "type_error.dict",
-                dup_printf("value is not a valid dict"), NULL);
+                wsm_strdup(c->mem, "value is not a valid dict"), NULL);
     } else if (!tag) {
-      add_error(errs, f,
-                "value_error.discriminated_union.missing_discriminator",
-                dup_printf("Discriminator '%s' is missing in value", f),
-                json_pack("{s:s}", "discriminator_key", f));
+      add_error(
+          errs, f, "value_error.discriminated_union.missing_discriminator",
+          wsm_asprintf(c->mem, "Discriminator '%s' is missing in value", f),
+          json_pack("{s:s}", "discriminator_key", f));
     } else if (!route) {
-      char *allowed = allowed_values(ep);
-      char *val = json_is_string(tag) ? NULL : json_dumps(tag, JSON_ENCODE_ANY);
+      char *allowed = allowed_values(c->mem, ep);
+      char *val = json_is_string(tag) ? NULL : dump_value(c->mem, tag);
       const char *shown = val ? val : json_string_value(tag);
       add_error(errs, f,
                 "value_error.discriminated_union.invalid_discriminator",
-                dup_printf("No match for discriminator '%s' and value '%s' "
-                           "(allowed values: %s)",
-                           f, shown, allowed ? allowed : ""),
+                wsm_asprintf(c->mem,
+                             "No match for discriminator '%s' and value '%s' "
+                             "(allowed values: %s)",
+                             f, shown, allowed ? allowed : ""),
                 json_pack("{s:s, s:s, s:s}", "discriminator_key", f,
                           "discriminator_value", shown, "allowed_values",
                           allowed ? allowed : ""));
-      free(val);
-      free(allowed);
+      wsm_free(c->mem, val);
+      wsm_free(c->mem, allowed);
     }
     if (!route) {
       json_decref(doc);
@@ -359,13 +353,13 @@ int wsmsg_send_json(wsmsg_conn *c, const json_t *msg) {
     return WSMSG_ERR_INVALID_ARG;
   if (n <= sizeof(stack)) /* jansson output is valid UTF-8: no re-check */
     return wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)stack, n);
-  char *heap = malloc(n);
+  char *heap = wsm_malloc(c->mem, n);
   if (!heap)
     return WSMSG_ERR_NOMEM;
   size_t m = json_dumpb(msg, heap, n, JSON_COMPACT | JSON_ENCODE_ANY);
   r = m == n ? wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)heap, n)
              : WSMSG_ERR_INVALID_ARG;
-  free(heap);
+  wsm_free(c->mem, heap);
   return r;
 }
 

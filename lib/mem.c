@@ -1,6 +1,8 @@
 /* Allocator hooks (wsmsg_mem) and growable buffers. */
 #include "internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +70,32 @@ char *wsm_strndup(const wsmsg_mem *m, const char *s, size_t n) {
 
 char *wsm_strdup(const wsmsg_mem *m, const char *s) {
   return wsm_strndup(m, s, strlen(s));
+}
+
+char *wsm_vasprintf(const wsmsg_mem *m, const char *fmt, va_list ap) {
+  char small[256]; /* most messages: one formatting pass */
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(small, sizeof(small), fmt, ap2);
+  va_end(ap2);
+  if (n < 0)
+    return NULL;
+  char *s = wsm_malloc(m, (size_t)n + 1);
+  if (!s)
+    return NULL;
+  if ((size_t)n < sizeof(small))
+    memcpy(s, small, (size_t)n + 1);
+  else
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+  return s;
+}
+
+char *wsm_asprintf(const wsmsg_mem *m, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = wsm_vasprintf(m, fmt, ap);
+  va_end(ap);
+  return s;
 }
 
 /* ---- wsm_buf ---- */

@@ -74,7 +74,7 @@ static void uri_split(const char *s, uri_parts *u) {
 
 /* RFC 3986 5.2.4: remove "." and ".." segments, appending to `out`. */
 static void remove_dots(wsm_sb *out, const char *in, size_t n) {
-  char *buf = malloc(n + 1);
+  char *buf = wsm_malloc(out->mem, n + 1);
   if (!buf) {
     out->oom = true;
     return;
@@ -112,7 +112,7 @@ static void remove_dots(wsm_sb *out, const char *in, size_t n) {
   }
   if (out->p)
     out->p[out->n] = '\0';
-  free(buf);
+  wsm_free(out->mem, buf);
 }
 
 static void add_auth(wsm_sb *b, const uri_parts *u) {
@@ -122,12 +122,14 @@ static void add_auth(wsm_sb *b, const uri_parts *u) {
   }
 }
 
-/* Resolve `ref` against `base` (RFC 3986 5.2.2); the result is malloc'd. */
-static char *uri_resolve(const char *base, const char *ref) {
+/* Resolve `ref` against `base` (RFC 3986 5.2.2); the result is allocated
+ * from `mem`. */
+static char *uri_resolve(const wsmsg_mem *mem, const char *base,
+                         const char *ref) {
   uri_parts b, r;
   uri_split(base, &b);
   uri_split(ref, &r);
-  wsm_sb o = {0};
+  wsm_sb o = {.mem = mem};
   if (r.has_scheme) {
     wsm_sb_add(&o, r.scheme, r.scheme_len);
     wsm_sb_addc(&o, ':');
@@ -165,7 +167,7 @@ static char *uri_resolve(const char *base, const char *ref) {
           remove_dots(&o, r.path, r.path_len);
         } else {
           /* merge (5.2.3) */
-          wsm_sb m = {0};
+          wsm_sb m = {.mem = mem};
           if (b.has_auth && b.path_len == 0) {
             wsm_sb_addc(&m, '/');
           } else {
@@ -179,7 +181,7 @@ static char *uri_resolve(const char *base, const char *ref) {
             o.oom = true;
           else if (m.p)
             remove_dots(&o, m.p, m.n);
-          free(m.p);
+          wsm_free(mem, m.p);
         }
         if (r.has_query) {
           wsm_sb_addc(&o, '?');
@@ -218,6 +220,7 @@ static size_t phash(const void *p, size_t mask) {
  * member); new entries are zeroed.  Linear probing, capacity a power of
  * two kept at most half full. */
 typedef struct ptrmap {
+  const wsmsg_mem *mem;
   unsigned char *slots;
   size_t cap, n;
 } ptrmap;
@@ -244,7 +247,7 @@ static void *ptrmap_find(const ptrmap *m, const void *key, size_t esize) {
 static void *ptrmap_put(ptrmap *m, const void *key, size_t esize) {
   if ((m->n + 1) * 2 > m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 64;
-    unsigned char *s = calloc(cap, esize);
+    unsigned char *s = wsm_calloc(m->mem, cap * esize);
     if (!s)
       return NULL;
     for (size_t k = 0; k < m->cap; k++) {
@@ -256,7 +259,7 @@ static void *ptrmap_put(ptrmap *m, const void *key, size_t esize) {
         i = (i + 1) & (cap - 1);
       memcpy(s + i * esize, m->slots + k * esize, esize);
     }
-    free(m->slots);
+    wsm_free(m->mem, m->slots);
     m->slots = s;
     m->cap = cap;
   }
@@ -297,6 +300,7 @@ typedef struct pending {
 
 typedef struct cctx {
   wsmsg_schema *s;
+  const wsmsg_mem *mem; /* the schema's */
   pmap map;
   named *res, *anchors;
   size_t nres, capres, nanchors, capanchors;
@@ -356,7 +360,7 @@ static int add_named(cctx *c, named **arr, size_t *n, size_t *cap,
       return 0; /* first definition wins */
   if (*n == *cap) {
     size_t nc = *cap ? *cap * 2 : 8;
-    named *p = realloc(*arr, nc * sizeof(*p));
+    named *p = wsm_realloc(c->mem, *arr, *cap * sizeof(*p), nc * sizeof(*p));
     if (!p)
       return nomem(c);
     *arr = p;
@@ -381,7 +385,7 @@ static const json_t *find_named(const named *arr, size_t n, const char *uri) {
 /* JSON pointer of a child: where + "/" + escaped(seg). Arena string. */
 static const char *child_where(cctx *c, const char *where, const char *seg,
                                size_t seglen) {
-  wsm_sb b = {0};
+  wsm_sb b = {.mem = c->mem};
   wsm_sb_adds(&b, where);
   wsm_sb_addc(&b, '/');
   for (size_t i = 0; i < seglen; i++) {
@@ -398,7 +402,7 @@ static const char *child_where(cctx *c, const char *where, const char *seg,
     return NULL;
   }
   const char *r = astr(c, s);
-  free(s);
+  wsm_free(c->mem, s);
   return r;
 }
 
@@ -555,7 +559,7 @@ static int scan(cctx *c, const json_t *j, const char *base, int dialect,
   if (id && !ignore_siblings) {
     if (!json_is_string(id))
       return cfail(c, WSMSG_ERR_SCHEMA, where, "\"$id\" must be a string");
-    char *abs = uri_resolve(base, json_string_value(id));
+    char *abs = uri_resolve(c->mem, base, json_string_value(id));
     if (!abs)
       return nomem(c);
     char *hash = strchr(abs, '#');
@@ -568,7 +572,7 @@ static int scan(cctx *c, const json_t *j, const char *base, int dialect,
       if (dialect != WSM_D7) {
         cfail(c, WSMSG_ERR_SCHEMA, where,
               "\"$id\" must not have a fragment (use \"$anchor\")");
-        free(abs);
+        wsm_free(c->mem, abs);
         return c->rc;
       }
       /* draft-07 location-independent identifier */
@@ -576,19 +580,19 @@ static int scan(cctx *c, const json_t *j, const char *base, int dialect,
       int rc = add_named(c, &c->anchors, &c->nanchors, &c->capanchors, abs, j);
       *hash = '\0';
       if (rc) {
-        free(abs);
+        wsm_free(c->mem, abs);
         return rc;
       }
     }
     if (!frag || !*frag || strcmp(abs, base) != 0) {
       const char *nb = astr(c, abs);
       if (!nb || add_named(c, &c->res, &c->nres, &c->capres, nb, j) != 0) {
-        free(abs);
+        wsm_free(c->mem, abs);
         return c->rc ? c->rc : nomem(c);
       }
       base = nb;
     }
-    free(abs);
+    wsm_free(c->mem, abs);
   }
   if (dialect == WSM_D2020) {
     static const char *const anchors[] = {"$anchor", "$dynamicAnchor"};
@@ -599,7 +603,7 @@ static int scan(cctx *c, const json_t *j, const char *base, int dialect,
       if (!json_is_string(a))
         return cfail(c, WSMSG_ERR_SCHEMA, where, "\"%s\" must be a string",
                      anchors[k]);
-      wsm_sb b = {0};
+      wsm_sb b = {.mem = c->mem};
       wsm_sb_adds(&b, base);
       wsm_sb_addc(&b, '#');
       wsm_sb_adds(&b, json_string_value(a));
@@ -607,7 +611,7 @@ static int scan(cctx *c, const json_t *j, const char *base, int dialect,
       if (!u)
         return nomem(c);
       int rc = add_named(c, &c->anchors, &c->nanchors, &c->capanchors, u, j);
-      free(u);
+      wsm_free(c->mem, u);
       if (rc)
         return rc;
     }
@@ -828,10 +832,10 @@ static wsm_regex *regex_new(cctx *c, const char *src, size_t len,
     return NULL;
   }
   pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
-  wsm_sb pat = {0};
+  wsm_sb pat = {.mem = c->mem};
   ecma_to_pcre2(&pat, src, len);
   if (pat.oom) {
-    free(pat.p);
+    wsm_free(c->mem, pat.p);
     pcre2_compile_context_free(cc);
     nomem(c);
     return NULL;
@@ -841,7 +845,7 @@ static wsm_regex *regex_new(cctx *c, const char *src, size_t len,
                     PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY |
                         PCRE2_ALLOW_EMPTY_CLASS,
                     &code, &off, cc);
-  free(pat.p);
+  wsm_free(c->mem, pat.p);
   pcre2_compile_context_free(cc);
   if (!re) {
     PCRE2_UCHAR msg[160];
@@ -856,7 +860,8 @@ static wsm_regex *regex_new(cctx *c, const char *src, size_t len,
   wsm_regex *r = aalloc(c, sizeof(*r));
   if (r) {
     wsm_regex **list =
-        realloc(c->s->regexes, (c->s->nregexes + 1) * sizeof(*list));
+        wsm_realloc(c->mem, c->s->regexes, c->s->nregexes * sizeof(*list),
+                    (c->s->nregexes + 1) * sizeof(*list));
     if (list) {
       c->s->regexes = list;
       list[c->s->nregexes++] = r;
@@ -1401,16 +1406,17 @@ static bool add_ref(cctx *c, wsm_snode *n, const json_t *ref, const char *where,
     cfail(c, WSMSG_ERR_SCHEMA, where, "\"$ref\" must be a string");
     return false;
   }
-  char *target = uri_resolve(base, json_string_value(ref));
+  char *target = uri_resolve(c->mem, base, json_string_value(ref));
   if (!target) {
     nomem(c);
     return false;
   }
   if (c->nrefs == c->caprefs) {
     size_t cap = c->caprefs ? c->caprefs * 2 : 16;
-    pending *p = realloc(c->refs, cap * sizeof(*p));
+    pending *p =
+        wsm_realloc(c->mem, c->refs, c->caprefs * sizeof(*p), cap * sizeof(*p));
     if (!p) {
-      free(target);
+      wsm_free(c->mem, target);
       nomem(c);
       return false;
     }
@@ -1535,7 +1541,7 @@ static const json_t *walk_pointer(cctx *c, const json_t *j, char *ptr,
     while (k < len && ptr[k] != '/')
       k++;
     /* unescape ~1 ~0 into a segment */
-    char *seg = malloc(k - s + 1);
+    char *seg = wsm_malloc(c->mem, k - s + 1);
     if (!seg) {
       nomem(c);
       return NULL;
@@ -1562,7 +1568,7 @@ static const json_t *walk_pointer(cctx *c, const json_t *j, char *ptr,
     } else {
       j = NULL;
     }
-    free(seg);
+    wsm_free(c->mem, seg);
     if (j) {
       ent *e = pmap_find(&c->map, j);
       if (e && e->scanned) {
@@ -1693,10 +1699,11 @@ void wsmsg_schema_free(wsmsg_schema *s) {
     return;
   for (size_t i = 0; i < s->nregexes; i++)
     pcre2_code_free(s->regexes[i]->code);
-  free(s->regexes);
+  wsmsg_mem m = s->mem;
+  wsm_free(&m, s->regexes);
   wsm_arena_free(&s->arena);
   json_decref(s->doc);
-  free(s);
+  wsm_free(&m, s);
 }
 
 int wsmsg_schema_dialect(const wsmsg_schema *s) {
@@ -1710,6 +1717,8 @@ static int compile_doc(wsmsg_schema *s, unsigned options, char *err,
   cctx c;
   memset(&c, 0, sizeof(c));
   c.s = s;
+  c.mem = &s->mem;
+  c.map.mem = c.mem;
   c.err = err;
   c.err_size = err_size;
   c.jit = !(options & WSMSG_SCHEMA_NO_JIT);
@@ -1727,25 +1736,38 @@ static int compile_doc(wsmsg_schema *s, unsigned options, char *err,
   if (!c.rc)
     resolve_refs(&c);
   if (!c.rc) {
-    vmap m = {0};
+    vmap m = {.mem = c.mem};
     check_cycles(&c, &m, s->root, 0);
     /* every compiled node is a potential entry point through $ref */
     for (size_t i = 0; !c.rc && i < c.map.cap; i++)
       if (((ent *)c.map.slots)[i].node)
         check_cycles(&c, &m, ((ent *)c.map.slots)[i].node, 0);
-    free(m.slots);
+    wsm_free(c.mem, m.slots);
   }
   for (size_t i = 0; i < c.nrefs; i++)
-    free(c.refs[i].target);
-  free(c.refs);
-  free(c.map.slots);
-  free(c.res);
-  free(c.anchors);
+    wsm_free(c.mem, c.refs[i].target);
+  wsm_free(c.mem, c.refs);
+  wsm_free(c.mem, c.map.slots);
+  wsm_free(c.mem, c.res);
+  wsm_free(c.mem, c.anchors);
   return c.rc;
 }
 
-int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
-                              wsmsg_schema **out, char *err, size_t err_size) {
+/* An empty schema whose allocations (arena, lists, scratch) go to `mem`. */
+static wsmsg_schema *schema_new(const wsmsg_mem *mem) {
+  wsmsg_mem m;
+  wsm_mem_init(&m, mem);
+  wsmsg_schema *s = wsm_calloc(&m, sizeof(*s));
+  if (s) {
+    s->mem = m;
+    s->arena.mem = &s->mem;
+  }
+  return s;
+}
+
+int wsmsg_schema_compile_json_mem(const json_t *schema, unsigned options,
+                                  const wsmsg_mem *mem, wsmsg_schema **out,
+                                  char *err, size_t err_size) {
   if (err && err_size)
     err[0] = '\0';
   if (!out)
@@ -1756,12 +1778,12 @@ int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
       snprintf(err, err_size, "no schema");
     return WSMSG_ERR_INVALID_ARG;
   }
-  wsmsg_schema *s = calloc(1, sizeof(*s));
+  wsmsg_schema *s = schema_new(mem);
   if (!s)
     return WSMSG_ERR_NOMEM;
   s->doc = json_deep_copy(schema);
   if (!s->doc) {
-    free(s);
+    wsmsg_schema_free(s);
     if (err && err_size)
       snprintf(err, err_size, "out of memory");
     return WSMSG_ERR_NOMEM;
@@ -1775,8 +1797,15 @@ int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
   return 0;
 }
 
-int wsmsg_schema_compile(const char *text, size_t len, unsigned options,
-                         wsmsg_schema **out, char *err, size_t err_size) {
+int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
+                              wsmsg_schema **out, char *err, size_t err_size) {
+  return wsmsg_schema_compile_json_mem(schema, options, NULL, out, err,
+                                       err_size);
+}
+
+int wsmsg_schema_compile_mem(const char *text, size_t len, unsigned options,
+                             const wsmsg_mem *mem, wsmsg_schema **out,
+                             char *err, size_t err_size) {
   if (err && err_size)
     err[0] = '\0';
   if (!out)
@@ -1795,7 +1824,7 @@ int wsmsg_schema_compile(const char *text, size_t len, unsigned options,
                je.column, je.text);
     return WSMSG_ERR_JSON;
   }
-  wsmsg_schema *s = calloc(1, sizeof(*s));
+  wsmsg_schema *s = schema_new(mem);
   if (!s) {
     json_decref(doc);
     return WSMSG_ERR_NOMEM;
@@ -1808,4 +1837,9 @@ int wsmsg_schema_compile(const char *text, size_t len, unsigned options,
   }
   *out = s;
   return 0;
+}
+
+int wsmsg_schema_compile(const char *text, size_t len, unsigned options,
+                         wsmsg_schema **out, char *err, size_t err_size) {
+  return wsmsg_schema_compile_mem(text, len, options, NULL, out, err, err_size);
 }

@@ -3,25 +3,30 @@
 #include "schema_internal.h"
 
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
-wsmsg_verrors *wsmsg_verrors_new(void) {
-  wsmsg_verrors *e = calloc(1, sizeof(*e));
-  if (e)
+wsmsg_verrors *wsmsg_verrors_new_mem(const wsmsg_mem *mem) {
+  wsmsg_mem m;
+  wsm_mem_init(&m, mem);
+  wsmsg_verrors *e = wsm_calloc(&m, sizeof(*e));
+  if (e) {
+    e->mem = m;
     e->max = WSMSG_VERRORS_DEFAULT_MAX;
+  }
   return e;
 }
 
-static void verr_free(wsm_verr *v) {
+wsmsg_verrors *wsmsg_verrors_new(void) { return wsmsg_verrors_new_mem(NULL); }
+
+static void verr_free(const wsmsg_verrors *e, wsm_verr *v) {
   json_decref(v->loc);
   json_decref(v->ctx);
-  free(v->msg);
+  wsm_free(&e->mem, v->msg);
 }
 
 void wsm_verrors_truncate(wsmsg_verrors *e, size_t from) {
   while (e->n > from)
-    verr_free(&e->v[--e->n]);
+    verr_free(e, &e->v[--e->n]);
   if (e->n < e->max)
     e->truncated = false;
 }
@@ -38,10 +43,11 @@ void wsmsg_verrors_free(wsmsg_verrors *e) {
   if (!e)
     return;
   wsmsg_verrors_clear(e);
-  free(e->v);
+  wsmsg_mem m = e->mem;
+  wsm_free(&m, e->v);
   if (e->md)
     pcre2_match_data_free(e->md);
-  free(e);
+  wsm_free(&m, e);
 }
 
 int wsmsg_verrors_set_max(wsmsg_verrors *e, size_t max) {
@@ -71,7 +77,8 @@ int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type, char *msg,
   }
   if (e->n == e->cap) {
     size_t cap = e->cap ? e->cap * 2 : 8;
-    wsm_verr *v = realloc(e->v, cap * sizeof(*v));
+    wsm_verr *v =
+        wsm_realloc(&e->mem, e->v, e->cap * sizeof(*v), cap * sizeof(*v));
     if (!v) {
       rc = WSMSG_ERR_NOMEM;
       goto drop;
@@ -88,7 +95,7 @@ int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type, char *msg,
 drop:
   json_decref(loc);
   json_decref(ctx);
-  free(msg);
+  wsm_free(&e->mem, msg);
   return rc;
 }
 
@@ -164,7 +171,8 @@ json_t *wsmsg_verrors_to_json(const wsmsg_verrors *e) {
 }
 
 /* json_dumpb into buf, snprintf style: one pass when the text fits. */
-static int dump_into(const json_t *j, char *buf, size_t size) {
+static int dump_into(const wsmsg_mem *m, const json_t *j, char *buf,
+                     size_t size) {
   if (!j)
     return WSMSG_ERR_NOMEM;
   const size_t flags = JSON_COMPACT;
@@ -177,13 +185,13 @@ static int dump_into(const json_t *j, char *buf, size_t size) {
     if (need < size) {
       buf[need] = '\0';
     } else { /* truncated: json_dumpb leaves the buffer undefined */
-      char *tmp = malloc(need);
+      char *tmp = wsm_malloc(m, need);
       if (!tmp)
         return WSMSG_ERR_NOMEM;
       json_dumpb(j, tmp, need, flags);
       memcpy(buf, tmp, size - 1);
       buf[size - 1] = '\0';
-      free(tmp);
+      wsm_free(m, tmp);
     }
   }
   return (int)need;
@@ -194,14 +202,14 @@ int wsmsg_verrors_loc_dump(const wsmsg_verrors *e, size_t i, char *buf,
   const wsm_verr *v = at(e, i);
   if (!v)
     return WSMSG_ERR_INVALID_ARG;
-  return dump_into(v->loc, buf, size);
+  return dump_into(&e->mem, v->loc, buf, size);
 }
 
 int wsmsg_verrors_dump(const wsmsg_verrors *e, char *buf, size_t size) {
   if (!e)
     return WSMSG_ERR_INVALID_ARG;
   json_t *j = wsmsg_verrors_to_json(e);
-  int rc = dump_into(j, buf, size);
+  int rc = dump_into(&e->mem, j, buf, size);
   json_decref(j);
   return rc;
 }

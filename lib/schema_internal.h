@@ -203,6 +203,7 @@ struct wsm_snode {
 /* Arena: blocks freed all at once with the schema. */
 typedef struct wsm_arena_block wsm_arena_block;
 typedef struct wsm_arena {
+  const wsmsg_mem *mem; /* the schema's */
   wsm_arena_block *head;
 } wsm_arena;
 
@@ -211,7 +212,8 @@ WSM_HIDDEN char *wsm_arena_strndup(wsm_arena *a, const char *s, size_t n);
 WSM_HIDDEN void wsm_arena_free(wsm_arena *a);
 
 struct wsmsg_schema {
-  json_t *doc; /* our own deep copy of the schema document */
+  wsmsg_mem mem; /* the schema, its arena, compile-time scratch */
+  json_t *doc;   /* our own deep copy of the schema document */
   wsm_snode *root;
   wsm_arena arena;
   wsm_regex **regexes; /* to free */
@@ -234,15 +236,16 @@ typedef struct wsm_verr {
 } wsm_verr;
 
 struct wsmsg_verrors {
+  wsmsg_mem mem; /* msg strings, the array, scratch of validate calls */
   wsm_verr *v;
   size_t n, cap, max;
   bool truncated;
   pcre2_match_data *md; /* cached for the regexes of validate calls */
 };
 
-/* Append an error, taking ownership of loc, msg and ctx (freed if the error
- * is dropped).  Returns 0, 1 if the list is full (error dropped, truncated
- * set) or WSMSG_ERR_NOMEM. */
+/* Append an error, taking ownership of loc, msg (allocated from e->mem)
+ * and ctx (freed if the error is dropped).  Returns 0, 1 if the list is full
+ * (error dropped, truncated set) or WSMSG_ERR_NOMEM. */
 WSM_HIDDEN int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type,
                                char *msg, json_t *ctx);
 /* Move errors [from, n) into a new JSON array (new reference, or NULL on
@@ -254,6 +257,7 @@ WSM_HIDDEN void wsm_verrors_truncate(wsmsg_verrors *e, size_t from);
 /* ---- small string builder ------------------------------------------------ */
 
 typedef struct wsm_sb {
+  const wsmsg_mem *mem; /* where the string is allocated */
   char *p;
   size_t n, cap;
   bool oom;
@@ -262,8 +266,8 @@ typedef struct wsm_sb {
 WSM_HIDDEN void wsm_sb_add(wsm_sb *b, const char *s, size_t n);
 WSM_HIDDEN void wsm_sb_adds(wsm_sb *b, const char *s);
 WSM_HIDDEN void wsm_sb_addc(wsm_sb *b, char c);
-/* The NUL-terminated string (caller frees), or NULL after an allocation
- * failure. */
+/* The NUL-terminated string (the caller frees it with b->mem), or NULL
+ * after an allocation failure. */
 WSM_HIDDEN char *wsm_sb_finish(wsm_sb *b);
 
 /* A double as Python's repr() writes it ("1.0", "0.1", "1e+16"). */

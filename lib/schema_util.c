@@ -26,7 +26,7 @@ void *wsm_arena_alloc(wsm_arena *a, size_t n) {
   wsm_arena_block *b = a->head;
   if (!b || b->size - b->used < n) {
     size_t size = n > WSM_ARENA_CHUNK ? n : WSM_ARENA_CHUNK;
-    b = malloc(sizeof(*b) + size);
+    b = wsm_malloc(a->mem, sizeof(*b) + size);
     if (!b)
       return NULL;
     b->size = size;
@@ -59,7 +59,7 @@ void wsm_arena_free(wsm_arena *a) {
   wsm_arena_block *b = a->head;
   while (b) {
     wsm_arena_block *next = b->next;
-    free(b);
+    wsm_free(a->mem, b);
     b = next;
   }
   a->head = NULL;
@@ -74,7 +74,7 @@ void wsm_sb_add(wsm_sb *b, const char *s, size_t n) {
     size_t cap = b->cap ? b->cap * 2 : 64;
     while (cap - b->n < n + 1)
       cap *= 2;
-    char *p = realloc(b->p, cap);
+    char *p = wsm_realloc(b->mem, b->p, b->cap, cap);
     if (!p) {
       b->oom = true;
       return;
@@ -93,7 +93,7 @@ void wsm_sb_addc(wsm_sb *b, char c) { wsm_sb_add(b, &c, 1); }
 
 char *wsm_sb_finish(wsm_sb *b) {
   if (b->oom) {
-    free(b->p);
+    wsm_free(b->mem, b->p);
     b->p = NULL;
     return NULL;
   }
@@ -121,7 +121,23 @@ void wsm_jerr_text(json_error_t *e) {
 
 /* ---- Python-style rendering ---------------------------------------------- */
 
+/* A bounded writer into a caller's buffer: the text of a double is short
+ * (a sign, 17 digits, "0.000" or an exponent), so it needs no heap. */
+typedef struct fixbuf {
+  char *p;
+  size_t n, cap;
+} fixbuf;
+
+static void fb_add(fixbuf *b, const char *s, size_t n) {
+  for (size_t i = 0; i < n && b->n + 1 < b->cap; i++)
+    b->p[b->n++] = s[i];
+}
+static void fb_adds(fixbuf *b, const char *s) { fb_add(b, s, strlen(s)); }
+static void fb_addc(fixbuf *b, char c) { fb_add(b, &c, 1); }
+
 void wsm_fmt_double(double d, char *buf, size_t size) {
+  if (size == 0)
+    return;
   if (isnan(d)) {
     snprintf(buf, size, "nan");
     return;
@@ -154,39 +170,37 @@ void wsm_fmt_double(double d, char *buf, size_t size) {
     nd--;
   digits[nd] = '\0';
   int exp = *p == 'e' ? atoi(p + 1) : 0;
-  wsm_sb b = {0};
+  fixbuf b = {buf, 0, size};
   if (neg)
-    wsm_sb_addc(&b, '-');
+    fb_addc(&b, '-');
   if (exp >= -4 && exp < 16) {
     if (exp >= 0) {
       size_t ip = (size_t)exp + 1;
       for (size_t i = 0; i < ip; i++)
-        wsm_sb_addc(&b, i < nd ? digits[i] : '0');
-      wsm_sb_addc(&b, '.');
+        fb_addc(&b, i < nd ? digits[i] : '0');
+      fb_addc(&b, '.');
       if (nd > ip)
-        wsm_sb_add(&b, digits + ip, nd - ip);
+        fb_add(&b, digits + ip, nd - ip);
       else
-        wsm_sb_addc(&b, '0');
+        fb_addc(&b, '0');
     } else {
-      wsm_sb_adds(&b, "0.");
+      fb_adds(&b, "0.");
       for (int i = 0; i < -exp - 1; i++)
-        wsm_sb_addc(&b, '0');
-      wsm_sb_add(&b, digits, nd);
+        fb_addc(&b, '0');
+      fb_add(&b, digits, nd);
     }
   } else {
-    wsm_sb_addc(&b, digits[0]);
+    fb_addc(&b, digits[0]);
     if (nd > 1) {
-      wsm_sb_addc(&b, '.');
-      wsm_sb_add(&b, digits + 1, nd - 1);
+      fb_addc(&b, '.');
+      fb_add(&b, digits + 1, nd - 1);
     }
     char x[16];
     snprintf(x, sizeof(x), "e%c%02d", exp < 0 ? '-' : '+',
              exp < 0 ? -exp : exp);
-    wsm_sb_adds(&b, x);
+    fb_adds(&b, x);
   }
-  char *s = wsm_sb_finish(&b);
-  snprintf(buf, size, "%s", s ? s : "?");
-  free(s);
+  buf[b.n] = '\0';
 }
 
 static void py_repr_str(wsm_sb *b, const char *s, size_t n) {

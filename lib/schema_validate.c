@@ -45,8 +45,10 @@ typedef struct annot {
 
 typedef struct vctx {
   const wsmsg_schema *s;
-  wsmsg_verrors *out; /* where errors go (may be a scratch list) */
-  bool collect;       /* record errors (else stop at the first failure) */
+  const wsmsg_mem *mem; /* out's allocator (messages end there), else the
+                           schema's */
+  wsmsg_verrors *out;   /* where errors go (may be a scratch list) */
+  bool collect;         /* record errors (else stop at the first failure) */
   bool coerce, defaults, format;
   bool coerced; /* coercion replaced a value somewhere */
   bool stop;    /* the error cap was reached */
@@ -83,13 +85,13 @@ static bool path_push(vctx *c, const char *key, size_t len, size_t idx,
                       bool is_idx) {
   if (c->npath == c->cappath) {
     size_t cap = c->cappath * 2;
-    vpath *p = malloc(cap * sizeof(*p));
+    vpath *p = wsm_malloc(c->mem, cap * sizeof(*p));
     if (!p) {
       c->oom = true;
       return false;
     }
     memcpy(p, c->path, c->npath * sizeof(*p));
-    free(c->path_heap);
+    wsm_free(c->mem, c->path_heap);
     c->path = c->path_heap = p;
     c->cappath = cap;
   }
@@ -104,24 +106,6 @@ static bool path_push(vctx *c, const char *key, size_t len, size_t idx,
 static void path_pop(vctx *c) { c->npath--; }
 
 /* ---- errors -------------------------------------------------------------- */
-
-static char *msgv(const char *fmt, va_list ap) {
-  char small[256];
-  va_list ap2;
-  va_copy(ap2, ap);
-  int n = vsnprintf(small, sizeof(small), fmt, ap2);
-  va_end(ap2);
-  if (n < 0)
-    return NULL;
-  char *m = malloc((size_t)n + 1);
-  if (!m)
-    return NULL;
-  if ((size_t)n < sizeof(small))
-    memcpy(m, small, (size_t)n + 1);
-  else
-    vsnprintf(m, (size_t)n + 1, fmt, ap);
-  return m;
-}
 
 static json_t *path_json(const vctx *c, const vpath *extra) {
   json_t *a = json_array();
@@ -151,7 +135,7 @@ static void err_at(vctx *c, const vpath *extra, const char *type, json_t *ctx,
   }
   va_list ap;
   va_start(ap, fmt);
-  char *msg = msgv(fmt, ap);
+  char *msg = wsm_vasprintf(c->mem, fmt, ap);
   va_end(ap);
   int rc = wsm_verrors_add(c->out, path_json(c, extra), type, msg, ctx);
   if (rc == 1)
@@ -196,9 +180,9 @@ static json_t *ctx1(const char *k, json_t *v) {
   return o;
 }
 
-/* Python repr of a value into a malloc'd string. */
-static char *repr(const json_t *v) {
-  wsm_sb b = {0};
+/* Python repr of a value into a new string (free it with c->mem). */
+static char *repr(const vctx *c, const json_t *v) {
+  wsm_sb b = {.mem = c->mem};
   wsm_py_repr(&b, v);
   return wsm_sb_finish(&b);
 }
@@ -210,7 +194,8 @@ static void annot_key(vctx *c, annot *a, const char *k, size_t len) {
     return;
   if (a->nkeys == a->capkeys) {
     size_t cap = a->capkeys ? a->capkeys * 2 : 8;
-    wsm_name *p = realloc(a->keys, cap * sizeof(*p));
+    wsm_name *p =
+        wsm_realloc(c->mem, a->keys, a->capkeys * sizeof(*p), cap * sizeof(*p));
     if (!p) {
       c->oom = true;
       return;
@@ -236,7 +221,7 @@ static void annot_item(vctx *c, annot *a, size_t i, size_t size) {
   if (!a || a->all_items || i < a->prefix)
     return;
   if (!a->bits) {
-    a->bits = calloc(size ? size : 1, 1);
+    a->bits = wsm_calloc(c->mem, size ? size : 1);
     if (!a->bits) {
       c->oom = true;
       return;
@@ -270,15 +255,16 @@ static void annot_merge(vctx *c, annot *into, const annot *from) {
       annot_item(c, into, i, from->nbits);
 }
 
-static void annot_free(annot *a) {
-  free(a->keys);
-  free(a->bits);
+static void annot_free(const vctx *c, annot *a) {
+  wsm_free(c->mem, a->keys);
+  wsm_free(c->mem, a->bits);
 }
 
 static void grave_add(vctx *c, json_t *j) {
   if (c->ngrave == c->capgrave) {
     size_t cap = c->capgrave ? c->capgrave * 2 : 8;
-    json_t **p = realloc(c->grave, cap * sizeof(*p));
+    json_t **p = wsm_realloc(c->mem, c->grave, c->capgrave * sizeof(*p),
+                             cap * sizeof(*p));
     if (!p) {
       c->oom = true;
       json_decref(j); /* annotations may dangle, but the result is NOMEM */
@@ -578,10 +564,10 @@ static bool is_multiple(const json_t *v, const wsm_num *m) {
 static void num_err(vctx *c, const char *type, const char *ctxkey,
                     const wsm_num *lim, const char *what) {
   json_t *l = num_json(lim);
-  char *r = l ? repr(l) : NULL;
+  char *r = l ? repr(c, l) : NULL;
   err_at(c, NULL, type, ctx1(ctxkey, l), "ensure this value is %s %s", what,
          r ? r : "?");
-  free(r);
+  wsm_free(c->mem, r);
 }
 
 static bool v_number(vctx *c, const wsm_snode *n, const json_t *v) {
@@ -721,7 +707,7 @@ static bool v_try(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
   }
   if (ok && la)
     annot_merge(c, a, la);
-  annot_free(&local);
+  annot_free(c, &local);
   c->collect = saved;
   return ok;
 }
@@ -731,6 +717,7 @@ static json_t *branch_errors(vctx *c, const wsm_snode *n, json_t **ip,
                              const vslot *sl) {
   wsmsg_verrors tmp;
   memset(&tmp, 0, sizeof(tmp));
+  tmp.mem = *c->mem; /* err_at allocates its messages from c->mem */
   tmp.max = c->out ? c->out->max : WSMSG_VERRORS_DEFAULT_MAX;
   wsmsg_verrors *saved_out = c->out;
   bool saved_collect = c->collect, saved_stop = c->stop;
@@ -750,7 +737,7 @@ static json_t *branch_errors(vctx *c, const wsm_snode *n, json_t **ip,
     v_node(c, n, ip, sl, NULL);
   }
   json_t *arr = wsm_verrors_take(&tmp, 0);
-  free(tmp.v);
+  wsm_free(c->mem, tmp.v);
   c->out = saved_out;
   c->collect = saved_collect;
   c->stop = saved_stop;
@@ -1232,7 +1219,7 @@ static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
     if (!found) {
       if (!c->collect)
         return false;
-      wsm_sb b = {0};
+      wsm_sb b = {.mem = c->mem};
       for (size_t i = 0; i < json_array_size(n->enumv); i++) {
         if (i)
           wsm_sb_adds(&b, ", ");
@@ -1244,7 +1231,7 @@ static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
              ctx1("enum_values", json_deep_copy(n->enumv)),
              "value is not a valid enumeration member; permitted: %s",
              list ? list : "?");
-      free(list);
+      wsm_free(c->mem, list);
       if (c->stop)
         return false;
     }
@@ -1252,7 +1239,7 @@ static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
   if ((kw & WSM_K_CONST) && !wsm_json_equal(v, n->constv)) {
     if (!c->collect)
       return false;
-    char *r = repr(n->constv);
+    char *r = repr(c, n->constv);
     json_t *cx = json_object();
     json_object_set_new(cx, "given", json_deep_copy(v));
     json_t *perm = json_array();
@@ -1261,7 +1248,7 @@ static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
     ok = false;
     err_at(c, NULL, "value_error.const", cx, "unexpected value; permitted: %s",
            r ? r : "?");
-    free(r);
+    wsm_free(c->mem, r);
     if (c->stop)
       return false;
   }
@@ -1316,7 +1303,7 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
     ok = v_keywords(c, n, ip, sl, &local);
     if (ok && a)
       annot_merge(c, a, &local);
-    annot_free(&local);
+    annot_free(c, &local);
   } else {
     ok = v_keywords(c, n, ip, sl, a);
   }
@@ -1334,6 +1321,7 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   vctx c;
   memset(&c, 0, sizeof(c));
   c.s = s;
+  c.mem = out ? &out->mem : &s->mem;
   c.out = out;
   c.collect = out != NULL;
   c.coerce = (flags & WSMSG_VALIDATE_COERCE) != 0;
@@ -1379,8 +1367,8 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
     err_at(&c, NULL, "value_error", NULL, "invalid value");
   for (size_t i = 0; i < c.ngrave; i++)
     json_decref(c.grave[i]);
-  free(c.grave);
-  free(c.path_heap);
+  wsm_free(c.mem, c.grave);
+  wsm_free(c.mem, c.path_heap);
   if (own_md)
     pcre2_match_data_free(own_md);
   if (c.oom)
@@ -1422,10 +1410,7 @@ int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
       char buf[JSON_ERROR_TEXT_LENGTH + 96];
       snprintf(buf, sizeof(buf), "%s: line %d column %d (char %d)", je.text,
                je.line, je.column, je.position);
-      size_t n = strlen(buf);
-      char *msg = malloc(n + 1);
-      if (msg)
-        memcpy(msg, buf, n + 1);
+      char *msg = wsm_strdup(&out->mem, buf);
       if (wsm_verrors_add(out, loc, "value_error.jsondecode", msg, cx) < 0)
         return WSMSG_ERR_NOMEM;
     }

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <time.h>
 
 uint64_t wsm_default_clock(void *user) {
@@ -26,7 +25,16 @@ uint64_t wsmsg_now_ms(void) { return wsm_default_clock(NULL); }
 
 #define NOT_IN_HEAP SIZE_MAX
 
-wsmsg_timers *wsmsg_timers_new(void) { return calloc(1, sizeof(wsmsg_timers)); }
+wsmsg_timers *wsmsg_timers_new_mem(const wsmsg_mem *mem) {
+  wsmsg_mem m;
+  wsm_mem_init(&m, mem);
+  wsmsg_timers *t = wsm_calloc(&m, sizeof(*t));
+  if (t)
+    t->mem = m;
+  return t;
+}
+
+wsmsg_timers *wsmsg_timers_new(void) { return wsmsg_timers_new_mem(NULL); }
 
 static void place(wsmsg_timers *t, size_t i, wsmsg_conn *c) {
   t->heap[i] = c;
@@ -67,7 +75,8 @@ static void sift_down(wsmsg_timers *t, size_t i) {
 static int heap_insert(wsmsg_timers *t, wsmsg_conn *c, uint64_t key) {
   if (t->n == t->cap) {
     size_t ncap = t->cap ? t->cap * 2 : 64;
-    wsmsg_conn **h = realloc(t->heap, ncap * sizeof(*h));
+    wsmsg_conn **h =
+        wsm_realloc(&t->mem, t->heap, t->cap * sizeof(*h), ncap * sizeof(*h));
     if (!h)
       return WSMSG_ERR_NOMEM;
     t->heap = h;
@@ -135,8 +144,9 @@ void wsmsg_timers_free(wsmsg_timers *t) {
     t->heap[i]->timers = NULL;
     t->heap[i]->heap_idx = NOT_IN_HEAP;
   }
-  free(t->heap);
-  free(t);
+  wsmsg_mem m = t->mem;
+  wsm_free(&m, t->heap);
+  wsm_free(&m, t);
 }
 
 int64_t wsmsg_timers_next_ms(const wsmsg_timers *t, uint64_t now) {
