@@ -129,29 +129,37 @@ static void test_invalid_reply(void **s) {
   policy = WSMSG_INVALID_REPLY;
   pair p;
   pair_open(&p, json_setup);
-  /* two errors: missing content, user of the wrong type */
-  const char *msg = "{\"user\": 5, \"timestamp\": 1}";
+  /* two errors: missing content, user of the wrong type (an array: the
+   * number 5 would be coerced to "5") */
+  const char *msg = "{\"user\": [5], \"timestamp\": 1}";
   wsmsg_send_text(p.c, msg, strlen(msg));
   pump(&p);
   assert_int_equal(jsons, 0);
   json_t *r = client_got(&p);
   assert_non_null(r);
   json_t *detail = json_object_get(r, "detail");
-  assert_true(json_array_size(detail) >= 1);
-  int saw_missing = 0;
+  assert_int_equal(json_array_size(detail), 2); /* both, not the first */
+  int saw_missing = 0, saw_type = 0;
   for (size_t i = 0; i < json_array_size(detail); i++) {
     json_t *e = json_array_get(detail, i);
-    if (!strcmp(json_string_value(json_object_get(e, "type")),
-                "value_error.missing")) {
-      saw_missing = 1;
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *loc =
+        json_string_value(json_array_get(json_object_get(e, "loc"), 0));
+    assert_non_null(type);
+    assert_non_null(loc);
+    if (!strcmp(type, "value_error.missing")) {
+      saw_missing++;
       assert_string_equal(json_string_value(json_object_get(e, "msg")),
                           "field required");
-      assert_string_equal(
-          json_string_value(json_array_get(json_object_get(e, "loc"), 0)),
-          "content");
+      assert_string_equal(loc, "content");
+    } else {
+      saw_type++;
+      assert_string_equal(loc, "user");
+      assert_non_null(strstr(type, "type_error"));
     }
   }
-  assert_true(saw_missing);
+  assert_int_equal(saw_missing, 1);
+  assert_int_equal(saw_type, 1);
   json_decref(r);
   /* the connection stays open */
   assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);

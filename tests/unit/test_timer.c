@@ -300,10 +300,22 @@ static void test_handshake_timeout(void **s) {
   wsmsg_server_set_clock(srv, fake_clock, NULL);
   wsmsg_server_set_handshake_timeout(srv, 2000);
   wsmsg_conn *c = wsmsg_server_accept(srv, NULL);
-  wsmsg_conn_recv(c, "GET / HTTP/1.1\r\nHost: x\r\n", 25); /* half */
   assert_int_equal(wsmsg_conn_deadline(c), 2100);
+  /* a slowloris: half a request (25 bytes), one byte every 76 ms; the
+   * deadline runs from the accept and no byte moves it */
+  const char half[] = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (size_t i = 0; i < sizeof(half) - 1; i++) {
+    fake_now = 100 + 76 * (i + 1); /* the last at 2000 */
+    assert_int_equal(wsmsg_conn_recv(c, half + i, 1), 0);
+    wsmsg_conn_tick(c, fake_now);
+    assert_int_equal(wsmsg_conn_deadline(c), 2100);
+    assert_int_equal(wsmsg_conn_next_deadline(c), (int64_t)(2100 - fake_now));
+    assert_int_equal(wsmsg_conn_state(c), WSMSG_STATE_CONNECTING);
+  }
+  assert_int_equal(fake_now, 2000);
   wsmsg_conn_tick(c, 2099);
   assert_int_equal(wsmsg_conn_state(c), WSMSG_STATE_CONNECTING);
+  fake_now = 2100;
   wsmsg_conn_tick(c, 2100);
   assert_int_equal(wsmsg_conn_state(c), WSMSG_STATE_CLOSED);
   assert_int_equal(wsmsg_conn_http_status(c), 408);
@@ -344,6 +356,16 @@ static void test_client_handshake_timeout(void **s) {
   wsmsg_endpoint_set_handshake_timeout(ep, 700);
   wsmsg_conn *c = wsmsg_client_new(ep, "h", "/", &r);
   wsmsg_conn_consume(c, wsmsg_conn_pending(c, NULL));
+  /* a slow server: part of a response, a byte every 20 ms; the deadline
+   * stays where the connection started */
+  const char part[] = "HTTP/1.1 101 Switching Protocols\r\n";
+  for (size_t i = 0; i < sizeof(part) - 1; i++) {
+    fake_now = 10 + 20 * i; /* 10 .. 670 */
+    assert_int_equal(wsmsg_conn_recv(c, part + i, 1), 0);
+    wsmsg_conn_tick(c, fake_now);
+    assert_int_equal(wsmsg_conn_deadline(c), 700);
+    assert_int_equal(r.closes, 0);
+  }
   wsmsg_conn_tick(c, 699);
   assert_int_equal(r.closes, 0);
   wsmsg_conn_tick(c, 700);
