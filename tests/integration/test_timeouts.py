@@ -5,226 +5,220 @@
 - a client that sends half a handshake: 408 and dropped after the handshake
   timeout, while a python3-websockets client keeps echoing meanwhile;
 - a python3-websockets client with a short ping_interval: its pings are
-  answered and the server's pings too, the connection stays up;
-- the receive timeout with the ping action keeps an idle client alive.
+  answered with their payload, and the server's own pings reach it (counted
+  as the client answers them); the connection stays up;
+- the receive timeout with the ping action: a raw-socket client counts the
+  server's pings while idle and still gets its echo afterwards.
 
+The precise timer boundaries are checked on a fake clock in
+tests/unit/test_timer.c.  Here time is only bounded generously (a loaded
+2-core machine under ASan must not flake): a timer must not fire before its
+period, and what it does must be seen within a bound far above it.  Every
+wait is for an event (a frame, a close, EOF), bounded by a socket timeout.
+
+    CASE=receive_timeout_ping /usr/bin/python3 tests/integration/test_timeouts.py
+runs the cases whose name contains the CASE string (for each server).
 Run with /usr/bin/python3 (Debian's python3-websockets).
 """
 import asyncio
-import base64
 import os
-import socket
 import struct
-import subprocess
 import sys
-import time
 
 import websockets
+import websockets.legacy.client
 
-BIN = os.environ.get("EXAMPLE_BIN", "examples")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wsharness import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,  # noqa: E402
+                       EXAMPLE_BIN, Closed, EchoServer, RawWS, ci_skip,
+                       close_payload, count_ok, run_one)
+
+import time  # noqa: E402  (only to report how long things took)
+
 SERVERS = os.environ.get("ECHO_SERVERS", "echo_server uv_echo_server").split()
+BOUND = 20.0   # seconds: far above every timer below, even under ASan
+MIN_CASES = 4  # per server
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server:
-    def __init__(self, name, *args):
-        self.port = free_port()
-        self.log = open(f"/tmp/wsmsg-it-{name}-{self.port}.log", "w+")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, name), "--port", str(self.port), "--verbose", *args],
-            stderr=self.log, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.02)  # bounded polling for the listener
-        raise RuntimeError(f"{name} did not start")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.seek(0)
-        text = self.log.read()
-        self.log.close()
-        os.unlink(self.log.name)
-        # a clean exit; under ASan this also means no leak at exit
-        assert self.proc.returncode == 0, (self.proc.returncode, text[-2000:])
-        return text
-
-
-def raw_handshake(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET /raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        assert chunk, "closed during handshake"
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return s, rest
-
-
-def read_frames(s, rest, until_close=True, limit=5.0):
-    """Parse server frames until a close frame (or EOF / time limit)."""
-    buf, frames = rest, []
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        while len(buf) >= 2:
-            ln = buf[1] & 127
-            hl = 2 + (2 if ln == 126 else 8 if ln == 127 else 0)
-            if len(buf) < hl:
-                break
-            if ln == 126:
-                ln = struct.unpack("!H", buf[2:4])[0]
-            elif ln == 127:
-                ln = struct.unpack("!Q", buf[2:10])[0]
-            if len(buf) < hl + ln:
-                break
-            frames.append((buf[0] & 15, buf[hl:hl + ln]))
-            buf = buf[hl + ln:]
-            if frames[-1][0] == 8 and until_close:
-                return frames
-        s.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            break
-        if not chunk:
-            break
-        buf += chunk
-    return frames
-
-
-def test_silent_client_keepalive(name):
-    srv = Server(name, "--ping-interval", "200", "--pong-timeout", "300")
+def case_silent_client_keepalive(name):
+    srv = EchoServer("--verbose", "--ping-interval", "200",
+                     "--pong-timeout", "300", name=name)
     try:
-        s, rest = raw_handshake(srv.port)
+        ws = RawWS(srv.port, path="/raw", timeout=BOUND)
         t0 = time.monotonic()
-        frames = read_frames(s, rest)
+        fin, _, op, payload = ws.recv_frame()
+        assert op == OP_PING, op               # the server pinged
+        assert len(payload) == 8, payload      # with a matchable payload
+        code, reason = ws.expect_close()       # we never answer: 1011
         elapsed = time.monotonic() - t0
-        ops = [op for op, _ in frames]
-        assert ops[0] == 9, ops                     # the server pinged
-        assert len(frames[0][1]) == 8              # with a matchable payload
-        assert ops[-1] == 8, ops                    # then closed
-        code = struct.unpack("!H", frames[-1][1][:2])[0]
         assert code == 1011, code
-        assert b"keepalive" in frames[-1][1][2:]
-        assert 0.4 <= elapsed < 3.0, elapsed        # 200 + 300 ms, loosely
-        # the server closed the TCP connection after its close frame
-        s.settimeout(3)
-        assert s.recv(10) == b""
-        s.close()
+        assert "keepalive" in reason, reason
+        # not before ping interval + pong timeout (500 ms, from the
+        # handshake); the upper bound is the socket timeout
+        assert elapsed >= 0.4, elapsed
+        ws.expect_eof()  # the server closed TCP after its close frame
+        ws.close()
     finally:
-        log = srv.stop()
+        srv.finish()
+    log = srv.stderr()
     assert "close code=1011 clean=0 error: keepalive timeout" in log, log
-    print(f"  {name}: silent client closed with 1011 after {elapsed:.2f}s")
+    return f"closed with 1011 after {elapsed:.2f}s"
 
 
-async def echo_loop(port, n, delay):
-    async with websockets.connect(f"ws://127.0.0.1:{port}/ok") as ws:
+async def echo_loop(port, n):
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ok",
+                                  open_timeout=BOUND) as ws:
         for i in range(n):
             await ws.send(f"msg {i}")
-            assert await ws.recv() == f"msg {i}"
-            await asyncio.sleep(delay)
+            assert await asyncio.wait_for(ws.recv(), BOUND) == f"msg {i}"
     return n
 
 
-def test_half_handshake(name):
-    srv = Server(name, "--handshake-timeout", "400")
+def case_half_handshake(name):
+    srv = EchoServer("--handshake-timeout", "400", name=name)
     try:
-        slow = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        slow = RawWS(srv.port, handshake=False, timeout=BOUND)
+        slow.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and nothing more
         t0 = time.monotonic()
         # a well-behaved client keeps working meanwhile
-        done = asyncio.run(echo_loop(srv.port, 20, 0.02))
-        assert done == 20
-        slow.settimeout(3)
-        resp = b""
-        while True:
-            chunk = slow.recv(4096)
-            if not chunk:
-                break
-            resp += chunk
+        assert asyncio.run(echo_loop(srv.port, 20)) == 20
+        assert slow.read_response() == 408, slow.status_line
+        slow.expect_eof()
         elapsed = time.monotonic() - t0
-        assert resp.startswith(b"HTTP/1.1 408"), resp
-        assert 0.3 <= elapsed < 3.0, elapsed
+        assert elapsed >= 0.3, elapsed  # not before the 400 ms
         slow.close()
     finally:
-        srv.stop()
-    print(f"  {name}: half handshake got 408 after {elapsed:.2f}s, others unaffected")
+        srv.finish()
+    return f"half handshake got 408 after {elapsed:.2f}s, others unaffected"
+
+
+class CountingClient(websockets.legacy.client.WebSocketClientProtocol):
+    """Counts the server's pings: the protocol answers each with pong()."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.server_pings = 0
+        self.pinged = asyncio.Event()
+
+    async def pong(self, data=b""):
+        self.server_pings += 1
+        self.pinged.set()
+        await super().pong(data)
 
 
 async def pinging_client(port):
-    async with websockets.connect(f"ws://127.0.0.1:{port}/p", ping_interval=0.05,
-                                  ping_timeout=0.5) as ws:
-        t_end = time.monotonic() + 0.8
+    # the client pings every 300 ms (its keepalive: a missing pong would
+    # fail the connection); the server pings after 100 ms without a byte
+    # from us, so both sides ping
+    async with websockets.connect(f"ws://127.0.0.1:{port}/p",
+                                  ping_interval=0.3, ping_timeout=BOUND,
+                                  open_timeout=BOUND,
+                                  create_protocol=CountingClient) as ws:
         n = 0
-        while time.monotonic() < t_end:
+        for n in range(1, 6):
             await ws.send("x" * n)
-            assert await ws.recv() == "x" * n
-            n += 1
-            await asyncio.sleep(0.05)
-        # our own ping with payload is answered with the same payload
-        waiter = await ws.ping(b"payload-123")
-        latency = await asyncio.wait_for(waiter, 2)
-        assert latency is None or latency >= 0
-        return n, ws.open
+            assert await asyncio.wait_for(ws.recv(), BOUND) == "x" * n
+            # our ping: the waiter resolves only on a pong with this payload
+            waiter = await ws.ping(b"payload-%d" % n)
+            await asyncio.wait_for(waiter, BOUND)
+        # the server's pings (event-based: each one sets `pinged`)
+        while ws.server_pings < 3:
+            ws.pinged.clear()
+            await asyncio.wait_for(ws.pinged.wait(), BOUND)
+        await ws.send("after pings")
+        assert await asyncio.wait_for(ws.recv(), BOUND) == "after pings"
+        assert ws.open
+        return n, ws.server_pings
 
 
-def test_client_pings(name):
-    srv = Server(name, "--ping-interval", "100", "--pong-timeout", "300")
+def case_client_pings(name):
+    srv = EchoServer("--verbose", "--ping-interval", "100",
+                     "--pong-timeout", "5000", name=name)
     try:
-        n, still_open = asyncio.run(pinging_client(srv.port))
-        assert still_open and n > 5
+        n, pings = asyncio.run(pinging_client(srv.port))
+        assert n == 5 and pings >= 3, (n, pings)
     finally:
-        log = srv.stop()
+        srv.finish()
+    log = srv.stderr()
     assert "clean=0" not in log, log  # no keepalive failure on either side
-    print(f"  {name}: websockets client with 50 ms pings stayed up ({n} echoes)")
+    return f"{n} of our pings answered with their payload, {pings} server pings"
 
 
-async def idle_client(port):
-    async with websockets.connect(f"ws://127.0.0.1:{port}/idle", ping_interval=None) as ws:
-        await asyncio.sleep(0.7)  # idle: the server's receive timeout pings us
-        await ws.send("after idle")
-        return await ws.recv()
-
-
-def test_receive_timeout_ping(name):
-    srv = Server(name, "--receive-timeout", "200", "--pong-timeout", "0")
+def case_receive_timeout_ping(name):
+    # --pong-timeout 0: no keepalive; only the receive timeout's ping action
+    srv = EchoServer("--receive-timeout", "200", "--pong-timeout", "0",
+                     name=name)
     try:
-        assert asyncio.run(idle_client(srv.port)) == "after idle"
+        ws = RawWS(srv.port, path="/idle", timeout=BOUND)
+        t0 = time.monotonic()
+        pings = []
+        while len(pings) < 3:  # idle: one ping per receive timeout
+            try:
+                fin, rsv, op, payload = ws.recv_frame()
+            except (OSError, Closed) as e:
+                raise AssertionError(f"after {len(pings)} pings: "
+                                     f"{type(e).__name__} {e}") from None
+            assert op == OP_PING, (op, payload)
+            assert fin and rsv == 0
+            pings.append(payload)
+        elapsed = time.monotonic() - t0
+        assert elapsed >= 0.5, elapsed  # three periods of 200 ms, loosely
+        assert len(set(pings)) == 3, pings  # each a new payload
+        # the connection is still up and echoes
+        ws.send_frame(OP_TEXT, "after idle")
+        op, data = ws.recv_message()
+        assert (op, data) == (OP_TEXT, b"after idle"), (op, data)
+        # our late pong is harmless, and our ping is answered
+        ws.send_frame(OP_PONG, pings[-1])
+        ws.send_frame(OP_PING, b"still there?")
+        while True:
+            fin, _, op, payload = ws.recv_frame()
+            if op == OP_PONG:
+                break
+            assert op == OP_PING, op  # another receive-timeout ping
+        assert payload == b"still there?", payload
+        ws.send_frame(OP_CLOSE, close_payload(1000))
+        assert ws.expect_close()[0] == 1000
+        ws.close()
     finally:
-        srv.stop()
-    print(f"  {name}: receive timeout pinged an idle client, which stayed up")
+        srv.finish()
+    return f"{len(pings)} pings in {elapsed:.2f}s of idleness, still echoing"
 
 
 def main():
+    cases = [(k[len("case_"):], v) for k, v in globals().items()
+             if k.startswith("case_") and callable(v)]
+    only = os.environ.get("CASE")
+    if only:
+        cases = [(k, v) for k, v in cases if only in k]
+    servers = []
     for name in SERVERS:
-        if not os.path.exists(os.path.join(BIN, name)):
-            print(f"  skip {name}: not built in {BIN}")
-            continue
-        test_silent_client_keepalive(name)
-        test_half_handshake(name)
-        test_client_pings(name)
-        test_receive_timeout_ping(name)
-    print("test_timeouts: ok")
+        if os.access(os.path.join(EXAMPLE_BIN, name), os.X_OK):
+            servers.append(name)
+        else:  # a missing server is a failure, not a skip
+            print(f"  FAIL {name}: not built in {EXAMPLE_BIN}", flush=True)
+            return 1
+    total = len(cases) * len(servers)
+    print(f"test_timeouts.py: {total} cases", flush=True)
+    if not count_ok("test_timeouts.py", total, MIN_CASES * len(SERVERS)):
+        return 1
+    failed = []
+    t0 = time.monotonic()
+    for name in servers:
+        for k, fn in cases:
+            notes = []
+
+            def one(fn=fn, name=name, notes=notes):
+                notes.append(fn(name))
+
+            if run_one(f"{name} {k}", one):
+                print(f"    {notes[0]}", flush=True)
+            else:
+                failed.append(f"{name} {k}")
+    print(f"test_timeouts.py: {total - len(failed)}/{total} passed in "
+          f"{time.monotonic() - t0:.1f}s"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -418,14 +418,46 @@ def run_one(label, fn, *args):
         return False
 
 
-def run_cases(module_globals, setup=None, teardown=None):
+def count_ok(name, total, minimum):
+    """A run that ran nothing proves nothing: False (with the reason
+    printed) when no case ran (a CASE filter that matches nothing) or, with
+    no filter, fewer than the `minimum` cases the suite is known to have."""
+    only = os.environ.get("CASE")
+    if total == 0:
+        print(f"{name}: FAIL: no case ran"
+              + (f" (CASE={only!r} matches nothing)" if only else ""),
+              flush=True)
+        return False
+    if not only and total < minimum:
+        print(f"{name}: FAIL: {total} cases, the suite has at least "
+              f"{minimum}", flush=True)
+        return False
+    return True
+
+
+def ci_skip(what):
+    """Something the suite should run is unavailable: a skip outside CI,
+    a failure (exit 1) when CI=true, where a skip would be a green run that
+    ran nothing.  Returns only when skipping is allowed."""
+    if os.environ.get("CI") == "true":
+        print(f"FAIL: {what} (CI=true: a skip is a failure)", flush=True)
+        sys.exit(1)
+    print(f"SKIP: {what}", flush=True)
+
+
+def run_cases(module_globals, setup=None, teardown=None, minimum=1):
     """Run every case_* function in definition order.  `setup` returns a
-    context object passed to each case; `teardown(ctx)` runs at the end."""
+    context object passed to each case; `teardown(ctx)` runs at the end.
+    Fails when no case ran, or fewer than `minimum` without a CASE
+    filter."""
     name = os.path.basename(module_globals.get("__file__", "?"))
     only = os.environ.get("CASE")  # run one case alone: CASE=case_x
     cases = [(k, v) for k, v in module_globals.items()
              if k.startswith("case_") and callable(v)
              and (not only or k == only)]
+    print(f"{name}: {len(cases)} cases", flush=True)
+    if not count_ok(name, len(cases), minimum):
+        sys.exit(1)
     ctx = setup() if setup else None
     failed = []
     t0 = time.monotonic()
