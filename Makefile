@@ -247,14 +247,25 @@ check-asan:
 
 # internal: run by check-asan with BUILD/CFLAGS/EXDIR overridden
 .PHONY: lib-asan-tests
+# The Python binding (its unit tests, and the asyncio server that
+# test_asyncio_server.py drives) loads the sanitized $(BUILD)/libwsmsg.so
+# with the compiler's shared ASan/UBSan runtimes preloaded
+# (WSMSG_ASAN_LIB, WSMSG_ASAN_PRELOAD; tests/integration/run.sh passes them
+# on).  Without those runtimes the binding tests are skipped, and under
+# CI=true that is a failure.
 lib-asan-tests: $(STATIC) $(UNIT_BINS) $(EXAMPLES) $(BUILD)/libwsmsg.so
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t (asan)"; \
 	  ASAN_OPTIONS=detect_leaks=1 $$t; done
-	@EXAMPLE_BIN=$(EXDIR) ASAN_OPTIONS=detect_leaks=1 bash tests/integration/run.sh
+	@asan=$$($(CC) -print-file-name=libasan.so); ubsan=$$($(CC) -print-file-name=libubsan.so); \
+	if [ -f "$$asan" ] && [ -f "$$ubsan" ]; then pre="$$asan $$ubsan"; else pre=; fi; \
+	EXAMPLE_BIN=$(EXDIR) ASAN_OPTIONS=detect_leaks=1 WSMSG_ASAN_LIB=$(BUILD)/libwsmsg.so \
+	  WSMSG_ASAN_PRELOAD="$$pre" bash tests/integration/run.sh
 	@asan=$$($(CC) -print-file-name=libasan.so); ubsan=$$($(CC) -print-file-name=libubsan.so); \
 	if [ -f "$$asan" ] && [ -f "$$ubsan" ]; then echo "== binding tests (asan)"; \
 	  WSMSG_LIB=$(BUILD)/libwsmsg.so LD_PRELOAD="$$asan $$ubsan" ASAN_OPTIONS=detect_leaks=0 \
 	  $(PYTHON) examples/ffi/python/tests/test_wsmsg.py; \
+	elif [ "$$CI" = true ]; then \
+	  echo "== binding tests (asan): FAILED: $(CC) has no shared ASan runtime; CI=true: a skip is a failure" >&2; exit 1; \
 	else echo "== binding tests (asan): skipped, $(CC) has no shared ASan runtime"; fi
 
 # the sanitized shared library, for the Python binding (check-asan only)
@@ -319,9 +330,13 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB_
 
 fuzz-build: $(FUZZ_BINS)
 
+# Without a fuzzer runtime it skips, except under CI=true (.ci/run runs it):
+# there a skip would be a green fuzz stage that fuzzed nothing.
 fuzz-smoke:
 	@FUZZ_CC="$(FUZZ_CC)" FUZZ_BUILD="$(FUZZ_BUILD)" bash tests/fuzz/run.sh probe || \
-	  { echo "fuzz-smoke: skipped: $(FUZZ_CC) cannot link -fsanitize=fuzzer (needs clang and libclang-rt-dev)"; exit 0; }; \
+	  { if [ "$$CI" = true ]; then \
+	      echo "fuzz-smoke: FAILED: $(FUZZ_CC) cannot link -fsanitize=fuzzer (needs clang and libclang-rt-dev); CI=true: a skip is a failure" >&2; exit 1; fi; \
+	    echo "fuzz-smoke: skipped: $(FUZZ_CC) cannot link -fsanitize=fuzzer (needs clang and libclang-rt-dev)"; exit 0; }; \
 	  $(MAKE) --no-print-directory fuzz-build && \
 	  FUZZ_BUILD="$(FUZZ_BUILD)" bash tests/fuzz/run.sh smoke $(FUZZ_SMOKE_SECONDS) $(FUZZ_NAMES)
 

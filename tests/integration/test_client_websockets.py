@@ -21,7 +21,8 @@ import websockets  # noqa: E402
 from websockets.datastructures import Headers  # noqa: E402
 from wsharness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,  # noqa
                        OP_TEXT, RawWS, accept_key, binary, close_payload,
-                       free_port, parse_close, run_cases)
+                       SANITIZER_EXIT, free_port, parse_close, run_cases,
+                       sanitizer_report)
 
 
 # ---- a python3-websockets server in a background thread ------------------------------
@@ -125,9 +126,19 @@ def client(*args, stdin=b"", timeout=20):
     p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
     p.stdout = p.stdout.decode("utf-8", errors="replace")
     p.stderr = p.stderr.decode("utf-8", errors="replace")
+    no_sanitizer_report(p.returncode, p.stderr)
     assert "echo_client: timeout" not in p.stderr, \
         f"echo_client hung until its --timeout: {show(p)}"
     return p
+
+
+def no_sanitizer_report(rc, err):
+    """An expected exit 1 must be echo_client's own, not a sanitizer's
+    (wsharness makes those exit SANITIZER_EXIT, and the report is
+    recognised in stderr)."""
+    bad = sanitizer_report(err)
+    assert rc != SANITIZER_EXIT and bad is None, \
+        f"echo_client: sanitizer report (exit {rc}): {bad}\n{err[-3000:]}"
 
 
 def show(p):
@@ -225,6 +236,7 @@ def case_count_stops_without_eof(srv):
         proc.stdin.close()
     out = proc.stdout.read().decode()
     err = proc.stderr.read().decode()
+    no_sanitizer_report(rc, err)
     assert rc == 0, f"exit {rc}: {err}"
     assert out == "one\ntwo\n", out
     rec = srv.record(path)
@@ -536,6 +548,7 @@ def case_client_timeout(srv):
     p = subprocess.run(argv, capture_output=True, timeout=10)
     took = time.monotonic() - t0
     rs.join()
+    no_sanitizer_report(p.returncode, p.stderr.decode(errors="replace"))
     assert p.returncode == 1, p
     assert b"echo_client: timeout" in p.stderr, p.stderr
     assert 0.25 <= took < 3, f"took {took:.2f}s for --timeout 300"
@@ -558,5 +571,8 @@ def teardown(srv):
     srv.stop()
 
 
+MIN_CASES = 24  # the case_* functions above: fewer means some were lost
+
+
 if __name__ == "__main__":
-    run_cases(globals(), setup, teardown)
+    run_cases(globals(), setup, teardown, minimum=MIN_CASES)

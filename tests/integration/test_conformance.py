@@ -47,11 +47,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wsharness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,  # noqa
                        OP_TEXT, Closed, EchoServer, RawWS, close_payload,
-                       run_one)
+                       count_ok, run_one)
 
 HS_TIMEOUT_MS = 1000   # --handshake-timeout of the servers under test
 IO_TIMEOUT = 5.0       # bound on every socket read
 MIB = 1 << 20
+MIN_CASES = 521        # per server: fewer means cases were lost
 
 F = RawWS.frame
 
@@ -1519,6 +1520,11 @@ def main():
     selected = [c for c in CASES
                 if not only or c[1] == only or c[1].startswith(only + ".")
                 or (not only[0].isdigit() and only.lower() in c[2].lower())]
+    print(f"test_conformance.py: {len(selected)} cases x {len(servers)} "
+          "servers", flush=True)
+    if not count_ok("test_conformance.py", len(selected) * len(servers),
+                    MIN_CASES * len(servers)):
+        sys.exit(1)
     table = {}   # (server, section) -> [passed, failed]
     failed = []
     t0 = time.monotonic()

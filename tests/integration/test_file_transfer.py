@@ -1,7 +1,8 @@
 """examples/file_transfer: ft_client -> ft_server with a 200 MiB file, the
 server's memory measured; protocol errors from a python3-websockets client.
 
-FT_MIB sets the big file's size (default 200).
+FT_MIB sets the big file's size (default 200).  CASE=protocol runs the
+cases whose name contains "protocol"; a filter that matches nothing fails.
 """
 import asyncio
 import hashlib
@@ -15,6 +16,10 @@ import tempfile
 import time
 
 import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wsharness import (count_ok, run_one, sanitizer_report,  # noqa: E402
+                       wait_listening)
 
 BIN = os.environ.get("EXAMPLE_BIN", "examples")
 FT = os.path.join(BIN, "file_transfer") if os.path.isdir(
@@ -38,19 +43,17 @@ def status_kib(pid, field):
     raise KeyError(field)
 
 
-def start_server(port, d):
+def start_server(port, d, errf):
     p = subprocess.Popen([os.path.join(FT, "ft_server"), "--port", str(port),
                           "--dir", d, "--max-size", str(300 << 20)],
-                         stderr=subprocess.DEVNULL)
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return p
-        except OSError:
-            time.sleep(0.02)  # bounded polling for the listener
-    p.kill()
-    raise RuntimeError("ft_server did not start")
+                         stderr=errf)
+    try:
+        wait_listening(port, p, timeout=30)
+    except RuntimeError:
+        p.kill()
+        p.wait(timeout=10)
+        raise
+    return p
 
 
 def big_transfer(port, d, work):
@@ -142,8 +145,10 @@ def main():
     d = os.path.join(work, "store")
     os.mkdir(d)
     port = free_port()
-    srv = start_server(port, d)
-    try:
+    errf = tempfile.TemporaryFile(mode="w+")
+    srv = start_server(port, d, errf)
+
+    def case_big_transfer():
         idle = status_kib(srv.pid, "VmRSS")
         t0 = time.monotonic()
         big_transfer(port, d, work)
@@ -153,22 +158,60 @@ def main():
         print(f"  {MIB} MiB transfer: {took:.1f}s, server RSS idle {idle} KiB, "
               f"peak {peak} KiB (+{grow} KiB)")
         assert grow < 4096, grow   # a few MiB at most, whatever the file size
+
+    def case_protocol_errors():
         asyncio.run(protocol_errors(port))
-        # nothing but the two good files (no .part left behind)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(f.endswith(".part") for f in os.listdir(d)):
-            time.sleep(0.05)  # bounded: the server removes it on close
-        left = sorted(os.listdir(d))
+        # the server removes the unfinished upload when it handles the
+        # close, which the client cannot observe: poll (bounded)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(
+                f.endswith(".part") for f in os.listdir(d)):
+            time.sleep(0.05)
+        left = os.listdir(d)
         assert not any(f.endswith(".part") for f in left), left
-        assert len(left) == 2, left
-        print("  protocol errors: no_header, bad_header, too_large, sha256_mismatch,"
-              " size_exceeded, upload_in_progress, safe names")
+        print("  protocol errors: no_header, bad_header, too_large, "
+              "sha256_mismatch, size_exceeded, upload_in_progress, safe names")
+
+    cases = [("big_transfer", case_big_transfer),
+             ("protocol_errors", case_protocol_errors)]
+    only = os.environ.get("CASE")
+    run = [(n, fn) for n, fn in cases if not only or only in n]
+    print(f"test_file_transfer: {len(run)} cases", flush=True)
+    failed = []
+    try:
+        if not count_ok("test_file_transfer", len(run), len(cases)):
+            return 1
+        for n, fn in run:
+            if not run_one(n, fn):
+                failed.append(n)
+        if not failed and len(run) == len(cases):
+            # nothing but the two good files (no .part left behind)
+            left = sorted(os.listdir(d))
+            if len(left) != 2:
+                print(f"  FAIL stored files: {left}")
+                failed.append("stored files")
     finally:
         srv.terminate()
-        rc = srv.wait(timeout=10)
+        try:
+            rc = srv.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            srv.kill()  # by PID: the server we started
+            srv.wait(timeout=10)
+            rc = "killed: ignored SIGTERM"
         shutil.rmtree(work)
-    assert rc == 0, f"ft_server exited with {rc}"  # under ASan: no leaks
-    print("test_file_transfer: ok")
+        errf.seek(0)
+        err = errf.read()
+    if rc != 0:  # under ASan: no leaks
+        print(f"  FAIL ft_server exited with {rc}: {err[-2000:]}")
+        failed.append("exit status")
+    bad = sanitizer_report(err)
+    if bad:
+        print(f"  FAIL ft_server: {bad}\n{err[-3000:]}")
+        failed.append("sanitizer")
+    print(f"test_file_transfer: {len(run) - len([f for f in failed if f in dict(cases)])}"
+          f"/{len(run)} passed"
+          + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

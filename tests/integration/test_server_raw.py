@@ -18,6 +18,8 @@ from wsharness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,  # noqa
                        OP_TEXT, Closed, EchoServer, RawWS, close_payload,
                        run_cases)
 
+IO_BOUND = 20.0  # seconds: every wait for the server (ASan, loaded machine)
+
 
 class Ctx:
     def __init__(self):
@@ -27,7 +29,7 @@ class Ctx:
         self.bystander = RawWS(self.srv.port, "/bystander")
         self.n = 0
 
-    def logged(self, server, line, timeout=2.0):
+    def logged(self, server, line, timeout=IO_BOUND):
         """The server's --verbose log has `line` (on_close's code, clean
         flag and error detail as the library reported them)."""
         deadline = time.monotonic() + timeout
@@ -124,28 +126,31 @@ def case_close_inside_fragmented_message(ctx):
 
 def case_random_garbage(ctx):
     """Random bytes after the handshake (20 seeded streams at once): the
-    server answers each with a protocol-level close code or keeps waiting
-    for more, never crashes, and keeps serving others."""
+    server answers each with a protocol-level close code, never crashes,
+    and keeps serving others.  Every seed here breaks a frame rule within
+    its 4096 bytes, so each stream must end in a close frame: after the
+    bytes we shut our side down, and a stream that only saw EOF (the
+    server waiting for more), a reset or a timeout fails."""
     import random
     socks = []
     for seed in range(20):
         rnd = random.Random(seed)
         ws = RawWS(ctx.srv.port)
         ws.send_raw(bytes(rnd.getrandbits(8) for _ in range(4096)))
+        ws.sock.shutdown(socket.SHUT_WR)  # then EOF: nothing more comes
         socks.append(ws)
-    deadline = time.monotonic() + 1.0
-    codes = {}
+    codes, problems = {}, []
     for seed, ws in enumerate(socks):
         try:
-            ws.sock.settimeout(max(0.05, deadline - time.monotonic()))
-            code, _ = ws.expect_close()
-            codes[seed] = code
-        except (socket.timeout, Closed, ConnectionResetError):
-            pass  # waiting for the rest of a frame, or gone: both fine
+            codes[seed], _ = ws.expect_close()
+            ws.expect_eof()
+        except (OSError, Closed) as e:
+            problems.append(f"seed {seed}: {type(e).__name__} {e}")
         finally:
             ws.close()
     bad = {s: c for s, c in codes.items() if c not in (1002, 1007, 1009)}
     assert not bad, f"unexpected close codes {bad}"
+    assert not problems, "no close frame: " + "; ".join(problems)
     ctx.check_bystander()
 
 
@@ -355,9 +360,9 @@ def case_oversize_rejected_before_payload(ctx):
     """A frame announcing 4 GiB is refused from its header: the server must
     not wait for (or buffer) the payload."""
     head = struct.pack("!BBQ", 0x82, 0x80 | 127, 4 << 30) + b"\0\0\0\0"
-    t = time.monotonic()
+    # the payload never comes: only a server that decides from the header
+    # answers (the socket timeout bounds the wait)
     expect_fail(ctx, head + b"x" * 10, 1009)
-    assert time.monotonic() - t < 3
 
 
 def case_header_errors_without_payload(ctx):
@@ -376,7 +381,9 @@ def case_header_errors_without_payload(ctx):
     socks = {name: RawWS(ctx.srv.port) for name in heads}
     for name, ws in socks.items():
         ws.send_raw(heads[name][0])
-    deadline = time.monotonic() + 1.0  # one shared bound for all four
+    # the payloads never come: only a server that decides from the header
+    # answers; one shared, generous bound (a loaded machine must not flake)
+    deadline = time.monotonic() + IO_BOUND
     for name, ws in socks.items():
         try:
             ws.sock.settimeout(max(0.05, deadline - time.monotonic()))
@@ -384,8 +391,8 @@ def case_header_errors_without_payload(ctx):
             if code != heads[name][1]:
                 problems.append(f"{name}: close {code}, "
                                 f"expected {heads[name][1]}")
-        except socket.timeout:
-            problems.append(f"{name}: no close frame within 1 s")
+        except (OSError, Closed) as e:
+            problems.append(f"{name}: no close frame ({type(e).__name__})")
         finally:
             ws.close()
     ctx.check_bystander()
@@ -612,5 +619,8 @@ def teardown(ctx):
         ctx.srv.finish()
 
 
+MIN_CASES = 39  # the case_* functions above: fewer means some were lost
+
+
 if __name__ == "__main__":
-    run_cases(globals(), setup, teardown)
+    run_cases(globals(), setup, teardown, minimum=MIN_CASES)

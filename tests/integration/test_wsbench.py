@@ -11,6 +11,8 @@ rate and idle modes).  Nothing here depends on timing: only correctness
 counters are checked.
 
 Run with /usr/bin/python3; EXAMPLE_BIN may point at the examples.
+CASE=split runs the checks whose name contains "split"; a filter that
+matches nothing fails, and so does a missing wsbench or echo_server.
 """
 import asyncio
 import base64
@@ -22,7 +24,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wsharness import count_ok, sanitizer_report, wait_listening  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("EXAMPLE_BIN", "examples")
@@ -145,10 +150,19 @@ def wsbench(*args, timeout=60):
 
 
 passed = failed = 0
+ONLY = os.environ.get("CASE")
+MIN_CHECKS = 13
 
 
-def check(name, cond, detail=""):
+def selected(*names):
+    """Whether any of these checks is selected by the CASE filter."""
+    return not ONLY or any(ONLY in n for n in names)
+
+
+def check(name, cond, detail="", always=False):
     global passed, failed
+    if not always and not selected(name):
+        return
     if cond:
         passed += 1
         print(f"ok   {name}")
@@ -157,76 +171,105 @@ def check(name, cond, detail=""):
         print(f"FAIL {name} {detail}")
 
 
+SPLIT = [f"split replies, {typ} {size} B: no errors"
+         for typ, size in (("text", 1500), ("binary", 300), ("text", 1),
+                           ("binary", 0))]
+ECHO_CASES = [
+    ("echo_server text 64 B pipeline 16", ["-c", "10", "-p", "16", "-s", "64"]),
+    ("echo_server binary 200000 B", ["-c", "2", "-s", "200000", "-t", "binary"]),
+    ("echo_server text 1 KiB", ["-c", "2", "-s", "1024", "-t", "text"]),
+    ("echo_server rate mode", ["-c", "50", "-r", "20", "-s", "32"]),
+]
+IDLE = "echo_server idle mode opens every connection"
+ECHO_EXIT = "echo_server exits 0 with no sanitizer report"
+
+
 def main():
-    if not WSBENCH:
-        print("wsbench not built: skipped")
-        print("0 passed, 0 failed, 1 skipped")
-        return 0
+    global failed
+    # a green run must have run something: nothing here is optional
+    for what, path in (("wsbench", WSBENCH), ("echo_server", ECHO)):
+        if not path:
+            print(f"FAIL {what} is not built (make all)")
+            return 1
     random.seed(6455)
 
-    srv = AwkwardServer("split")
-    try:
-        url = f"ws://127.0.0.1:{srv.port}/split"
-        for typ, size in (("text", 1500), ("binary", 300), ("text", 1), ("binary", 0)):
-            rc, r, err = wsbench("-c", "3", "-p", "4", "-s", str(size), "-t", typ,
-                                 "-d", "0.5", "-w", "0", url)
-            check(f"split replies, {typ} {size} B: no errors",
-                  rc == 0 and r.get("errors") == 0 and r.get("messages", 0) > 0,
-                  f"rc={rc} {r} {err[-300:]}")
-        check("pings between fragments were answered", srv.pongs > 0, f"pongs={srv.pongs}")
-    finally:
-        srv.stop()
+    pings = "pings between fragments were answered"
+    if selected(*SPLIT, pings):
+        srv = AwkwardServer("split")
+        try:
+            url = f"ws://127.0.0.1:{srv.port}/split"
+            for name, (typ, size) in zip(SPLIT, (("text", 1500), ("binary", 300),
+                                                 ("text", 1), ("binary", 0))):
+                if not selected(name):
+                    continue
+                rc, r, err = wsbench("-c", "3", "-p", "4", "-s", str(size), "-t", typ,
+                                     "-d", "0.5", "-w", "0", url)
+                check(name,
+                      rc == 0 and r.get("errors") == 0 and r.get("messages", 0) > 0,
+                      f"rc={rc} {r} {err[-300:]}")
+            check(pings, srv.pongs > 0, f"pongs={srv.pongs}")
+        finally:
+            srv.stop()
 
-    srv = AwkwardServer("short")
-    try:
-        rc, r, err = wsbench("-c", "1", "-s", "64", "-d", "0.3", "-w", "0",
-                             f"ws://127.0.0.1:{srv.port}/")
-        check("a short echo is counted as unexpected", rc == 1 and r.get("unexpected", 0) > 0,
-              f"rc={rc} {r}")
-    finally:
-        srv.stop()
+    name = "a short echo is counted as unexpected"
+    if selected(name):
+        srv = AwkwardServer("short")
+        try:
+            rc, r, err = wsbench("-c", "1", "-s", "64", "-d", "0.3", "-w", "0",
+                                 f"ws://127.0.0.1:{srv.port}/")
+            check(name, rc == 1 and r.get("unexpected", 0) > 0, f"rc={rc} {r}")
+        finally:
+            srv.stop()
 
-    rc, r, err = wsbench("-c", "2", "-d", "0.3", "-w", "0", "ws://127.0.0.1:1/")
-    check("a refused connection is counted", rc == 1 and r.get("connect_failed") == 2, f"{r}")
+    name = "a refused connection is counted"
+    if selected(name):
+        rc, r, err = wsbench("-c", "2", "-d", "0.3", "-w", "0", "ws://127.0.0.1:1/")
+        check(name, rc == 1 and r.get("connect_failed") == 2, f"{r}")
 
-    if ECHO:
+    if selected(*[n for n, _ in ECHO_CASES], IDLE, ECHO_EXIT):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        # echo_server's stderr and exit status are checked: a sanitizer
+        # report under check-asan fails the run
+        errf = tempfile.TemporaryFile(mode="w+")
         proc = subprocess.Popen([ECHO, "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=errf)
+        rc = None
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_listening(port, proc, timeout=30)
             url = f"ws://127.0.0.1:{port}/ws/echo"
-            cases = [
-                ("echo_server text 64 B pipeline 16", ["-c", "10", "-p", "16", "-s", "64"]),
-                ("echo_server binary 200000 B", ["-c", "2", "-s", "200000", "-t", "binary"]),
-                ("echo_server text 1 KiB", ["-c", "2", "-s", "1024", "-t", "text"]),
-                ("echo_server rate mode", ["-c", "50", "-r", "20", "-s", "32"]),
-            ]
-            for name, args in cases:
+            for name, args in ECHO_CASES:
+                if not selected(name):
+                    continue
                 rc, r, err = wsbench(*args, "-d", "0.5", "-w", "0", "--server-pid",
                                      str(proc.pid), url)
                 check(name, rc == 0 and r.get("errors") == 0 and r.get("messages", 0) > 0,
                       f"rc={rc} {r}")
-            rc, r, err = wsbench("-c", "300", "--idle", "--hold", "0.3", "--server-pid",
-                                 str(proc.pid), url)
-            check("echo_server idle mode opens every connection",
-                  rc == 0 and r.get("open") == 300 and r.get("server_rss_kb_after", -1) > 0,
-                  f"rc={rc} {r}")
+            if selected(IDLE):
+                rc, r, err = wsbench("-c", "300", "--idle", "--hold", "0.3",
+                                     "--server-pid", str(proc.pid), url)
+                check(IDLE,
+                      rc == 0 and r.get("open") == 300
+                      and r.get("server_rss_kb_after", -1) > 0,
+                      f"rc={rc} {r}")
         finally:
             proc.terminate()
             try:
-                proc.wait(5)
+                rc = proc.wait(20)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+                proc.kill()  # by PID: the server we started
+                proc.wait(10)
+                rc = "killed: ignored SIGTERM"
+            errf.seek(0)
+            err = errf.read()
+        bad = sanitizer_report(err)
+        check(ECHO_EXIT, rc == 0 and bad is None,
+              f"exit {rc}: {bad or ''}\n{err[-3000:]}", always=True)
+    total = passed + failed
     print(f"{passed} passed, {failed} failed")
+    if not count_ok("test_wsbench.py", total, MIN_CHECKS):
+        return 1
     return 1 if failed else 0
 
 

@@ -91,6 +91,29 @@ def _on_sigterm(signum, frame):
 signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "WARNING: AddressSanitizer")
+
+
+# Under check-asan a sanitizer abort must not pass for an expected exit 1
+# (ASan's default exit status): every child we start reports with 86.
+SANITIZER_EXIT = 86
+for _var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+    _cur = os.environ.get(_var, "")
+    if "exitcode=" not in _cur:
+        os.environ[_var] = (_cur + ":" if _cur else "") + \
+            f"exitcode={SANITIZER_EXIT}"
+
+
+def sanitizer_report(text):
+    """The first line of a sanitizer report in `text` (a process's stderr),
+    or None.  A report fails the test even when the exit status is 0."""
+    for line in text.splitlines():
+        if any(m in line for m in SANITIZER_MARKS):
+            return line.strip()
+    return None
+
+
 class Proc:
     """A child process we started; stopped by its PID, never by name."""
 
@@ -161,7 +184,10 @@ class EchoServer(Proc):
         """Stop with SIGTERM and check the exit status is 0 (no sanitizer
         report, no crash)."""
         rc = self.stop()
-        assert rc == 0, f"{self.name} exited {rc}:\n{self.stderr()[-3000:]}"
+        err = self.stderr()
+        assert rc == 0, f"{self.name} exited {rc}:\n{err[-3000:]}"
+        bad = sanitizer_report(err)
+        assert bad is None, f"{self.name}: {bad}\n{err[-3000:]}"
 
 
 # ---- what the server has not read yet ------------------------------------------
@@ -243,7 +269,7 @@ class RawWS:
     """A WebSocket client speaking bytes on a plain socket (blocking, with a
     timeout on every read)."""
 
-    def __init__(self, port, path="/", timeout=5.0, handshake=True,
+    def __init__(self, port, path="/", timeout=20.0, handshake=True,
                  extra_headers=()):
         self.sock = socket.create_connection(("127.0.0.1", port),
                                              timeout=timeout)

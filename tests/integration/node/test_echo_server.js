@@ -245,9 +245,21 @@ const cases = {
 
 // ---- runner -------------------------------------------------------------------------
 
+const MIN_CASES = 9; // the cases above: fewer means some were lost
+
 async function main() {
   const only = process.env.CASE;
   const names = Object.keys(cases).filter((n) => !only || n === only);
+  // a run that ran nothing proves nothing
+  console.log(`node_ws: ${names.length} cases (+ sigtermCloses1001)`);
+  if (names.length === 0) {
+    console.log(`node_ws: FAIL: no case ran (CASE=${JSON.stringify(only)} matches nothing)`);
+    process.exit(1);
+  }
+  if (!only && names.length < MIN_CASES) {
+    console.log(`node_ws: FAIL: ${names.length} cases, the suite has at least ${MIN_CASES}`);
+    process.exit(1);
+  }
   const failed = [];
   const t0 = Date.now();
   const srv = await startServer();
@@ -281,6 +293,13 @@ async function main() {
     }
   } finally {
     if (srv.proc.exitCode === null && srv.proc.signalCode === null) srv.proc.kill('SIGKILL');
+  }
+  // a sanitizer report fails the run even if the exit status was 0
+  const report = srv.stderr().split('\n').find((l) =>
+    /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/.test(l));
+  if (report) {
+    failed.push('sanitizer');
+    console.log(`  FAIL echo_server sanitizer report: ${report}`);
   }
   const total = names.length + 1;
   console.log(`node ws ${require('ws/package.json').version}: ` +

@@ -79,9 +79,10 @@ class TestLibrary(unittest.TestCase):
         self.assertTrue(os.path.exists(wsmsg.library_path))
 
     def test_strerror_and_codes(self):
-        self.assertEqual(wsmsg.strerror(0), "success") if wsmsg.strerror(0) == "success" \
-            else self.assertTrue(wsmsg.strerror(0))
-        self.assertTrue(wsmsg.strerror(wsmsg.ErrorCode.ERR_CLOSED))
+        self.assertEqual(wsmsg.strerror(0), "success")
+        closed = wsmsg.strerror(wsmsg.ErrorCode.ERR_CLOSED)
+        self.assertIsInstance(closed, str)
+        self.assertNotIn(closed, ("", "success", "unknown error"))
         self.assertEqual(wsmsg.strerror(-9999), "unknown error")
         with self.assertRaises(TypeError):
             wsmsg.strerror("x")
@@ -404,9 +405,12 @@ class TestJsonEndpoint(unittest.TestCase):
             replies = [ev.data for ev in p.c]
             self.assertEqual(len(replies), 2)
             import json
+            self.assertEqual(json.loads(replies[0])["detail"][0]["type"],
+                             "value_error.jsondecode")
             r = json.loads(replies[1])
             self.assertEqual(r["error"], "validation_error")
-            self.assertEqual(r["detail"], ev.errors if False else r["detail"])
+            # the peer got the same errors as the Invalid event
+            self.assertEqual(r["detail"], ev.errors)
         finally:
             p.free()
 
@@ -551,8 +555,18 @@ class TestHandshake(unittest.TestCase):
     def test_subprotocol_and_headers(self):
         sep = wsmsg.Endpoint(subprotocols=["v2", "v1"])
         cep = wsmsg.Endpoint(subprotocols=["v1", "v2"])
-        p = Pair(server_ep=sep, client_ep=cep, headers={"X-Token": "t"})
+        p = Pair(server_ep=sep, client_ep=cep, headers={"X-Token": "t"},
+                 open=False)
         try:
+            # the upgrade request the server reads carries the header
+            request = p.c.pending()
+            head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+            self.assertIn(b"X-Token: t", head[1:])
+            self.assertTrue(any(h.lower().startswith(b"sec-websocket-protocol:")
+                                and b"v1" in h and b"v2" in h for h in head))
+            p.pump()
+            self.assertIsInstance(p.s.next_event(), wsmsg.Open)
+            self.assertIsInstance(p.c.next_event(), wsmsg.Open)
             self.assertEqual(p.s.subprotocol, "v2")
             self.assertEqual(p.c.subprotocol, "v2")
         finally:
@@ -745,15 +759,21 @@ class TestMisuse(unittest.TestCase):
 
     def test_gc_in_any_order(self):
         # a reference cycle through user data: the collector may finalize
-        # the server before the connection; the C free must wait
+        # the server before the connection; the C free must wait, and every
+        # C object is freed in the end (counted, as in the test above)
+        import weakref
+        refs = []
         for _ in range(20):
             ep = wsmsg.Endpoint(schema=wsmsg.Schema(True))
             srv = wsmsg.Server(routes={"/": ep})
             conn = srv.accept()
             srv.keep = conn
             conn.user = srv
+            refs += [weakref.ref(ep), weakref.ref(srv), weakref.ref(conn)]
             del ep, srv, conn
             gc.collect()
+        gc.collect()
+        self.assertEqual([r for r in refs if r() is not None], [])
 
     def test_frozen_endpoint(self):
         p = Pair()
@@ -806,15 +826,21 @@ class TestMisuse(unittest.TestCase):
     def test_clock_exception_does_not_crash(self):
         def bad():
             raise RuntimeError("clock broke")
+        import io
         ep = wsmsg.Endpoint(receive_timeout=10)
         srv = wsmsg.Server(routes={"/": ep}, clock=bad)
-        stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
+        stderr, sys.stderr = sys.stderr, io.StringIO()
         try:
             conn = srv.accept()
-            conn.recv(b"GET / HTTP/1.1\r\n")
+            r = conn.recv(b"GET / HTTP/1.1\r\n")
+            said = sys.stderr.getvalue()
         finally:
-            sys.stderr.close()
             sys.stderr = stderr
+        # the exception is reported, not raised through C, and the
+        # connection is still usable: waiting for the rest of the request
+        self.assertIn("clock broke", said)
+        self.assertEqual(r, 0)
+        self.assertEqual(conn.state, wsmsg.State.CONNECTING)
         conn.free()
         srv.free()
         ep.free()
@@ -853,6 +879,7 @@ class TestThreads(unittest.TestCase):
             t.start()
         for t in threads:
             t.join(60)
+            self.assertFalse(t.is_alive(), "a thread still runs after 60 s")
         self.assertEqual(failures, [])
         srv.free()
         ep.free()
@@ -872,6 +899,7 @@ class EchoThread(threading.Thread):
         self.port = self.lsock.getsockname()[1]
         self.error = None
         self.closed = None
+        self.status = None  # the HTTP status the server answered with
 
     def run(self):
         ep = wsmsg.Endpoint(subprotocols=["echo"])
@@ -880,11 +908,23 @@ class EchoThread(threading.Thread):
             sock, _ = self.lsock.accept()
             with sock, srv.accept() as conn:
                 for _ in range(1000):  # bounded
-                    ev = conn.wait_event(sock, 10)
+                    try:
+                        ev = conn.wait_event(sock, 10)
+                    except wsmsg.ClosedError:
+                        if conn.http_status == 101:
+                            raise
+                        break  # a refused upgrade: nothing to echo
+                    finally:
+                        self.status = conn.http_status
                     if ev is None or isinstance(ev, wsmsg.Close):
                         self.closed = ev
-                        while conn.want_write and conn.io_fd(sock) == 0:
-                            pass
+                        # write what is left (bounded: io_fd returns 0
+                        # while the socket takes bytes)
+                        for _ in range(1000):
+                            if not (conn.want_write and conn.io_fd(sock) == 0):
+                                break
+                        else:
+                            raise AssertionError("output never drained")
                         break
                     if isinstance(ev, wsmsg.Text):
                         conn.send_text(ev.data)
@@ -915,7 +955,9 @@ class TestClient(unittest.TestCase):
             ev = c.close(1000, "done")
         self.assertEqual(ev, wsmsg.Close(1000, "done", True, 0, ""))
         t.join(10)
+        self.assertFalse(t.is_alive())
         self.assertIsNone(t.error)
+        self.assertEqual(t.status, 101)
         self.assertEqual(t.closed.code, 1000)
         self.assertIsNone(c.conn)
 
@@ -926,6 +968,9 @@ class TestClient(unittest.TestCase):
             wsmsg.Client("ws://127.0.0.1:%d/other" % t.port, timeout=10)
         self.assertEqual(cm.exception.status, 404)
         t.join(10)
+        self.assertFalse(t.is_alive())
+        self.assertIsNone(t.error)
+        self.assertEqual(t.status, 404)
 
     def test_bad_url(self):
         with self.assertRaises(ValueError):
