@@ -19,6 +19,7 @@
  *               [--max-file BYTES] [--receive-timeout MS]
  *               [--ping-interval MS] [--pong-timeout MS]
  *               [--handshake-timeout MS] [--close-timeout MS] [--quiet]
+ *               [--max-conns N] [--drain-timeout MS]
  *
  * One log line per connection event on stderr (unless --quiet).
  */
@@ -196,7 +197,8 @@ static void usage(void) {
           "                   [--receive-timeout MS] [--ping-interval MS] "
           "[--pong-timeout MS]\n"
           "                   [--handshake-timeout MS] [--close-timeout MS] "
-          "[--quiet]\n\n"
+          "[--quiet]\n"
+          "                   " EVLOOP_USAGE "\n\n"
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
           "/ws/with-timeout /ws/echo\n"
           "timeouts in milliseconds (0 = off); --receive-timeout is the\n"
@@ -206,12 +208,16 @@ static void usage(void) {
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   const char *dir_arg = NULL;
-  int port = 8080, quiet = 0;
+  int port = 8080;
+  evloop_opts lo = EVLOOP_OPTS("demo_server");
+  lo.verbose = 1;
   unsigned long long max_file = 16ull << 20;
   long recv_to = 10000, ping = 0, pong = 0, hs_to = 10000, close_to = 10000;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
+    if (evloop_arg(&lo, argc, argv, &i))
+      continue;
     if (!strcmp(a, "--host") && more)
       host = argv[++i];
     else if (!strcmp(a, "--port") && more)
@@ -231,7 +237,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--close-timeout") && more)
       close_to = evloop_ms_arg("demo_server", argv[++i]);
     else if (!strcmp(a, "--quiet") || !strcmp(a, "-q"))
-      quiet = 1;
+      lo.verbose = 0;
     else {
       usage();
       return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2;
@@ -291,7 +297,7 @@ int main(int argc, char **argv) {
   wsmsg_server_route(srv, "/ws/with-timeout", tmo);
   wsmsg_server_route(srv, "/ws/echo", echo);
   fprintf(stderr, "demo_server: files go to %s\n", dir);
-  int r = evloop_serve(srv, host, port, "demo_server", !quiet);
+  int r = evloop_serve(srv, host, port, &lo);
   wsmsg_server_free(srv);
   for (size_t i = 0; i < 5; i++)
     wsmsg_endpoint_free(all[i]);

@@ -304,13 +304,26 @@ int main(int argc, char **argv) {
       fprintf(stderr, "echo_client: timeout\n");
       break;
     }
-    struct pollfd p[2] = {{fd, POLLIN, 0}, {0, POLLIN, 0}};
+    /* poll for exactly what the connection wants: POLLIN while it reads,
+     * POLLOUT while it has output (anything else would wake us at once,
+     * again and again), and wake up for its next deadline */
+    struct pollfd p[2] = {{fd, 0, 0}, {0, POLLIN, 0}};
+    if (wsmsg_conn_want_read(c))
+      p[0].events |= POLLIN;
     if (wsmsg_conn_want_write(c))
       p[0].events |= POLLOUT;
     int np =
         (in && !input_done && wsmsg_conn_state(c) == WSMSG_STATE_OPEN) ? 2 : 1;
+    int64_t next = wsmsg_conn_next_deadline(c);
+    if (next >= 0 && next < left)
+      left = next;
     if (poll(p, (nfds_t)np, (int)left) < 0 && errno != EINTR)
       break;
+    wsmsg_conn_tick(c, wsmsg_now_ms());
+    if ((p[0].revents & (POLLERR | POLLHUP)) && !wsmsg_conn_want_read(c)) {
+      wsmsg_conn_abort(c); /* reset or hung up while we no longer read */
+      break;
+    }
     if (np == 2 && p[1].revents) {
       if (inlen == incap) {
         incap *= 2;

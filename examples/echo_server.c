@@ -8,10 +8,13 @@
  *   echo_server [--host 127.0.0.1] [--port 8080] [--max-message BYTES]
  *               [--ping-interval MS] [--pong-timeout MS]
  *               [--receive-timeout MS] [--timeout-action ping|heartbeat|close]
- *               [--handshake-timeout MS] [--close-timeout MS] [--verbose]
+ *               [--handshake-timeout MS] [--close-timeout MS]
+ *               [--max-conns N] [--drain-timeout MS] [--verbose]
  *
  * Timeouts are in milliseconds, 0 turns one off.  A peer that does not read
- * its echoes is closed with 1008 once 8 MiB are queued for it.
+ * its echoes is closed with 1008 once 8 MiB are queued for it.  --max-conns
+ * caps the connections (0, the default: the descriptor limit); a peer that
+ * half-closes without reading what is left gets --drain-timeout (10 s).
  */
 #include "common/evloop.h"
 
@@ -49,18 +52,22 @@ static void usage(void) {
           "[--timeout-action ping|heartbeat|close]\n"
           "                   [--handshake-timeout MS] [--close-timeout MS] "
           "[--verbose]\n"
+          "                   " EVLOOP_USAGE "\n"
           "Timeouts in milliseconds; 0 turns one off.\n");
 }
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
-  int port = 8080, verbose = 0;
+  int port = 8080;
+  evloop_opts lo = EVLOOP_OPTS("echo_server");
   long long max_message = -1;
   long ping = 0, pong = 0, recv_to = 0, hs_to = 10000, close_to = 10000;
   int action = WSMSG_ON_TIMEOUT_PING;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
+    if (evloop_arg(&lo, argc, argv, &i))
+      continue;
     if (!strcmp(a, "--host") && more)
       host = argv[++i];
     else if (!strcmp(a, "--port") && more)
@@ -88,7 +95,7 @@ int main(int argc, char **argv) {
         return 2;
       }
     } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
-      verbose = 1;
+      lo.verbose = 1;
     } else {
       usage();
       return !strcmp(a, "--help") ? 0 : 2;
@@ -113,7 +120,7 @@ int main(int argc, char **argv) {
                                   WSMSG_BACKPRESSURE_CLOSE);
   wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
   wsmsg_server_route(srv, "*", echo);
-  int r = evloop_serve(srv, host, port, "echo_server", verbose);
+  int r = evloop_serve(srv, host, port, &lo);
   wsmsg_server_free(srv);
   wsmsg_endpoint_free(echo);
   return r;

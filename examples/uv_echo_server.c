@@ -9,29 +9,56 @@
  * drained until the peer's EOF, at most 1 s, so a peer still sending never
  * gets a reset that destroys our close frame.
  *
+ * Like evloop (examples/common/evloop.h) it cannot spin and holds what
+ * wsmsg accounts for: a socket is read (uv_read_start) only while
+ * wsmsg_conn_want_read; at most one write request (of at most 256 KiB) is
+ * in flight per connection, so output waits in wsmsg's queue, where the
+ * backpressure limit sees it; a connection that no longer reads but has
+ * output left gets --drain-timeout; --max-conns caps the connections
+ * (clients beyond it are closed at once; at descriptor exhaustion libuv
+ * does the same with its reserved descriptor).  Freed memory goes back to
+ * the OS at quiet moments and log lines are escaped.
+ *
  *   uv_echo_server [--host 127.0.0.1] [--port 8080] [--max-message BYTES]
  *                  [--ping-interval MS] [--pong-timeout MS]
  *                  [--receive-timeout MS] [--handshake-timeout MS]
- *                  [--close-timeout MS] [--verbose]
+ *                  [--close-timeout MS] [--max-conns N] [--drain-timeout MS]
+ *                  [--verbose]
  */
 #include <wsmsg.h>
 
+#include "common/log_escape.h"
+#include "common/mem_return.h"
+
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #define LINGER_MS 1000
+/* at most this much output copied into the one write request in flight */
+#define WRITE_CHUNK (256u << 10)
+
+struct queue;
 
 typedef struct client {
   uv_tcp_t tcp; /* first: the handle's address is the client's */
   wsmsg_conn *conn;
-  int closing, lingering, eof;
-  uint64_t linger_until;
+  int closing, lingering, eof, reading, writing;
   uv_shutdown_t shutdown;
   struct client *prev, *next;
-  struct client *lnext; /* lingering queue, oldest first */
+  struct queue *q; /* the deadline queue it is in (linger, drain) or NULL */
+  uint64_t until;
+  struct client *qprev, *qnext;
 } client;
+
+/* A FIFO of clients with deadlines; all entries of one queue get the same
+ * delay, so the first is always the first due. */
+typedef struct queue {
+  client *head, *tail;
+} queue;
 
 typedef struct write_req {
   uv_write_t req;
@@ -45,10 +72,58 @@ static uv_signal_t sigint, sigterm;
 static wsmsg_server *srv;
 static wsmsg_timers *timers;
 static client *clients;
-static client *linger_head, *linger_tail;
+static size_t nclients;
+static queue lingering, draining;
 static int verbose, stopping;
+static long max_conns, drain_ms = 10000;
+static unsigned long refused;
+static uint64_t refuse_logged;
+static mem_return mem;
 
 static void rearm_timer(void);
+
+static void log_line(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void log_line(const char *fmt, ...) {
+  char raw[1024], safe[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(raw, sizeof(raw), fmt, ap);
+  va_end(ap);
+  size_t len = n < 0                      ? 0
+               : (size_t)n >= sizeof(raw) ? sizeof(raw) - 1
+                                          : (size_t)n;
+  fprintf(stderr, "%s\n", log_escape(safe, sizeof(safe), raw, len));
+}
+
+static void q_remove(client *cl) {
+  queue *q = cl->q;
+  if (!q)
+    return;
+  if (cl->qprev)
+    cl->qprev->qnext = cl->qnext;
+  else
+    q->head = cl->qnext;
+  if (cl->qnext)
+    cl->qnext->qprev = cl->qprev;
+  else
+    q->tail = cl->qprev;
+  cl->q = NULL;
+  cl->qprev = cl->qnext = NULL;
+}
+
+static void q_push(queue *q, client *cl, uint64_t until) {
+  q_remove(cl);
+  cl->q = q;
+  cl->until = until;
+  cl->qprev = q->tail;
+  cl->qnext = NULL;
+  if (q->tail)
+    q->tail->qnext = cl;
+  else
+    q->head = cl;
+  q->tail = cl;
+}
 
 static void on_text(wsmsg_conn *c, const char *data, size_t len, void *u) {
   (void)u;
@@ -64,9 +139,8 @@ static void on_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
   (void)c;
   (void)u;
   if (verbose)
-    fprintf(stderr, "close code=%d clean=%d%s%s\n", (int)ci->code,
-            (int)ci->clean, ci->error ? " error: " : "",
-            ci->error ? ci->detail : "");
+    log_line("close code=%d clean=%d%s%s", (int)ci->code, (int)ci->clean,
+             ci->error ? " error: " : "", ci->error ? ci->detail : "");
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -79,32 +153,40 @@ static void on_closed(uv_handle_t *h) {
     cl->next->prev = cl->prev;
   wsmsg_conn_free(cl->conn);
   free(cl);
+  nclients--;
+  mem_return_closed(&mem, wsmsg_now_ms());
+  rearm_timer();
   if (stopping && !clients)
     uv_stop(loop);
-}
-
-static void unlink_lingering(client *cl) {
-  client **pp = &linger_head, *prev = NULL;
-  while (*pp && *pp != cl) {
-    prev = *pp;
-    pp = &(*pp)->lnext;
-  }
-  if (*pp) {
-    *pp = cl->lnext;
-    if (linger_tail == cl)
-      linger_tail = prev;
-  }
 }
 
 static void drop(client *cl) {
   if (cl->closing)
     return;
   cl->closing = 1;
-  if (cl->lingering)
-    unlink_lingering(cl);
+  q_remove(cl);
   wsmsg_timers_remove(cl->conn);
   uv_read_stop((uv_stream_t *)&cl->tcp);
   uv_close((uv_handle_t *)&cl->tcp, on_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)h;
+  (void)hint;
+  static char slab[65536]; /* single-threaded loop: one read at a time */
+  *buf = uv_buf_init(slab, sizeof(slab));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void set_reading(client *cl, int on) {
+  if (on == cl->reading)
+    return;
+  cl->reading = on;
+  if (on)
+    uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
+  else
+    uv_read_stop((uv_stream_t *)&cl->tcp);
 }
 
 /* Everything is written: half-close and wait for the peer's EOF. */
@@ -117,42 +199,40 @@ static void linger(client *cl) {
   }
   cl->lingering = 1;
   wsmsg_timers_remove(cl->conn);
-  cl->linger_until = wsmsg_now_ms() + LINGER_MS;
-  cl->lnext = NULL;
-  if (linger_tail)
-    linger_tail->lnext = cl;
-  else
-    linger_head = cl;
-  linger_tail = cl;
+  q_push(&lingering, cl, wsmsg_now_ms() + LINGER_MS);
+  set_reading(cl, 1); /* discard until EOF */
   if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->tcp, NULL) != 0)
     drop(cl);
 }
 
+static void flush(client *cl);
+
 static void on_written(uv_write_t *req, int status) {
   client *cl = req->data;
   free(req);
+  cl->writing = 0;
   if (status < 0) {
     wsmsg_conn_abort(cl->conn);
     drop(cl);
-  } else if (wsmsg_conn_done(cl->conn) &&
-             uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp) == 0) {
-    linger(cl);
+    return;
   }
+  flush(cl);
+  rearm_timer();
 }
 
-/* Write what wsmsg has pending: try a direct write first, queue the rest
- * with uv_write (copied, since the pending pointer is only valid until the
- * next call into the connection). */
+/* Write what wsmsg has pending: try a direct write first; what would block
+ * goes into one write request (a copy of at most WRITE_CHUNK bytes, since
+ * the pending pointer is only valid until the next call into the
+ * connection), and the rest waits in wsmsg until that one is done.  Then
+ * poll for exactly what the connection wants. */
 static void flush(client *cl) {
   if (cl->closing || cl->lingering)
     return;
   const void *p;
   size_t n;
-  while ((n = wsmsg_conn_pending(cl->conn, &p)) > 0) {
+  while (!cl->writing && (n = wsmsg_conn_pending(cl->conn, &p)) > 0) {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-    int w = 0;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp) == 0)
-      w = uv_try_write((uv_stream_t *)&cl->tcp, &b, 1);
+    int w = uv_try_write((uv_stream_t *)&cl->tcp, &b, 1);
     if (w > 0) {
       wsmsg_conn_consume(cl->conn, (size_t)w);
       continue;
@@ -162,33 +242,35 @@ static void flush(client *cl) {
       drop(cl);
       return;
     }
-    write_req *r = malloc(sizeof(*r) + n);
+    size_t m = n < WRITE_CHUNK ? n : WRITE_CHUNK;
+    write_req *r = malloc(sizeof(*r) + m);
     if (!r) {
       wsmsg_conn_abort(cl->conn);
       drop(cl);
       return;
     }
-    memcpy(r->data, p, n);
-    wsmsg_conn_consume(cl->conn, n);
+    memcpy(r->data, p, m);
+    wsmsg_conn_consume(cl->conn, m);
     r->req.data = cl;
-    uv_buf_t qb = uv_buf_init(r->data, (unsigned)n);
+    uv_buf_t qb = uv_buf_init(r->data, (unsigned)m);
     if (uv_write(&r->req, (uv_stream_t *)&cl->tcp, &qb, 1, on_written) < 0) {
       free(r);
       wsmsg_conn_abort(cl->conn);
       drop(cl);
       return;
     }
+    cl->writing = 1;
   }
-  if (wsmsg_conn_done(cl->conn) &&
-      uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp) == 0)
+  if (!cl->writing && wsmsg_conn_done(cl->conn)) {
     linger(cl);
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  (void)h;
-  (void)hint;
-  static char slab[65536]; /* single-threaded loop: one read at a time */
-  *buf = uv_buf_init(slab, sizeof(slab));
+    return;
+  }
+  int reading = wsmsg_conn_want_read(cl->conn);
+  set_reading(cl, reading);
+  /* No longer reading, output left: wsmsg runs no deadline for a
+   * connection the peer half-closed, so we give it drain_ms. */
+  if (!reading && cl->q != &draining && drain_ms > 0)
+    q_push(&draining, cl, wsmsg_now_ms() + (uint64_t)drain_ms);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
@@ -202,6 +284,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     wsmsg_conn_recv(cl->conn, buf->base, (size_t)n);
   else if (n == UV_EOF) {
     cl->eof = 1;
+    cl->reading = 0; /* libuv stopped reading at EOF */
     wsmsg_conn_eof(cl->conn);
   } else if (n < 0)
     wsmsg_conn_abort(cl->conn);
@@ -209,15 +292,40 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   rearm_timer();
 }
 
+static void note_refused(const char *why) {
+  refused++;
+  uint64_t now = wsmsg_now_ms();
+  if (now - refuse_logged >= 1000) {
+    refuse_logged = now;
+    fprintf(stderr, "uv_echo_server: refusing clients: %s (%lu so far)\n", why,
+            refused);
+  }
+}
+
 static void on_connection(uv_stream_t *server, int status) {
-  if (status < 0 || stopping)
+  if (status < 0) {
+    /* UV_EMFILE/UV_ENFILE: libuv has accepted the client on its reserved
+     * descriptor and closed it; nothing to do but say so */
+    note_refused(uv_strerror(status));
     return;
+  }
   client *cl = calloc(1, sizeof(*cl));
-  if (!cl)
+  if (!cl) {
+    uv_tcp_t *t = malloc(sizeof(*t)); /* accept, or libuv stops listening */
+    if (t && uv_tcp_init(loop, t) == 0) {
+      (void)uv_accept(server, (uv_stream_t *)t);
+      uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    } else {
+      free(t);
+    }
     return;
+  }
   uv_tcp_init(loop, &cl->tcp);
-  if (uv_accept(server, (uv_stream_t *)&cl->tcp) != 0 ||
+  if (uv_accept(server, (uv_stream_t *)&cl->tcp) != 0 || stopping ||
+      (max_conns > 0 && nclients >= (size_t)max_conns) ||
       !(cl->conn = wsmsg_server_accept(srv, cl))) {
+    if (!stopping && max_conns > 0 && nclients >= (size_t)max_conns)
+      note_refused("--max-conns reached");
     uv_close((uv_handle_t *)&cl->tcp, (uv_close_cb)free);
     return;
   }
@@ -226,16 +334,32 @@ static void on_connection(uv_stream_t *server, int status) {
   if (clients)
     clients->prev = cl;
   clients = cl;
+  nclients++;
   wsmsg_timers_add(timers, cl->conn);
-  uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
+  set_reading(cl, 1);
   rearm_timer();
+}
+
+static int64_t q_expire(queue *q, uint64_t now) {
+  while (q->head && q->head->until <= now) {
+    client *cl = q->head;
+    q_remove(cl);
+    if (!cl->lingering) {
+      if (verbose)
+        log_line("drain timeout: dropped with output unsent");
+      wsmsg_conn_abort(cl->conn);
+    }
+    drop(cl);
+  }
+  return q->head ? (int64_t)(q->head->until - now) : -1;
+}
+
+static int64_t min_ms(int64_t a, int64_t b) {
+  return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 static void on_timer(uv_timer_t *t) {
   (void)t;
-  uint64_t now = wsmsg_now_ms();
-  while (linger_head && linger_head->linger_until <= now)
-    drop(linger_head);
   wsmsg_conn *due;
   while ((due = wsmsg_timers_expire(timers, wsmsg_now_ms())) != NULL)
     flush(wsmsg_conn_user(due));
@@ -243,15 +367,16 @@ static void on_timer(uv_timer_t *t) {
 }
 
 static void rearm_timer(void) {
+  if (stopping)
+    return; /* the timer is the shutdown bound now */
   uint64_t now = wsmsg_now_ms();
+  mem_return_run(&mem, now);
   int64_t ms = wsmsg_timers_next_ms(timers, now);
-  if (linger_head) {
-    int64_t l = linger_head->linger_until > now
-                    ? (int64_t)(linger_head->linger_until - now)
-                    : 0;
-    if (ms < 0 || l < ms)
-      ms = l;
-  }
+  ms = min_ms(ms, q_expire(&lingering, now));
+  ms = min_ms(ms, q_expire(&draining, now));
+  uint64_t trim = mem_return_due(&mem);
+  if (trim)
+    ms = min_ms(ms, trim > now ? (int64_t)(trim - now) : 0);
   if (ms < 0)
     uv_timer_stop(&timer);
   else
@@ -268,17 +393,19 @@ static void on_signal(uv_signal_t *s, int signum) {
   (void)signum;
   if (stopping)
     return;
-  stopping = 1;
   fprintf(stderr, "uv_echo_server: closing connections\n");
   uv_close((uv_handle_t *)&listener, NULL);
   for (client *cl = clients, *next; cl; cl = next) {
     next = cl->next;
+    if (cl->closing || cl->lingering)
+      continue;
     if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_OPEN)
       wsmsg_close(cl->conn, 1001, "server shutting down");
     else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
       wsmsg_conn_abort(cl->conn);
     flush(cl);
   }
+  stopping = 1;
   if (!clients)
     uv_stop(loop);
   uv_timer_start(&timer, on_stop_timeout, 2000, 0); /* bounded */
@@ -318,6 +445,10 @@ int main(int argc, char **argv) {
       hs_to = ms_arg(argv[++i]);
     else if (!strcmp(a, "--close-timeout") && more)
       close_to = ms_arg(argv[++i]);
+    else if (!strcmp(a, "--max-conns") && more)
+      max_conns = atol(argv[++i]);
+    else if (!strcmp(a, "--drain-timeout") && more)
+      drain_ms = ms_arg(argv[++i]);
     else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
       verbose = 1;
     else {
@@ -325,10 +456,12 @@ int main(int argc, char **argv) {
               "usage: uv_echo_server [--host ADDR] [--port N] "
               "[--max-message BYTES] [--ping-interval MS]\n"
               "       [--pong-timeout MS] [--receive-timeout MS] "
-              "[--handshake-timeout MS] [--close-timeout MS] [--verbose]\n");
+              "[--handshake-timeout MS] [--close-timeout MS] [--verbose]\n"
+              "       [--max-conns N] [--drain-timeout MS]\n");
       return strcmp(a, "--help") ? 2 : 0;
     }
   }
+  signal(SIGPIPE, SIG_IGN); /* a write to a reset socket: an error, not death */
   loop = uv_default_loop();
   wsmsg_endpoint *ep = wsmsg_endpoint_new();
   srv = wsmsg_server_new();

@@ -1,8 +1,11 @@
 /* evloop — see evloop.h. */
 #include "evloop.h"
+#include "log_escape.h"
+#include "mem_return.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -20,6 +23,13 @@
 #define LINGER_MS 1000
 /* How long shutdown waits for connections to finish their close. */
 #define STOP_MS 2000
+/* How long the listener rests when accept runs out of descriptors. */
+#define ACCEPT_BACKOFF_MS 100
+/* At most this many accepts per wake-up (then the other sockets get a turn;
+ * the listener is level-triggered and wakes us again). */
+#define ACCEPT_BATCH 256
+
+struct queue;
 
 typedef struct client {
   void *app; /* first: evloop_app() */
@@ -27,35 +37,70 @@ typedef struct client {
   unsigned long id;
   uint32_t events;  /* epoll interest registered */
   wsmsg_conn *conn; /* NULL once lingering */
-  uint64_t linger_until;
+  struct queue *q;  /* the deadline queue it is in, or NULL */
+  uint64_t until;   /* its deadline there */
+  struct client *qprev, *qnext;
   struct client *prev, *next; /* all clients */
-  struct client *lnext;       /* lingering queue, oldest first */
 } client;
+
+/* A FIFO of clients with deadlines; every entry of one queue gets the same
+ * delay, so the oldest is always the first due. */
+typedef struct queue {
+  client *head, *tail;
+} queue;
 
 static struct {
   int ep;
-  int verbose;
-  const char *name;
-  client *clients, *linger_head, *linger_tail;
+  evloop_opts o;
+  client *clients;
   size_t nclients;
   unsigned long next_id;
   wsmsg_timers *timers;
+  queue linger, drain;
+  int lfd, listening; /* listening: lfd is registered with epoll */
+  uint64_t resume_at; /* when !listening: when to listen again */
+  int spare;          /* reserved descriptor for EMFILE, or -1 */
+  unsigned long refused;
+  uint64_t refuse_logged;
+  mem_return mem;
 } L;
 
 void **evloop_app(wsmsg_conn *conn) {
   return &((client *)wsmsg_conn_user(conn))->app;
 }
 
+static void log_line(unsigned long id, const char *fmt, va_list ap) {
+  char raw[1024], safe[4096];
+  int n = vsnprintf(raw, sizeof(raw), fmt, ap);
+  size_t len = n < 0                      ? 0
+               : (size_t)n >= sizeof(raw) ? sizeof(raw) - 1
+                                          : (size_t)n;
+  log_escape(safe, sizeof(safe), raw, len);
+  if (id)
+    fprintf(stderr, "[%s #%lu] %s\n", L.o.name, id, safe);
+  else
+    fprintf(stderr, "[%s] %s\n", L.o.name, safe);
+}
+
 void evloop_log(wsmsg_conn *conn, const char *fmt, ...) {
-  if (!L.verbose)
+  if (!L.o.verbose)
     return;
   client *cl = wsmsg_conn_user(conn);
-  fprintf(stderr, "[%s #%lu] ", L.name, cl ? cl->id : 0ul);
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  log_line(cl ? cl->id : 0ul, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
+}
+
+static void client_log(client *cl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_log(client *cl, const char *fmt, ...) {
+  if (!L.o.verbose)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  log_line(cl->id, fmt, ap);
+  va_end(ap);
 }
 
 long evloop_ms_arg(const char *name, const char *s) {
@@ -68,18 +113,60 @@ long evloop_ms_arg(const char *name, const char *s) {
   return v;
 }
 
-static void unlink_lingering(client *cl) {
-  client **pp = &L.linger_head, *prev = NULL;
-  while (*pp && *pp != cl) {
-    prev = *pp;
-    pp = &(*pp)->lnext;
+int evloop_arg(evloop_opts *o, int argc, char **argv, int *i) {
+  const char *a = argv[*i];
+  if (*i + 1 >= argc)
+    return 0;
+  if (!strcmp(a, "--max-conns")) {
+    char *end;
+    const char *s = argv[++*i];
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0) {
+      fprintf(stderr, "%s: bad --max-conns: %s\n", o->name, s);
+      exit(2);
+    }
+    o->max_conns = v;
+    return 1;
   }
-  if (*pp) {
-    *pp = cl->lnext;
-    if (L.linger_tail == cl)
-      L.linger_tail = prev;
+  if (!strcmp(a, "--drain-timeout")) {
+    o->drain_ms = evloop_ms_arg(o->name, argv[++*i]);
+    return 1;
   }
+  return 0;
 }
+
+/* ---- deadline queues ---- */
+
+static void q_remove(client *cl) {
+  queue *q = cl->q;
+  if (!q)
+    return;
+  if (cl->qprev)
+    cl->qprev->qnext = cl->qnext;
+  else
+    q->head = cl->qnext;
+  if (cl->qnext)
+    cl->qnext->qprev = cl->qprev;
+  else
+    q->tail = cl->qprev;
+  cl->q = NULL;
+  cl->qprev = cl->qnext = NULL;
+}
+
+static void q_push(queue *q, client *cl, uint64_t until) {
+  q_remove(cl);
+  cl->q = q;
+  cl->until = until;
+  cl->qprev = q->tail;
+  cl->qnext = NULL;
+  if (q->tail)
+    q->tail->qnext = cl;
+  else
+    q->head = cl;
+  q->tail = cl;
+}
+
+static void listen_again(void);
 
 static void drop(client *cl) {
   epoll_ctl(L.ep, EPOLL_CTL_DEL, cl->fd, NULL);
@@ -88,9 +175,8 @@ static void drop(client *cl) {
     /* still open: let the application see the end (on_close) */
     wsmsg_conn_abort(cl->conn);
     wsmsg_conn_free(cl->conn);
-  } else {
-    unlink_lingering(cl);
   }
+  q_remove(cl);
   if (cl->prev)
     cl->prev->next = cl->next;
   else
@@ -99,6 +185,30 @@ static void drop(client *cl) {
     cl->next->prev = cl->prev;
   free(cl);
   L.nclients--;
+  mem_return_closed(&L.mem, wsmsg_now_ms());
+  listen_again(); /* a descriptor is free again */
+}
+
+/* Drop the clients of `q` whose time is up; ms until the next, or -1. */
+static int64_t q_expire(queue *q, uint64_t now) {
+  while (q->head && q->head->until <= now) {
+    client *cl = q->head;
+    if (cl->conn) {
+      const void *p;
+      client_log(cl, "drain timeout: dropped with %zu byte(s) unsent",
+                 wsmsg_conn_pending(cl->conn, &p));
+    }
+    drop(cl);
+  }
+  return q->head ? (int64_t)(q->head->until - now) : -1;
+}
+
+static void set_interest(client *cl, uint32_t want) {
+  if (want == cl->events)
+    return;
+  struct epoll_event ev = {.events = want, .data.ptr = cl};
+  epoll_ctl(L.ep, EPOLL_CTL_MOD, cl->fd, &ev);
+  cl->events = want;
 }
 
 /* Done and written: half-close, then wait for the peer's EOF. */
@@ -106,18 +216,8 @@ static void linger(client *cl) {
   wsmsg_conn_free(cl->conn);
   cl->conn = NULL;
   shutdown(cl->fd, SHUT_WR);
-  cl->linger_until = wsmsg_now_ms() + LINGER_MS;
-  cl->lnext = NULL;
-  if (L.linger_tail)
-    L.linger_tail->lnext = cl;
-  else
-    L.linger_head = cl;
-  L.linger_tail = cl;
-  if (cl->events != EPOLLIN) {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = cl};
-    epoll_ctl(L.ep, EPOLL_CTL_MOD, cl->fd, &ev);
-    cl->events = EPOLLIN;
-  }
+  q_push(&L.linger, cl, wsmsg_now_ms() + LINGER_MS);
+  set_interest(cl, EPOLLIN);
 }
 
 /* Discard what a lingering peer still sends; drop it on EOF or error.  At
@@ -138,15 +238,11 @@ static void discard(client *cl) {
   }
 }
 
-/* Drop lingering sockets whose time is up; ms until the next, or -1. */
-static int64_t expire_lingering(void) {
-  uint64_t now = wsmsg_now_ms();
-  while (L.linger_head && L.linger_head->linger_until <= now)
-    drop(L.linger_head);
-  return L.linger_head ? (int64_t)(L.linger_head->linger_until - now) : -1;
-}
-
-static void serve(client *cl) {
+/* Drive one connection; `revents` is what epoll reported (0 for a timer).
+ * Afterwards the socket is polled for exactly what the connection wants:
+ * EPOLLIN while it reads, EPOLLOUT while it has output.  Level-triggered
+ * polling for anything else would wake us every turn for nothing. */
+static void serve(client *cl, uint32_t revents) {
   if (!cl->conn) {
     discard(cl);
     return;
@@ -154,23 +250,91 @@ static void serve(client *cl) {
   int r = wsmsg_conn_io_fd(cl->conn, cl->fd);
   if (r == 1) {
     linger(cl);
-  } else if (r < 0) {
+    return;
+  }
+  if (r < 0) {
     drop(cl); /* socket error: nothing left to protect */
-  } else {
-    uint32_t want = EPOLLIN | (wsmsg_conn_want_write(cl->conn) ? EPOLLOUT : 0);
-    if (want != cl->events) {
-      struct epoll_event ev = {.events = want, .data.ptr = cl};
-      epoll_ctl(L.ep, EPOLL_CTL_MOD, cl->fd, &ev);
-      cl->events = want;
-    }
+    return;
+  }
+  int reading = wsmsg_conn_want_read(cl->conn);
+  if ((revents & (EPOLLERR | EPOLLHUP)) && !reading) {
+    /* reset or hung up, and we read no more: epoll reports these whether
+     * asked or not, so keeping the socket would wake us every turn */
+    client_log(cl, "peer gone while we were not reading");
+    drop(cl);
+    return;
+  }
+  set_interest(cl, (reading ? EPOLLIN : 0u) |
+                       (wsmsg_conn_want_write(cl->conn) ? EPOLLOUT : 0u));
+  /* No longer reading, output left: wsmsg runs no deadline for a
+   * connection the peer half-closed, so evloop gives it drain_ms. */
+  if (!reading && cl->q != &L.drain && L.o.drain_ms > 0)
+    q_push(&L.drain, cl, wsmsg_now_ms() + (uint64_t)L.o.drain_ms);
+}
+
+/* ---- the listener ---- */
+
+static void stop_listening(uint64_t until) {
+  if (L.listening)
+    epoll_ctl(L.ep, EPOLL_CTL_DEL, L.lfd, NULL);
+  L.listening = 0;
+  L.resume_at = until;
+}
+
+static void listen_again(void) {
+  if (L.listening || L.lfd < 0)
+    return;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  if (epoll_ctl(L.ep, EPOLL_CTL_ADD, L.lfd, &ev) == 0)
+    L.listening = 1;
+}
+
+static void note_refused(const char *why) {
+  L.refused++;
+  uint64_t now = wsmsg_now_ms();
+  if (now - L.refuse_logged >= 1000) {
+    L.refuse_logged = now;
+    fprintf(stderr, "[%s] refusing clients: %s (%lu refused so far)\n",
+            L.o.name, why, L.refused);
   }
 }
 
-static void accept_all(int lfd, wsmsg_server *srv) {
-  for (int k = 0; k < 64; k++) {
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-      return;
+/* Out of descriptors: accept one pending client on the reserved descriptor
+ * and close it at once (it learns now, instead of waiting in the backlog
+ * until it times out).  Returns 1 if one was refused so. */
+static int refuse_with_spare(void) {
+  if (L.spare < 0)
+    return 0;
+  close(L.spare);
+  L.spare = -1;
+  int fd = accept4(L.lfd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd >= 0)
+    close(fd);
+  L.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
+
+static void accept_all(wsmsg_server *srv) {
+  for (int k = 0; k < ACCEPT_BATCH; k++) {
+    int fd = accept4(L.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        note_refused(strerror(errno));
+        if (refuse_with_spare())
+          continue;
+        /* rest until a connection closes (drop) or the backoff passes */
+        stop_listening(wsmsg_now_ms() + ACCEPT_BACKOFF_MS);
+      }
+      return; /* EAGAIN: none left */
+    }
+    if (L.o.max_conns > 0 && L.nclients >= (size_t)L.o.max_conns) {
+      close(fd);
+      note_refused("--max-conns reached");
+      continue;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     client *cl = calloc(1, sizeof(*cl));
@@ -199,7 +363,7 @@ static int listen_on(const char *host, int port) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)port);
   if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-    fprintf(stderr, "%s: bad host %s (an IPv4 address)\n", L.name, host);
+    fprintf(stderr, "%s: bad host %s (an IPv4 address)\n", L.o.name, host);
     return -1;
   }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -207,31 +371,37 @@ static int listen_on(const char *host, int port) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
       listen(fd, 4096) < 0) {
-    fprintf(stderr, "%s: %s:%d: %s\n", L.name, host, port, strerror(errno));
+    fprintf(stderr, "%s: %s:%d: %s\n", L.o.name, host, port, strerror(errno));
     close(fd);
     return -1;
   }
   return fd;
 }
 
-static int min_timeout(int64_t a, int64_t b) {
-  int64_t m = a < 0 ? b : b < 0 ? a : a < b ? a : b;
-  return m < 0 ? -1 : m > 60000 ? 60000 : (int)m;
+/* the earlier of two "ms from now" values, -1 meaning none */
+static int64_t min_ms(int64_t a, int64_t b) {
+  return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+static int64_t ms_until(uint64_t at, uint64_t now) {
+  return at > now ? (int64_t)(at - now) : 0;
 }
 
 int evloop_serve(wsmsg_server *srv, const char *host, int port,
-                 const char *name, int verbose) {
-  L.name = name;
-  L.verbose = verbose;
+                 const evloop_opts *o) {
+  memset(&L, 0, sizeof(L));
+  L.o = *o;
+  L.lfd = L.spare = -1;
   /* thousands of connections need thousands of descriptors */
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  int lfd = listen_on(host, port);
-  if (lfd < 0)
+  L.lfd = listen_on(host, port);
+  if (L.lfd < 0)
     return 1;
+  L.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
@@ -241,12 +411,11 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
   int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   L.ep = epoll_create1(EPOLL_CLOEXEC);
   L.timers = wsmsg_timers_new();
-  static int listener_tag, signal_tag;
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listener_tag};
-  epoll_ctl(L.ep, EPOLL_CTL_ADD, lfd, &ev);
-  ev.data.ptr = &signal_tag;
+  static int signal_tag; /* the listener's tag is NULL */
+  listen_again();
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &signal_tag};
   epoll_ctl(L.ep, EPOLL_CTL_ADD, sfd, &ev);
-  fprintf(stderr, "%s (wsmsg %s) listening on ws://%s:%d/\n", name,
+  fprintf(stderr, "%s (wsmsg %s) listening on ws://%s:%d/\n", L.o.name,
           wsmsg_version(), host, port);
 
   int stopping = 0;
@@ -254,13 +423,25 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
   struct epoll_event evs[256];
   for (;;) {
     uint64_t now = wsmsg_now_ms();
-    int timeout =
-        min_timeout(wsmsg_timers_next_ms(L.timers, now), expire_lingering());
+    if (!L.listening && L.lfd >= 0 && now >= L.resume_at)
+      listen_again();
+    if (mem_return_run(&L.mem, now) && L.o.verbose)
+      fprintf(stderr, "[%s] returned freed memory to the OS (%zu open)\n",
+              L.o.name, L.nclients);
+    int64_t wait = wsmsg_timers_next_ms(L.timers, now);
+    wait = min_ms(wait, q_expire(&L.linger, now));
+    wait = min_ms(wait, q_expire(&L.drain, now));
+    if (!L.listening && L.lfd >= 0)
+      wait = min_ms(wait, ms_until(L.resume_at, now));
+    uint64_t trim = mem_return_due(&L.mem);
+    if (trim)
+      wait = min_ms(wait, ms_until(trim, now));
     if (stopping) {
       if (L.nclients == 0 || now >= stop_at)
         break;
-      timeout = min_timeout(timeout, (int64_t)(stop_at - now));
+      wait = min_ms(wait, (int64_t)(stop_at - now));
     }
+    int timeout = wait < 0 ? -1 : wait > 60000 ? 60000 : (int)wait;
     int n = epoll_wait(L.ep, evs, 256, timeout);
     if (n < 0 && errno != EINTR) {
       perror("epoll_wait");
@@ -269,30 +450,30 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
     int signalled = 0;
     for (int i = 0; i < n; i++) {
       void *p = evs[i].data.ptr;
-      if (p == &listener_tag) {
-        if (!stopping)
-          accept_all(lfd, srv);
+      if (!p) {
+        if (!stopping && L.listening)
+          accept_all(srv);
       } else if (p == &signal_tag) {
         struct signalfd_siginfo si;
         while (read(sfd, &si, sizeof(si)) == sizeof(si))
           ;
         signalled = 1;
       } else {
-        serve(p);
+        serve(p, evs[i].events);
       }
     }
     /* deadlines: pings to send, idle or silent peers to drop */
     wsmsg_conn *due;
     while ((due = wsmsg_timers_expire(L.timers, wsmsg_now_ms())) != NULL)
-      serve(wsmsg_conn_user(due));
+      serve(wsmsg_conn_user(due), 0);
     /* after the batch, so no event above refers to a freed client */
     if (signalled && !stopping) {
       stopping = 1;
       stop_at = wsmsg_now_ms() + STOP_MS;
-      fprintf(stderr, "%s: closing %zu connection(s)\n", name, L.nclients);
-      epoll_ctl(L.ep, EPOLL_CTL_DEL, lfd, NULL);
-      close(lfd);
-      lfd = -1;
+      fprintf(stderr, "%s: closing %zu connection(s)\n", L.o.name, L.nclients);
+      stop_listening(0);
+      close(L.lfd);
+      L.lfd = -1;
       for (client *cl = L.clients, *next; cl; cl = next) {
         next = cl->next;
         if (!cl->conn)
@@ -301,17 +482,19 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
           wsmsg_close(cl->conn, 1001, "server shutting down");
         else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
           wsmsg_conn_abort(cl->conn);
-        serve(cl);
+        serve(cl, 0);
       }
     }
   }
   while (L.clients)
     drop(L.clients);
-  if (lfd >= 0)
-    close(lfd);
+  if (L.lfd >= 0)
+    close(L.lfd);
+  if (L.spare >= 0)
+    close(L.spare);
   close(sfd);
   close(L.ep);
   wsmsg_timers_free(L.timers);
-  fprintf(stderr, "%s: bye\n", name);
+  fprintf(stderr, "%s: bye\n", L.o.name);
   return 0;
 }

@@ -1,11 +1,25 @@
 /* evloop — the small epoll server loop the example servers share.
  *
- * Listens on host:port, accepts, gives each socket a wsmsg_conn from `srv`,
- * drives it with wsmsg_conn_io_fd, keeps every connection's deadlines in
- * one wsmsg_timers heap, and on SIGINT/SIGTERM closes every connection with
- * 1001 and returns once they are done (or after 2 s).  Finished sockets are
- * half-closed and drained until the peer's EOF (at most 1 s), so a peer
- * still sending never gets a TCP reset that destroys our close frame.
+ * Listens on host:port, accepts every pending client per wake-up, gives
+ * each socket a wsmsg_conn from `srv`, drives it with wsmsg_conn_io_fd,
+ * keeps every connection's deadlines in one wsmsg_timers heap, and on
+ * SIGINT/SIGTERM closes every connection with 1001 and returns once they
+ * are done (or after 2 s).  Finished sockets are half-closed and drained
+ * until the peer's EOF (at most 1 s), so a peer still sending never gets a
+ * TCP reset that destroys our close frame.
+ *
+ * It cannot spin: a socket is polled for EPOLLIN only while wsmsg wants to
+ * read (wsmsg_conn_want_read) and for EPOLLOUT only while it has output
+ * (wsmsg_conn_want_write), so a peer that stops reading, or keeps sending
+ * to a connection that failed, costs nothing while it waits.  A connection
+ * that no longer reads but still has output (the peer half-closed and does
+ * not read) gets --drain-timeout to take it, then it is dropped.  When
+ * accept fails for lack of descriptors (EMFILE/ENFILE) the pending client
+ * is accepted on a reserved descriptor and closed at once, and the
+ * listener rests until a connection closes or 100 ms pass.  --max-conns
+ * caps the connections: clients beyond it are accepted and closed at once.
+ * Freed heap memory goes back to the OS at quiet moments (mem_return.h),
+ * and log lines are escaped (log_escape.h).
  *
  * The connection's user pointer belongs to evloop; an application keeps
  * its own per-connection state in the slot evloop_app() returns (NULL at
@@ -16,15 +30,35 @@
 
 #include <wsmsg.h>
 
-/* Serve until SIGINT/SIGTERM.  `name` prefixes log lines; `verbose` logs
- * one line per connection event.  Returns 0, or 1 if it cannot listen. */
+typedef struct evloop_opts {
+  const char *name; /* prefixes log lines */
+  int verbose;      /* one log line per connection event */
+  long max_conns;   /* 0: no cap but the descriptor limit */
+  long drain_ms;    /* after the peer stops being read: time to write what
+                       is left (0: no limit); default 10000 */
+} evloop_opts;
+
+/* The defaults: no cap, 10 s drain. */
+#define EVLOOP_OPTS(n)                                                         \
+  { .name = (n), .verbose = 0, .max_conns = 0, .drain_ms = 10000 }
+
+/* The usage text of the options evloop_arg parses. */
+#define EVLOOP_USAGE "[--max-conns N] [--drain-timeout MS]"
+
+/* If argv[*i] is an evloop option (--max-conns N, --drain-timeout MS),
+ * store it, advance *i past its value and return 1; else return 0.  A bad
+ * value exits with status 2. */
+int evloop_arg(evloop_opts *o, int argc, char **argv, int *i);
+
+/* Serve until SIGINT/SIGTERM.  Returns 0, or 1 if it cannot listen. */
 int evloop_serve(wsmsg_server *srv, const char *host, int port,
-                 const char *name, int verbose);
+                 const evloop_opts *o);
 
 /* The application's per-connection slot. */
 void **evloop_app(wsmsg_conn *conn);
 
-/* Log a line prefixed with the connection's id (when verbose). */
+/* Log a line prefixed with the connection's id (when verbose); the line is
+ * escaped (log_escape.h), so peer-controlled text in it is harmless. */
 void evloop_log(wsmsg_conn *conn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

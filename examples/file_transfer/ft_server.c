@@ -20,7 +20,8 @@
  * --dir and renamed when complete and verified.
  *
  *   ft_server [--host 127.0.0.1] [--port 8090] [--dir DIR]
- *             [--max-size BYTES] [--verbose]
+ *             [--max-size BYTES] [--verbose] [--max-conns N]
+ *             [--drain-timeout MS]
  */
 #include "../common/evloop.h"
 
@@ -258,10 +259,13 @@ static void on_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u_) {
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
-  int port = 8090, verbose = 0;
+  int port = 8090;
+  evloop_opts lo = EVLOOP_OPTS("ft_server");
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
+    if (evloop_arg(&lo, argc, argv, &i))
+      continue;
     if (!strcmp(a, "--host") && more)
       host = argv[++i];
     else if (!strcmp(a, "--port") && more)
@@ -271,10 +275,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--max-size") && more)
       max_size = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
-      verbose = 1;
+      lo.verbose = 1;
     else {
       fprintf(stderr, "usage: ft_server [--host ADDR] [--port N] [--dir DIR] "
-                      "[--max-size BYTES] [--verbose]\n");
+                      "[--max-size BYTES] [--verbose]\n"
+                      "                 " EVLOOP_USAGE "\n");
       return strcmp(a, "--help") ? 2 : 0;
     }
   }
@@ -294,7 +299,7 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_set_ping_interval(ep, 20000); /* notice dead peers */
   wsmsg_endpoint_set_pong_timeout(ep, 20000);
   wsmsg_server_route(srv, "*", ep);
-  int r = evloop_serve(srv, host, port, "ft_server", verbose);
+  int r = evloop_serve(srv, host, port, &lo);
   wsmsg_server_free(srv);
   wsmsg_endpoint_free(ep);
   return r;
