@@ -7,9 +7,15 @@
 #define DEFAULT_MAX_FRAGMENTS 4096u
 #define DEFAULT_MAX_REQUEST 8192u
 #define DEFAULT_MAX_HEADERS 64u
+#define MIN_MAX_REQUEST 64u /* the smallest limits a setter accepts */
+#define MIN_MAX_HEADERS 4u
 #define DEFAULT_TIMEOUT 10000u
 #define DEFAULT_BP_HIGH (8u << 20)
 #define DEFAULT_BP_LOW (2u << 20)
+#define DEFAULT_MAX_EVENTS 4096u
+#define DEFAULT_MAX_EVENT_BYTES (16u << 20)
+#define DEFAULT_VALIDATION (WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS)
+#define DEFAULT_MAX_ERRORS 32u
 
 /* ---- endpoints ---- */
 
@@ -26,9 +32,9 @@ wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
   ep->max_fragments = DEFAULT_MAX_FRAGMENTS;
   ep->t_close = DEFAULT_TIMEOUT;
   ep->bp_high = DEFAULT_BP_HIGH;
-  ep->vflags = WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS;
-  ep->max_events = 4096;
-  ep->max_event_bytes = 16u << 20;
+  ep->vflags = DEFAULT_VALIDATION;
+  ep->max_events = DEFAULT_MAX_EVENTS;
+  ep->max_event_bytes = DEFAULT_MAX_EVENT_BYTES;
   ep->bp_low = DEFAULT_BP_LOW;
   ep->t_handshake = DEFAULT_TIMEOUT;
   ep->clock = wsm_default_clock;
@@ -52,12 +58,18 @@ void wsmsg_endpoint_free(wsmsg_endpoint *ep) {
   free_list(&m, ep->subprotocols, ep->nsubprotocols);
   free_list(&m, ep->origins, ep->norigins);
   wsm_free(&m, ep->heartbeat);
-  wsm_json_endpoint_free(ep);
+  for (size_t i = 0; i < ep->njroutes; i++)
+    wsm_free(&m, ep->jroutes[i].value);
+  wsm_free(&m, ep->jroutes);
+  wsm_free(&m, ep->route_field);
   wsm_pool_destroy(&ep->pool);
   wsm_free(&m, ep);
 }
 
-int wsm_ep_writable(const wsmsg_endpoint *ep) {
+/* The one "still writable?" check of every endpoint setter: 0 if the
+ * endpoint may still be configured, else WSMSG_ERR_INVALID_ARG (NULL) or
+ * WSMSG_ERR_STATE (a connection uses it). */
+static int ep_writable(const wsmsg_endpoint *ep) {
   if (!ep)
     return WSMSG_ERR_INVALID_ARG;
   if (atomic_load(&ep->frozen))
@@ -67,7 +79,7 @@ int wsm_ep_writable(const wsmsg_endpoint *ep) {
 
 #define SETTER(fn, field, type)                                                \
   int fn(wsmsg_endpoint *ep, type v) {                                         \
-    int r = wsm_ep_writable(ep);                                               \
+    int r = ep_writable(ep);                                                   \
     if (r)                                                                     \
       return r;                                                                \
     ep->field = v;                                                             \
@@ -87,7 +99,7 @@ SETTER(wsmsg_endpoint_on_drain, on_drain, wsmsg_drain_cb)
 
 int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high, size_t low,
                                     int policy) {
-  int r = wsm_ep_writable(ep);
+  int r = ep_writable(ep);
   if (r)
     return r;
   if ((high && low > high) ||
@@ -101,7 +113,7 @@ int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high, size_t low,
 
 int wsmsg_endpoint_on_chunk(wsmsg_endpoint *ep, wsmsg_chunk_cb cb,
                             unsigned kinds) {
-  int r = wsm_ep_writable(ep);
+  int r = ep_writable(ep);
   if (r)
     return r;
   if (kinds & ~(unsigned)(WSMSG_STREAM_BINARY | WSMSG_STREAM_TEXT))
@@ -120,7 +132,7 @@ SETTER(wsmsg_endpoint_set_handshake_timeout, t_handshake, uint32_t)
 
 int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
                              void *user) {
-  int r = wsm_ep_writable(ep);
+  int r = ep_writable(ep);
   if (r)
     return r;
   ep->clock = cb ? cb : wsm_default_clock;
@@ -130,7 +142,7 @@ int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
 
 int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
                                       const char *heartbeat) {
-  int r = wsm_ep_writable(ep);
+  int r = ep_writable(ep);
   if (r)
     return r;
   if (action < WSMSG_ON_TIMEOUT_EVENT || action > WSMSG_ON_TIMEOUT_CLOSE_1011)
@@ -149,36 +161,8 @@ int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
   return 0;
 }
 
-int wsmsg_endpoint_set_pong_events(wsmsg_endpoint *ep, int on) {
-  int r = wsm_ep_writable(ep);
-  if (!r)
-    ep->pong_events = on != 0;
-  return r;
-}
-
-int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on) {
-  int r = wsm_ep_writable(ep);
-  if (!r)
-    ep->require_subprotocol = on != 0;
-  return r;
-}
-
-/* RFC 7230 tchar */
-static bool is_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-      (c >= 'A' && c <= 'Z'))
-    return true;
-  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_token(const char *s) {
-  if (!s || !*s)
-    return false;
-  for (; *s; s++)
-    if (!is_tchar((unsigned char)*s))
-      return false;
-  return true;
-}
+SETTER(wsmsg_endpoint_set_pong_events, pong_events, int)
+SETTER(wsmsg_endpoint_require_subprotocol, require_subprotocol, int)
 
 static int push_str(const wsmsg_mem *m, char ***v, size_t *n, const char *s) {
   char *d = wsm_strdup(m, s);
@@ -196,10 +180,10 @@ static int push_str(const wsmsg_mem *m, char ***v, size_t *n, const char *s) {
 }
 
 int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep, const char *name) {
-  int r = wsm_ep_writable(ep);
+  int r = ep_writable(ep);
   if (r)
     return r;
-  if (!is_token(name))
+  if (!wsm_http_is_token(name))
     return WSMSG_ERR_INVALID_ARG;
   for (size_t i = 0; i < ep->nsubprotocols; i++)
     if (strcmp(ep->subprotocols[i], name) == 0)
@@ -208,7 +192,7 @@ int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep, const char *name) {
 }
 
 int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep, const char *origin) {
-  int r = wsm_ep_writable(ep);
+  int r = ep_writable(ep);
   if (r)
     return r;
   if (!origin || !*origin || strpbrk(origin, "\r\n"))
@@ -218,6 +202,140 @@ int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep, const char *origin) {
     return 0;
   }
   return push_str(&ep->mem, &ep->origins, &ep->norigins, origin);
+}
+
+/* ---- JSON endpoints (the messages themselves are json.c's) ---- */
+
+static void json_defaults(wsmsg_endpoint *ep) {
+  if (!ep->json) {
+    ep->json = true;
+    if (!ep->max_errors)
+      ep->max_errors = DEFAULT_MAX_ERRORS;
+  }
+}
+
+int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  json_defaults(ep);
+  ep->on_json = cb;
+  return 0;
+}
+
+int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (on)
+    json_defaults(ep);
+  else
+    ep->json = false;
+  return 0;
+}
+
+SETTER(wsmsg_endpoint_on_invalid, on_invalid, wsmsg_invalid_cb)
+
+int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep, const wsmsg_schema *schema) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  json_defaults(ep);
+  ep->schema = schema;
+  return 0;
+}
+
+int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep, unsigned flags) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (flags & ~(unsigned)(WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS |
+                          WSMSG_VALIDATE_FORMAT))
+    return WSMSG_ERR_INVALID_ARG;
+  ep->vflags = flags;
+  return 0;
+}
+
+int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep, int policy) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (policy < WSMSG_INVALID_REPLY || policy > WSMSG_INVALID_IGNORE)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->invalid_policy = policy;
+  return 0;
+}
+
+SETTER(wsmsg_endpoint_allow_duplicate_keys, allow_dups, int)
+
+int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (n == 0)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->max_errors = n;
+  return 0;
+}
+
+const wsm_jroute *wsm_ep_find_route(const wsmsg_endpoint *ep, const char *v,
+                                    size_t *pos) {
+  size_t lo = 0, hi = ep->njroutes;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(ep->jroutes[mid].value, v);
+    if (c == 0)
+      return &ep->jroutes[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (pos)
+    *pos = lo;
+  return NULL;
+}
+
+int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
+                              const char *value, const wsmsg_schema *schema,
+                              wsmsg_json_cb cb) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (!field || !*field || !value)
+    return WSMSG_ERR_INVALID_ARG;
+  if (ep->route_field && strcmp(ep->route_field, field) != 0)
+    return WSMSG_ERR_INVALID_ARG;
+  size_t pos = 0;
+  if (wsm_ep_find_route(ep, value, &pos))
+    return WSMSG_ERR_STATE;
+  if (!ep->route_field && !(ep->route_field = wsm_strdup(&ep->mem, field)))
+    return WSMSG_ERR_NOMEM;
+  char *v = wsm_strdup(&ep->mem, value);
+  wsm_jroute *nr =
+      v ? wsm_realloc(&ep->mem, ep->jroutes, ep->njroutes * sizeof(wsm_jroute),
+                      (ep->njroutes + 1) * sizeof(wsm_jroute))
+        : NULL;
+  if (!nr) {
+    wsm_free(&ep->mem, v);
+    return WSMSG_ERR_NOMEM;
+  }
+  memmove(nr + pos + 1, nr + pos, (ep->njroutes - pos) * sizeof(wsm_jroute));
+  nr[pos] = (wsm_jroute){v, schema, cb};
+  ep->jroutes = nr;
+  ep->njroutes++;
+  json_defaults(ep);
+  return 0;
+}
+
+int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
+                                  size_t bytes) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  ep->max_events = count;
+  ep->max_event_bytes = bytes;
+  return 0;
 }
 
 /* ---- servers ---- */
@@ -251,12 +369,23 @@ void wsmsg_server_free(wsmsg_server *srv) {
   wsm_free(&m, srv);
 }
 
-int wsmsg_server_route(wsmsg_server *srv, const char *path,
-                       wsmsg_endpoint *ep) {
-  if (!srv || !path || !ep)
+/* 0 if the server may still be configured (no connection accepted yet),
+ * else WSMSG_ERR_INVALID_ARG (NULL) or WSMSG_ERR_STATE. */
+static int srv_writable(const wsmsg_server *srv) {
+  if (!srv)
     return WSMSG_ERR_INVALID_ARG;
   if (atomic_load(&srv->frozen))
     return WSMSG_ERR_STATE;
+  return 0;
+}
+
+int wsmsg_server_route(wsmsg_server *srv, const char *path,
+                       wsmsg_endpoint *ep) {
+  int r = srv_writable(srv);
+  if (r)
+    return r;
+  if (!path || !ep)
+    return WSMSG_ERR_INVALID_ARG;
   size_t len = strlen(path);
   if (!(path[0] == '/' || strcmp(path, "*") == 0))
     return WSMSG_ERR_INVALID_ARG;
@@ -302,37 +431,37 @@ wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv, const char *path,
 }
 
 int wsmsg_server_set_max_request_size(wsmsg_server *srv, size_t bytes) {
-  if (!srv || bytes < 64)
+  int r = srv_writable(srv);
+  if (r)
+    return r;
+  if (bytes < MIN_MAX_REQUEST)
     return WSMSG_ERR_INVALID_ARG;
-  if (atomic_load(&srv->frozen))
-    return WSMSG_ERR_STATE;
   srv->max_request = bytes;
   return 0;
 }
 
 int wsmsg_server_set_max_headers(wsmsg_server *srv, uint32_t count) {
-  if (!srv || count < 4)
+  int r = srv_writable(srv);
+  if (r)
+    return r;
+  if (count < MIN_MAX_HEADERS)
     return WSMSG_ERR_INVALID_ARG;
-  if (atomic_load(&srv->frozen))
-    return WSMSG_ERR_STATE;
   srv->max_headers = count;
   return 0;
 }
 
 int wsmsg_server_set_handshake_timeout(wsmsg_server *srv, uint32_t ms) {
-  if (!srv)
-    return WSMSG_ERR_INVALID_ARG;
-  if (atomic_load(&srv->frozen))
-    return WSMSG_ERR_STATE;
+  int r = srv_writable(srv);
+  if (r)
+    return r;
   srv->t_handshake = ms;
   return 0;
 }
 
 int wsmsg_server_set_clock(wsmsg_server *srv, wsmsg_clock_cb cb, void *user) {
-  if (!srv)
-    return WSMSG_ERR_INVALID_ARG;
-  if (atomic_load(&srv->frozen))
-    return WSMSG_ERR_STATE;
+  int r = srv_writable(srv);
+  if (r)
+    return r;
   srv->clock = cb ? cb : wsm_default_clock;
   srv->clock_user = cb ? user : NULL;
   return 0;

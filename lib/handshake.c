@@ -18,14 +18,15 @@ static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /* ---- accumulating and parsing an HTTP head ------------------------------ */
 
 int wsm_http_feed(wsm_http *h, const wsmsg_mem *m, const uint8_t *d, size_t n,
-                  size_t *used) {
+                  size_t *used, int *status) {
   *used = 0;
+  *status = 0;
   size_t skip = 0; /* empty lines before the start line are ignored
                       (RFC 7230 3.5) */
   while (h->len == 0 && skip < n && (d[skip] == '\r' || d[skip] == '\n'))
     skip++;
   if (skip) {
-    int r = wsm_http_feed(h, m, d + skip, n - skip, used);
+    int r = wsm_http_feed(h, m, d + skip, n - skip, used, status);
     *used += skip;
     return r;
   }
@@ -61,15 +62,25 @@ int wsm_http_feed(wsm_http *h, const wsmsg_mem *m, const uint8_t *d, size_t n,
   h->scan = h->len >= 3 ? h->len - 3 : 0;
   *used = take;
   if (h->len >= h->limit)
-    return 431;
+    *status = 431;
   return 0;
 }
 
+/* RFC 7230 tchar */
 static bool is_tchar(unsigned char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
       (c >= 'A' && c <= 'Z'))
     return true;
   return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+bool wsm_http_is_token(const char *s) {
+  if (!s || !*s)
+    return false;
+  for (; *s; s++)
+    if (!is_tchar((unsigned char)*s))
+      return false;
+  return true;
 }
 
 static char *trim(char *s, char *e) {
@@ -81,7 +92,9 @@ static char *trim(char *s, char *e) {
   return s;
 }
 
-int wsm_http_parse(wsm_http *h, const wsmsg_mem *m, const char **why) {
+/* Split the complete head into start line and headers.  0, or an HTTP status
+ * (400/431; 500: out of memory) with *why set to a static reason. */
+static int http_parse(wsm_http *h, const wsmsg_mem *m, const char **why) {
   char *p = h->buf;
   char *end = h->buf + h->len; /* points after the final CRLF CRLF */
   /* start line: three parts separated by single spaces (the third of a
@@ -166,7 +179,7 @@ void wsm_http_free(wsm_http *h, const wsmsg_mem *m) {
   wsm_free(m, h);
 }
 
-const char *wsm_http_header(const wsm_http *h, const char *name) {
+static const char *http_header(const wsm_http *h, const char *name) {
   for (size_t i = 0; i < h->nhdrs; i++)
     if (strcasecmp(h->hdrs[i].name, name) == 0)
       return h->hdrs[i].value;
@@ -197,7 +210,10 @@ static const char *next_elem(const char *s, size_t *len) {
   return s;
 }
 
-bool wsm_http_has_token(const wsm_http *h, const char *name, const char *tok) {
+/* 1 if a comma-separated header list (all lines named `name`) holds token
+ * `tok`, case-insensitively. */
+static bool http_has_token(const wsm_http *h, const char *name,
+                           const char *tok) {
   size_t tl = strlen(tok);
   for (size_t i = 0; i < h->nhdrs; i++) {
     if (strcasecmp(h->hdrs[i].name, name) != 0)
@@ -213,7 +229,7 @@ bool wsm_http_has_token(const wsm_http *h, const char *name, const char *tok) {
   return false;
 }
 
-const char *wsm_http_reason(int status) {
+static const char *http_reason(int status) {
   switch (status) {
   case 101:
     return "Switching Protocols";
@@ -282,12 +298,18 @@ int wsmsg_accept_key(const char *key, char *out, size_t out_size) {
 /* ---- server side ----------------------------------------------------------
  */
 
-static int queue_str(wsmsg_conn *c, const char *s) {
-  return wsm_pbuf_append(&c->out, c->pool, s, strlen(s));
+static void deny(wsm_hs_verdict *v, int status, const char *why) {
+  v->status = status;
+  v->why = why;
 }
 
-/* Queue an error response; the connection ends once it is written. */
-static int reject(wsmsg_conn *c, int status, const char *why) {
+/* Append an HTTP head (or any text) to the output buffer. */
+static int put(wsm_buf *out, wsm_pool *pool, const char *s) {
+  return wsm_pbuf_append(out, pool, s, strlen(s));
+}
+
+void wsm_hs_error_head(wsm_buf *out, wsm_pool *pool, int status,
+                       const char *why) {
   char head[512];
   int n = snprintf(head, sizeof(head),
                    "HTTP/1.1 %d %s\r\n"
@@ -295,17 +317,26 @@ static int reject(wsmsg_conn *c, int status, const char *why) {
                    "Content-Length: %zu\r\n"
                    "%s"
                    "Connection: close\r\n\r\n%s\n",
-                   status, wsm_http_reason(status), strlen(why) + 1,
+                   status, http_reason(status), strlen(why) + 1,
                    status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "", why);
   if (n > 0 && (size_t)n < sizeof(head))
-    (void)queue_str(c, head);
-  c->http_status = status;
-  char detail[160];
-  snprintf(detail, sizeof(detail), "handshake rejected with %d: %s", status,
-           why);
-  wsm_conn_set_error(c, WSMSG_ERR_HANDSHAKE, detail);
-  c->state = WSMSG_STATE_CLOSED;
-  return status;
+    (void)put(out, pool, head); /* best effort: the connection ends anyway */
+}
+
+int wsm_hs_accept_head(wsm_buf *out, wsm_pool *pool, const char *accept,
+                       const char *sub) {
+  char head[256];
+  int n = snprintf(head, sizeof(head),
+                   "HTTP/1.1 101 Switching Protocols\r\n"
+                   "Upgrade: websocket\r\n"
+                   "Connection: Upgrade\r\n"
+                   "Sec-WebSocket-Accept: %s\r\n"
+                   "%s%s%s\r\n",
+                   accept, sub ? "Sec-WebSocket-Protocol: " : "",
+                   sub ? sub : "", sub ? "\r\n" : "");
+  if (n <= 0 || (size_t)n >= sizeof(head))
+    return WSMSG_ERR_INVALID_ARG;
+  return put(out, pool, head);
 }
 
 static bool origin_allowed(const wsmsg_endpoint *ep, const char *origin) {
@@ -318,31 +349,12 @@ static bool origin_allowed(const wsmsg_endpoint *ep, const char *origin) {
 }
 
 /* The endpoint's most preferred subprotocol among those offered. */
-static const char *pick_subprotocol(const wsmsg_endpoint *ep, const wsm_http *h,
-                                    bool *offered) {
-  *offered = header_count(h, "Sec-WebSocket-Protocol") > 0;
+static const char *pick_subprotocol(const wsmsg_endpoint *ep,
+                                    const wsm_http *h) {
   for (size_t k = 0; k < ep->nsubprotocols; k++)
-    if (wsm_http_has_token(h, "Sec-WebSocket-Protocol", ep->subprotocols[k]))
+    if (http_has_token(h, "Sec-WebSocket-Protocol", ep->subprotocols[k]))
       return ep->subprotocols[k];
   return NULL;
-}
-
-static int store_names(wsmsg_conn *c, const char *path, size_t plen,
-                       const char *query, const char *sub) {
-  size_t ql = strlen(query), sl = sub ? strlen(sub) : 0;
-  char *d = wsm_malloc(c->mem, plen + ql + sl + 3);
-  if (!d)
-    return WSMSG_ERR_NOMEM;
-  memcpy(d, path, plen);
-  d[plen] = '\0';
-  memcpy(d + plen + 1, query, ql + 1);
-  if (sub)
-    memcpy(d + plen + ql + 2, sub, sl + 1);
-  wsm_free(c->mem, c->path);
-  c->path = d;
-  c->query = d + plen + 1;
-  c->subprotocol = sub ? d + plen + ql + 2 : NULL;
-  return 0;
 }
 
 /* "HTTP/1.1 or higher" (RFC 6455 4.2.1): HTTP/1.x with x >= 1, a higher
@@ -382,83 +394,59 @@ static const char *origin_form(const char *t) {
   return NULL;
 }
 
-int wsm_hs_server_respond(wsmsg_conn *c) {
-  wsm_http *h = c->hs;
+void wsm_hs_server_check(wsm_http *h, const wsmsg_mem *m,
+                         const wsmsg_server *srv, wsm_hs_verdict *v) {
+  memset(v, 0, sizeof(*v));
   const char *why = NULL;
-  int st = wsm_http_parse(h, c->mem, &why);
+  int st = http_parse(h, m, &why);
   if (st)
-    return reject(c, st, why);
+    return deny(v, st, why);
   if (strcmp(h->line[0], "GET") != 0)
-    return reject(c, 400, "method must be GET");
+    return deny(v, 400, "method must be GET");
   if (!http_11_or_higher(h->line[2]))
-    return reject(c, 400, "HTTP/1.1 or higher required");
+    return deny(v, 400, "HTTP/1.1 or higher required");
   const char *target = origin_form(h->line[1]);
   if (!target)
-    return reject(c, 400, "request target must be a path or an http(s) URI");
-  if (header_count(h, "Host") != 1 || !*wsm_http_header(h, "Host"))
-    return reject(c, 400, "exactly one Host header required");
-  if (!wsm_http_has_token(h, "Upgrade", "websocket"))
-    return reject(c, 400, "Upgrade: websocket required");
-  if (!wsm_http_has_token(h, "Connection", "upgrade"))
-    return reject(c, 400, "Connection: Upgrade required");
-  const char *ver = wsm_http_header(h, "Sec-WebSocket-Version");
+    return deny(v, 400, "request target must be a path or an http(s) URI");
+  if (header_count(h, "Host") != 1 || !*http_header(h, "Host"))
+    return deny(v, 400, "exactly one Host header required");
+  if (!http_has_token(h, "Upgrade", "websocket"))
+    return deny(v, 400, "Upgrade: websocket required");
+  if (!http_has_token(h, "Connection", "upgrade"))
+    return deny(v, 400, "Connection: Upgrade required");
+  const char *ver = http_header(h, "Sec-WebSocket-Version");
   if (header_count(h, "Sec-WebSocket-Version") != 1 || strcmp(ver, "13") != 0)
-    return reject(c, 426, "Sec-WebSocket-Version 13 required");
-  const char *key = wsm_http_header(h, "Sec-WebSocket-Key");
+    return deny(v, 426, "Sec-WebSocket-Version 13 required");
+  const char *key = http_header(h, "Sec-WebSocket-Key");
   if (header_count(h, "Sec-WebSocket-Key") != 1 || !key_valid(key))
-    return reject(c, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
+    return deny(v, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
 
   const char *q = strchr(target, '?');
   size_t plen = q ? (size_t)(q - target) : strlen(target);
-  const char *query = q ? q + 1 : "";
+  v->query = q ? q + 1 : "";
   if (plen == 0) { /* "http://host" or "http://host?x": the root */
     target = "/";
     plen = 1;
   }
-  wsmsg_endpoint *ep = wsm_server_lookup(c->srv, target, plen);
-  if (!ep)
-    return reject(c, 404, "no WebSocket endpoint at this path");
-  atomic_store(&ep->frozen, 1);
-  c->ep = ep;
+  v->path = target;
+  v->path_len = plen;
+  v->ep = wsm_server_lookup(srv, target, plen);
+  if (!v->ep)
+    return deny(v, 404, "no WebSocket endpoint at this path");
   if (header_count(h, "Origin") > 1 ||
-      !origin_allowed(ep, wsm_http_header(h, "Origin")))
-    return reject(c, 403, "origin not allowed");
-  bool offered;
-  const char *sub = pick_subprotocol(ep, h, &offered);
-  if (!sub && ep->require_subprotocol)
-    return reject(c, 400, "no supported subprotocol offered");
-  if (store_names(c, target, plen, query, sub))
-    return reject(c, 500, "out of memory");
-  if (ep->on_handshake) {
-    wsmsg_request req = {h, c->path, c->query};
-    int r = ep->on_handshake(c, &req, c->user);
-    if (r != 0) {
-      if (r < 400 || r > 599)
-        r = 500;
-      return reject(c, r, "rejected by the application");
-    }
-  }
-  char accept[32];
-  wsmsg_accept_key(key, accept, sizeof(accept));
-  char head[256];
-  int n = snprintf(head, sizeof(head),
-                   "HTTP/1.1 101 Switching Protocols\r\n"
-                   "Upgrade: websocket\r\n"
-                   "Connection: Upgrade\r\n"
-                   "Sec-WebSocket-Accept: %s\r\n"
-                   "%s%s%s\r\n",
-                   accept, sub ? "Sec-WebSocket-Protocol: " : "",
-                   sub ? sub : "", sub ? "\r\n" : "");
-  if (n <= 0 || (size_t)n >= sizeof(head) || queue_str(c, head))
-    return reject(c, 500, "out of memory");
-  c->http_status = 101;
-  return wsm_conn_opened(c);
+      !origin_allowed(v->ep, http_header(h, "Origin")))
+    return deny(v, 403, "origin not allowed");
+  v->subprotocol = pick_subprotocol(v->ep, h);
+  if (!v->subprotocol && v->ep->require_subprotocol)
+    return deny(v, 400, "no supported subprotocol offered");
+  wsmsg_accept_key(key, v->accept, sizeof(v->accept));
+  v->status = 101;
 }
 
 /* ---- client side --------------------------------------------------------- */
 
-int wsm_hs_client_request(wsmsg_conn *c) {
-  wsm_client_hs *ch = c->chs;
+int wsm_hs_client_request(wsm_buf *out, wsm_pool *pool, wsm_client_hs *ch,
+                          const wsmsg_endpoint *ep) {
   uint8_t raw[16];
   char key[32];
   if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
@@ -476,75 +464,71 @@ int wsm_hs_client_request(wsmsg_conn *c) {
                          key,
                          "\r\nSec-WebSocket-Version: 13\r\n"};
   for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && !r; i++)
-    r = queue_str(c, parts[i]);
-  const wsmsg_endpoint *ep = c->ep;
+    r = put(out, pool, parts[i]);
   for (size_t i = 0; i < ep->nsubprotocols && !r; i++) {
-    r = queue_str(c, i == 0 ? "Sec-WebSocket-Protocol: " : ", ");
+    r = put(out, pool, i == 0 ? "Sec-WebSocket-Protocol: " : ", ");
     if (!r)
-      r = queue_str(c, ep->subprotocols[i]);
+      r = put(out, pool, ep->subprotocols[i]);
     if (!r && i + 1 == ep->nsubprotocols)
-      r = queue_str(c, "\r\n");
+      r = put(out, pool, "\r\n");
   }
   for (size_t i = 0; i < ch->nextra && !r; i++) {
-    r = queue_str(c, ch->extra[i].name);
+    r = put(out, pool, ch->extra[i].name);
     if (!r)
-      r = queue_str(c, ": ");
+      r = put(out, pool, ": ");
     if (!r)
-      r = queue_str(c, ch->extra[i].value);
+      r = put(out, pool, ch->extra[i].value);
     if (!r)
-      r = queue_str(c, "\r\n");
+      r = put(out, pool, "\r\n");
   }
   if (!r)
-    r = queue_str(c, "\r\n");
+    r = put(out, pool, "\r\n");
   return r;
 }
 
-static int client_fail(wsmsg_conn *c, const char *fmt, const char *arg) {
-  char detail[200];
-  snprintf(detail, sizeof(detail), fmt, arg);
-  wsm_conn_set_error(c, WSMSG_ERR_HANDSHAKE, detail);
+static int refuse(wsm_hs_verdict *v, const char *fmt, const char *arg) {
+  snprintf(v->detail, sizeof(v->detail), fmt, arg);
+  v->why = v->detail;
   return WSMSG_ERR_HANDSHAKE;
 }
 
-int wsm_hs_client_verify(wsmsg_conn *c) {
-  wsm_http *h = c->hs;
+int wsm_hs_client_check(wsm_http *h, const wsmsg_mem *m,
+                        const wsm_client_hs *ch, const wsmsg_endpoint *ep,
+                        wsm_hs_verdict *v) {
+  memset(v, 0, sizeof(*v));
   const char *why = NULL;
-  if (wsm_http_parse(h, c->mem, &why))
-    return client_fail(c, "malformed handshake response: %s", why);
+  if (http_parse(h, m, &why))
+    return refuse(v, "malformed handshake response: %s", why);
   if (strncmp(h->line[0], "HTTP/1.", 7) != 0 || strlen(h->line[1]) != 3)
-    return client_fail(c, "malformed status line: %s", h->line[0]);
-  c->http_status = atoi(h->line[1]);
-  if (c->http_status != 101) {
+    return refuse(v, "malformed status line: %s", h->line[0]);
+  v->status = atoi(h->line[1]);
+  if (v->status != 101) {
     char st[64];
-    snprintf(st, sizeof(st), "%d %.40s", c->http_status, h->line[2]);
-    return client_fail(c, "server answered %s instead of 101", st);
+    snprintf(st, sizeof(st), "%d %.40s", v->status, h->line[2]);
+    return refuse(v, "server answered %s instead of 101", st);
   }
-  if (!wsm_http_has_token(h, "Upgrade", "websocket"))
-    return client_fail(c, "%s", "response lacks Upgrade: websocket");
-  if (!wsm_http_has_token(h, "Connection", "upgrade"))
-    return client_fail(c, "%s", "response lacks Connection: Upgrade");
-  const char *acc = wsm_http_header(h, "Sec-WebSocket-Accept");
+  if (!http_has_token(h, "Upgrade", "websocket"))
+    return refuse(v, "%s", "response lacks Upgrade: websocket");
+  if (!http_has_token(h, "Connection", "upgrade"))
+    return refuse(v, "%s", "response lacks Connection: Upgrade");
+  const char *acc = http_header(h, "Sec-WebSocket-Accept");
   if (!acc || header_count(h, "Sec-WebSocket-Accept") != 1 ||
-      strcmp(acc, c->chs->accept) != 0)
-    return client_fail(c, "%s", "Sec-WebSocket-Accept does not match our key");
-  if (wsm_http_header(h, "Sec-WebSocket-Extensions"))
-    return client_fail(c, "%s", "server chose an extension we did not offer");
-  const char *sub = wsm_http_header(h, "Sec-WebSocket-Protocol");
+      strcmp(acc, ch->accept) != 0)
+    return refuse(v, "%s", "Sec-WebSocket-Accept does not match our key");
+  if (http_header(h, "Sec-WebSocket-Extensions"))
+    return refuse(v, "%s", "server chose an extension we did not offer");
+  const char *sub = http_header(h, "Sec-WebSocket-Protocol");
   if (sub) {
     bool ok = header_count(h, "Sec-WebSocket-Protocol") == 1;
     bool found = false;
-    for (size_t i = 0; ok && i < c->ep->nsubprotocols; i++)
-      if (strcmp(c->ep->subprotocols[i], sub) == 0)
+    for (size_t i = 0; ok && i < ep->nsubprotocols; i++)
+      if (strcmp(ep->subprotocols[i], sub) == 0)
         found = true;
     if (!ok || !found)
-      return client_fail(c, "server chose subprotocol '%.64s' we did not offer",
-                         sub);
+      return refuse(v, "server chose subprotocol '%.64s' we did not offer",
+                    sub);
   }
-  const char *target = c->chs->target;
-  const char *q = strchr(target, '?');
-  size_t plen = q ? (size_t)(q - target) : strlen(target);
-  if (store_names(c, target, plen, q ? q + 1 : "", sub))
-    return WSMSG_ERR_NOMEM;
+  v->subprotocol = sub;
   return 0;
 }
 
@@ -562,7 +546,7 @@ const char *wsmsg_request_query(const wsmsg_request *req) {
 const char *wsmsg_request_header(const wsmsg_request *req, const char *name) {
   if (!req || !name)
     return NULL;
-  return wsm_http_header(req->http, name);
+  return http_header(req->http, name);
 }
 
 size_t wsmsg_request_header_count(const wsmsg_request *req) {

@@ -30,24 +30,15 @@ WSM_HIDDEN char *wsm_vasprintf(const wsmsg_mem *m, const char *fmt, va_list ap);
 WSM_HIDDEN char *wsm_asprintf(const wsmsg_mem *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* ---- growable byte buffer (buf.c) --------------------------------------- */
+/* ---- pools of frame parsers and buffers (pool.c) ------------------------ */
 
+/* A growable byte buffer whose storage comes from a pool (wsm_pbuf_*). */
 typedef struct wsm_buf {
   uint8_t *p;
   size_t off; /* first unconsumed byte */
   size_t len; /* end of data */
   size_t cap;
 } wsm_buf;
-
-/* Make room for `extra` more bytes after len.  0 or WSMSG_ERR_NOMEM. */
-WSM_HIDDEN int wsm_buf_reserve(wsm_buf *b, const wsmsg_mem *m, size_t extra);
-WSM_HIDDEN int wsm_buf_append(wsm_buf *b, const wsmsg_mem *m, const void *d,
-                              size_t n);
-/* Drop consumed bytes; free the storage if empty and larger than `keep`. */
-WSM_HIDDEN void wsm_buf_compact(wsm_buf *b, const wsmsg_mem *m, size_t keep);
-WSM_HIDDEN void wsm_buf_free(wsm_buf *b, const wsmsg_mem *m);
-
-/* ---- pools of frame parsers and buffers (pool.c) ------------------------ */
 
 /* A wslay frame parser lent to one connection at a time. */
 typedef struct wsm_slot {
@@ -77,8 +68,6 @@ WSM_HIDDEN wsm_slot *wsm_pool_get_slot(wsm_pool *p,
 /* `clean`: the parser is between frames with nothing buffered (reusable);
  * otherwise it is destroyed. */
 WSM_HIDDEN void wsm_pool_put_slot(wsm_pool *p, wsm_slot *s, bool clean);
-WSM_HIDDEN void *wsm_pool_get_buf(wsm_pool *p, size_t need, size_t *cap);
-WSM_HIDDEN void wsm_pool_put_buf(wsm_pool *p, void *b, size_t cap);
 /* wsm_buf operations with storage from a pool. */
 WSM_HIDDEN int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra);
 /* As wsm_pbuf_reserve, taking at least `min_cap` bytes when it allocates. */
@@ -136,7 +125,7 @@ struct wsmsg_endpoint {
   char **origins;
   size_t norigins;
   wsm_pool pool; /* for client connections */
-  /* JSON (json.c) */
+  /* JSON (set in endpoint.c, used by json.c) */
   bool json;
   bool allow_dups;
   wsmsg_json_cb on_json;
@@ -188,9 +177,10 @@ struct wsmsg_timers {
 WSM_HIDDEN void wsm_timers_touch(wsmsg_conn *c);
 WSM_HIDDEN uint64_t wsm_default_clock(void *user);
 
-/* 0 if the endpoint may still be configured, else WSMSG_ERR_INVALID_ARG
- * (NULL) or WSMSG_ERR_STATE (a connection uses it). */
-WSM_HIDDEN int wsm_ep_writable(const wsmsg_endpoint *ep);
+/* The JSON route for discriminator value v, or NULL (then *pos, if not
+ * NULL, is where it would be inserted). */
+WSM_HIDDEN const wsm_jroute *wsm_ep_find_route(const wsmsg_endpoint *ep,
+                                               const char *v, size_t *pos);
 WSM_HIDDEN wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv,
                                              const char *path, size_t len);
 
@@ -220,31 +210,53 @@ struct wsmsg_request {
 };
 
 /* Accumulate bytes of an HTTP head.  Sets *used to the bytes that belong to
- * it.  Returns 1 when the head is complete, 0 if more is needed, or an HTTP
- * error status (431) when a limit is exceeded. */
+ * it, and *status to 431 when the head outgrew its limit (else 0).  Returns
+ * 1 when the head is complete, 0 if it is not (more is needed, or *status
+ * says it never will be), or WSMSG_ERR_NOMEM. */
 WSM_HIDDEN int wsm_http_feed(wsm_http *h, const wsmsg_mem *m, const uint8_t *d,
-                             size_t n, size_t *used);
-/* Split the complete head into start line and headers.  0, or an HTTP status
- * (400/431) with *why set to a static reason. */
-WSM_HIDDEN int wsm_http_parse(wsm_http *h, const wsmsg_mem *m,
-                              const char **why);
+                             size_t n, size_t *used, int *status);
 WSM_HIDDEN void wsm_http_free(wsm_http *h, const wsmsg_mem *m);
-WSM_HIDDEN const char *wsm_http_header(const wsm_http *h, const char *name);
-/* 1 if a comma-separated header list (all lines named `name`) holds token
- * `tok`, case-insensitively. */
-WSM_HIDDEN bool wsm_http_has_token(const wsm_http *h, const char *name,
-                                   const char *tok);
-WSM_HIDDEN const char *wsm_http_reason(int status);
+/* 1 if s is a non-empty RFC 7230 token (header names, subprotocols). */
+WSM_HIDDEN bool wsm_http_is_token(const char *s);
 
-/* Server side: the request head is complete in conn->hs; decide and queue
- * the response.  Returns 0 when the connection is open, an HTTP status when
- * it was rejected (the response is queued either way). */
-WSM_HIDDEN int wsm_hs_server_respond(wsmsg_conn *c);
-/* Client side: build the request into the output buffer. */
-WSM_HIDDEN int wsm_hs_client_request(wsmsg_conn *c);
-/* Client side: the response head is complete; verify it.  0 or
- * WSMSG_ERR_HANDSHAKE (detail set). */
-WSM_HIDDEN int wsm_hs_client_verify(wsmsg_conn *c);
+typedef struct wsm_client_hs wsm_client_hs;
+
+/* What handshake.c decided about a complete head; conn.c applies it. */
+typedef struct wsm_hs_verdict {
+  int status;         /* server: 101 to accept, else the error status to answer;
+                         client: the response's status (0 if unreadable) */
+  const char *why;    /* a refusal's reason (static, or in detail) */
+  wsmsg_endpoint *ep; /* server: where the path routes (or NULL) */
+  const char *path;   /* server: the target's path (in the head) */
+  size_t path_len;    /* (not NUL-terminated) */
+  const char *query;  /* server: its query, "" if none */
+  const char *subprotocol; /* chosen, or NULL */
+  char accept[32];         /* server: Sec-WebSocket-Accept to send */
+  char detail[200];        /* storage for a formatted `why` */
+} wsm_hs_verdict;
+
+/* Server side: judge the complete request head in `h` (parsed in place):
+ * routing by path, Origin, subprotocol.  Fills *v (status 101 or an error
+ * status with its reason); touches no connection. */
+WSM_HIDDEN void wsm_hs_server_check(wsm_http *h, const wsmsg_mem *m,
+                                    const wsmsg_server *srv, wsm_hs_verdict *v);
+/* Append the 101 response head (0, or WSMSG_ERR_NOMEM) or an error
+ * response (best effort) to `out`. */
+WSM_HIDDEN int wsm_hs_accept_head(wsm_buf *out, wsm_pool *pool,
+                                  const char *accept, const char *sub);
+WSM_HIDDEN void wsm_hs_error_head(wsm_buf *out, wsm_pool *pool, int status,
+                                  const char *why);
+/* Client side: append the upgrade request to `out` and keep the expected
+ * Sec-WebSocket-Accept in ch.  0, WSMSG_ERR_IO (getrandom failed) or
+ * WSMSG_ERR_NOMEM. */
+WSM_HIDDEN int wsm_hs_client_request(wsm_buf *out, wsm_pool *pool,
+                                     wsm_client_hs *ch,
+                                     const wsmsg_endpoint *ep);
+/* Client side: verify the complete response head.  0 (v->subprotocol is
+ * the server's choice), or WSMSG_ERR_HANDSHAKE with v->why. */
+WSM_HIDDEN int wsm_hs_client_check(wsm_http *h, const wsmsg_mem *m,
+                                   const wsm_client_hs *ch,
+                                   const wsmsg_endpoint *ep, wsm_hs_verdict *v);
 
 /* ---- connections (conn.c) ------------------------------------------------ */
 
@@ -255,7 +267,7 @@ typedef struct wsm_evnode {
   uint8_t data[];
 } wsm_evnode;
 
-typedef struct wsm_client_hs {
+struct wsm_client_hs {
   char *host;
   char *target;
   wsm_header *extra;
@@ -263,7 +275,7 @@ typedef struct wsm_client_hs {
   char accept[32]; /* expected Sec-WebSocket-Accept */
   uint8_t masks[256];
   uint16_t maskpos;
-} wsm_client_hs;
+};
 
 struct wsmsg_conn {
   const wsmsg_mem *mem; /* the parent's allocator */
@@ -374,28 +386,98 @@ static inline uint64_t wsm_now(const wsmsg_conn *c) {
   return c->clock(c->clock_user);
 }
 
+/* Output bytes not yet taken by the host, including data queued behind a
+ * running stream. */
+static inline size_t wsm_buffered(const wsmsg_conn *c) {
+  return c->out.len - c->out.off + c->deferred.len;
+}
+
+/* conn.c: life cycle and state machine */
+
 /* Record `err`/`detail` as the reason the connection failed (first one
  * wins).  `detail` is copied. */
 WSM_HIDDEN void wsm_conn_set_error(wsmsg_conn *c, int err, const char *detail);
+/* A peer broke a rule (or a resource ran out): queue a close frame with
+ * `code`, stop reading, end the connection.  Returns err. */
+WSM_HIDDEN int wsm_conn_fail(wsmsg_conn *c, int err, unsigned code,
+                             const char *detail);
 /* End the connection now (pending output dropped), reporting err. */
 WSM_HIDDEN void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail);
-/* Events (conn.c): allocate a node with `extra` bytes of payload room, and
- * queue it (false if the queue bound was hit: the node is freed and the
- * connection failed). */
-WSM_HIDDEN wsm_evnode *wsm_ev_alloc(wsmsg_conn *c, int type, size_t extra);
-WSM_HIDDEN bool wsm_ev_push(wsmsg_conn *c, wsm_evnode *n);
-/* JSON endpoints (json.c): handle a complete text message. */
-WSM_HIDDEN int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len);
-WSM_HIDDEN void wsm_json_endpoint_free(wsmsg_endpoint *ep);
+/* Server: refuse the handshake with an HTTP error response (queued) and end
+ * the connection with `err` and `detail` (NULL: "handshake rejected with
+ * <status>: <why>").  Returns err. */
+WSM_HIDDEN int wsm_conn_reject(wsmsg_conn *c, int status, const char *why,
+                               int err, const char *detail);
+/* Client: queue the upgrade request (once; a failure ends the
+ * connection with its real cause). */
+WSM_HIDDEN void wsm_conn_build_request(wsmsg_conn *c);
+/* The peer's close frame arrived (payload p[0..n)). */
+WSM_HIDDEN int wsm_conn_close_received(wsmsg_conn *c, const uint8_t *p,
+                                       size_t n);
+WSM_HIDDEN bool wsm_close_code_valid_wire(unsigned code);
+/* Borrow a frame parser from the pool while there is work (0 or
+ * WSMSG_ERR_NOMEM); give it back once the connection is idle. */
+WSM_HIDDEN int wsm_conn_lend_parser(wsmsg_conn *c);
+static inline int wsm_conn_acquire_parser(wsmsg_conn *c) {
+  return c->slot ? 0 : wsm_conn_lend_parser(c);
+}
+WSM_HIDDEN void wsm_conn_release_parser(wsmsg_conn *c);
+
+/* rx.c: the receive path (frames -> messages) */
+
+/* wslay's receive callback. */
+WSM_HIDDEN ssize_t wsm_rx_cb_recv(uint8_t *buf, size_t len, int flags,
+                                  void *ud);
+/* Parse and deliver n bytes of an open connection (its parser lent). */
+WSM_HIDDEN int wsm_rx_process(wsmsg_conn *c, const uint8_t *d, size_t n);
+
+/* send.c: framing and sending */
+
+/* wslay's send and mask-key callbacks. */
+WSM_HIDDEN ssize_t wsm_tx_cb_send(const uint8_t *data, size_t len, int flags,
+                                  void *ud);
+WSM_HIDDEN int wsm_tx_cb_genmask(uint8_t *buf, size_t len, void *ud);
+/* Frame a whole message into the output (data behind a running stream). */
+WSM_HIDDEN int wsm_queue_frame(wsmsg_conn *c, uint8_t opcode,
+                               const uint8_t *data, size_t len);
+/* Queue our close frame (code 0: none), ending a running stream. */
+WSM_HIDDEN int wsm_queue_close_frame(wsmsg_conn *c, unsigned code,
+                                     const char *reason, size_t rlen);
+/* Stop a streaming send; `flush_deferred` moves the messages queued behind
+ * it to the output. */
+WSM_HIDDEN void wsm_stream_end(wsmsg_conn *c, bool flush_deferred);
 /* Whether the connection can send now (0) or why not. */
 WSM_HIDDEN int wsm_can_send(const wsmsg_conn *c);
 /* Queue a data message with backpressure (after can_send checks). */
 WSM_HIDDEN int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
                              size_t len);
+
+/* event.c: the event queue */
+
+/* A node holding a copy of d[0..len) and a NUL (ev.data, ev.len set),
+ * with `extra` more bytes after the NUL. */
+WSM_HIDDEN wsm_evnode *wsm_ev_new(wsmsg_conn *c, int type, const void *d,
+                                  size_t len, size_t extra);
+/* Queue a node (false if the queue bound was hit: the node is freed and the
+ * connection failed). */
+WSM_HIDDEN bool wsm_ev_push(wsmsg_conn *c, wsm_evnode *n);
+/* wsm_ev_new + wsm_ev_push: 0, WSMSG_ERR_NOMEM or WSMSG_ERR_BACKPRESSURE. */
+WSM_HIDDEN int wsm_ev_queue(wsmsg_conn *c, int type, const void *d, size_t len);
+/* Queue the CLOSE event (the last one: never refused). */
+WSM_HIDDEN void wsm_ev_close(wsmsg_conn *c, const wsmsg_close_info *ci);
+/* Free every queued event and the one last returned. */
+WSM_HIDDEN void wsm_ev_clear(wsmsg_conn *c);
+
+/* timeout.c: the connection's timers */
+
 /* Run due timers; returns how many fired. */
 WSM_HIDDEN int wsm_conn_tick_count(wsmsg_conn *c, uint64_t now);
-/* Finish the handshake: the connection is open. */
-WSM_HIDDEN int wsm_conn_opened(wsmsg_conn *c);
-WSM_HIDDEN bool wsm_close_code_valid_wire(unsigned code);
+/* The closing handshake starts now: the close timeout runs from here. */
+WSM_HIDDEN void wsm_conn_closing_starts(wsmsg_conn *c);
+
+/* json.c: JSON endpoints */
+
+/* Handle a complete text message of a JSON endpoint. */
+WSM_HIDDEN int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len);
 
 #endif

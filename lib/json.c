@@ -1,5 +1,7 @@
 /* JSON messages over jansson: parse, validate (lib/schema*.c), route by a
- * discriminator, deliver; send compactly; wrappers for FFI. */
+ * discriminator, deliver; send compactly; wrappers for FFI.  A JSON
+ * endpoint's configuration (wsmsg_endpoint_on_json, route_json...) is
+ * endpoint.c's. */
 #include "internal.h"
 #include "schema_internal.h"
 
@@ -7,159 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DEFAULT_MAX_ERRORS 32
 #define SEND_STACK 4096
-
-/* ---- endpoint configuration ---- */
-
-static void json_defaults(wsmsg_endpoint *ep) {
-  if (!ep->json) {
-    ep->json = true;
-    if (!ep->max_errors)
-      ep->max_errors = DEFAULT_MAX_ERRORS;
-  }
-}
-
-int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  json_defaults(ep);
-  ep->on_json = cb;
-  return 0;
-}
-
-int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  if (on)
-    json_defaults(ep);
-  else
-    ep->json = false;
-  return 0;
-}
-
-int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep, wsmsg_invalid_cb cb) {
-  int r = wsm_ep_writable(ep);
-  if (!r)
-    ep->on_invalid = cb;
-  return r;
-}
-
-int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep, const wsmsg_schema *schema) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  json_defaults(ep);
-  ep->schema = schema;
-  return 0;
-}
-
-int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep, unsigned flags) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  if (flags & ~(unsigned)(WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS |
-                          WSMSG_VALIDATE_FORMAT))
-    return WSMSG_ERR_INVALID_ARG;
-  ep->vflags = flags;
-  return 0;
-}
-
-int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep, int policy) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  if (policy < WSMSG_INVALID_REPLY || policy > WSMSG_INVALID_IGNORE)
-    return WSMSG_ERR_INVALID_ARG;
-  ep->invalid_policy = policy;
-  return 0;
-}
-
-int wsmsg_endpoint_allow_duplicate_keys(wsmsg_endpoint *ep, int on) {
-  int r = wsm_ep_writable(ep);
-  if (!r)
-    ep->allow_dups = on != 0;
-  return r;
-}
-
-int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  if (n == 0)
-    return WSMSG_ERR_INVALID_ARG;
-  ep->max_errors = n;
-  return 0;
-}
-
-int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
-                                  size_t bytes) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  ep->max_events = count;
-  ep->max_event_bytes = bytes;
-  return 0;
-}
-
-static const wsm_jroute *find_route(const wsmsg_endpoint *ep, const char *v,
-                                    size_t *pos) {
-  size_t lo = 0, hi = ep->njroutes;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(ep->jroutes[mid].value, v);
-    if (c == 0)
-      return &ep->jroutes[mid];
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (pos)
-    *pos = lo;
-  return NULL;
-}
-
-int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
-                              const char *value, const wsmsg_schema *schema,
-                              wsmsg_json_cb cb) {
-  int r = wsm_ep_writable(ep);
-  if (r)
-    return r;
-  if (!field || !*field || !value)
-    return WSMSG_ERR_INVALID_ARG;
-  if (ep->route_field && strcmp(ep->route_field, field) != 0)
-    return WSMSG_ERR_INVALID_ARG;
-  size_t pos = 0;
-  if (find_route(ep, value, &pos))
-    return WSMSG_ERR_STATE;
-  if (!ep->route_field && !(ep->route_field = wsm_strdup(&ep->mem, field)))
-    return WSMSG_ERR_NOMEM;
-  char *v = wsm_strdup(&ep->mem, value);
-  wsm_jroute *nr =
-      v ? wsm_realloc(&ep->mem, ep->jroutes, ep->njroutes * sizeof(wsm_jroute),
-                      (ep->njroutes + 1) * sizeof(wsm_jroute))
-        : NULL;
-  if (!nr) {
-    wsm_free(&ep->mem, v);
-    return WSMSG_ERR_NOMEM;
-  }
-  memmove(nr + pos + 1, nr + pos, (ep->njroutes - pos) * sizeof(wsm_jroute));
-  nr[pos] = (wsm_jroute){v, schema, cb};
-  ep->jroutes = nr;
-  ep->njroutes++;
-  json_defaults(ep);
-  return 0;
-}
-
-void wsm_json_endpoint_free(wsmsg_endpoint *ep) {
-  for (size_t i = 0; i < ep->njroutes; i++)
-    wsm_free(&ep->mem, ep->jroutes[i].value);
-  wsm_free(&ep->mem, ep->jroutes);
-  wsm_free(&ep->mem, ep->route_field);
-}
 
 /* ---- receiving ---- */
 
@@ -205,12 +55,8 @@ static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
     ep->on_invalid(c, errs, text, len, c->user);
   } else if (!ep->on_json) {
     /* pull API: the event carries {"detail": [...]} and the text */
-    wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_INVALID, len + 1);
+    wsm_evnode *n = wsm_ev_new(c, WSMSG_EV_INVALID, text, len, 0);
     if (n) {
-      memcpy(n->data, text, len);
-      n->data[len] = '\0';
-      n->ev.data = n->data;
-      n->ev.len = len;
       n->ev.json = wsmsg_verrors_to_json(errs);
       if (!wsm_ev_push(c, n))
         return;
@@ -271,9 +117,10 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   if (ep->njroutes) {
     const char *f = ep->route_field;
     json_t *tag = json_is_object(doc) ? json_object_get(doc, f) : NULL;
-    const wsm_jroute *route = json_is_string(tag)
-                                  ? find_route(ep, json_string_value(tag), NULL)
-                                  : NULL;
+    const wsm_jroute *route =
+        json_is_string(tag)
+            ? wsm_ep_find_route(ep, json_string_value(tag), NULL)
+            : NULL;
     if (!json_is_object(doc)) {
       add_error(errs, "__root__", "type_error.dict",
                 wsm_strdup(c->mem, "value is not a valid dict"), NULL);
@@ -324,15 +171,11 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
     json_decref(doc);
     return 0;
   }
-  wsm_evnode *n = wsm_ev_alloc(c, WSMSG_EV_JSON, len + 1);
+  wsm_evnode *n = wsm_ev_new(c, WSMSG_EV_JSON, text, len, 0);
   if (!n) {
     json_decref(doc);
     return WSMSG_ERR_NOMEM;
   }
-  memcpy(n->data, text, len);
-  n->data[len] = '\0';
-  n->ev.data = n->data;
-  n->ev.len = len;
   n->ev.json = doc; /* the event owns it */
   wsm_ev_push(c, n);
   return 0;

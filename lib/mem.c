@@ -1,4 +1,5 @@
-/* Allocator hooks (wsmsg_mem) and growable buffers. */
+/* Allocator hooks (wsmsg_mem): every allocation of lib/ goes through
+ * these (tests/unit/test_alloc.c checks it). */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -96,57 +97,4 @@ char *wsm_asprintf(const wsmsg_mem *m, const char *fmt, ...) {
   char *s = wsm_vasprintf(m, fmt, ap);
   va_end(ap);
   return s;
-}
-
-/* ---- wsm_buf ---- */
-
-int wsm_buf_reserve(wsm_buf *b, const wsmsg_mem *m, size_t extra) {
-  if (b->cap - b->len >= extra)
-    return 0;
-  if (b->off > 0) { /* reclaim consumed space first */
-    memmove(b->p, b->p + b->off, b->len - b->off);
-    b->len -= b->off;
-    b->off = 0;
-    if (b->cap - b->len >= extra)
-      return 0;
-  }
-  if (extra > SIZE_MAX / 2 - b->len)
-    return WSMSG_ERR_NOMEM;
-  size_t need = b->len + extra;
-  size_t ncap = b->cap ? b->cap : 256;
-  while (ncap < need)
-    ncap *= 2;
-  uint8_t *p = wsm_realloc(m, b->p, b->cap, ncap);
-  if (!p)
-    return WSMSG_ERR_NOMEM;
-  b->p = p;
-  b->cap = ncap;
-  return 0;
-}
-
-int wsm_buf_append(wsm_buf *b, const wsmsg_mem *m, const void *d, size_t n) {
-  if (n == 0)
-    return 0;
-  int r = wsm_buf_reserve(b, m, n);
-  if (r)
-    return r;
-  memcpy(b->p + b->len, d, n);
-  b->len += n;
-  return 0;
-}
-
-void wsm_buf_compact(wsm_buf *b, const wsmsg_mem *m, size_t keep) {
-  if (b->off == b->len) {
-    b->off = b->len = 0;
-    if (b->cap > keep) {
-      wsm_free(m, b->p);
-      b->p = NULL;
-      b->cap = 0;
-    }
-  }
-}
-
-void wsm_buf_free(wsm_buf *b, const wsmsg_mem *m) {
-  wsm_free(m, b->p);
-  memset(b, 0, sizeof(*b));
 }

@@ -91,7 +91,7 @@ static int class_of(size_t n) {
   return k;
 }
 
-void *wsm_pool_get_buf(wsm_pool *p, size_t need, size_t *cap) {
+static void *pool_get_buf(wsm_pool *p, size_t need, size_t *cap) {
   int k = class_of(need);
   if (k > MAX_CLASS) { /* too big to pool: exact allocation */
     *cap = need;
@@ -111,7 +111,7 @@ void *wsm_pool_get_buf(wsm_pool *p, size_t need, size_t *cap) {
   return b ? b : wsm_malloc(p->mem, *cap);
 }
 
-void wsm_pool_put_buf(wsm_pool *p, void *b, size_t cap) {
+static void pool_put_buf(wsm_pool *p, void *b, size_t cap) {
   if (!b)
     return;
   int k = class_of(cap);
@@ -154,12 +154,12 @@ int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
   if (need < min_cap)
     need = min_cap;
   size_t cap;
-  uint8_t *n = wsm_pool_get_buf(p, need, &cap);
+  uint8_t *n = pool_get_buf(p, need, &cap);
   if (!n)
     return WSMSG_ERR_NOMEM;
   if (b->len)
     memcpy(n, b->p, b->len);
-  wsm_pool_put_buf(p, b->p, b->cap);
+  pool_put_buf(p, b->p, b->cap);
   b->p = n;
   b->cap = cap;
   return 0;
@@ -177,6 +177,6 @@ int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d, size_t n) {
 }
 
 void wsm_pbuf_release(wsm_buf *b, wsm_pool *p) {
-  wsm_pool_put_buf(p, b->p, b->cap);
+  pool_put_buf(p, b->p, b->cap);
   memset(b, 0, sizeof(*b));
 }

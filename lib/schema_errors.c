@@ -24,7 +24,8 @@ static void verr_free(const wsmsg_verrors *e, wsm_verr *v) {
   wsm_free(&e->mem, v->msg);
 }
 
-void wsm_verrors_truncate(wsmsg_verrors *e, size_t from) {
+/* Drop errors [from, n). */
+static void verrors_truncate(wsmsg_verrors *e, size_t from) {
   while (e->n > from)
     verr_free(e, &e->v[--e->n]);
   if (e->n < e->max)
@@ -35,7 +36,7 @@ void wsmsg_verrors_clear(wsmsg_verrors *e) {
   if (!e)
     return;
   if (e->n)
-    wsm_verrors_truncate(e, 0);
+    verrors_truncate(e, 0);
   e->truncated = false;
 }
 
@@ -152,7 +153,7 @@ static json_t *range_json(const wsmsg_verrors *e, size_t from) {
 
 json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from) {
   json_t *a = range_json(e, from);
-  wsm_verrors_truncate(e, from);
+  verrors_truncate(e, from);
   return a;
 }
 

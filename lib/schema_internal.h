@@ -251,8 +251,6 @@ WSM_HIDDEN int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type,
 /* Move errors [from, n) into a new JSON array (new reference, or NULL on
  * allocation failure) and drop them from the list. */
 WSM_HIDDEN json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from);
-/* Drop errors [from, n). */
-WSM_HIDDEN void wsm_verrors_truncate(wsmsg_verrors *e, size_t from);
 
 /* ---- small string builder ------------------------------------------------ */
 
@@ -295,9 +293,6 @@ WSM_HIDDEN void wsm_jerr_text(json_error_t *e);
 
 /* JSON Schema equality: 1 and 1.0 are equal, objects compare by content. */
 WSM_HIDDEN bool wsm_json_equal(const json_t *a, const json_t *b);
-/* Round to nearest (halves away from zero); integral test.  No libm. */
-WSM_HIDDEN double wsm_round(double d);
-WSM_HIDDEN bool wsm_double_integral(double d);
 /* The instance is an integer in the JSON Schema sense (1 and 1.0). */
 WSM_HIDDEN bool wsm_is_integral(const json_t *v);
 

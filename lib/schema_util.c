@@ -286,14 +286,7 @@ void wsm_py_repr(wsm_sb *b, const json_t *v) {
 /* ---- equality ------------------------------------------------------------ */
 
 /* No libm: the library links without -lm. */
-double wsm_round(double d) {
-  if (!(d > -4503599627370496.0 && d < 4503599627370496.0))
-    return d; /* |d| >= 2^52 (or not finite): already integral */
-  double r = (double)(int64_t)(d < 0 ? d - 0.5 : d + 0.5);
-  return r;
-}
-
-bool wsm_double_integral(double d) {
+static bool double_integral(double d) {
   if (isnan(d) || isinf(d))
     return false;
   if (d <= -4503599627370496.0 || d >= 4503599627370496.0)
@@ -307,7 +300,7 @@ bool wsm_is_integral(const json_t *v) {
   if (!json_is_real(v))
     return false;
   double d = json_real_value(v);
-  return wsm_double_integral(d);
+  return double_integral(d);
 }
 
 static bool num_equal(const json_t *a, const json_t *b) {
@@ -320,7 +313,7 @@ static bool num_equal(const json_t *a, const json_t *b) {
   double d = json_real_value(r);
   json_int_t iv = json_integer_value(i);
   /* exact when the real is integral and within range */
-  if (wsm_double_integral(d) && d >= -9223372036854775808.0 &&
+  if (double_integral(d) && d >= -9223372036854775808.0 &&
       d < 9223372036854775808.0)
     return (json_int_t)d == iv;
   return false;

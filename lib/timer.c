@@ -1,9 +1,8 @@
-/* Time: the default clock, a min-heap of connections keyed by deadline, and
- * the blocking wait_event convenience. */
+/* Time: the default clock, and timer sets (wsmsg_timers): a min-heap of
+ * connections keyed by deadline.  What each connection's deadline is, and
+ * what happens when it comes, is timeout.c's. */
 #include "internal.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <time.h>
 
 uint64_t wsm_default_clock(void *user) {
@@ -181,51 +180,4 @@ wsmsg_conn *wsmsg_timers_expire(wsmsg_timers *t, uint64_t now) {
       return c;
   }
   return NULL;
-}
-
-/* ---- blocking convenience ---- */
-
-int wsmsg_conn_wait_event(wsmsg_conn *c, int fd, wsmsg_event *ev,
-                          int timeout_ms) {
-  if (!c || !ev || fd < 0)
-    return WSMSG_ERR_INVALID_ARG;
-  uint64_t start = wsm_now(c);
-  for (;;) {
-    if (wsmsg_conn_next_event(c, ev) == 1)
-      return 1;
-    if (wsmsg_conn_want_write(c)) {
-      int r = wsmsg_conn_io_fd(c, fd);
-      if (r < 0)
-        return wsmsg_conn_next_event(c, ev) == 1 ? 1 : r;
-      if (wsmsg_conn_next_event(c, ev) == 1)
-        return 1;
-    }
-    if (wsmsg_conn_done(c))
-      return WSMSG_ERR_CLOSED;
-    uint64_t now = wsm_now(c);
-    int64_t wait = -1;
-    if (timeout_ms >= 0) {
-      uint64_t end = start + (uint64_t)timeout_ms;
-      if (now >= end)
-        return 0;
-      wait = (int64_t)(end - now);
-    }
-    int64_t d = wsmsg_conn_next_deadline(c);
-    if (d >= 0 && (wait < 0 || d < wait))
-      wait = d;
-    if (wait > 60000)
-      wait = 60000;
-    struct pollfd p = {fd, POLLIN, 0};
-    if (wsmsg_conn_want_write(c))
-      p.events |= POLLOUT;
-    int pr = poll(&p, 1, (int)wait);
-    if (pr < 0 && errno != EINTR)
-      return WSMSG_ERR_IO;
-    if (pr > 0) {
-      int r = wsmsg_conn_io_fd(c, fd);
-      if (r < 0)
-        return wsmsg_conn_next_event(c, ev) == 1 ? 1 : r;
-    }
-    wsmsg_conn_tick(c, wsm_now(c));
-  }
 }

@@ -1,0 +1,394 @@
+/* Sending: framing into the output buffer (wslay's send side), the public
+ * send calls with backpressure, broadcast (one frame shared by every
+ * server connection), streaming sends, and the host's side of the output
+ * (pending / consume).  The receive side and the state machine are
+ * conn.c's and rx.c's. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* Streaming send: fragment size, and how much output may be pending before
+ * the next fragment is pulled. */
+#define STREAM_CHUNK 65536
+#define STREAM_LOW 65536
+
+/* ---- wslay's send side ---- */
+
+ssize_t wsm_tx_cb_send(const uint8_t *data, size_t len, int flags, void *ud) {
+  (void)flags;
+  wsmsg_conn *c = ((wsm_slot *)ud)->conn;
+  wsm_buf *b = c->sink;
+  if (b->cap - b->len >= len) { /* reserved by queue_frame_ex */
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return (ssize_t)len;
+  }
+  if (wsm_pbuf_append(c->sink, c->pool, data, len))
+    return WSLAY_ERR_WOULDBLOCK; /* nothing accepted: wslay fails the frame */
+  return (ssize_t)len;
+}
+
+int wsm_tx_cb_genmask(uint8_t *buf, size_t len, void *ud) {
+  wsmsg_conn *c = ((wsm_slot *)ud)->conn;
+  wsm_client_hs *ch = c->chs;
+  /* masking keys come from getrandom in batches, not a syscall per frame */
+  if (ch->maskpos + len > sizeof(ch->masks)) {
+    if (getrandom(ch->masks, sizeof(ch->masks), 0) !=
+        (ssize_t)sizeof(ch->masks))
+      return -1;
+    ch->maskpos = 0;
+  }
+  memcpy(buf, ch->masks + ch->maskpos, len);
+  ch->maskpos = (uint16_t)(ch->maskpos + len);
+  return 0;
+}
+
+/* ---- framing ---- */
+
+/* Output went from empty to pending: the write timeout runs from now. */
+static void write_started(wsmsg_conn *c) {
+  if (c->ep && c->ep->t_write) {
+    c->t_write_progress = wsm_now(c);
+    wsm_timers_touch(c);
+  }
+}
+
+/* Frame a message (or a fragment) into `sink`. */
+static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
+                          size_t len, bool fin, wsm_buf *sink) {
+  struct wslay_frame_iocb io;
+  memset(&io, 0, sizeof(io));
+  io.fin = fin;
+  io.opcode = opcode;
+  io.mask = c->client ? 1 : 0;
+  io.payload_length = len;
+  io.data = data;
+  io.data_length = len;
+  /* room for the header and the payload in one step: the send callback then
+   * never fails half-way through a frame */
+  /* inside recv more replies are likely to follow (a pipelined batch):
+   * start with 4 KiB; a one-off send takes the smallest class that fits */
+  int r = wsm_pbuf_reserve_min(sink, c->pool, len + 14, c->in_recv ? 4096 : 0);
+  if (r)
+    return r;
+  if ((r = wsm_conn_acquire_parser(c)) != 0)
+    return r;
+  bool was_empty = c->out.len == c->out.off;
+  c->sink = sink;
+  ssize_t n = wslay_frame_send(c->slot->fr, &io);
+  c->sink = &c->out; /* the parser stays while output is pending */
+  if (n < 0 || (size_t)n != len)
+    return WSMSG_ERR_NOMEM;
+  if (was_empty)
+    write_started(c);
+  return 0;
+}
+
+/* Data frames go behind a running stream (the deferred buffer); control
+ * frames never wait. */
+static wsm_buf *sink_for(wsmsg_conn *c, uint8_t opcode) {
+  return c->stream_cb && opcode < 8 ? &c->deferred : &c->out;
+}
+
+int wsm_queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
+                    size_t len) {
+  return queue_frame_ex(c, opcode, data, len, true, sink_for(c, opcode));
+}
+
+void wsm_stream_end(wsmsg_conn *c, bool flush_deferred) {
+  if (!c->stream_cb && !c->deferred.len)
+    return;
+  c->stream_cb = NULL;
+  wsm_free(c->mem, c->stream_buf);
+  c->stream_buf = NULL;
+  bool lost =
+      flush_deferred && c->deferred.len &&
+      wsm_pbuf_append(&c->out, c->pool, c->deferred.p, c->deferred.len) != 0;
+  wsm_pbuf_release(&c->deferred, c->pool);
+  if (lost) /* messages the application was told were queued */
+    wsm_conn_fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
+}
+
+int wsm_queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
+                          size_t rlen) {
+  uint8_t p[125];
+  size_t n = 0;
+  if (code) {
+    p[0] = (uint8_t)(code >> 8);
+    p[1] = (uint8_t)(code & 0xff);
+    rlen = wsm_utf8_cut(reason ? reason : "", rlen, 123);
+    if (rlen)
+      memcpy(p + 2, reason, rlen);
+    n = 2 + rlen;
+  }
+  c->close_sent = true;
+  c->code_sent = (uint16_t)(code ? code : 1005);
+  wsm_stream_end(c, false); /* an unfinished stream stays unfinished */
+  wsm_conn_closing_starts(c);
+  return wsm_queue_frame(c, WSLAY_CONNECTION_CLOSE, p, n);
+}
+
+/* ---- sending ---- */
+
+int wsm_can_send(const wsmsg_conn *c) {
+  if (!c)
+    return WSMSG_ERR_INVALID_ARG;
+  if (c->state == WSMSG_STATE_CONNECTING)
+    return WSMSG_ERR_STATE;
+  if (c->close_sent || c->state == WSMSG_STATE_CLOSED || c->aborted)
+    return WSMSG_ERR_CLOSED;
+  return 0;
+}
+
+/* Backpressure: may this data message of `len` bytes be queued? */
+static int admit(wsmsg_conn *c, size_t len) {
+  const wsmsg_endpoint *ep = c->ep;
+  size_t b = wsm_buffered(c);
+  if (!ep->bp_high || b == 0 || b + len + 14 <= ep->bp_high)
+    return 0;
+  c->bp_blocked = true;
+  if (ep->bp_policy == WSMSG_BACKPRESSURE_CLOSE) {
+    char why[96];
+    snprintf(why, sizeof(why), "peer not reading: output over %zu bytes",
+             ep->bp_high);
+    wsm_conn_fail(c, WSMSG_ERR_BACKPRESSURE, 1008, why);
+  }
+  return WSMSG_ERR_BACKPRESSURE;
+}
+
+/* After queueing: crossing the high mark makes on_drain due. */
+static void check_high_mark(wsmsg_conn *c) {
+  if (c->ep->bp_high && wsm_buffered(c) >= c->ep->bp_high)
+    c->bp_blocked = true;
+}
+
+int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data, size_t len) {
+  int r = admit(c, len);
+  if (r)
+    return r;
+  r = wsm_queue_frame(c, op, data, len);
+  if (!r)
+    check_high_mark(c);
+  return r;
+}
+
+int wsmsg_send_text(wsmsg_conn *c, const char *data, size_t len) {
+  int r = wsm_can_send(c);
+  if (r)
+    return r;
+  if (!data && len)
+    return WSMSG_ERR_INVALID_ARG;
+  bool known_valid =
+      (const uint8_t *)data == c->valid_text && len == c->valid_text_len;
+  if (!known_valid && !wsmsg_utf8_valid(data, len))
+    return WSMSG_ERR_UTF8;
+  return wsm_send_data(c, WSLAY_TEXT_FRAME, (const uint8_t *)data, len);
+}
+
+int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
+  int r = wsm_can_send(c);
+  if (r)
+    return r;
+  if (!data && len)
+    return WSMSG_ERR_INVALID_ARG;
+  return wsm_send_data(c, WSLAY_BINARY_FRAME, data, len);
+}
+
+/* Queue an already framed (unmasked) data message: what wsm_queue_frame
+ * does, minus the framing. */
+static int queue_framed(wsmsg_conn *c, const uint8_t *frame, size_t n) {
+  bool was_empty = c->out.len == c->out.off;
+  int r = wsm_pbuf_append(sink_for(c, WSLAY_BINARY_FRAME), c->pool, frame, n);
+  if (r)
+    return r;
+  if (was_empty)
+    write_started(c);
+  check_high_mark(c);
+  return 0;
+}
+
+int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
+                        const void *data, size_t len) {
+  if ((!conns && n) || (!data && len) ||
+      (type != WSMSG_EV_TEXT && type != WSMSG_EV_BINARY))
+    return WSMSG_ERR_INVALID_ARG;
+  uint8_t op = type == WSMSG_EV_TEXT ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME;
+  if (op == WSLAY_TEXT_FRAME && !wsmsg_utf8_valid(data, len))
+    return WSMSG_ERR_UTF8;
+  int64_t sent = 0;
+  const uint8_t *frame = NULL; /* the frame, in the first server recipient's
+                                  output */
+  size_t frame_len = 0;
+  wsmsg_conn *holder = NULL;
+  for (size_t i = 0; i < n; i++) {
+    wsmsg_conn *c = conns[i];
+    if (!c || wsm_can_send(c) != 0 || admit(c, len) != 0)
+      continue;
+    if (c->client || c == holder) { /* masked per connection, or listed
+                                       twice: frame it itself */
+      if (wsm_send_data(c, op, data, len) == 0)
+        sent++;
+      continue;
+    }
+    if (!holder) {
+      wsm_buf *sink = sink_for(c, op);
+      size_t before = sink->len;
+      if (wsm_send_data(c, op, data, len) != 0)
+        continue;
+      holder = c;
+      frame_len = sink->len - before;
+      frame = sink->p + before; /* stable: nobody appends to holder now */
+      sent++;
+      continue;
+    }
+    if (queue_framed(c, frame, frame_len) == 0)
+      sent++;
+  }
+  return sent;
+}
+
+int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {
+  int r = wsm_can_send(c);
+  if (r)
+    return r;
+  if (len > 125 || (!data && len))
+    return WSMSG_ERR_INVALID_ARG;
+  return wsm_queue_frame(c, WSLAY_PING, data, len);
+}
+
+int wsmsg_close(wsmsg_conn *c, int code, const char *reason) {
+  int r = wsm_can_send(c);
+  if (r)
+    return r;
+  if (code != 0 && !(code >= 1000 && code <= 4999 &&
+                     wsm_close_code_valid_wire((unsigned)code)))
+    return WSMSG_ERR_CLOSE_CODE;
+  if (!reason || code == 0)
+    reason = "";
+  size_t rl = strlen(reason);
+  if (!wsmsg_utf8_valid(reason, rl))
+    return WSMSG_ERR_UTF8;
+  return wsm_queue_close_frame(c, (unsigned)code, reason, rl);
+}
+
+/* ---- streaming send ---- */
+
+int wsmsg_send_stream(wsmsg_conn *c, int type, wsmsg_read_cb cb, void *user) {
+  int r = wsm_can_send(c);
+  if (r)
+    return r;
+  if (!cb || (type != WSMSG_EV_TEXT && type != WSMSG_EV_BINARY))
+    return WSMSG_ERR_INVALID_ARG;
+  if (c->stream_cb)
+    return WSMSG_ERR_STATE;
+  c->stream_buf = wsm_malloc(c->mem, STREAM_CHUNK);
+  if (!c->stream_buf)
+    return WSMSG_ERR_NOMEM;
+  c->stream_cb = cb;
+  c->stream_user = user;
+  c->stream_op = type == WSMSG_EV_TEXT ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME;
+  c->stream_text = type == WSMSG_EV_TEXT;
+  c->stream_utf8 = WSM_UTF8_ACCEPT;
+  c->stream_paused = false;
+  return 0;
+}
+
+int wsmsg_conn_resume_stream(wsmsg_conn *c) {
+  if (!c)
+    return WSMSG_ERR_INVALID_ARG;
+  if (!c->stream_cb)
+    return WSMSG_ERR_STATE;
+  c->stream_paused = false;
+  return 0;
+}
+
+int wsmsg_conn_streaming(const wsmsg_conn *c) { return c && c->stream_cb; }
+
+/* Pull fragments from the stream source while little output is pending. */
+static void stream_pull(wsmsg_conn *c) {
+  for (int guard = 0; guard < 64; guard++) {
+    if (!c->stream_cb || c->stream_paused ||
+        c->out.len - c->out.off >= STREAM_LOW)
+      return;
+    int eof = 0;
+    int64_t n =
+        c->stream_cb(c, c->stream_buf, STREAM_CHUNK, &eof, c->stream_user);
+    if (n < 0 || n > STREAM_CHUNK) {
+      wsm_conn_fail(c, WSMSG_ERR_ABORTED, 1011, "stream source failed");
+      return;
+    }
+    if (n == 0 && !eof) {
+      c->stream_paused = true;
+      return;
+    }
+    if (c->stream_text) {
+      c->stream_utf8 = wsm_utf8_feed(c->stream_utf8, c->stream_buf, (size_t)n);
+      if (c->stream_utf8 == WSM_UTF8_REJECT ||
+          (eof && c->stream_utf8 != WSM_UTF8_ACCEPT)) {
+        wsm_conn_fail(c, WSMSG_ERR_UTF8, 1011,
+                      "stream source gave invalid UTF-8");
+        return;
+      }
+    }
+    uint8_t op = c->stream_op;
+    c->stream_op = WSLAY_CONTINUATION_FRAME;
+    if (queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, &c->out)) {
+      wsm_conn_fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
+      return;
+    }
+    if (eof)
+      wsm_stream_end(c, true);
+  }
+}
+
+/* ---- the host's side of the output ---- */
+
+size_t wsmsg_conn_pending(wsmsg_conn *c, const void **bytes) {
+  if (!c) {
+    if (bytes)
+      *bytes = NULL;
+    return 0;
+  }
+  if (c->client && !c->request_built)
+    wsm_conn_build_request(c);
+  stream_pull(c);
+  if (bytes)
+    *bytes = c->out.p ? c->out.p + c->out.off : NULL;
+  return c->out.len - c->out.off;
+}
+
+void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
+  if (!c)
+    return;
+  size_t avail = c->out.len - c->out.off;
+  c->out.off += n < avail ? n : avail;
+  if (c->out.off == c->out.len) { /* idle connections hold nothing */
+    wsm_pbuf_release(&c->out, c->pool);
+    wsm_conn_release_parser(c);
+  }
+  if (n && c->ep && c->ep->t_write)
+    c->t_write_progress = wsm_now(c);
+  if (c->bp_blocked && wsm_buffered(c) < c->ep->bp_low) {
+    c->bp_blocked = false;
+    if (c->ep->on_drain)
+      c->ep->on_drain(c, c->user);
+    else
+      (void)wsm_ev_queue(c, WSMSG_EV_DRAIN, NULL, 0);
+  }
+}
+
+int wsmsg_conn_want_write(const wsmsg_conn *c) {
+  if (!c)
+    return 0;
+  if (c->client && !c->request_built && c->state == WSMSG_STATE_CONNECTING)
+    return 1;
+  if (c->stream_cb && !c->stream_paused)
+    return 1;
+  return c->out.len > c->out.off;
+}
+
+size_t wsmsg_conn_buffered_amount(const wsmsg_conn *c) {
+  return c ? wsm_buffered(c) : 0;
+}
