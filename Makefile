@@ -56,7 +56,7 @@ lib: $(STATIC) lib/libwsmsg.so
 
 help:
 	@echo "make [all]          build lib/libwsmsg.{a,so} and the examples"
-	@echo "make run            install missing packages, build, start demo_server on 127.0.0.1:8080"
+	@echo "make run            install missing packages, build, start demo_server on 127.0.0.1:8080 (PORT=, HOST=)"
 	@echo "make test           install missing packages, build, run every test suite"
 	@echo "make check-abi      exported symbols, header as C11/C++, versions, ctypes-callable API, ABI baseline"
 	@echo "make check-ffi      the Python binding's unit tests"
@@ -380,9 +380,15 @@ uninstall:
 deps:
 	@bash .ci/deps.sh $(DEB_PKGS)
 
+# `make run PORT=9000 HOST=0.0.0.0`.  Only values given on the command line
+# count: a HOST that the shell exports (zsh sets it to the machine's name)
+# must not move the demo off 127.0.0.1.
+RUN_PORT = $(if $(filter command line,$(origin PORT)),$(PORT),8080)
+RUN_HOST = $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1)
+
 run: deps
 	@$(MAKE) --no-print-directory all
-	./examples/demo_server --host 127.0.0.1 --port 8080
+	./examples/demo_server --host $(RUN_HOST) --port $(RUN_PORT)
 
 clean:
 	rm -rf $(BUILD) .build-asan $(FUZZ_BUILD) lib/libwsmsg.a lib/libwsmsg.so* $(EXAMPLES) \

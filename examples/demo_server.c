@@ -3,8 +3,12 @@
  *
  *   /ws/chat           text: replies "[<ISO-8601 time>] Server received: <msg>"
  *   /ws/file-transfer  binary: each message is stored as a file under --dir
- *                      (generated names, --max-file limit) and answered with
- *                      the binary message "FILE_RECEIVED"
+ *                      (upload-N.bin, N above every number already there)
+ *                      and answered with the binary message "FILE_RECEIVED";
+ *                      limits: --max-file per file (1009), --max-files files
+ *                      and --max-total bytes in the directory, --max-client
+ *                      bytes per connection (1008 and the partial file
+ *                      removed); files already in --dir count
  *   /ws/json-demo      JSON validated against MessageModel {user: string,
  *                      content: string, timestamp: number} (all required):
  *                      replies the message plus "status": "PROCESSED";
@@ -16,16 +20,20 @@
  *   /ws/echo           text as text, binary as binary (benchmarks, tests)
  *
  *   demo_server [--host 127.0.0.1] [--port 8080] [--dir DIR]
- *               [--max-file BYTES] [--receive-timeout MS]
+ *               [--max-file BYTES] [--max-files N] [--max-total BYTES]
+ *               [--max-client BYTES] [--receive-timeout MS]
  *               [--ping-interval MS] [--pong-timeout MS]
  *               [--handshake-timeout MS] [--close-timeout MS] [--quiet]
  *               [--max-conns N] [--drain-timeout MS]
  *
- * One log line per connection event on stderr (unless --quiet).
+ * One log line per connection event on stderr (unless --quiet).  Without
+ * --dir, files go to a new /tmp/wsmsg-demo-XXXXXX, removed with what it
+ * holds when the server exits (SIGINT/SIGTERM).
  */
 #include "common/evloop.h"
 #include "common/message_model.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,23 +46,83 @@
 static const char MESSAGE_MODEL[] = MESSAGE_MODEL_SCHEMA;
 
 static char dir[4096];
-static unsigned long files;
 
-/* /ws/file-transfer: the file being received on a connection */
-typedef struct upload {
-  int fd;
+/* /ws/file-transfer limits and what is used of them.  In-progress uploads
+ * count as they arrive, so stalled uploads cannot exceed them either. */
+static uint64_t max_total = 256ull << 20, max_client = 64ull << 20;
+static unsigned long max_files = 1000;
+static uint64_t total_bytes;  /* in the directory: stored + in progress */
+static unsigned long nfiles;  /* likewise */
+static unsigned long next_no; /* the next upload-N.bin to try */
+
+/* /ws/file-transfer: one connection's uploads */
+typedef struct uploader {
+  int fd;        /* the file being received, or -1 */
+  uint64_t got;  /* its bytes so far */
+  uint64_t used; /* bytes this connection stored (finished + current) */
   char path[4200];
-} upload;
+} uploader;
 
-static void upload_drop(wsmsg_conn *c, int keep) {
-  upload **slot = (upload **)evloop_app(c);
-  if (!*slot)
+/* Stop the current upload; without `keep` its file goes, with its bytes. */
+static void upload_end(uploader *up, int keep) {
+  if (up->fd < 0)
     return;
-  close((*slot)->fd);
-  if (!keep)
-    unlink((*slot)->path);
-  free(*slot);
-  *slot = NULL;
+  close(up->fd);
+  up->fd = -1;
+  if (!keep) {
+    unlink(up->path);
+    total_bytes -= up->got;
+    up->used -= up->got;
+    nfiles--;
+  }
+  up->got = 0;
+}
+
+/* Count what --dir already holds of ours (upload-N.bin): it counts toward
+ * the quotas, and numbering goes on above the highest N, so a restart
+ * never collides with an earlier run's files. */
+static int scan_dir(void) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return -1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    unsigned long n;
+    int end = 0;
+    if (sscanf(e->d_name, "upload-%lu.bin%n", &n, &end) != 1 ||
+        e->d_name[end] != '\0' || end == 0)
+      continue;
+    char path[4400];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    nfiles++;
+    total_bytes += (uint64_t)st.st_size;
+    if (n > next_no)
+      next_no = n;
+  }
+  closedir(d);
+  return 0;
+}
+
+/* Remove a directory we created, with the uploads in it. */
+static void remove_dir(void) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (!strncmp(e->d_name, "upload-", 7)) {
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+      }
+    }
+    closedir(d);
+  }
+  if (rmdir(dir) != 0)
+    fprintf(stderr, "demo_server: cannot remove %s: %s\n", dir,
+            strerror(errno));
 }
 
 /* ---- shared ---- */
@@ -67,7 +135,12 @@ static void on_open(wsmsg_conn *c, void *u) {
 
 static void on_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
   (void)u;
-  upload_drop(c, 0); /* an upload cut short leaves no partial file */
+  uploader **slot = (uploader **)evloop_app(c);
+  if (*slot) { /* an upload cut short leaves no partial file */
+    upload_end(*slot, 0);
+    free(*slot);
+    *slot = NULL;
+  }
   evloop_log(c, "close %s code=%d clean=%d%s%s", wsmsg_conn_path(c),
              (int)ci->code, (int)ci->clean, ci->error ? " error: " : "",
              ci->error ? ci->detail : "");
@@ -101,42 +174,74 @@ static void chat_text(wsmsg_conn *c, const char *msg, size_t len, void *u) {
 /* ---- /ws/file-transfer ----
  * Each binary message is streamed into its own file as it arrives. */
 
+/* A new file with a name no file has: O_EXCL, and on EEXIST (another
+ * process writing into the same directory) the next number. */
+static int upload_open(uploader *up) {
+  for (int tries = 0; tries < 1000; tries++) {
+    snprintf(up->path, sizeof(up->path), "%s/upload-%lu.bin", dir, ++next_no);
+    int fd = open(up->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0 || errno != EEXIST)
+      return fd;
+  }
+  return -1;
+}
+
 static void file_chunk(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
                        int first, int final, void *u) {
   (void)type;
   (void)u;
-  upload **slot = (upload **)evloop_app(c);
-  if (first) {
-    upload *up = malloc(sizeof(*up));
-    if (!up) {
+  uploader **slot = (uploader **)evloop_app(c);
+  if (!*slot) {
+    if (!(*slot = calloc(1, sizeof(**slot)))) {
       wsmsg_close(c, 1011, "out of memory");
       return;
     }
-    snprintf(up->path, sizeof(up->path), "%s/upload-%lu.bin", dir, ++files);
-    up->fd = open(up->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    (*slot)->fd = -1;
+  }
+  uploader *up = *slot;
+  if (first) {
+    if (nfiles >= max_files) {
+      evloop_log(c, "refused: %lu files stored, the limit", nfiles);
+      wsmsg_close(c, 1008, "file count limit reached");
+      return;
+    }
+    up->fd = upload_open(up);
     if (up->fd < 0) {
-      free(up);
+      evloop_log(c, "cannot create a file in %s: %s", dir, strerror(errno));
       wsmsg_close(c, 1011, "cannot store the file");
       return;
     }
-    *slot = up;
+    up->got = 0;
+    nfiles++;
     evloop_log(c, "storing %s", up->path);
   }
-  if (!*slot)
+  if (up->fd < 0)
     return;
+  const char *over = total_bytes + n > max_total ? "storage quota exceeded"
+                     : up->used + n > max_client ? "per-client quota exceeded"
+                                                 : NULL;
+  if (over) {
+    evloop_log(c, "%s: %s", over, up->path);
+    upload_end(up, 0);
+    wsmsg_close(c, 1008, over);
+    return;
+  }
   for (size_t off = 0; off < n;) {
-    ssize_t w = write((*slot)->fd, d + off, n - off);
+    ssize_t w = write(up->fd, d + off, n - off);
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0) {
-      upload_drop(c, 0);
+      upload_end(up, 0);
       wsmsg_close(c, 1011, "cannot store the file");
       return;
     }
     off += (size_t)w;
+    up->got += (size_t)w;
+    up->used += (size_t)w;
+    total_bytes += (size_t)w;
   }
   if (final) {
-    upload_drop(c, 1);
+    upload_end(up, 1);
     wsmsg_send_binary(c, "FILE_RECEIVED", 13);
   }
 }
@@ -194,6 +299,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: demo_server [--host ADDR] [--port N] [--dir DIR] "
           "[--max-file BYTES]\n"
+          "                   [--max-files N] [--max-total BYTES] "
+          "[--max-client BYTES]\n"
           "                   [--receive-timeout MS] [--ping-interval MS] "
           "[--pong-timeout MS]\n"
           "                   [--handshake-timeout MS] [--close-timeout MS] "
@@ -202,7 +309,12 @@ static void usage(void) {
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
           "/ws/with-timeout /ws/echo\n"
           "timeouts in milliseconds (0 = off); --receive-timeout is the\n"
-          "HEARTBEAT period of /ws/with-timeout (default 10000)\n");
+          "HEARTBEAT period of /ws/with-timeout (default 10000)\n"
+          "/ws/file-transfer limits: --max-file 16 MiB per file, --max-files "
+          "1000 and\n"
+          "--max-total 256 MiB in the directory (files already there count),\n"
+          "--max-client 64 MiB per connection; without --dir, a temporary\n"
+          "directory removed at exit\n");
 }
 
 int main(int argc, char **argv) {
@@ -226,6 +338,12 @@ int main(int argc, char **argv) {
       dir_arg = argv[++i];
     else if (!strcmp(a, "--max-file") && more)
       max_file = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--max-files") && more)
+      max_files = strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--max-total") && more)
+      max_total = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--max-client") && more)
+      max_client = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(a, "--receive-timeout") && more)
       recv_to = evloop_ms_arg("demo_server", argv[++i]);
     else if (!strcmp(a, "--ping-interval") && more)
@@ -253,16 +371,23 @@ int main(int argc, char **argv) {
     }
   }
   struct stat st;
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || scan_dir() != 0) {
     fprintf(stderr, "demo_server: %s is not a directory\n", dir);
     return 1;
   }
+  if (nfiles)
+    fprintf(stderr,
+            "demo_server: %s holds %lu upload(s), %llu bytes; new ones "
+            "start at upload-%lu.bin\n",
+            dir, nfiles, (unsigned long long)total_bytes, next_no + 1);
 
   char err[256];
   wsmsg_schema *model = NULL;
   if (wsmsg_schema_compile(MESSAGE_MODEL, sizeof(MESSAGE_MODEL) - 1, 0, &model,
                            err, sizeof(err)) != 0) {
     fprintf(stderr, "demo_server: schema: %s\n", err);
+    if (!dir_arg)
+      remove_dir();
     return 1;
   }
   wsmsg_endpoint *chat = wsmsg_endpoint_new(), *file = wsmsg_endpoint_new(),
@@ -302,5 +427,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < 5; i++)
     wsmsg_endpoint_free(all[i]);
   wsmsg_schema_free(model);
+  if (!dir_arg) /* ours: leave nothing behind */
+    remove_dir();
   return r;
 }

@@ -146,15 +146,26 @@ static void on_text(wsmsg_conn *c, const char *data, size_t len, void *u_) {
   }
   char safe[128];
   safe_name(name, safe, sizeof(safe));
-  unsigned long n = ++counter;
-  snprintf(u->file, sizeof(u->file), "%lu-%s", n, safe);
-  if (snprintf(u->final_path, sizeof(u->final_path), "%.3700s/%s", dir,
-               u->file) < 0 ||
-      snprintf(u->path, sizeof(u->path), "%s.part", u->final_path) < 0) {
-    json_decref(h);
-    return;
+  /* "<n>-<name>.part", created with O_EXCL; a name that exists (an
+   * earlier run's file in the same --dir) moves on to the next n */
+  u->fd = -1;
+  errno = EEXIST;
+  for (int tries = 0; tries < 1000 && u->fd < 0 && errno == EEXIST; tries++) {
+    unsigned long n = ++counter;
+    snprintf(u->file, sizeof(u->file), "%lu-%s", n, safe);
+    if (snprintf(u->final_path, sizeof(u->final_path), "%.3700s/%s", dir,
+                 u->file) < 0 ||
+        snprintf(u->path, sizeof(u->path), "%s.part", u->final_path) < 0) {
+      json_decref(h);
+      return;
+    }
+    struct stat st;
+    if (stat(u->final_path, &st) == 0) { /* a finished file of that name */
+      errno = EEXIST;
+      continue;
+    }
+    u->fd = open(u->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   }
-  u->fd = open(u->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (u->fd < 0) {
     reply_error(c, "io_error", strerror(errno));
     json_decref(h);

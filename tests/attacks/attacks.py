@@ -24,6 +24,7 @@ and after table made with this suite.
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -527,6 +528,80 @@ def case_f10_log_escape(c):
             x.close()
         if srv.alive():
             srv.stop()
+
+
+def _dir_bytes(d):
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+
+
+def _upload_until_closed(port, size, limit_bytes):
+    """Upload `size`-byte files on one connection until the server closes
+    it or `limit_bytes` went out; (bytes sent, close code or None)."""
+    s = handshake(port, "/ws/file-transfer")
+    sent, code = 0, None
+    payload = b"f" * size
+    try:
+        while sent < limit_bytes:
+            s.sendall(frame(H.OP_BINARY, payload))
+            sent += size
+            s.settimeout(10)
+            head = s.recv(2)
+            if len(head) < 2 or head[0] & 0x0F == H.OP_CLOSE:
+                rest = s.recv(125)
+                code = struct.unpack("!H", rest[:2])[0] if len(rest) >= 2 \
+                    else 1005
+                break
+            s.recv(head[1] & 0x7F)  # FILE_RECEIVED
+    except (ConnectionError, socket.timeout):
+        code = code or "reset"
+    finally:
+        s.close()
+    return sent, code
+
+
+def case_f8_file_quotas(c):
+    """Finding 8: /ws/file-transfer with demo_server's defaults: one client
+    uploading without end, then 40 stalled uploads, must stay within the
+    default quotas (64 MiB per connection, 256 MiB in all); and a restart
+    with the same --dir must not reuse names (1011 before)."""
+    d = tempfile.mkdtemp(prefix="wsmsg-attack-files-")
+    srv = None
+    cl = Clients()
+    try:
+        srv = Server("demo_server", "--quiet", "--dir", d)
+        t0 = time.monotonic()
+        sent, code = _upload_until_closed(srv.port, 16 * MiB - 64, 384 * MiB)
+        c.metrics["one_client"] = {"sent_mib": sent // MiB, "close": code,
+                                   "stored_mib": _dir_bytes(d) // MiB,
+                                   "s": round(time.monotonic() - t0, 1)}
+        c.check(_dir_bytes(d) <= 64 * MiB, f"one connection stored "
+                f"{_dir_bytes(d) // MiB} MiB (per-client quota 64 MiB)")
+        for _ in range(40):  # stalled: 8 MiB of a message that never ends
+            s = cl.add(handshake(srv.port, "/ws/file-transfer"))
+            send_all(s, frame(H.OP_BINARY, b"s" * (8 * MiB), fin=False),
+                     timeout=5.0)
+        time.sleep(0.3)
+        c.metrics["stalled_stored_mib"] = _dir_bytes(d) // MiB
+        c.check(_dir_bytes(d) <= 256 * MiB, f"stalled uploads hold "
+                f"{_dir_bytes(d) // MiB} MiB on disk (total quota 256 MiB)")
+        cl.close_all()
+        srv.finish()
+        # restart with the same directory: the next upload gets a new name
+        for f in os.listdir(d):
+            os.unlink(os.path.join(d, f))
+        srv = Server("demo_server", "--quiet", "--dir", d)
+        _upload_until_closed(srv.port, 1000, 1000)
+        srv.finish()
+        srv = Server("demo_server", "--quiet", "--dir", d)
+        sent, code = _upload_until_closed(srv.port, 1000, 1000)
+        c.metrics["after_restart"] = "ok" if code is None else code
+        c.check(code is None, f"upload after a restart closed with {code}")
+        srv.finish()
+    finally:
+        cl.close_all()
+        if srv and srv.alive():
+            srv.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- runner --------------------------------------------------------------------------
