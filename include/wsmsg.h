@@ -947,6 +947,31 @@ WSMSG_API int wsmsg_schema_compile_json_mem(const json_t *schema,
  *  with it. */
 WSMSG_API void wsmsg_schema_free(wsmsg_schema *schema);
 
+/** Default PCRE2 match limit of each pattern match of a schema (about
+ *  0.3 ms of CPU with the JIT, 1 ms with the interpreter, for the worst
+ *  backtracking patterns measured; docs/schema.md). */
+#define WSMSG_REGEX_MATCH_LIMIT_DEFAULT 100000u
+/** Default PCRE2 depth limit (backtracking depth, interpreter only). */
+#define WSMSG_REGEX_DEPTH_LIMIT_DEFAULT 10000u
+
+/**
+ * Bound the cost of each match of the schema's patterns ("pattern" and
+ * "patternProperties"): PCRE2's match limit (`match_limit`, backtracking
+ * steps, JIT and interpreter) and depth limit (`depth_limit`, backtracking
+ * depth, interpreter only; it also bounds the interpreter's heap).  0 for
+ * either restores its default (WSMSG_REGEX_MATCH_LIMIT_DEFAULT,
+ * WSMSG_REGEX_DEPTH_LIMIT_DEFAULT), which every compiled schema starts
+ * with.  A match that hits a limit (or PCRE2's JIT stack) has no verdict:
+ * the document is invalid with error type value_error.str.regex_limit
+ * (v2: string_pattern_limit), never "does not match".  Call it before the
+ * schema is used: not while any thread validates with it.
+ * Returns 0, or:
+ *   WSMSG_ERR_INVALID_ARG  `schema` is NULL.
+ */
+WSMSG_API int wsmsg_schema_set_regex_limits(wsmsg_schema *schema,
+                                            uint32_t match_limit,
+                                            uint32_t depth_limit);
+
 /**
  * The dialect the root of a compiled schema uses: 202012 (draft 2020-12) or
  * 7 (draft-07); WSMSG_ERR_INVALID_ARG for NULL.

@@ -826,7 +826,7 @@ static wsm_regex *regex_new(cctx *c, const char *src, size_t len,
                             const char *where) {
   int code;
   PCRE2_SIZE off;
-  pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+  pcre2_compile_context *cc = pcre2_compile_context_create(c->s->gctx);
   if (!cc) {
     nomem(c);
     return NULL;
@@ -1694,9 +1694,41 @@ static int check_cycles(cctx *c, vmap *m, const wsm_snode *n, int depth) {
 
 /* ---- public API ---------------------------------------------------------- */
 
+/* PCRE2 allocates through wsmsg's allocator hook */
+static void *pcre2_hook_malloc(PCRE2_SIZE n, void *u) {
+  return wsm_malloc((const wsmsg_mem *)u, n);
+}
+static void pcre2_hook_free(void *p, void *u) {
+  wsm_free((const wsmsg_mem *)u, p);
+}
+
+pcre2_general_context *wsm_pcre2_gctx(const wsmsg_mem *mem) {
+  return pcre2_general_context_create(pcre2_hook_malloc, pcre2_hook_free,
+                                      (void *)mem);
+}
+
+static int apply_regex_limits(wsmsg_schema *s) {
+  if (!s->mctx)
+    return 0; /* no patterns: nothing to bound */
+  pcre2_set_match_limit(s->mctx, s->match_limit);
+  pcre2_set_depth_limit(s->mctx, s->depth_limit);
+  return 0;
+}
+
+int wsmsg_schema_set_regex_limits(wsmsg_schema *s, uint32_t match_limit,
+                                  uint32_t depth_limit) {
+  if (!s)
+    return WSMSG_ERR_INVALID_ARG;
+  s->match_limit = match_limit ? match_limit : WSMSG_REGEX_MATCH_LIMIT_DEFAULT;
+  s->depth_limit = depth_limit ? depth_limit : WSMSG_REGEX_DEPTH_LIMIT_DEFAULT;
+  return apply_regex_limits(s);
+}
+
 void wsmsg_schema_free(wsmsg_schema *s) {
   if (!s)
     return;
+  pcre2_match_context_free(s->mctx);
+  pcre2_general_context_free(s->gctx);
   for (size_t i = 0; i < s->nregexes; i++)
     pcre2_code_free(s->regexes[i]->code);
   wsmsg_mem m = s->mem;
@@ -1722,6 +1754,12 @@ static int compile_doc(wsmsg_schema *s, unsigned options, char *err,
   c.err = err;
   c.err_size = err_size;
   c.jit = !(options & WSMSG_SCHEMA_NO_JIT);
+  wsm_mem_init(&s->pcre2_mem, NULL);
+  s->gctx = wsm_pcre2_gctx(&s->pcre2_mem);
+  if (!s->gctx)
+    return nomem(&c);
+  s->match_limit = WSMSG_REGEX_MATCH_LIMIT_DEFAULT;
+  s->depth_limit = WSMSG_REGEX_DEPTH_LIMIT_DEFAULT;
   s->dialect = (options & WSMSG_SCHEMA_DRAFT7) ? WSM_D7 : WSM_D2020;
   const json_t *root = s->doc;
   if (json_is_object(root) && json_object_get(root, "$schema"))
@@ -1743,6 +1781,13 @@ static int compile_doc(wsmsg_schema *s, unsigned options, char *err,
       if (((ent *)c.map.slots)[i].node)
         check_cycles(&c, &m, ((ent *)c.map.slots)[i].node, 0);
     wsm_free(c.mem, m.slots);
+  }
+  if (!c.rc && s->has_regex) {
+    s->mctx = pcre2_match_context_create(s->gctx);
+    if (!s->mctx)
+      nomem(&c);
+    else
+      apply_regex_limits(s);
   }
   for (size_t i = 0; i < c.nrefs; i++)
     wsm_free(c.mem, c.refs[i].target);

@@ -220,7 +220,15 @@ struct wsmsg_schema {
   size_t nregexes;
   int dialect; /* of the root */
   bool has_regex;
+  wsmsg_mem pcre2_mem;         /* what PCRE2 allocates with (libc today) */
+  pcre2_general_context *gctx; /* PCRE2's allocations through pcre2_mem */
+  pcre2_match_context *mctx;   /* match and depth limits (read-only) */
+  uint32_t match_limit, depth_limit;
 };
+
+/* A PCRE2 general context allocating through `mem` (which must outlive
+ * it); NULL if out of memory. */
+WSM_HIDDEN pcre2_general_context *wsm_pcre2_gctx(const wsmsg_mem *mem);
 
 /* Lookup of a property by name in a node's props (index or -1). */
 WSM_HIDDEN int32_t wsm_prop_find(const wsm_snode *n, const char *key,

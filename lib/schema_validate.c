@@ -55,6 +55,11 @@ typedef struct vctx {
   bool oom;
   int depth;
   pcre2_match_data *md;
+  wsmsg_verrors *root_out; /* the caller's list (out may be a scratch one) */
+  bool re_limit;           /* a pattern match hit a PCRE2 limit */
+  bool re_limit_reported;  /* ... and an error in root_out says so */
+  json_t *re_limit_loc;    /* where, if first hit in a quick evaluation */
+  const char *re_limit_src;
   vpath *path;
   size_t npath, cappath;
   vpath *path_heap; /* non-NULL once the path outgrew the stack array */
@@ -621,9 +626,36 @@ static size_t utf8_len(const char *s, size_t n) {
   return k;
 }
 
-static bool re_match(vctx *c, const wsm_regex *re, const char *s, size_t n) {
-  int rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, 0, 0, c->md, NULL);
-  return rc >= 0;
+#define REGEX_LIMIT_TYPE "value_error.str.regex_limit"
+#define REGEX_LIMIT_MSG                                                        \
+  "string could not be checked against regex \"%s\" within the schema's "      \
+  "match limits"
+
+/* 1: match, 0: no match, -1: a PCRE2 limit (match, depth, heap, JIT stack)
+ * stopped it, so there is no verdict: recorded in c->re_limit, and as an
+ * error at the current path (+ extra) when collecting. */
+static int re_match(vctx *c, const wsm_regex *re, const char *s, size_t n,
+                    const vpath *extra) {
+  int rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, 0, 0, c->md, c->s->mctx);
+  if (rc >= 0)
+    return 1;
+  if (rc == PCRE2_ERROR_NOMATCH)
+    return 0;
+  if (rc == PCRE2_ERROR_NOMEMORY) {
+    c->oom = true;
+    return 0;
+  }
+  c->re_limit = true;
+  if (c->collect) {
+    if (c->out == c->root_out && !c->stop)
+      c->re_limit_reported = true;
+    err_at(c, extra, REGEX_LIMIT_TYPE, ctx1("pattern", json_string(re->src)),
+           REGEX_LIMIT_MSG, re->src);
+  } else if (!c->re_limit_loc && c->root_out) {
+    c->re_limit_loc = path_json(c, extra);
+    c->re_limit_src = re->src;
+  }
+  return -1;
 }
 
 static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
@@ -646,10 +678,18 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
              ctx1("limit_value", json_integer((json_int_t)n->min_len)),
              "ensure this value has at least %zu characters", n->min_len);
   }
-  if ((kw & WSM_K_PATTERN) && !re_match(c, n->pattern, s, len))
-    REPORT(NULL, "value_error.str.regex",
-           ctx1("pattern", json_string(n->pattern->src)),
-           "string does not match regex \"%s\"", n->pattern->src);
+  if (kw & WSM_K_PATTERN) {
+    int m = re_match(c, n->pattern, s, len, NULL);
+    if (m < 0 || c->oom) {
+      ok = false;
+      if (!c->collect || c->stop || c->oom)
+        return false;
+    } else if (!m) {
+      REPORT(NULL, "value_error.str.regex",
+             ctx1("pattern", json_string(n->pattern->src)),
+             "string does not match regex \"%s\"", n->pattern->src);
+    }
+  }
   if ((kw & WSM_K_FORMAT) && c->format &&
       !wsm_format_check(n->format, s, len)) {
     static const char *const types[] = {"",
@@ -971,7 +1011,16 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
         bool matched = wsm_prop_find(n, key, klen) >= 0;
         vslot sl = {.kind = SLOT_OBJ, .parent = v, .key = key, .keylen = klen};
         for (size_t p = 0; p < n->npatprops; p++) {
-          if (!re_match(c, n->patprops[p].re, key, klen))
+          vpath kp = {.key = key, .len = klen};
+          int m = re_match(c, n->patprops[p].re, key, klen, &kp);
+          if (m < 0 || c->oom) {
+            matched = true; /* no verdict: not "additional" either */
+            ok = false;
+            if (!c->collect || c->stop || c->oom)
+              return false;
+            continue;
+          }
+          if (!m)
             continue;
           matched = true;
           if (!path_push(c, key, klen, 0, false))
@@ -1329,14 +1378,15 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   c.format = (flags & WSMSG_VALIDATE_FORMAT) != 0;
   c.path = stack_path;
   c.cappath = sizeof(stack_path) / sizeof(stack_path[0]);
+  c.root_out = out;
   pcre2_match_data *own_md = NULL;
   if (s->has_regex) {
     if (out) {
       if (!out->md)
-        out->md = pcre2_match_data_create(1, NULL);
+        out->md = pcre2_match_data_create(1, NULL); /* outlives s */
       c.md = out->md;
     } else {
-      c.md = own_md = pcre2_match_data_create(1, NULL);
+      c.md = own_md = pcre2_match_data_create(1, s->gctx);
     }
     if (!c.md)
       return WSMSG_ERR_NOMEM;
@@ -1363,6 +1413,24 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
       json_decref(copy);
     }
   }
+  if (c.re_limit && !c.oom) {
+    /* a pattern without a verdict (even inside "not", "if" or a branch of
+     * "anyOf"): the document is neither valid nor plainly invalid */
+    ok = false;
+    if (out && !c.re_limit_reported && !out->truncated) {
+      c.npath = 0;
+      json_t *loc = c.re_limit_loc ? json_incref(c.re_limit_loc) : json_array();
+      char *msg = NULL;
+      const char *src = c.re_limit_src ? c.re_limit_src : "";
+      int n = snprintf(NULL, 0, REGEX_LIMIT_MSG, src);
+      if (n >= 0 && (msg = malloc((size_t)n + 1)))
+        snprintf(msg, (size_t)n + 1, REGEX_LIMIT_MSG, src);
+      if (wsm_verrors_add(out, loc, REGEX_LIMIT_TYPE, msg,
+                          ctx1("pattern", json_string(src))) < 0)
+        c.oom = true;
+    }
+  }
+  json_decref(c.re_limit_loc);
   if (!ok && out && out->n == 0 && !c.oom)
     err_at(&c, NULL, "value_error", NULL, "invalid value");
   for (size_t i = 0; i < c.ngrave; i++)

@@ -806,6 +806,88 @@ static void test_nul(void **state) {
   wsmsg_schema_free(s);
 }
 
+/* Catastrophic backtracking is cut off by the schema's PCRE2 limits and
+ * reported as its own error type, never as "does not match" (which would
+ * also have made "not" accept it). */
+static void test_regex_limits(void **state) {
+  (void)state;
+  char evil[64];
+  memset(evil, 'a', 59);
+  snprintf(evil + 59, sizeof(evil) - 59, "b");
+  char doc[128];
+  snprintf(doc, sizeof(doc), "\"%s\"", evil);
+  static const char *const PAT = "{\"pattern\": \"^(a|aa)+$\"}";
+  for (int jit = 0; jit < 2; jit++) {
+    unsigned opt =
+        jit && !getenv("WSMSG_TEST_NO_JIT") ? 0 : WSMSG_SCHEMA_NO_JIT;
+    wsmsg_schema *s = compile_opt(PAT, opt);
+    wsmsg_verrors *e = wsmsg_verrors_new();
+    json_t *d = parse(doc);
+    assert_int_equal(wsmsg_schema_validate(s, d, 0, e), WSMSG_ERR_VALIDATION);
+    assert_int_equal(wsmsg_verrors_count(e), 1);
+    assert_string_equal(wsmsg_verrors_type(e, 0),
+                        "value_error.str.regex_limit");
+    assert_string_equal(wsmsg_verrors_msg(e, 0),
+                        "string could not be checked against regex "
+                        "\"^(a|aa)+$\" within the schema's match limits");
+    assert_int_equal(wsmsg_schema_validate(s, d, 0, NULL),
+                     WSMSG_ERR_VALIDATION);
+    /* a shorter string: within the default limits, a plain mismatch */
+    json_t *d2 = parse("\"aaaaaaaaaab\"");
+    assert_int_equal(wsmsg_schema_validate(s, d2, 0, e), WSMSG_ERR_VALIDATION);
+    assert_string_equal(wsmsg_verrors_type(e, 0), "value_error.str.regex");
+    /* configurable: a tiny limit cuts that one off too; 0 restores */
+    assert_int_equal(wsmsg_schema_set_regex_limits(s, 50, 0), 0);
+    assert_int_equal(wsmsg_schema_validate(s, d2, 0, e), WSMSG_ERR_VALIDATION);
+    assert_string_equal(wsmsg_verrors_type(e, 0),
+                        "value_error.str.regex_limit");
+    assert_int_equal(wsmsg_schema_set_regex_limits(s, 0, 0), 0);
+    assert_int_equal(wsmsg_schema_validate(s, d2, 0, e), WSMSG_ERR_VALIDATION);
+    assert_string_equal(wsmsg_verrors_type(e, 0), "value_error.str.regex");
+    json_decref(d2);
+    json_decref(d);
+    wsmsg_verrors_free(e);
+    wsmsg_schema_free(s);
+  }
+  assert_int_equal(wsmsg_schema_set_regex_limits(NULL, 1, 1),
+                   WSMSG_ERR_INVALID_ARG);
+  /* inside "not" (a quick, scratch evaluation): still no verdict */
+  invalid1("{\"not\": {\"pattern\": \"^(a|aa)+$\"}}", doc, 0, "[]",
+           "value_error.str.regex_limit", NULL);
+  /* in a branch of anyOf: the branch's errors say it, and so does a
+   * top-level error (the union failed for want of a verdict) */
+  {
+    wsmsg_verrors *e = wsmsg_verrors_new();
+    assert_int_equal(run("{\"anyOf\": [{\"pattern\": \"^(a|aa)+$\"},"
+                         " {\"type\": \"integer\"}]}",
+                         doc, 0, e, NULL),
+                     WSMSG_ERR_VALIDATION);
+    assert_int_equal(wsmsg_verrors_count(e), 2);
+    assert_string_equal(wsmsg_verrors_type(e, 0), "value_error.any_of");
+    assert_string_equal(wsmsg_verrors_type(e, 1),
+                        "value_error.str.regex_limit");
+    wsmsg_verrors_free(e);
+  }
+  /* patternProperties: at the key */
+  char schema[256], obj[160], loc[96];
+  snprintf(schema, sizeof(schema),
+           "{\"patternProperties\": {\"^(a|aa)+$\": {\"type\": \"integer\"}},"
+           " \"additionalProperties\": false}");
+  snprintf(obj, sizeof(obj), "{\"%s\": 1}", evil);
+  snprintf(loc, sizeof(loc), "[\"%s\"]", evil);
+  invalid1(schema, obj, 0, loc, "value_error.str.regex_limit", NULL);
+  /* a limit raised far enough gives the real verdict */
+  wsmsg_schema *s = compile("{\"pattern\": \"^(a|aa)+$\"}");
+  assert_int_equal(wsmsg_schema_set_regex_limits(s, 100000000, 100000000), 0);
+  json_t *d = parse("\"aaaaaaaaaaaaaaaaaaaaaaaaab\"");
+  wsmsg_verrors *e = wsmsg_verrors_new();
+  assert_int_equal(wsmsg_schema_validate(s, d, 0, e), WSMSG_ERR_VALIDATION);
+  assert_string_equal(wsmsg_verrors_type(e, 0), "value_error.str.regex");
+  wsmsg_verrors_free(e);
+  json_decref(d);
+  wsmsg_schema_free(s);
+}
+
 static void test_coerce_branches(void **state) {
   (void)state;
   const unsigned C = WSMSG_VALIDATE_COERCE;
@@ -1004,6 +1086,7 @@ int main(void) {
       cmocka_unit_test(test_coerce_branches),
       cmocka_unit_test(test_jsondecode_error_is_utf8),
       cmocka_unit_test(test_nul),
+      cmocka_unit_test(test_regex_limits),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_verrors),
       cmocka_unit_test(test_threads),

@@ -541,6 +541,22 @@ class TestSchema(unittest.TestCase):
         with self.assertRaises(TypeError):
             wsmsg.Schema(42)
 
+    def test_regex_limits(self):
+        s = wsmsg.Schema({"type": "string", "pattern": "^(a|aa)+$"})
+        _, errs = s.validate("a" * 59 + "b")
+        self.assertEqual([e["type"] for e in errs], ["value_error.str.regex_limit"])
+        _, errs = s.validate("a" * 10 + "b")
+        self.assertEqual([e["type"] for e in errs], ["value_error.str.regex"])
+        s.set_regex_limits(match_limit=20)
+        _, errs = s.validate("a" * 10 + "b")
+        self.assertEqual([e["type"] for e in errs], ["value_error.str.regex_limit"])
+        s.set_regex_limits()
+        self.assertEqual(s.validate("a" * 10)[1], [])
+        with self.assertRaises(ValueError):
+            s.set_regex_limits(-1)
+        with self.assertRaises(TypeError):
+            s.set_regex_limits("1")
+
     def test_unserializable(self):
         s = wsmsg.Schema(True)
         with self.assertRaises(TypeError):

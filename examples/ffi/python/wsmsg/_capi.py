@@ -279,6 +279,7 @@ DECLS = [
      [JSON, c_uint, POINTER(wsmsg_mem), POINTER(SCHEMA), c_char_p, c_size_t]),
     ("wsmsg_schema_free", _, [SCHEMA]),
     ("wsmsg_schema_dialect", c_int, [SCHEMA]),
+    ("wsmsg_schema_set_regex_limits", c_int, [SCHEMA, c_uint32, c_uint32]),
     ("wsmsg_schema_validate", c_int, [SCHEMA, JSON, c_uint, VERRORS]),
     ("wsmsg_schema_validate_text", c_int,
      [SCHEMA, c_char_p, c_size_t, c_uint, VERRORS, POINTER(JSON)]),

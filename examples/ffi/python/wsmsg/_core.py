@@ -569,6 +569,21 @@ class Schema(_Handle):
         d = _check(_lib.wsmsg_schema_dialect(self._ptr()), "wsmsg_schema_dialect")
         return "2020-12" if d == 202012 else "draft-07"
 
+    def set_regex_limits(self, match_limit=0, depth_limit=0):
+        """Bound each match of the schema's patterns: PCRE2's match limit
+        and depth limit (0: the default, WSMSG_REGEX_*_LIMIT_DEFAULT).  A
+        match that hits one is an error of type
+        "value_error.str.regex_limit", not a mismatch.  Call it before
+        sharing the schema between threads (wsmsg_schema_set_regex_limits)."""
+        for name, v in (("match_limit", match_limit), ("depth_limit", depth_limit)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError("%s must be an int" % name)
+            if not 0 <= v <= 0xFFFFFFFF:
+                raise ValueError("%s must be in [0, 2**32)" % name)
+        _check(_lib.wsmsg_schema_set_regex_limits(self._ptr(), match_limit,
+                                                  depth_limit),
+               "wsmsg_schema_set_regex_limits")
+
     def _flags(self, coerce, defaults, format):
         return ((int(Validate.COERCE) if _flag("coerce", coerce) else 0)
                 | (int(Validate.DEFAULTS) if _flag("defaults", defaults) else 0)
