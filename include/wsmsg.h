@@ -111,9 +111,11 @@ WSMSG_API const char *wsmsg_strerror(int code);
  * at creation (the `_mem` constructors); a connection uses the allocator of
  * the server or endpoint that created it, and so does everything it owns
  * (its buffers, events, error list, JSON send buffers).  The libraries
- * wsmsg builds on allocate with their own allocators: wslay (frame parsers),
- * jansson (json_t values; see json_set_alloc_funcs) and PCRE2 (compiled
- * patterns, match data).  tests/unit/test_alloc.c checks the promise: a
+ * wsmsg builds on allocate with their own allocators: wslay (frame parsers)
+ * and jansson (json_t values; see json_set_alloc_funcs); PCRE2's compiled
+ * patterns, contexts and match data go through the allocator of the schema
+ * or error list they belong to (a PCRE2 general context over the hook; the
+ * JIT's executable memory excepted).  tests/unit/test_alloc.c checks the promise: a
  * session through every feature makes no direct libc allocator call from
  * wsmsg's code.  `realloc` may be NULL, in which case wsmsg uses malloc +
  * copy + free.  The struct is copied; `user` is passed back to every call.
@@ -924,7 +926,8 @@ WSMSG_API int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
  * As wsmsg_schema_compile, with a custom allocator (copied; NULL: libc) for
  * the schema, its compiled graph and the compiler's scratch memory; a
  * validation without an error list takes its scratch memory from it too.
- * (The schema document and PCRE2 patterns are jansson's and PCRE2's.)
+ * PCRE2 allocates the compiled patterns through it too; the schema
+ * document is jansson's.
  * Same results and errors as wsmsg_schema_compile.
  */
 WSMSG_API int wsmsg_schema_compile_mem(const char *text, size_t len,

@@ -1754,8 +1754,7 @@ static int compile_doc(wsmsg_schema *s, unsigned options, char *err,
   c.err = err;
   c.err_size = err_size;
   c.jit = !(options & WSMSG_SCHEMA_NO_JIT);
-  wsm_mem_init(&s->pcre2_mem, NULL);
-  s->gctx = wsm_pcre2_gctx(&s->pcre2_mem);
+  s->gctx = wsm_pcre2_gctx(&s->mem);
   if (!s->gctx)
     return nomem(&c);
   s->match_limit = WSMSG_REGEX_MATCH_LIMIT_DEFAULT;

@@ -220,8 +220,7 @@ struct wsmsg_schema {
   size_t nregexes;
   int dialect; /* of the root */
   bool has_regex;
-  wsmsg_mem pcre2_mem;         /* what PCRE2 allocates with (libc today) */
-  pcre2_general_context *gctx; /* PCRE2's allocations through pcre2_mem */
+  pcre2_general_context *gctx; /* PCRE2's allocations through mem */
   pcre2_match_context *mctx;   /* match and depth limits (read-only) */
   uint32_t match_limit, depth_limit;
 };

@@ -1382,8 +1382,13 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   pcre2_match_data *own_md = NULL;
   if (s->has_regex) {
     if (out) {
-      if (!out->md)
-        out->md = pcre2_match_data_create(1, NULL); /* outlives s */
+      if (!out->md) {
+        /* through the list's allocator: it may outlive the schema */
+        pcre2_general_context *g = wsm_pcre2_gctx(&out->mem);
+        if (g)
+          out->md = pcre2_match_data_create(1, g);
+        pcre2_general_context_free(g);
+      }
       c.md = out->md;
     } else {
       c.md = own_md = pcre2_match_data_create(1, s->gctx);
@@ -1420,11 +1425,8 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
     if (out && !c.re_limit_reported && !out->truncated) {
       c.npath = 0;
       json_t *loc = c.re_limit_loc ? json_incref(c.re_limit_loc) : json_array();
-      char *msg = NULL;
       const char *src = c.re_limit_src ? c.re_limit_src : "";
-      int n = snprintf(NULL, 0, REGEX_LIMIT_MSG, src);
-      if (n >= 0 && (msg = malloc((size_t)n + 1)))
-        snprintf(msg, (size_t)n + 1, REGEX_LIMIT_MSG, src);
+      char *msg = wsm_asprintf(&out->mem, REGEX_LIMIT_MSG, src);
       if (wsm_verrors_add(out, loc, REGEX_LIMIT_TYPE, msg,
                           ctx1("pattern", json_string(src))) < 0)
         c.oom = true;

@@ -888,6 +888,48 @@ static void test_regex_limits(void **state) {
   wsmsg_schema_free(s);
 }
 
+/* PCRE2's allocations go through the schema's / error list's allocator */
+static long live_allocs, total_allocs;
+static void *count_malloc(size_t n, void *u) {
+  (void)u;
+  live_allocs++;
+  total_allocs++;
+  return malloc(n);
+}
+static void count_free(void *p, void *u) {
+  (void)u;
+  if (p)
+    live_allocs--;
+  free(p);
+}
+
+static long allocs_for(const char *schema, const char *doc) {
+  wsmsg_mem mem = {.malloc = count_malloc, .free = count_free};
+  live_allocs = total_allocs = 0;
+  wsmsg_schema *s = NULL;
+  assert_int_equal(
+      wsmsg_schema_compile_mem(schema, strlen(schema), 0, &mem, &s, NULL, 0),
+      0);
+  wsmsg_verrors *e = wsmsg_verrors_new_mem(&mem);
+  json_t *d = parse(doc);
+  assert_int_equal(wsmsg_schema_validate(s, d, 0, e), 0);
+  assert_int_equal(wsmsg_schema_validate(s, d, 0, NULL), 0);
+  json_decref(d);
+  wsmsg_verrors_free(e);
+  wsmsg_schema_free(s);
+  assert_int_equal(live_allocs, 0);
+  return total_allocs;
+}
+
+static void test_pcre2_allocator(void **state) {
+  (void)state;
+  long plain = allocs_for("{\"maxLength\": 9}", "\"aaa\"");
+  long pat = allocs_for("{\"pattern\": \"^a+$\"}", "\"aaa\"");
+  /* general context, compile context, pattern, match context, the list's
+   * match data (+ its general context), a call's own match data */
+  assert_true(pat - plain >= 6);
+}
+
 static void test_coerce_branches(void **state) {
   (void)state;
   const unsigned C = WSMSG_VALIDATE_COERCE;
@@ -1087,6 +1129,7 @@ int main(void) {
       cmocka_unit_test(test_jsondecode_error_is_utf8),
       cmocka_unit_test(test_nul),
       cmocka_unit_test(test_regex_limits),
+      cmocka_unit_test(test_pcre2_allocator),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_verrors),
       cmocka_unit_test(test_threads),
