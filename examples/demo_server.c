@@ -407,6 +407,7 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_json(json, json_msg);
   wsmsg_endpoint_on_invalid(json, json_invalid);
   wsmsg_endpoint_set_schema(json, model);
+  wsmsg_endpoint_set_extra(json, WSMSG_EXTRA_IGNORE); /* message.dict() */
   wsmsg_endpoint_on_text(tmo, timeout_text);
   wsmsg_endpoint_set_receive_timeout(tmo, (uint32_t)recv_to);
   wsmsg_endpoint_set_timeout_action(tmo, WSMSG_ON_TIMEOUT_HEARTBEAT,

@@ -891,7 +891,16 @@ enum wsmsg_validate_flag {
   WSMSG_VALIDATE_DEFAULTS = 2,
   /** Assert "format" for date-time, email, uuid, ipv4, ipv6 and uri
       (otherwise "format" is an annotation only). */
-  WSMSG_VALIDATE_FORMAT = 4
+  WSMSG_VALIDATE_FORMAT = 4,
+  /** Pydantic's extra = "ignore": drop the keys of an object that its
+      model-like schema (one with "properties" or "patternProperties")
+      does not declare; rewrites the document.  docs/schema.md, "Extra
+      properties", defines "declare". */
+  WSMSG_VALIDATE_EXTRA_IGNORE = 8,
+  /** Pydantic's extra = "forbid": such keys are errors
+      (value_error.extra), as if the schema said
+      "additionalProperties": false.  Wins over EXTRA_IGNORE. */
+  WSMSG_VALIDATE_EXTRA_FORBID = 16
 };
 
 /** Default cap on the number of errors a wsmsg_verrors collects. */
@@ -1156,6 +1165,31 @@ WSMSG_API int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep,
 /** The invalid policy (enum wsmsg_invalid_policy, default REPLY). */
 WSMSG_API int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep,
                                                 int policy);
+
+/** What a JSON endpoint does with properties its schema does not declare
+ *  (enum for wsmsg_endpoint_set_extra), as Pydantic's model config
+ *  `extra`.  A schema's own additionalProperties / unevaluatedProperties
+ *  always wins. */
+enum wsmsg_extra_policy {
+  /** Keep them (the default; plain JSON Schema). */
+  WSMSG_EXTRA_ALLOW = 0,
+  /** Drop them before on_json sees the message (Pydantic's default). */
+  WSMSG_EXTRA_IGNORE = 1,
+  /** Refuse the message: value_error.extra at each such key. */
+  WSMSG_EXTRA_FORBID = 2
+};
+
+/**
+ * Set the extra policy of `ep` (enum wsmsg_extra_policy): it sets or clears
+ * WSMSG_VALIDATE_EXTRA_IGNORE / WSMSG_VALIDATE_EXTRA_FORBID in the
+ * endpoint's validation flags (wsmsg_endpoint_set_validation sets all of
+ * them at once).  Needs a schema to apply.
+ * Returns 0, or:
+ *   WSMSG_ERR_INVALID_ARG  `ep` is NULL or `policy` is not a
+ *                          wsmsg_extra_policy;
+ *   WSMSG_ERR_STATE        the endpoint is in use (frozen).
+ */
+WSMSG_API int wsmsg_endpoint_set_extra(wsmsg_endpoint *ep, int policy);
 
 /** Accept objects with duplicate keys (the last one wins); default 0: a
  *  duplicate key is a value_error.jsondecode error. */

@@ -250,9 +250,25 @@ int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep, unsigned flags) {
   if (r)
     return r;
   if (flags & ~(unsigned)(WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS |
-                          WSMSG_VALIDATE_FORMAT))
+                          WSMSG_VALIDATE_FORMAT | WSMSG_VALIDATE_EXTRA_IGNORE |
+                          WSMSG_VALIDATE_EXTRA_FORBID))
     return WSMSG_ERR_INVALID_ARG;
   ep->vflags = flags;
+  return 0;
+}
+
+int wsmsg_endpoint_set_extra(wsmsg_endpoint *ep, int policy) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (policy < WSMSG_EXTRA_ALLOW || policy > WSMSG_EXTRA_FORBID)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->vflags &=
+      ~(unsigned)(WSMSG_VALIDATE_EXTRA_IGNORE | WSMSG_VALIDATE_EXTRA_FORBID);
+  if (policy == WSMSG_EXTRA_IGNORE)
+    ep->vflags |= WSMSG_VALIDATE_EXTRA_IGNORE;
+  else if (policy == WSMSG_EXTRA_FORBID)
+    ep->vflags |= WSMSG_VALIDATE_EXTRA_FORBID;
   return 0;
 }
 

@@ -41,6 +41,7 @@ typedef struct annot {
   bool all_items;
   uint8_t *bits; /* items evaluated by contains */
   size_t nbits;
+  bool model; /* a schema with properties/patternProperties applied */
 } annot;
 
 typedef struct vctx {
@@ -50,8 +51,9 @@ typedef struct vctx {
   wsmsg_verrors *out;   /* where errors go (may be a scratch list) */
   bool collect;         /* record errors (else stop at the first failure) */
   bool coerce, defaults, format;
-  bool coerced; /* coercion replaced a value somewhere */
-  bool stop;    /* the error cap was reached */
+  uint8_t extra; /* EXTRA_ALLOW, EXTRA_IGNORE, EXTRA_FORBID */
+  bool coerced;  /* coercion replaced a value somewhere */
+  bool stop;     /* the error cap was reached */
   bool oom;
   int depth;
   pcre2_match_data *md;
@@ -68,6 +70,7 @@ typedef struct vctx {
 } vctx;
 
 enum { SLOT_FIXED, SLOT_OWNED, SLOT_OBJ, SLOT_ARR };
+enum { EXTRA_ALLOW, EXTRA_IGNORE, EXTRA_FORBID };
 
 /* Where the current instance lives, so coercion can replace it. */
 typedef struct vslot {
@@ -82,7 +85,11 @@ typedef struct vslot {
 static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
                    annot *a);
 
-static bool mutating(const vctx *c) { return c->coerce || c->defaults; }
+static bool mutating(const vctx *c) {
+  return c->coerce || c->defaults || c->extra == EXTRA_IGNORE;
+}
+
+static bool v_at(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl);
 
 /* ---- path ---------------------------------------------------------------- */
 
@@ -245,6 +252,8 @@ static bool annot_has_item(const annot *a, size_t i) {
 static void annot_merge(vctx *c, annot *into, const annot *from) {
   if (!into)
     return;
+  if (from->model)
+    into->model = true;
   if (from->all_props) {
     into->all_props = true;
   } else {
@@ -813,7 +822,7 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
       vslot sl = {.kind = SLOT_ARR, .parent = v, .index = i};
       if (!path_push(c, NULL, 0, i, true))
         return false;
-      bool r = v_node(c, n->prefix[i], &e, &sl, NULL);
+      bool r = v_at(c, n->prefix[i], &e, &sl);
       path_pop(c);
       CHILD(r);
     }
@@ -836,7 +845,7 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
           vslot sl = {.kind = SLOT_ARR, .parent = v, .index = i};
           if (!path_push(c, NULL, 0, i, true))
             return false;
-          bool r = v_node(c, n->items, &e, &sl, NULL);
+          bool r = v_at(c, n->items, &e, &sl);
           path_pop(c);
           CHILD(r);
         }
@@ -934,6 +943,8 @@ static bool v_propname(vctx *c, const wsm_snode *n, const char *key,
 static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   bool ok = true;
   uint32_t kw = n->kw;
+  if (a && (n->nprops || n->npatprops))
+    a->model = true; /* declares properties: a model, for EXTRA_* */
   if (kw & (WSM_K_MAXPROPS | WSM_K_MINPROPS)) {
     size_t size = json_object_size(v);
     if ((kw & WSM_K_MAXPROPS) && size > n->max_props)
@@ -963,7 +974,7 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
           .kind = SLOT_OBJ, .parent = v, .key = p->key, .keylen = p->len};
       if (!path_push(c, p->key, p->len, 0, false))
         return false;
-      bool r = v_node(c, p->s, &e, &sl, NULL);
+      bool r = v_at(c, p->s, &e, &sl);
       path_pop(c);
       CHILD(r);
       annot_key(c, a, p->key, p->len);
@@ -1025,7 +1036,7 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
           matched = true;
           if (!path_push(c, key, klen, 0, false))
             return false;
-          bool r = v_node(c, n->patprops[p].s, &e, &sl, NULL);
+          bool r = v_at(c, n->patprops[p].s, &e, &sl);
           path_pop(c);
           CHILD(r);
           annot_key(c, a, key, klen);
@@ -1038,7 +1049,7 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
           } else {
             if (!path_push(c, key, klen, 0, false))
               return false;
-            bool r = v_node(c, n->additional, &e, &sl, NULL);
+            bool r = v_at(c, n->additional, &e, &sl);
             path_pop(c);
             CHILD(r);
           }
@@ -1188,7 +1199,7 @@ static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
               .kind = SLOT_OBJ, .parent = v, .key = key, .keylen = klen};
           if (!path_push(c, key, klen, 0, false))
             return false;
-          bool r = v_node(c, n->uneval_props, &e, &sl, NULL);
+          bool r = v_at(c, n->uneval_props, &e, &sl);
           path_pop(c);
           CHILD(r);
         }
@@ -1211,7 +1222,7 @@ static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
         vslot sl = {.kind = SLOT_ARR, .parent = v, .index = i};
         if (!path_push(c, NULL, 0, i, true))
           return false;
-        bool r = v_node(c, n->uneval_items, &e, &sl, NULL);
+        bool r = v_at(c, n->uneval_items, &e, &sl);
         path_pop(c);
         CHILD(r);
       }
@@ -1360,6 +1371,69 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
   return ok;
 }
 
+/* ---- a new instance location ------------------------------------------- */
+
+/* Validate the value at a new instance location (the root, a property, an
+ * item) against `n`.  With EXTRA_IGNORE / EXTRA_FORBID, an object there
+ * that a model-like schema applied to (one with "properties" or
+ * "patternProperties", also through $ref, allOf, the matching anyOf/oneOf
+ * branch, if/then/else, dependentSchemas) has its undeclared keys dropped
+ * / reported: declared means named in "properties" or matched by
+ * "patternProperties" of any of them; "additionalProperties" or
+ * "unevaluatedProperties" (any schema, false included: the schema then
+ * decides) declares every key.  The annotations of unevaluatedProperties
+ * say exactly that. */
+static bool v_at(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl) {
+  if (c->extra == EXTRA_ALLOW || n->boolean || !json_is_object(*ip))
+    return v_node(c, n, ip, sl, NULL);
+  annot a = {0};
+  bool ok = v_node(c, n, ip, sl, &a);
+  json_t *v = *ip;
+  if (c->oom || !a.model || a.all_props || !json_is_object(v)) {
+    annot_free(c, &a);
+    return ok;
+  }
+  const char **drop = NULL;
+  size_t ndrop = 0, cap = 0;
+  void *it = json_object_iter(v);
+  while (it) {
+    const char *key = json_object_iter_key(it);
+    size_t klen = json_object_iter_key_len(it);
+    if (!annot_has_key(&a, key, klen)) {
+      if (c->extra == EXTRA_FORBID) {
+        ok = false;
+        if (!c->collect)
+          break;
+        vpath extra = {.key = key, .len = klen};
+        err_at(c, &extra, "value_error.extra", NULL,
+               "extra fields not permitted");
+        if (c->stop)
+          break;
+      } else {
+        if (ndrop == cap) {
+          size_t ncap = cap ? cap * 2 : 8;
+          const char **p =
+              wsm_realloc(c->mem, drop, cap * sizeof(*p), ncap * sizeof(*p));
+          if (!p) {
+            c->oom = true;
+            break;
+          }
+          drop = p;
+          cap = ncap;
+        }
+        drop[ndrop++] = key;
+      }
+    }
+    it = json_object_iter_next(v, it);
+  }
+  annot_free(c, &a);
+  /* keys are NUL-free (jansson), so json_object_del finds them */
+  for (size_t i = ndrop; i-- > 0;)
+    json_object_del(v, drop[i]);
+  wsm_free(c->mem, drop);
+  return ok && !c->oom;
+}
+
 /* ---- public API ---------------------------------------------------------- */
 
 static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
@@ -1376,6 +1450,9 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   c.coerce = (flags & WSMSG_VALIDATE_COERCE) != 0;
   c.defaults = (flags & WSMSG_VALIDATE_DEFAULTS) != 0;
   c.format = (flags & WSMSG_VALIDATE_FORMAT) != 0;
+  c.extra = (flags & WSMSG_VALIDATE_EXTRA_FORBID)   ? EXTRA_FORBID
+            : (flags & WSMSG_VALIDATE_EXTRA_IGNORE) ? EXTRA_IGNORE
+                                                    : EXTRA_ALLOW;
   c.path = stack_path;
   c.cappath = sizeof(stack_path) / sizeof(stack_path[0]);
   c.root_out = out;
@@ -1399,7 +1476,7 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   json_t *inst = *rootp;
   vslot root = owned ? (vslot){.kind = SLOT_OWNED, .own = rootp}
                      : (vslot){.kind = SLOT_FIXED};
-  bool ok = v_node(&c, s->root, owned ? rootp : &inst, &root, NULL);
+  bool ok = v_at(&c, s->root, owned ? rootp : &inst, &root);
   if (ok && c.coerced && !c.oom) {
     /* Subschemas that apply to the same value (allOf, overlapping
      * patternProperties...) may each have accepted it in a different form:
@@ -1414,7 +1491,7 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
     } else {
       c.defaults = false;
       vslot own = {.kind = SLOT_OWNED, .own = &copy};
-      ok = v_node(&c, s->root, &copy, &own, NULL);
+      ok = v_at(&c, s->root, &copy, &own);
       json_decref(copy);
     }
   }

@@ -59,6 +59,7 @@ ENUMS = {
     "wsmsg_schema_option": ("SchemaOption", "WSMSG_SCHEMA_"),
     "wsmsg_validate_flag": ("Validate", "WSMSG_VALIDATE_"),
     "wsmsg_invalid_policy": ("InvalidPolicy", "WSMSG_INVALID_"),
+    "wsmsg_extra_policy": ("ExtraPolicy", "WSMSG_EXTRA_"),
 }
 
 errors = []

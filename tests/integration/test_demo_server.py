@@ -94,6 +94,10 @@ async def json_demo(d):
         await ws.send(json.dumps(msg))
         r = json.loads(await ws.recv())
         assert r == {**msg, "status": "PROCESSED"}, r
+        # Pydantic's extra = "ignore": message.dict() has the model's fields
+        await ws.send(json.dumps({**msg, "spam": "x" * 1000}))
+        r = json.loads(await ws.recv())
+        assert r == {**msg, "status": "PROCESSED"}, r
         # coercion as Pydantic does: "12" -> 12 for a number
         await ws.send(json.dumps({"user": "b", "content": "c", "timestamp": "12"}))
         r = json.loads(await ws.recv())

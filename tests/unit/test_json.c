@@ -242,6 +242,58 @@ static void test_parse_rules(void **s) {
   reset();
 }
 
+/* Pydantic's extra: ignore drops undeclared properties before on_json,
+ * forbid refuses the message, allow (the default) keeps them */
+static int extra_policy;
+static void extra_setup(pair *p) {
+  json_setup(p);
+  assert_int_equal(wsmsg_endpoint_set_extra(p->sep, extra_policy), 0);
+}
+
+static void test_extra_policy(void **s) {
+  (void)s;
+  model = compile(MODEL);
+  policy = WSMSG_INVALID_REPLY;
+  const char *msg = "{\"user\":\"ann\",\"content\":\"hi\",\"timestamp\":1,"
+                    "\"spam\":\"x\"}";
+  for (extra_policy = WSMSG_EXTRA_ALLOW; extra_policy <= WSMSG_EXTRA_FORBID;
+       extra_policy++) {
+    reset();
+    pair p;
+    pair_open(&p, extra_setup);
+    wsmsg_send_text(p.c, msg, strlen(msg));
+    pump(&p);
+    if (extra_policy == WSMSG_EXTRA_FORBID) {
+      assert_int_equal(jsons, 0);
+      json_t *r = client_got(&p);
+      json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
+      assert_string_equal(json_string_value(json_object_get(e0, "type")),
+                          "value_error.extra");
+      assert_string_equal(
+          json_string_value(json_array_get(json_object_get(e0, "loc"), 0)),
+          "spam");
+      json_decref(r);
+    } else {
+      assert_int_equal(jsons, 1);
+      assert_int_equal(json_object_get(last_json, "spam") != NULL,
+                       extra_policy == WSMSG_EXTRA_ALLOW);
+      /* declared fields and defaults are untouched */
+      assert_int_equal(
+          json_integer_value(json_object_get(last_json, "priority")), 1);
+    }
+    pair_free(&p);
+  }
+  wsmsg_endpoint *ep = wsmsg_endpoint_new();
+  assert_int_equal(wsmsg_endpoint_set_extra(ep, 3), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_set_extra(NULL, 0), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_set_validation(
+                       ep, WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_EXTRA_IGNORE),
+                   0);
+  wsmsg_endpoint_free(ep);
+  wsmsg_schema_free(model);
+  reset();
+}
+
 static void test_invalid_close(void **s) {
   (void)s;
   reset();
@@ -528,6 +580,7 @@ int main(void) {
       cmocka_unit_test(test_strict_mode),
       cmocka_unit_test(test_invalid_reply),
       cmocka_unit_test(test_parse_rules),
+      cmocka_unit_test(test_extra_policy),
       cmocka_unit_test(test_invalid_close),
       cmocka_unit_test(test_jsondecode_error_split_char),
       cmocka_unit_test(test_invalid_close_long_reason),

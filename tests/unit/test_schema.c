@@ -930,6 +930,76 @@ static void test_pcre2_allocator(void **state) {
   assert_true(pat - plain >= 6);
 }
 
+/* Pydantic's extra = "ignore" / "forbid" (WSMSG_VALIDATE_EXTRA_*) */
+static void test_extra(void **state) {
+  (void)state;
+  const unsigned IGN = WSMSG_VALIDATE_EXTRA_IGNORE;
+  const unsigned FBD = WSMSG_VALIDATE_EXTRA_FORBID;
+  /* undeclared keys dropped, nested models too */
+  static const char MODEL[] =
+      "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": "
+      "\"integer\"}, \"sub\": {\"properties\": {\"x\": {}}}, \"meta\": "
+      "{\"type\": \"object\"}, \"list\": {\"items\": {\"properties\": "
+      "{\"k\": {}}}}}}";
+  static const char DOC[] =
+      "{\"a\": 1, \"b\": 2, \"sub\": {\"x\": 1, \"y\": 2}, \"meta\": {\"q\": "
+      "1}, \"list\": [{\"k\": 1, \"j\": 2}, 3]}";
+  rewrites(MODEL, DOC, IGN,
+           "{\"a\":1,\"sub\":{\"x\":1},\"meta\":{\"q\":1},\"list\":[{"
+           "\"k\":1},3]}");
+  /* without the flag: plain JSON Schema, nothing dropped */
+  rewrites(MODEL, DOC, 0,
+           "{\"a\":1,\"b\":2,\"sub\":{\"x\":1,\"y\":2},\"meta\":{\"q\":1},"
+           "\"list\":[{\"k\":1,\"j\":2},3]}");
+  /* with coercion and defaults together */
+  rewrites("{\"properties\": {\"a\": {\"type\": \"integer\"}, \"d\": "
+           "{\"default\": 5}}}",
+           "{\"a\": \"7\", \"z\": 1}",
+           IGN | WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS,
+           "{\"a\":7,\"d\":5}");
+  /* patternProperties declare what they match */
+  rewrites("{\"properties\": {\"a\": {}}, \"patternProperties\": "
+           "{\"^x-\": {}}}",
+           "{\"a\": 1, \"x-1\": 2, \"z\": 3}", IGN, "{\"a\":1,\"x-1\":2}");
+  /* additionalProperties (a schema, or true) declares every key */
+  rewrites("{\"properties\": {\"a\": {}}, \"additionalProperties\": "
+           "{\"type\": \"integer\"}}",
+           "{\"a\": 1, \"b\": 2}", IGN, "{\"a\":1,\"b\":2}");
+  /* ... and false stays an error (the schema says forbid) */
+  invalid1("{\"properties\": {\"a\": {}}, \"additionalProperties\": false}",
+           "{\"a\": 1, \"b\": 2}", IGN, "[\"b\"]", "value_error.extra",
+           "extra fields not permitted");
+  /* declared by any schema applying in place: allOf, $ref, if/then */
+  rewrites("{\"allOf\": [{\"properties\": {\"a\": {}}}, {\"properties\": "
+           "{\"b\": {}}}]}",
+           "{\"a\": 1, \"b\": 2, \"c\": 3}", IGN, "{\"a\":1,\"b\":2}");
+  rewrites("{\"$defs\": {\"M\": {\"properties\": {\"a\": {}}}}, \"$ref\": "
+           "\"#/$defs/M\"}",
+           "{\"a\": 1, \"c\": 3}", IGN, "{\"a\":1}");
+  /* anyOf: the keys of the branches that matched */
+  rewrites("{\"anyOf\": [{\"properties\": {\"kind\": {\"const\": \"a\"}, "
+           "\"x\": {}}, \"required\": [\"kind\"]}, {\"properties\": "
+           "{\"kind\": {\"const\": \"b\"}, \"y\": {}}, \"required\": "
+           "[\"kind\"]}]}",
+           "{\"kind\": \"b\", \"x\": 1, \"y\": 2}", IGN,
+           "{\"kind\":\"b\",\"y\":2}");
+  /* conditional subschemas never rewrite the document */
+  rewrites("{\"properties\": {\"a\": {}, \"s\": {}}, \"if\": "
+           "{\"properties\": {\"s\": {\"properties\": {\"k\": {}}}}}, "
+           "\"then\": true}",
+           "{\"a\": 1, \"s\": {\"k\": 1, \"j\": 2}}", IGN,
+           "{\"a\":1,\"s\":{\"k\":1,\"j\":2}}");
+  /* a schema without properties is a dict: kept whole */
+  rewrites("{\"type\": \"object\"}", "{\"q\": 1}", IGN, "{\"q\":1}");
+  /* forbid: each undeclared key is an error, nested too */
+  invalid1(MODEL, "{\"a\": 1, \"sub\": {\"x\": 1, \"y\": 2}}", FBD,
+           "[\"sub\",\"y\"]", "value_error.extra",
+           "extra fields not permitted");
+  invalid1(MODEL, "{\"a\": 1, \"b\": 2}", FBD | IGN, "[\"b\"]",
+           "value_error.extra", NULL);
+  valid(MODEL, "{\"a\": 1, \"b\": 2}");
+}
+
 static void test_coerce_branches(void **state) {
   (void)state;
   const unsigned C = WSMSG_VALIDATE_COERCE;
@@ -1130,6 +1200,7 @@ int main(void) {
       cmocka_unit_test(test_nul),
       cmocka_unit_test(test_regex_limits),
       cmocka_unit_test(test_pcre2_allocator),
+      cmocka_unit_test(test_extra),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_verrors),
       cmocka_unit_test(test_threads),

@@ -541,6 +541,30 @@ class TestSchema(unittest.TestCase):
         with self.assertRaises(TypeError):
             wsmsg.Schema(42)
 
+    def test_extra(self):
+        s = wsmsg.Schema({"type": "object", "properties": {
+            "a": {"type": "integer"}, "sub": {"properties": {"x": {}}}}})
+        doc = {"a": 1, "b": 2, "sub": {"x": 1, "y": 2}}
+        self.assertEqual(s.validate(doc), (doc, []))
+        self.assertEqual(s.validate(doc, extra="ignore"),
+                         ({"a": 1, "sub": {"x": 1}}, []))
+        self.assertEqual(doc["b"], 2)  # the caller's value is not touched
+        _, errs = s.validate(doc, extra="forbid")
+        self.assertEqual([(e["loc"], e["type"]) for e in errs],
+                         [(["sub", "y"], "value_error.extra"),
+                          (["b"], "value_error.extra")])
+        self.assertEqual(s.validate_text('{"a": 1, "z": 0}', extra="ignore"),
+                         ({"a": 1}, []))
+        with self.assertRaises(ValueError):
+            s.validate(doc, extra="drop")
+        ep = wsmsg.Endpoint(schema=s, extra="ignore")
+        self.assertEqual(ep._vflags & wsmsg.Validate.EXTRA_IGNORE,
+                         wsmsg.Validate.EXTRA_IGNORE)
+        ep.set_extra(wsmsg.ExtraPolicy.FORBID)
+        with self.assertRaises(ValueError):
+            ep.set_extra("drop")
+        ep.free()
+
     def test_regex_limits(self):
         s = wsmsg.Schema({"type": "string", "pattern": "^(a|aa)+$"})
         _, errs = s.validate("a" * 59 + "b")

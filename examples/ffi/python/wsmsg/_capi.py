@@ -303,6 +303,7 @@ DECLS = [
     ("wsmsg_endpoint_on_invalid", c_int, [ENDPOINT, invalid_cb]),
     ("wsmsg_endpoint_set_schema", c_int, [ENDPOINT, SCHEMA]),
     ("wsmsg_endpoint_set_validation", c_int, [ENDPOINT, c_uint]),
+    ("wsmsg_endpoint_set_extra", c_int, [ENDPOINT, c_int]),
     ("wsmsg_endpoint_set_invalid_policy", c_int, [ENDPOINT, c_int]),
     ("wsmsg_endpoint_allow_duplicate_keys", c_int, [ENDPOINT, c_int]),
     ("wsmsg_endpoint_set_max_errors", c_int, [ENDPOINT, c_size_t]),

@@ -98,6 +98,15 @@ class Validate(enum.IntFlag):
     COERCE = 1
     DEFAULTS = 2
     FORMAT = 4
+    EXTRA_IGNORE = 8
+    EXTRA_FORBID = 16
+
+
+class ExtraPolicy(enum.IntEnum):
+    """enum wsmsg_extra_policy (Endpoint(extra=...)): Pydantic's `extra`"""
+    ALLOW = 0
+    IGNORE = 1
+    FORBID = 2
 
 
 class SchemaOption(enum.IntFlag):
@@ -524,7 +533,9 @@ def _clock(fn):
 
 _DRAFTS = {None: 0, "2020-12": 0, "draft2020-12": 0, 202012: 0, 2020: 0,
            "draft-07": 1, "draft7": 1, "draft-7": 1, "7": 1, 7: 1}
-_REWRITE = int(Validate.COERCE | Validate.DEFAULTS)
+_REWRITE = int(Validate.COERCE | Validate.DEFAULTS | Validate.EXTRA_IGNORE)
+_EXTRA_FLAGS = {"allow": 0, "ignore": int(Validate.EXTRA_IGNORE),
+                "forbid": int(Validate.EXTRA_FORBID)}
 
 
 class Schema(_Handle):
@@ -584,13 +595,17 @@ class Schema(_Handle):
                                                   depth_limit),
                "wsmsg_schema_set_regex_limits")
 
-    def _flags(self, coerce, defaults, format):
+    def _flags(self, coerce, defaults, format, extra="allow"):
+        if extra not in _EXTRA_FLAGS:
+            raise ValueError("extra must be 'allow', 'ignore' or 'forbid', not %r"
+                             % (extra,))
         return ((int(Validate.COERCE) if _flag("coerce", coerce) else 0)
                 | (int(Validate.DEFAULTS) if _flag("defaults", defaults) else 0)
-                | (int(Validate.FORMAT) if _flag("format", format) else 0))
+                | (int(Validate.FORMAT) if _flag("format", format) else 0)
+                | _EXTRA_FLAGS[extra])
 
     def validate(self, obj, coerce=False, defaults=False, format=False,
-                 max_errors=None):
+                 max_errors=None, extra="allow"):
         """Validate a Python value (anything json.dumps takes; TypeError
         otherwise).  Returns (value, errors): `errors` is a list of
         Pydantic-shaped dicts (empty when valid); `value` is `obj` itself
@@ -598,14 +613,17 @@ class Schema(_Handle):
         12 where a number is wanted, 1 -> "1" for a string...) or
         defaults=True (missing properties filled from "default").
         format=True asserts "format" (date-time, email, uuid, ipv4, ipv6,
-        uri).  At most max_errors errors are collected (default 32)."""
+        uri).  At most max_errors errors are collected (default 32).
+        extra= is Pydantic's model config: "allow" (keep undeclared
+        properties), "ignore" (drop them: a rewritten copy is returned) or
+        "forbid" (errors), see docs/schema.md "Extra properties"."""
         text = _dumps(obj)
-        flags = self._flags(coerce, defaults, format)
+        flags = self._flags(coerce, defaults, format, extra)
         doc, errors = self._validate(text, flags, max_errors)
         return (doc if flags & _REWRITE and doc is not _NO_DOC else obj), errors
 
     def validate_text(self, text, coerce=False, defaults=False, format=False,
-                      max_errors=None):
+                      max_errors=None, extra="allow"):
         """As validate() for JSON text (str or bytes).  Text that is not
         JSON gives (None, [{"loc": ["__root__"], "type":
         "value_error.jsondecode", ...}])."""
@@ -614,7 +632,8 @@ class Schema(_Handle):
         elif not isinstance(text, (bytes, bytearray, memoryview)):
             raise TypeError("text must be str or bytes, not %s" % type(text).__name__)
         text = bytes(text)
-        doc, errors = self._validate(text, self._flags(coerce, defaults, format),
+        doc, errors = self._validate(text,
+                                     self._flags(coerce, defaults, format, extra),
                                      max_errors, want_doc=True)
         return (None if doc is _NO_DOC else doc), errors
 
@@ -685,7 +704,7 @@ _ENDPOINT_OPTIONS = (
     "timeout_action", "heartbeat", "ping_interval", "pong_timeout",
     "message_timeout", "close_timeout", "write_timeout", "handshake_timeout",
     "json", "schema", "validation", "invalid_policy", "allow_duplicate_keys",
-    "max_errors", "route_field", "routes", "clock")
+    "max_errors", "route_field", "routes", "clock", "extra")
 
 
 class Endpoint(_Handle):
@@ -704,6 +723,7 @@ class Endpoint(_Handle):
       ping_interval  pong_timeout  message_timeout  close_timeout=10000
       write_timeout  handshake_timeout=10000 (client side)
       json=False  schema=Schema  validation=Validate.COERCE|Validate.DEFAULTS
+      extra="allow"|"ignore"|"forbid" (Pydantic's model config extra)
       invalid_policy="reply"|"close"|"ignore"  allow_duplicate_keys=False
       max_errors=32  route_field="type", routes={"chat": Schema or None}
       clock=callable returning ms (client connections; tests)
@@ -733,8 +753,8 @@ class Endpoint(_Handle):
                   "pong_events", "receive_timeout", "ping_interval",
                   "pong_timeout", "message_timeout", "close_timeout",
                   "write_timeout", "handshake_timeout", "json", "schema",
-                  "validation", "invalid_policy", "allow_duplicate_keys",
-                  "max_errors", "clock"):
+                  "validation", "extra", "invalid_policy",
+                  "allow_duplicate_keys", "max_errors", "clock"):
             if o.get(k) is not None:
                 getattr(self, "set_" + k)(o[k])
         for s in o.get("subprotocols") or ():
@@ -888,6 +908,17 @@ class Endpoint(_Handle):
             raise TypeError("validation must be Validate flags")
         self._set(_lib.wsmsg_endpoint_set_validation, _uint("validation", int(flags), 32))
         self._vflags = int(flags)
+        return self
+
+    def set_extra(self, policy):
+        """Properties the schema does not declare: "allow" (kept, the
+        default), "ignore" (dropped before the message is delivered, as
+        Pydantic's default) or "forbid" (the message is invalid).  Sets
+        Validate.EXTRA_* in the validation flags."""
+        p = _enum("extra", policy, ExtraPolicy)
+        self._set(_lib.wsmsg_endpoint_set_extra, p)
+        self._vflags = (self._vflags & ~int(Validate.EXTRA_IGNORE | Validate.EXTRA_FORBID)) | (
+            (0, int(Validate.EXTRA_IGNORE), int(Validate.EXTRA_FORBID))[p])
         return self
 
     def set_invalid_policy(self, policy):
