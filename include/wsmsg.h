@@ -857,6 +857,9 @@ WSMSG_API int wsmsg_request_cookie(const wsmsg_request *req, const char *name,
  * with errors in the shape Pydantic v1 / FastAPI users know:
  *   {"loc": ["items", 0, "price"], "msg": "field required",
  *    "type": "value_error.missing"}
+ * (or, with WSMSG_VALIDATE_PYDANTIC_V2, the Pydantic v2 / FastAPI >= 0.100
+ * shape {"type": "missing", "loc": [...], "msg": "Field required",
+ * "input": ...}).
  * A schema is compiled once and is then immutable: any number of threads may
  * validate with it at the same time.  A wsmsg_verrors list is used by one
  * thread at a time.  docs/schema.md lists the supported keywords, the
@@ -900,7 +903,12 @@ enum wsmsg_validate_flag {
   /** Pydantic's extra = "forbid": such keys are errors
       (value_error.extra), as if the schema said
       "additionalProperties": false.  Wins over EXTRA_IGNORE. */
-  WSMSG_VALIDATE_EXTRA_FORBID = 16
+  WSMSG_VALIDATE_EXTRA_FORBID = 16,
+  /** Errors in Pydantic v2's shape (FastAPI >= 0.100): {"type":
+      "missing", "loc": [...], "msg": "Field required", "input": ...,
+      "ctx": {...}} with v2's types and messages (docs/schema.md has the
+      table); without it, Pydantic v1's shape (the default). */
+  WSMSG_VALIDATE_PYDANTIC_V2 = 32
 };
 
 /** Default cap on the number of errors a wsmsg_verrors collects. */
@@ -1064,6 +1072,12 @@ WSMSG_API json_t *wsmsg_verrors_loc(const wsmsg_verrors *errors, size_t i);
  *  error has none or `i` is out of range. */
 WSMSG_API json_t *wsmsg_verrors_ctx(const wsmsg_verrors *errors, size_t i);
 
+/** Input of error `i` (Pydantic v2's "input": the value at its location,
+ *  the object for a missing key, the text for invalid JSON), borrowed;
+ *  NULL for v1-shaped errors or if `i` is out of range.  With rewriting
+ *  flags it is the value as validation left it (e.g. defaults filled). */
+WSMSG_API json_t *wsmsg_verrors_input(const wsmsg_verrors *errors, size_t i);
+
 /**
  * Location of error `i` as compact JSON text (`["items",0,"price"]`) into
  * `buf` (`size` bytes, NUL-terminated, truncated; buf may be NULL when size
@@ -1190,6 +1204,29 @@ enum wsmsg_extra_policy {
  *   WSMSG_ERR_STATE        the endpoint is in use (frozen).
  */
 WSMSG_API int wsmsg_endpoint_set_extra(wsmsg_endpoint *ep, int policy);
+
+/** Shape of a JSON endpoint's validation errors (enum for
+ *  wsmsg_endpoint_set_error_style). */
+enum wsmsg_error_style {
+  /** Pydantic v1 / FastAPI < 0.100: {"loc", "msg", "type", "ctx"} (the
+   *  default). */
+  WSMSG_ERRORS_PYDANTIC_V1 = 0,
+  /** Pydantic v2 / FastAPI >= 0.100: {"type", "loc", "msg", "input",
+   *  "ctx"}. */
+  WSMSG_ERRORS_PYDANTIC_V2 = 1
+};
+
+/**
+ * Choose the error shape of `ep`'s invalid messages (enum
+ * wsmsg_error_style): what on_invalid reads, the INVALID event and the
+ * REPLY and CLOSE policies send.  Sets or clears
+ * WSMSG_VALIDATE_PYDANTIC_V2 in the endpoint's validation flags.
+ * Returns 0, or:
+ *   WSMSG_ERR_INVALID_ARG  `ep` is NULL or `style` is not a
+ *                          wsmsg_error_style;
+ *   WSMSG_ERR_STATE        the endpoint is in use (frozen).
+ */
+WSMSG_API int wsmsg_endpoint_set_error_style(wsmsg_endpoint *ep, int style);
 
 /** Accept objects with duplicate keys (the last one wins); default 0: a
  *  duplicate key is a value_error.jsondecode error. */

@@ -251,7 +251,8 @@ int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep, unsigned flags) {
     return r;
   if (flags & ~(unsigned)(WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS |
                           WSMSG_VALIDATE_FORMAT | WSMSG_VALIDATE_EXTRA_IGNORE |
-                          WSMSG_VALIDATE_EXTRA_FORBID))
+                          WSMSG_VALIDATE_EXTRA_FORBID |
+                          WSMSG_VALIDATE_PYDANTIC_V2))
     return WSMSG_ERR_INVALID_ARG;
   ep->vflags = flags;
   return 0;
@@ -269,6 +270,19 @@ int wsmsg_endpoint_set_extra(wsmsg_endpoint *ep, int policy) {
     ep->vflags |= WSMSG_VALIDATE_EXTRA_IGNORE;
   else if (policy == WSMSG_EXTRA_FORBID)
     ep->vflags |= WSMSG_VALIDATE_EXTRA_FORBID;
+  return 0;
+}
+
+int wsmsg_endpoint_set_error_style(wsmsg_endpoint *ep, int style) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (style != WSMSG_ERRORS_PYDANTIC_V1 && style != WSMSG_ERRORS_PYDANTIC_V2)
+    return WSMSG_ERR_INVALID_ARG;
+  if (style == WSMSG_ERRORS_PYDANTIC_V2)
+    ep->vflags |= WSMSG_VALIDATE_PYDANTIC_V2;
+  else
+    ep->vflags &= ~(unsigned)WSMSG_VALIDATE_PYDANTIC_V2;
   return 0;
 }
 

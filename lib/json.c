@@ -25,10 +25,11 @@ static char *dump_value(const wsmsg_mem *m, const json_t *v) {
   return s;
 }
 
-/* Errors made by this layer: loc is [key] (or ["__root__"]). */
+/* Errors made by this layer: loc is [key] (or ["__root__"]); `input` is
+ * v2's (borrowed). */
 static void add_error(wsmsg_verrors *e, const char *key, const char *type,
-                      char *msg, json_t *ctx) {
-  (void)wsm_verrors_add(e, json_pack("[s]", key), type, msg, ctx);
+                      char *msg, json_t *ctx, const json_t *input) {
+  (void)wsm_verrors_add_in(e, json_pack("[s]", key), type, msg, ctx, input);
 }
 
 /* Pydantic's repr of the allowed values: 'a', 'b' */
@@ -97,6 +98,7 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   }
   wsmsg_verrors *errs = c->verrs;
   wsmsg_verrors_clear(errs);
+  errs->v2 = (ep->vflags & WSMSG_VALIDATE_PYDANTIC_V2) != 0;
   json_error_t jerr;
   /* any JSON value is a message (RFC 8259), not only objects and arrays;
    * "\u0000" inside strings is valid JSON (JSON.stringify makes it) */
@@ -105,10 +107,13 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   json_t *doc = json_loadb(text, len, pflags, &jerr);
   if (!doc) {
     wsm_jerr_text(&jerr); /* UTF-8, and wsmsg's words for a NUL in a key */
+    /* v2's input is the text (text messages are valid UTF-8) */
+    json_t *in = errs->v2 ? json_stringn_nocheck(text, len) : NULL;
     add_error(errs, "__root__", "value_error.jsondecode",
               wsm_asprintf(c->mem, "%s: line %d column %d (char %d)", jerr.text,
                            jerr.line, jerr.column, jerr.position),
-              NULL);
+              NULL, in);
+    json_decref(in);
     invalid(c, errs, text, len);
     return 0;
   }
@@ -123,12 +128,12 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
             : NULL;
     if (!json_is_object(doc)) {
       add_error(errs, "__root__", "type_error.dict",
-                wsm_strdup(c->mem, "value is not a valid dict"), NULL);
+                wsm_strdup(c->mem, "value is not a valid dict"), NULL, doc);
     } else if (!tag) {
       add_error(
           errs, f, "value_error.discriminated_union.missing_discriminator",
           wsm_asprintf(c->mem, "Discriminator '%s' is missing in value", f),
-          json_pack("{s:s}", "discriminator_key", f));
+          json_pack("{s:s}", "discriminator_key", f), doc);
     } else if (!route) {
       char *allowed = allowed_values(c->mem, ep);
       char *val = json_is_string(tag) ? NULL : dump_value(c->mem, tag);
@@ -141,7 +146,8 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
                              f, shown, allowed ? allowed : ""),
                 json_pack("{s:s, s:s, s:s}", "discriminator_key", f,
                           "discriminator_value", shown, "allowed_values",
-                          allowed ? allowed : ""));
+                          allowed ? allowed : ""),
+                doc);
       wsm_free(c->mem, val);
       wsm_free(c->mem, allowed);
     }

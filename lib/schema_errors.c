@@ -1,5 +1,6 @@
 /* Validation error lists (wsmsg_verrors): Pydantic v1 shaped
- * {loc, msg, type[, ctx]} entries. */
+ * {loc, msg, type[, ctx]} entries, or v2 shaped {type, loc, msg, input[,
+ * ctx]} (schema_v2.c rewrites them as they are added). */
 #include "schema_internal.h"
 
 #include <limits.h>
@@ -21,6 +22,7 @@ wsmsg_verrors *wsmsg_verrors_new(void) { return wsmsg_verrors_new_mem(NULL); }
 static void verr_free(const wsmsg_verrors *e, wsm_verr *v) {
   json_decref(v->loc);
   json_decref(v->ctx);
+  json_decref(v->input);
   wsm_free(&e->mem, v->msg);
 }
 
@@ -66,6 +68,11 @@ int wsmsg_verrors_truncated(const wsmsg_verrors *e) {
 
 int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type, char *msg,
                     json_t *ctx) {
+  return wsm_verrors_add_in(e, loc, type, msg, ctx, NULL);
+}
+
+int wsm_verrors_add_in(wsmsg_verrors *e, json_t *loc, const char *type,
+                       char *msg, json_t *ctx, const json_t *input) {
   int rc = 0;
   if (!loc || !msg) {
     rc = WSMSG_ERR_NOMEM;
@@ -87,10 +94,23 @@ int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type, char *msg,
     e->v = v;
     e->cap = cap;
   }
+  if (e->v2) {
+    wsm_v2_convert(&e->mem, &type, &msg, &ctx, input);
+    /* v2 has no "__root__": the root is [] */
+    json_t *l0 = json_array_get(loc, 0);
+    if (json_array_size(loc) == 1 && json_is_string(l0) &&
+        strcmp(json_string_value(l0), "__root__") == 0)
+      json_array_clear(loc);
+    /* a tagged union's errors are the union's, at its location (the
+     * root, for wsmsg_endpoint_route_json) */
+    if (strncmp(type, "union_tag_", 10) == 0)
+      json_array_clear(loc);
+  }
   e->v[e->n].loc = loc;
   e->v[e->n].msg = msg;
   e->v[e->n].type = type;
   e->v[e->n].ctx = ctx;
+  e->v[e->n].input = e->v2 && input ? json_incref((json_t *)input) : NULL;
   e->n++;
   return 0;
 drop:
@@ -124,13 +144,27 @@ json_t *wsmsg_verrors_ctx(const wsmsg_verrors *e, size_t i) {
   return v ? v->ctx : NULL;
 }
 
-static json_t *verr_json(const wsm_verr *v) {
+json_t *wsmsg_verrors_input(const wsmsg_verrors *e, size_t i) {
+  const wsm_verr *v = at(e, i);
+  return v ? v->input : NULL;
+}
+
+static json_t *verr_json(const wsmsg_verrors *e, const wsm_verr *v) {
   json_t *o = json_object();
   if (!o)
     return NULL;
-  int bad = json_object_set(o, "loc", v->loc);
-  bad |= json_object_set_new(o, "msg", json_string(v->msg));
-  bad |= json_object_set_new(o, "type", json_string(v->type));
+  int bad = 0;
+  if (e->v2) { /* Pydantic v2's key order: type, loc, msg, input, ctx */
+    bad |= json_object_set_new(o, "type", json_string(v->type));
+    bad |= json_object_set(o, "loc", v->loc);
+    bad |= json_object_set_new(o, "msg", json_string(v->msg));
+    if (v->input)
+      bad |= json_object_set(o, "input", v->input);
+  } else {
+    bad |= json_object_set(o, "loc", v->loc);
+    bad |= json_object_set_new(o, "msg", json_string(v->msg));
+    bad |= json_object_set_new(o, "type", json_string(v->type));
+  }
   if (v->ctx)
     bad |= json_object_set(o, "ctx", v->ctx);
   if (bad) {
@@ -143,7 +177,7 @@ static json_t *verr_json(const wsm_verr *v) {
 static json_t *range_json(const wsmsg_verrors *e, size_t from) {
   json_t *a = json_array();
   for (size_t i = from; a && i < e->n; i++) {
-    if (json_array_append_new(a, verr_json(&e->v[i])) != 0) {
+    if (json_array_append_new(a, verr_json(e, &e->v[i])) != 0) {
       json_decref(a);
       a = NULL;
     }

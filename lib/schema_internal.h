@@ -240,6 +240,7 @@ typedef struct wsm_verr {
   char *msg;
   const char *type; /* static string */
   json_t *ctx;      /* or NULL */
+  json_t *input;    /* v2 lists only: the value at loc (a reference) */
 } wsm_verr;
 
 struct wsmsg_verrors {
@@ -247,6 +248,7 @@ struct wsmsg_verrors {
   wsm_verr *v;
   size_t n, cap, max;
   bool truncated;
+  bool v2;              /* Pydantic v2 shapes (set per validate call) */
   pcre2_match_data *md; /* cached for the regexes of validate calls */
 };
 
@@ -255,6 +257,15 @@ struct wsmsg_verrors {
  * (error dropped, truncated set) or WSMSG_ERR_NOMEM. */
 WSM_HIDDEN int wsm_verrors_add(wsmsg_verrors *e, json_t *loc, const char *type,
                                char *msg, json_t *ctx);
+/* The same with the value at loc (borrowed; a v2 list keeps a reference,
+ * and the error is rewritten to Pydantic v2's shape with it). */
+WSM_HIDDEN int wsm_verrors_add_in(wsmsg_verrors *e, json_t *loc,
+                                  const char *type, char *msg, json_t *ctx,
+                                  const json_t *input);
+/* Rewrite a v1 error (type, msg from `mem`, ctx) as Pydantic v2 reports it
+ * (schema_v2.c); unchanged for types it does not know or out of memory. */
+WSM_HIDDEN void wsm_v2_convert(const wsmsg_mem *mem, const char **type,
+                               char **msg, json_t **ctx, const json_t *input);
 /* Move errors [from, n) into a new JSON array (new reference, or NULL on
  * allocation failure) and drop them from the list. */
 WSM_HIDDEN json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from);

@@ -52,6 +52,8 @@ typedef struct vctx {
   bool collect;         /* record errors (else stop at the first failure) */
   bool coerce, defaults, format;
   uint8_t extra; /* EXTRA_ALLOW, EXTRA_IGNORE, EXTRA_FORBID */
+  bool v2;       /* Pydantic v2 errors (out->v2 says so too) */
+  json_t **cur;  /* the instance being validated (v2 errors' "input") */
   bool coerced;  /* coercion replaced a value somewhere */
   bool stop;     /* the error cap was reached */
   bool oom;
@@ -135,25 +137,45 @@ static json_t *path_json(const vctx *c, const vpath *extra) {
   return a;
 }
 
-static void err_at(vctx *c, const vpath *extra, const char *type, json_t *ctx,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/* Record an error at the current path (+ `extra`), taking `ctx`. */
-static void err_at(vctx *c, const vpath *extra, const char *type, json_t *ctx,
-                   const char *fmt, ...) {
+static void err_vin(vctx *c, const vpath *extra, const json_t *input,
+                    const char *type, json_t *ctx, const char *fmt,
+                    va_list ap) {
   if (c->stop || !c->out) {
     json_decref(ctx);
     return;
   }
-  va_list ap;
-  va_start(ap, fmt);
   char *msg = wsm_vasprintf(c->mem, fmt, ap);
-  va_end(ap);
-  int rc = wsm_verrors_add(c->out, path_json(c, extra), type, msg, ctx);
+  int rc =
+      wsm_verrors_add_in(c->out, path_json(c, extra), type, msg, ctx, input);
   if (rc == 1)
     c->stop = true;
   else if (rc < 0)
     c->oom = true;
+}
+
+static void err_at(vctx *c, const vpath *extra, const char *type, json_t *ctx,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void err_in(vctx *c, const vpath *extra, const json_t *input,
+                   const char *type, json_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Record an error at the current path (+ `extra`), taking `ctx`; its input
+ * (v2) is the current instance: for a missing key, the object. */
+static void err_at(vctx *c, const vpath *extra, const char *type, json_t *ctx,
+                   const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  err_vin(c, extra, c->cur ? *c->cur : NULL, type, ctx, fmt, ap);
+  va_end(ap);
+}
+
+/* The same with another input (an extra key's value). */
+static void err_in(vctx *c, const vpath *extra, const json_t *input,
+                   const char *type, json_t *ctx, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  err_vin(c, extra, input, type, ctx, fmt, ap);
+  va_end(ap);
 }
 
 /* In quick mode any failure ends the evaluation of the schema; in collect
@@ -526,7 +548,8 @@ static bool type_ok(uint8_t types, const json_t *v) {
 }
 
 static void type_errors(vctx *c, uint8_t types, const json_t *v) {
-  if (json_is_null(v)) {
+  /* v2 reports a null like any other wrong type (int_type, ...) */
+  if (json_is_null(v) && !c->v2) {
     err_at(c, NULL, "type_error.none.not_allowed", NULL,
            "none is not an allowed value");
     return;
@@ -768,6 +791,7 @@ static json_t *branch_errors(vctx *c, const wsm_snode *n, json_t **ip,
   memset(&tmp, 0, sizeof(tmp));
   tmp.mem = *c->mem; /* err_at allocates its messages from c->mem */
   tmp.max = c->out ? c->out->max : WSMSG_VERRORS_DEFAULT_MAX;
+  tmp.v2 = c->v2;
   wsmsg_verrors *saved_out = c->out;
   bool saved_collect = c->collect, saved_stop = c->stop;
   c->out = &tmp;
@@ -1044,8 +1068,13 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
         if (!matched && n->additional) {
           if (n->additional->boolean == WSM_BOOL_FALSE) {
             vpath extra = {.key = key, .len = klen};
-            REPORT(&extra, "value_error.extra", NULL,
+            ok = false;
+            if (!c->collect)
+              return false;
+            err_in(c, &extra, e, "value_error.extra", NULL,
                    "extra fields not permitted");
+            if (c->stop)
+              return false;
           } else {
             if (!path_push(c, key, klen, 0, false))
               return false;
@@ -1192,8 +1221,13 @@ static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
       if (!annot_has_key(a, key, klen)) {
         if (n->uneval_props->boolean == WSM_BOOL_FALSE) {
           vpath extra = {.key = key, .len = klen};
-          REPORT(&extra, "value_error.extra", NULL,
+          ok = false;
+          if (!c->collect)
+            return false;
+          err_in(c, &extra, e, "value_error.extra", NULL,
                  "extra fields not permitted");
+          if (c->stop)
+            return false;
         } else {
           vslot sl = {
               .kind = SLOT_OBJ, .parent = v, .key = key, .keylen = klen};
@@ -1357,6 +1391,8 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
     return false;
   }
   c->depth++;
+  json_t **saved_cur = c->cur;
+  c->cur = ip;
   bool ok;
   if (n->annot) {
     annot local = {0};
@@ -1368,6 +1404,7 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
     ok = v_keywords(c, n, ip, sl, a);
   }
   c->depth--;
+  c->cur = saved_cur;
   return ok;
 }
 
@@ -1405,7 +1442,7 @@ static bool v_at(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl) {
         if (!c->collect)
           break;
         vpath extra = {.key = key, .len = klen};
-        err_at(c, &extra, "value_error.extra", NULL,
+        err_in(c, &extra, json_object_iter_value(it), "value_error.extra", NULL,
                "extra fields not permitted");
         if (c->stop)
           break;
@@ -1450,6 +1487,9 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   c.coerce = (flags & WSMSG_VALIDATE_COERCE) != 0;
   c.defaults = (flags & WSMSG_VALIDATE_DEFAULTS) != 0;
   c.format = (flags & WSMSG_VALIDATE_FORMAT) != 0;
+  c.v2 = (flags & WSMSG_VALIDATE_PYDANTIC_V2) != 0;
+  if (out)
+    out->v2 = c.v2;
   c.extra = (flags & WSMSG_VALIDATE_EXTRA_FORBID)   ? EXTRA_FORBID
             : (flags & WSMSG_VALIDATE_EXTRA_IGNORE) ? EXTRA_IGNORE
                                                     : EXTRA_ALLOW;
@@ -1558,7 +1598,17 @@ int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
       snprintf(buf, sizeof(buf), "%s: line %d column %d (char %d)", je.text,
                je.line, je.column, je.position);
       char *msg = wsm_strdup(&out->mem, buf);
-      if (wsm_verrors_add(out, loc, "value_error.jsondecode", msg, cx) < 0)
+      out->v2 = (flags & WSMSG_VALIDATE_PYDANTIC_V2) != 0;
+      /* v2's input: the text (when it is a string at all: UTF-8) */
+      json_t *in = out->v2 ? json_stringn_nocheck(text ? text : "", len) : NULL;
+      if (in && !wsmsg_utf8_valid(text ? text : "", len)) {
+        json_decref(in);
+        in = NULL;
+      }
+      int r =
+          wsm_verrors_add_in(out, loc, "value_error.jsondecode", msg, cx, in);
+      json_decref(in);
+      if (r < 0)
         return WSMSG_ERR_NOMEM;
     }
     return WSMSG_ERR_JSON;

@@ -574,6 +574,72 @@ static void test_event_queue_bound(void **s) {
   pair_free(&p);
 }
 
+/* Pydantic v2's shapes on an endpoint: schema errors, invalid JSON and the
+ * discriminator's errors, in the reply and the close reason */
+static void v2_setup(pair *p) {
+  route_setup(p);
+  assert_int_equal(
+      wsmsg_endpoint_set_error_style(p->sep, WSMSG_ERRORS_PYDANTIC_V2), 0);
+  wsmsg_endpoint_set_invalid_policy(p->sep, policy);
+}
+
+static void expect_reply(pair *p, const char *send, const char *detail) {
+  wsmsg_send_text(p->c, send, strlen(send));
+  pump(p);
+  char want[1024];
+  snprintf(want, sizeof(want), "{\"error\":\"validation_error\",\"detail\":%s}",
+           detail);
+  assert_int_equal(p->cr.last_len, strlen(want));
+  assert_memory_equal(p->cr.last, want, strlen(want));
+}
+
+static void test_pydantic_v2_endpoint(void **s) {
+  (void)s;
+  reset();
+  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
+                   "\"required\": [\"text\"]}");
+  join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\"}}}");
+  policy = WSMSG_INVALID_REPLY;
+  pair p;
+  pair_open(&p, v2_setup);
+  expect_reply(&p, "{\"type\": \"chat\"}",
+               "[{\"type\":\"missing\",\"loc\":[\"text\"],\"msg\":\"Field "
+               "required\",\"input\":{\"type\":\"chat\"}}]");
+  expect_reply(&p, "{\"text\": 1}",
+               "[{\"type\":\"union_tag_not_found\",\"loc\":[],\"msg\":"
+               "\"Unable to extract tag using discriminator 'type'\",\"input\":"
+               "{\"text\":1},\"ctx\":{\"discriminator\":\"'type'\"}}]");
+  expect_reply(&p, "{\"type\": \"nope\"}",
+               "[{\"type\":\"union_tag_invalid\",\"loc\":[],\"msg\":\"Input "
+               "tag 'nope' found using 'type' does not match any of the "
+               "expected tags: 'any', 'chat', 'join'\",\"input\":{\"type\":"
+               "\"nope\"},\"ctx\":{\"discriminator\":\"'type'\",\"tag\":"
+               "\"nope\",\"expected_tags\":\"'any', 'chat', 'join'\"}}]");
+  expect_reply(&p, "{x",
+               "[{\"type\":\"json_invalid\",\"loc\":[],\"msg\":\"Invalid "
+               "JSON: string or '}' expected near 'x': line 1 column 2 (char "
+               "2)\",\"input\":\"{x\",\"ctx\":{\"error\":\"string or '}' "
+               "expected near 'x': line 1 column 2 (char 2)\"}}]");
+  pair_free(&p);
+  /* the close policy sends v2's message */
+  policy = WSMSG_INVALID_CLOSE;
+  pair_open(&p, v2_setup);
+  wsmsg_send_text(p.c, "{\"type\": \"chat\"}", 16);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_string_equal(p.cr.close_reason, "invalid message: Field required");
+  pair_free(&p);
+  wsmsg_endpoint *ep = wsmsg_endpoint_new();
+  assert_int_equal(wsmsg_endpoint_set_error_style(ep, 2),
+                   WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_set_error_style(NULL, 0),
+                   WSMSG_ERR_INVALID_ARG);
+  wsmsg_endpoint_free(ep);
+  wsmsg_schema_free(chat_s);
+  wsmsg_schema_free(join_s);
+  reset();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_coerced_defaults),
@@ -581,6 +647,7 @@ int main(void) {
       cmocka_unit_test(test_invalid_reply),
       cmocka_unit_test(test_parse_rules),
       cmocka_unit_test(test_extra_policy),
+      cmocka_unit_test(test_pydantic_v2_endpoint),
       cmocka_unit_test(test_invalid_close),
       cmocka_unit_test(test_jsondecode_error_split_char),
       cmocka_unit_test(test_invalid_close_long_reason),

@@ -565,6 +565,34 @@ class TestSchema(unittest.TestCase):
             ep.set_extra("drop")
         ep.free()
 
+    def test_pydantic_v2_errors(self):
+        s = wsmsg.Schema({"type": "object", "properties": {
+            "user": {"type": "string", "maxLength": 3},
+            "age": {"type": "integer", "minimum": 0}},
+            "required": ["user", "age"], "additionalProperties": False})
+        _, errs = s.validate({"user": "abcd", "x": 1}, error_style="v2")
+        self.assertEqual(errs, [
+            {"type": "string_too_long", "loc": ["user"],
+             "msg": "String should have at most 3 characters", "input": "abcd",
+             "ctx": {"max_length": 3}},
+            {"type": "missing", "loc": ["age"], "msg": "Field required",
+             "input": {"user": "abcd", "x": 1}},
+            {"type": "extra_forbidden", "loc": ["x"],
+             "msg": "Extra inputs are not permitted", "input": 1}])
+        self.assertEqual(list(errs[0]), ["type", "loc", "msg", "input", "ctx"])
+        _, errs = s.validate({"user": "a", "age": -1})
+        self.assertEqual(errs[0]["type"], "value_error.number.not_ge")  # v1 default
+        _, errs = s.validate_text("[", error_style="v2")
+        self.assertEqual((errs[0]["type"], errs[0]["loc"], errs[0]["input"]),
+                         ("json_invalid", [], "["))
+        with self.assertRaises(ValueError):
+            s.validate({}, error_style="v3")
+        ep = wsmsg.Endpoint(schema=s, error_style="v2")
+        self.assertTrue(ep._vflags & wsmsg.Validate.PYDANTIC_V2)
+        ep.set_error_style(wsmsg.ErrorStyle.PYDANTIC_V1)
+        self.assertFalse(ep._vflags & wsmsg.Validate.PYDANTIC_V2)
+        ep.free()
+
     def test_regex_limits(self):
         s = wsmsg.Schema({"type": "string", "pattern": "^(a|aa)+$"})
         _, errs = s.validate("a" * 59 + "b")

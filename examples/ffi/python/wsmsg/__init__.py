@@ -22,7 +22,7 @@ tree's lib/, or the system (ctypes.util.find_library("wsmsg")).
 from ._core import (BackpressureError, BackpressurePolicy, Binary, Close,
                     ClosedError, Conn, Drain, Endpoint, Error, ErrorCode,
                     Event, EventType, FreedError, InvalidArgumentError,
-                    InvalidPolicy, Invalid, ExtraPolicy,
+                    InvalidPolicy, Invalid, ExtraPolicy, ErrorStyle,
                     Json, Open, Pong, Schema, SchemaError, SchemaOption,
                     Server, State, StateError, Text, Timeout, TimeoutAction,
                     TimeoutKind, Timers, Unknown, Validate, accept_key,
@@ -34,7 +34,7 @@ from .client import Client, HandshakeError
 __all__ = [
     "BackpressureError", "BackpressurePolicy", "Binary", "Client", "Close",
     "ClosedError", "Conn", "Drain", "Endpoint", "Error", "ErrorCode", "Event",
-    "EventType", "FreedError", "HandshakeError", "InvalidArgumentError", "InvalidPolicy", "Invalid", "ExtraPolicy",
+    "EventType", "FreedError", "HandshakeError", "InvalidArgumentError", "InvalidPolicy", "Invalid", "ExtraPolicy", "ErrorStyle",
     "Json", "Open", "Pong", "Schema", "SchemaError", "SchemaOption", "Server",
     "State", "StateError", "Text", "Timeout", "TimeoutAction", "TimeoutKind",
     "Timers", "Unknown", "Validate", "accept_key", "broadcast", "library_path",

@@ -100,6 +100,22 @@ class Validate(enum.IntFlag):
     FORMAT = 4
     EXTRA_IGNORE = 8
     EXTRA_FORBID = 16
+    PYDANTIC_V2 = 32
+
+
+class ErrorStyle(enum.IntEnum):
+    """enum wsmsg_error_style (Endpoint(error_style=...)): "v1" or "v2"
+    (Pydantic's error shapes)"""
+    PYDANTIC_V1 = 0
+    PYDANTIC_V2 = 1
+
+
+def _error_style(v):
+    if v in ("v1", "V1", 1):
+        return 0
+    if v in ("v2", "V2", 2):
+        return 1
+    return _enum("error_style", v, ErrorStyle)
 
 
 class ExtraPolicy(enum.IntEnum):
@@ -595,17 +611,18 @@ class Schema(_Handle):
                                                   depth_limit),
                "wsmsg_schema_set_regex_limits")
 
-    def _flags(self, coerce, defaults, format, extra="allow"):
+    def _flags(self, coerce, defaults, format, extra="allow", error_style="v1"):
         if extra not in _EXTRA_FLAGS:
             raise ValueError("extra must be 'allow', 'ignore' or 'forbid', not %r"
                              % (extra,))
         return ((int(Validate.COERCE) if _flag("coerce", coerce) else 0)
                 | (int(Validate.DEFAULTS) if _flag("defaults", defaults) else 0)
                 | (int(Validate.FORMAT) if _flag("format", format) else 0)
-                | _EXTRA_FLAGS[extra])
+                | _EXTRA_FLAGS[extra]
+                | (int(Validate.PYDANTIC_V2) if _error_style(error_style) else 0))
 
     def validate(self, obj, coerce=False, defaults=False, format=False,
-                 max_errors=None, extra="allow"):
+                 max_errors=None, extra="allow", error_style="v1"):
         """Validate a Python value (anything json.dumps takes; TypeError
         otherwise).  Returns (value, errors): `errors` is a list of
         Pydantic-shaped dicts (empty when valid); `value` is `obj` itself
@@ -616,14 +633,17 @@ class Schema(_Handle):
         uri).  At most max_errors errors are collected (default 32).
         extra= is Pydantic's model config: "allow" (keep undeclared
         properties), "ignore" (drop them: a rewritten copy is returned) or
-        "forbid" (errors), see docs/schema.md "Extra properties"."""
+        "forbid" (errors), see docs/schema.md "Extra properties".
+        error_style="v2" gives Pydantic v2's error dicts ({"type":
+        "missing", "loc": [...], "msg": "Field required", "input": ...})
+        instead of v1's (the default)."""
         text = _dumps(obj)
-        flags = self._flags(coerce, defaults, format, extra)
+        flags = self._flags(coerce, defaults, format, extra, error_style)
         doc, errors = self._validate(text, flags, max_errors)
         return (doc if flags & _REWRITE and doc is not _NO_DOC else obj), errors
 
     def validate_text(self, text, coerce=False, defaults=False, format=False,
-                      max_errors=None, extra="allow"):
+                      max_errors=None, extra="allow", error_style="v1"):
         """As validate() for JSON text (str or bytes).  Text that is not
         JSON gives (None, [{"loc": ["__root__"], "type":
         "value_error.jsondecode", ...}])."""
@@ -633,7 +653,8 @@ class Schema(_Handle):
             raise TypeError("text must be str or bytes, not %s" % type(text).__name__)
         text = bytes(text)
         doc, errors = self._validate(text,
-                                     self._flags(coerce, defaults, format, extra),
+                                     self._flags(coerce, defaults, format, extra,
+                                                 error_style),
                                      max_errors, want_doc=True)
         return (None if doc is _NO_DOC else doc), errors
 
@@ -704,7 +725,7 @@ _ENDPOINT_OPTIONS = (
     "timeout_action", "heartbeat", "ping_interval", "pong_timeout",
     "message_timeout", "close_timeout", "write_timeout", "handshake_timeout",
     "json", "schema", "validation", "invalid_policy", "allow_duplicate_keys",
-    "max_errors", "route_field", "routes", "clock", "extra")
+    "max_errors", "route_field", "routes", "clock", "extra", "error_style")
 
 
 class Endpoint(_Handle):
@@ -724,6 +745,7 @@ class Endpoint(_Handle):
       write_timeout  handshake_timeout=10000 (client side)
       json=False  schema=Schema  validation=Validate.COERCE|Validate.DEFAULTS
       extra="allow"|"ignore"|"forbid" (Pydantic's model config extra)
+      error_style="v1"|"v2" (Pydantic's error shapes; v1 by default)
       invalid_policy="reply"|"close"|"ignore"  allow_duplicate_keys=False
       max_errors=32  route_field="type", routes={"chat": Schema or None}
       clock=callable returning ms (client connections; tests)
@@ -753,7 +775,7 @@ class Endpoint(_Handle):
                   "pong_events", "receive_timeout", "ping_interval",
                   "pong_timeout", "message_timeout", "close_timeout",
                   "write_timeout", "handshake_timeout", "json", "schema",
-                  "validation", "extra", "invalid_policy",
+                  "validation", "extra", "error_style", "invalid_policy",
                   "allow_duplicate_keys", "max_errors", "clock"):
             if o.get(k) is not None:
                 getattr(self, "set_" + k)(o[k])
@@ -919,6 +941,16 @@ class Endpoint(_Handle):
         self._set(_lib.wsmsg_endpoint_set_extra, p)
         self._vflags = (self._vflags & ~int(Validate.EXTRA_IGNORE | Validate.EXTRA_FORBID)) | (
             (0, int(Validate.EXTRA_IGNORE), int(Validate.EXTRA_FORBID))[p])
+        return self
+
+    def set_error_style(self, style):
+        """Shape of the validation errors: "v1" (Pydantic v1 / FastAPI
+        < 0.100, the default) or "v2" ({"type", "loc", "msg", "input",
+        "ctx"} with Pydantic v2's types and messages)."""
+        s = _error_style(style)
+        self._set(_lib.wsmsg_endpoint_set_error_style, s)
+        self._vflags = (self._vflags & ~int(Validate.PYDANTIC_V2)) | (
+            int(Validate.PYDANTIC_V2) if s else 0)
         return self
 
     def set_invalid_policy(self, policy):
