@@ -1116,7 +1116,8 @@ WSMSG_API int wsmsg_verrors_dump(const wsmsg_verrors *errors, char *buf,
  * FastAPI/Pydantic do), optionally routes it by a discriminator field, and
  * delivers it to on_json (or as a WSMSG_EV_JSON event).  Text that is not
  * JSON or does not validate goes to on_invalid with Pydantic-style errors
- * (type value_error.jsondecode for bad JSON), and the invalid policy
+ * (type value_error.jsondecode for bad JSON, with ctx {msg, pos, lineno,
+ * colno} as wsmsg_schema_validate_text gives), and the invalid policy
  * decides what the peer sees.  Binary messages are unaffected.
  */
 

@@ -106,14 +106,7 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
                   (ep->allow_dups ? 0 : JSON_REJECT_DUPLICATES);
   json_t *doc = json_loadb(text, len, pflags, &jerr);
   if (!doc) {
-    wsm_jerr_text(&jerr); /* UTF-8, and wsmsg's words for a NUL in a key */
-    /* v2's input is the text (text messages are valid UTF-8) */
-    json_t *in = errs->v2 ? json_stringn_nocheck(text, len) : NULL;
-    add_error(errs, "__root__", "value_error.jsondecode",
-              wsm_asprintf(c->mem, "%s: line %d column %d (char %d)", jerr.text,
-                           jerr.line, jerr.column, jerr.position),
-              NULL, in);
-    json_decref(in);
+    (void)wsm_verrors_add_jsondecode(errs, &jerr, text, len);
     invalid(c, errs, text, len);
     return 0;
   }

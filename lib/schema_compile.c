@@ -130,65 +130,39 @@ static char *uri_resolve(const wsmsg_mem *mem, const char *base,
   uri_split(base, &b);
   uri_split(ref, &r);
   wsm_sb o = {.mem = mem};
-  if (r.has_scheme) {
-    wsm_sb_add(&o, r.scheme, r.scheme_len);
+  /* which parts come from the reference and which from the base */
+  bool own_auth = r.has_scheme || r.has_auth;
+  const uri_parts *sch = r.has_scheme ? &r : &b;
+  const uri_parts *q = own_auth || r.path_len || r.has_query ? &r : &b;
+  if (sch->has_scheme) {
+    wsm_sb_add(&o, sch->scheme, sch->scheme_len);
     wsm_sb_addc(&o, ':');
-    add_auth(&o, &r);
+  }
+  add_auth(&o, own_auth ? &r : &b);
+  if (own_auth || (r.path_len && r.path[0] == '/')) {
     remove_dots(&o, r.path, r.path_len);
-    if (r.has_query) {
-      wsm_sb_addc(&o, '?');
-      wsm_sb_add(&o, r.query, r.query_len);
-    }
-  } else {
-    if (b.has_scheme) {
-      wsm_sb_add(&o, b.scheme, b.scheme_len);
-      wsm_sb_addc(&o, ':');
-    }
-    if (r.has_auth) {
-      add_auth(&o, &r);
-      remove_dots(&o, r.path, r.path_len);
-      if (r.has_query) {
-        wsm_sb_addc(&o, '?');
-        wsm_sb_add(&o, r.query, r.query_len);
-      }
+  } else if (r.path_len == 0) {
+    wsm_sb_add(&o, b.path, b.path_len);
+  } else { /* merge (5.2.3) */
+    wsm_sb m = {.mem = mem};
+    if (b.has_auth && b.path_len == 0) {
+      wsm_sb_addc(&m, '/');
     } else {
-      add_auth(&o, &b);
-      if (r.path_len == 0) {
-        wsm_sb_add(&o, b.path, b.path_len);
-        if (r.has_query) {
-          wsm_sb_addc(&o, '?');
-          wsm_sb_add(&o, r.query, r.query_len);
-        } else if (b.has_query) {
-          wsm_sb_addc(&o, '?');
-          wsm_sb_add(&o, b.query, b.query_len);
-        }
-      } else {
-        if (r.path[0] == '/') {
-          remove_dots(&o, r.path, r.path_len);
-        } else {
-          /* merge (5.2.3) */
-          wsm_sb m = {.mem = mem};
-          if (b.has_auth && b.path_len == 0) {
-            wsm_sb_addc(&m, '/');
-          } else {
-            size_t k = b.path_len;
-            while (k > 0 && b.path[k - 1] != '/')
-              k--;
-            wsm_sb_add(&m, b.path, k);
-          }
-          wsm_sb_add(&m, r.path, r.path_len);
-          if (m.oom)
-            o.oom = true;
-          else if (m.p)
-            remove_dots(&o, m.p, m.n);
-          wsm_free(mem, m.p);
-        }
-        if (r.has_query) {
-          wsm_sb_addc(&o, '?');
-          wsm_sb_add(&o, r.query, r.query_len);
-        }
-      }
+      size_t k = b.path_len;
+      while (k > 0 && b.path[k - 1] != '/')
+        k--;
+      wsm_sb_add(&m, b.path, k);
     }
+    wsm_sb_add(&m, r.path, r.path_len);
+    if (m.oom)
+      o.oom = true;
+    else if (m.p)
+      remove_dots(&o, m.p, m.n);
+    wsm_free(mem, m.p);
+  }
+  if (q->has_query) {
+    wsm_sb_addc(&o, '?');
+    wsm_sb_add(&o, q->query, q->query_len);
   }
   if (r.has_frag) {
     wsm_sb_addc(&o, '#');
@@ -913,6 +887,35 @@ static bool sub_array(cctx *c, const json_t *v, const char *where,
   return true;
 }
 
+/* An optional keyword whose value is one subschema (not, if, contains,
+ * additionalProperties...): compile it into *out and set `bit` in n->kw.
+ * 0, or c->rc. */
+static int kw_schema(cctx *c, wsm_snode *n, const json_t *j, const char *kw,
+                     uint32_t bit, wsm_snode **out, const char *where,
+                     const char *base, int dialect) {
+  const json_t *v = json_object_get(j, kw);
+  if (!v)
+    return 0;
+  if (!(*out = sub(c, v, where, kw, base, dialect)))
+    return c->rc;
+  n->kw |= bit;
+  return 0;
+}
+
+/* An optional keyword whose value is a non-empty array of subschemas
+ * (allOf, anyOf, oneOf, prefixItems).  0, or c->rc. */
+static int kw_schemas(cctx *c, wsm_snode *n, const json_t *j, const char *kw,
+                      uint32_t bit, wsm_snode ***out, size_t *nout,
+                      const char *where, const char *base, int dialect) {
+  const json_t *v = json_object_get(j, kw);
+  if (!v)
+    return 0;
+  if (!sub_array(c, v, where, kw, base, dialect, true, out, nout))
+    return c->rc;
+  n->kw |= bit;
+  return 0;
+}
+
 static bool name_list(cctx *c, const json_t *v, const char *where,
                       const char *kw, wsm_name **out, size_t *n) {
   if (!json_is_array(v)) {
@@ -959,31 +962,30 @@ int32_t wsm_prop_find(const wsm_snode *n, const char *key, size_t len) {
   }
 }
 
-static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
-                               const char *where, const char *base,
-                               int dialect) {
+static int compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
+                              const char *where, const char *base,
+                              int dialect) {
   const json_t *v;
   if (!get_limit(c, j, "maxProperties", where, &n->max_props, n,
-                 WSM_K_MAXPROPS))
-    return false;
-  if (!get_limit(c, j, "minProperties", where, &n->min_props, n,
+                 WSM_K_MAXPROPS) ||
+      !get_limit(c, j, "minProperties", where, &n->min_props, n,
                  WSM_K_MINPROPS))
-    return false;
+    return c->rc;
 
   const json_t *props = json_object_get(j, "properties");
   const json_t *req = json_object_get(j, "required");
   wsm_name *reqs = NULL;
   size_t nreq = 0;
   if (req && !name_list(c, req, where, "required", &reqs, &nreq))
-    return false;
+    return c->rc;
   if (props) {
     if (!json_is_object(props)) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"properties\" must be an object");
-      return false;
+      return c->rc;
     }
     const char *w = child_where(c, where, "properties", 10);
     if (!w)
-      return false;
+      return c->rc;
     n->nprops = json_object_size(props);
     n->props = aalloc(c, (n->nprops ? n->nprops : 1) * sizeof(*n->props));
     size_t cap = 4;
@@ -991,7 +993,7 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
       cap *= 2;
     n->ptab = aalloc(c, cap * sizeof(*n->ptab));
     if (!n->props || !n->ptab)
-      return false;
+      return c->rc;
     n->ptab_mask = cap - 1;
     for (size_t i = 0; i < cap; i++)
       n->ptab[i] = -1;
@@ -1005,10 +1007,10 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
       p->len = klen;
       const char *wk = child_where(c, w, key, klen);
       if (!wk)
-        return false;
+        return c->rc;
       p->s = compile_node(c, sv, wk, base, dialect);
       if (!p->s)
-        return false;
+        return c->rc;
       if (json_is_object(sv) && json_object_get(sv, "default")) {
         p->dflt = json_object_get(sv, "default");
         n->ndefaults++;
@@ -1025,7 +1027,7 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
     /* required names that are properties are checked with them */
     n->required = aalloc(c, (nreq ? nreq : 1) * sizeof(*n->required));
     if (!n->required)
-      return false;
+      return c->rc;
     for (size_t i = 0; i < nreq; i++) {
       int32_t k = wsm_prop_find(n, reqs[i].s, reqs[i].len);
       if (k >= 0)
@@ -1041,16 +1043,16 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
     if (!json_is_object(v)) {
       cfail(c, WSMSG_ERR_SCHEMA, where,
             "\"patternProperties\" must be an object");
-      return false;
+      return c->rc;
     }
     const char *w = child_where(c, where, "patternProperties", 17);
     if (!w)
-      return false;
+      return c->rc;
     n->npatprops = json_object_size(v);
     n->patprops =
         aalloc(c, (n->npatprops ? n->npatprops : 1) * sizeof(*n->patprops));
     if (!n->patprops)
-      return false;
+      return c->rc;
     const char *key;
     size_t klen;
     json_t *sv;
@@ -1058,30 +1060,23 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
     json_object_keylen_foreach((json_t *)v, key, klen, sv) {
       const char *wk = child_where(c, w, key, klen);
       if (!wk)
-        return false;
+        return c->rc;
       n->patprops[i].re = regex_new(c, key, klen, wk);
       if (!n->patprops[i].re)
-        return false;
+        return c->rc;
       n->patprops[i].s = compile_node(c, sv, wk, base, dialect);
       if (!n->patprops[i].s)
-        return false;
+        return c->rc;
       i++;
     }
     if (n->npatprops)
       n->kw |= WSM_K_EXTRA;
   }
-  if ((v = json_object_get(j, "additionalProperties"))) {
-    n->additional = sub(c, v, where, "additionalProperties", base, dialect);
-    if (!n->additional)
-      return false;
-    n->kw |= WSM_K_EXTRA;
-  }
-  if ((v = json_object_get(j, "propertyNames"))) {
-    n->propnames = sub(c, v, where, "propertyNames", base, dialect);
-    if (!n->propnames)
-      return false;
-    n->kw |= WSM_K_PROPNAMES;
-  }
+  if (kw_schema(c, n, j, "additionalProperties", WSM_K_EXTRA, &n->additional,
+                where, base, dialect) ||
+      kw_schema(c, n, j, "propertyNames", WSM_K_PROPNAMES, &n->propnames, where,
+                base, dialect))
+    return c->rc;
 
   /* dependentRequired / dependentSchemas (draft-07: dependencies) */
   const json_t *dr = NULL, *ds = NULL, *deps = NULL;
@@ -1094,19 +1089,19 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
   if ((dr && !json_is_object(dr)) || (ds && !json_is_object(ds)) ||
       (deps && !json_is_object(deps))) {
     cfail(c, WSMSG_ERR_SCHEMA, where, "dependencies must be an object");
-    return false;
+    return c->rc;
   }
   size_t ndr = json_object_size(dr) + json_object_size(deps);
   size_t nds = json_object_size(ds) + json_object_size(deps);
   if (ndr) {
     n->depreq = aalloc(c, ndr * sizeof(*n->depreq));
     if (!n->depreq)
-      return false;
+      return c->rc;
   }
   if (nds) {
     n->depschemas = aalloc(c, nds * sizeof(*n->depschemas));
     if (!n->depschemas)
-      return false;
+      return c->rc;
   }
   const json_t *srcs[3] = {dr, ds, deps};
   const char *names[3] = {"dependentRequired", "dependentSchemas",
@@ -1116,7 +1111,7 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
       continue;
     const char *w = child_where(c, where, names[s], strlen(names[s]));
     if (!w)
-      return false;
+      return c->rc;
     const char *key;
     size_t klen;
     json_t *sv;
@@ -1127,7 +1122,7 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
         d->key.s = key;
         d->key.len = klen;
         if (!name_list(c, sv, w, names[s], &d->req, &d->n))
-          return false;
+          return c->rc;
         n->kw |= WSM_K_DEPREQ;
       } else {
         wsm_depschema *d = &n->depschemas[n->ndepschemas++];
@@ -1135,38 +1130,33 @@ static bool compile_object_kws(cctx *c, wsm_snode *n, const json_t *j,
         d->key.len = klen;
         const char *wk = child_where(c, w, key, klen);
         if (!wk)
-          return false;
+          return c->rc;
         d->s = compile_node(c, sv, wk, base, dialect);
         if (!d->s)
-          return false;
+          return c->rc;
         n->kw |= WSM_K_DEPSCHEMAS;
       }
     }
   }
   if (dialect == WSM_D2020 &&
-      (v = json_object_get(j, "unevaluatedProperties"))) {
-    n->uneval_props = sub(c, v, where, "unevaluatedProperties", base, dialect);
-    if (!n->uneval_props)
-      return false;
-    n->kw |= WSM_K_UNEVAL_PROPS;
-    n->annot = true;
-  }
-  return true;
+      kw_schema(c, n, j, "unevaluatedProperties", WSM_K_UNEVAL_PROPS,
+                &n->uneval_props, where, base, dialect))
+    return c->rc;
+  n->annot = n->annot || n->uneval_props;
+  return 0;
 }
 
-static bool compile_array_kws(cctx *c, wsm_snode *n, const json_t *j,
-                              const char *where, const char *base,
-                              int dialect) {
+static int compile_array_kws(cctx *c, wsm_snode *n, const json_t *j,
+                             const char *where, const char *base, int dialect) {
   const json_t *v;
   bool has;
-  if (!get_limit(c, j, "maxItems", where, &n->max_items, n, WSM_K_MAXITEMS))
-    return false;
-  if (!get_limit(c, j, "minItems", where, &n->min_items, n, WSM_K_MINITEMS))
-    return false;
+  if (!get_limit(c, j, "maxItems", where, &n->max_items, n, WSM_K_MAXITEMS) ||
+      !get_limit(c, j, "minItems", where, &n->min_items, n, WSM_K_MINITEMS))
+    return c->rc;
   if ((v = json_object_get(j, "uniqueItems"))) {
     if (!json_is_boolean(v)) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"uniqueItems\" must be a boolean");
-      return false;
+      return c->rc;
     }
     if (json_is_true(v)) {
 
@@ -1175,69 +1165,61 @@ static bool compile_array_kws(cctx *c, wsm_snode *n, const json_t *j,
   }
   const json_t *items = json_object_get(j, "items");
   if (dialect == WSM_D2020) {
-    if ((v = json_object_get(j, "prefixItems"))) {
-      if (!sub_array(c, v, where, "prefixItems", base, dialect, true,
-                     &n->prefix, &n->nprefix))
-        return false;
-      n->kw |= WSM_K_ITEMS;
-    }
+    if (kw_schemas(c, n, j, "prefixItems", WSM_K_ITEMS, &n->prefix, &n->nprefix,
+                   where, base, dialect))
+      return c->rc;
     if (items) {
       if (json_is_array(items)) {
         cfail(c, WSMSG_ERR_SCHEMA, where,
               "\"items\" must be a schema in draft 2020-12 (an array of "
               "schemas is \"prefixItems\")");
-        return false;
+        return c->rc;
       }
       n->items = sub(c, items, where, "items", base, dialect);
       if (!n->items)
-        return false;
+        return c->rc;
       n->kw |= WSM_K_ITEMS;
     }
   } else if (items) {
     if (json_is_array(items)) {
       if (!sub_array(c, items, where, "items", base, dialect, false, &n->prefix,
                      &n->nprefix))
-        return false;
-      if ((v = json_object_get(j, "additionalItems"))) {
-        n->items = sub(c, v, where, "additionalItems", base, dialect);
-        if (!n->items)
-          return false;
-      }
+        return c->rc;
+      if (kw_schema(c, n, j, "additionalItems", 0, &n->items, where, base,
+                    dialect))
+        return c->rc;
     } else {
       n->items = sub(c, items, where, "items", base, dialect);
       if (!n->items)
-        return false;
+        return c->rc;
     }
     n->kw |= WSM_K_ITEMS;
   }
   n->items_tuple = n->items && n->items->boolean == WSM_BOOL_FALSE;
-  if ((v = json_object_get(j, "contains"))) {
-    n->contains = sub(c, v, where, "contains", base, dialect);
-    if (!n->contains)
-      return false;
-    n->kw |= WSM_K_CONTAINS;
+  if (kw_schema(c, n, j, "contains", WSM_K_CONTAINS, &n->contains, where, base,
+                dialect))
+    return c->rc;
+  if (n->contains) {
     n->min_contains = 1;
     n->max_contains = SIZE_MAX;
     if (dialect == WSM_D2020) {
       if (!get_nonneg(c, j, "minContains", where, &n->min_contains,
                       &n->has_min_contains))
-        return false;
+        return c->rc;
       if (!n->has_min_contains)
         n->min_contains = 1;
       if (!get_nonneg(c, j, "maxContains", where, &n->max_contains, &has))
-        return false;
+        return c->rc;
       if (!has)
         n->max_contains = SIZE_MAX;
     }
   }
-  if (dialect == WSM_D2020 && (v = json_object_get(j, "unevaluatedItems"))) {
-    n->uneval_items = sub(c, v, where, "unevaluatedItems", base, dialect);
-    if (!n->uneval_items)
-      return false;
-    n->kw |= WSM_K_UNEVAL_ITEMS;
-    n->annot = true;
-  }
-  return true;
+  if (dialect == WSM_D2020 &&
+      kw_schema(c, n, j, "unevaluatedItems", WSM_K_UNEVAL_ITEMS,
+                &n->uneval_items, where, base, dialect))
+    return c->rc;
+  n->annot = n->annot || n->uneval_items;
+  return 0;
 }
 
 static const struct {
@@ -1260,8 +1242,8 @@ static bool type_bit(const json_t *v, uint8_t *bits) {
   return false;
 }
 
-static bool compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
-                                const char *where) {
+static int compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
+                               const char *where) {
   const json_t *v;
   bool has;
   if ((v = json_object_get(j, "type"))) {
@@ -1275,7 +1257,7 @@ static bool compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
     if (!ok) {
       cfail(c, WSMSG_ERR_SCHEMA, where,
             "\"type\" must be a type name or an array of type names");
-      return false;
+      return c->rc;
     }
     /* "number" includes "integer" */
     if (n->types & WSM_T_NUMBER)
@@ -1285,7 +1267,7 @@ static bool compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
   if ((v = json_object_get(j, "enum"))) {
     if (!json_is_array(v)) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"enum\" must be an array");
-      return false;
+      return c->rc;
     }
     n->enumv = v;
     n->kw |= WSM_K_ENUM;
@@ -1295,11 +1277,11 @@ static bool compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
     n->kw |= WSM_K_CONST;
   }
   if (!get_num(c, j, "multipleOf", where, &n->multiple_of, &has))
-    return false;
+    return c->rc;
   if (has) {
     if (n->multiple_of.d <= 0) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"multipleOf\" must be > 0");
-      return false;
+      return c->rc;
     }
     n->kw |= WSM_K_MULTIPLE_OF;
   }
@@ -1316,31 +1298,30 @@ static bool compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
   for (size_t i = 0; i < 4; i++) {
     if (!get_num(c, j, nums[i].name, where,
                  (wsm_num *)((char *)n + nums[i].off), &has))
-      return false;
+      return c->rc;
     if (has)
       n->kw |= nums[i].bit;
   }
-  if (!get_limit(c, j, "maxLength", where, &n->max_len, n, WSM_K_MAXLEN))
-    return false;
-  if (!get_limit(c, j, "minLength", where, &n->min_len, n, WSM_K_MINLEN))
-    return false;
+  if (!get_limit(c, j, "maxLength", where, &n->max_len, n, WSM_K_MAXLEN) ||
+      !get_limit(c, j, "minLength", where, &n->min_len, n, WSM_K_MINLEN))
+    return c->rc;
   if ((v = json_object_get(j, "pattern"))) {
     if (!json_is_string(v)) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"pattern\" must be a string");
-      return false;
+      return c->rc;
     }
     const char *w = child_where(c, where, "pattern", 7);
     if (!w)
-      return false;
+      return c->rc;
     n->pattern = regex_new(c, json_string_value(v), json_string_length(v), w);
     if (!n->pattern)
-      return false;
+      return c->rc;
     n->kw |= WSM_K_PATTERN;
   }
   if ((v = json_object_get(j, "format"))) {
     if (!json_is_string(v)) {
       cfail(c, WSMSG_ERR_SCHEMA, where, "\"format\" must be a string");
-      return false;
+      return c->rc;
     }
     for (int f = WSM_FMT_DATE_TIME; f <= WSM_FMT_URI; f++) {
       if (strcmp(json_string_value(v), wsm_format_name(f)) == 0) {
@@ -1349,55 +1330,25 @@ static bool compile_generic_kws(cctx *c, wsm_snode *n, const json_t *j,
       }
     }
   }
-  return true;
+  return 0;
 }
 
-static bool compile_applicators(cctx *c, wsm_snode *n, const json_t *j,
-                                const char *where, const char *base,
-                                int dialect) {
-  const json_t *v;
-  if ((v = json_object_get(j, "allOf"))) {
-    if (!sub_array(c, v, where, "allOf", base, dialect, true, &n->allof,
-                   &n->nallof))
-      return false;
-    n->kw |= WSM_K_ALLOF;
-  }
-  if ((v = json_object_get(j, "anyOf"))) {
-    if (!sub_array(c, v, where, "anyOf", base, dialect, true, &n->anyof,
-                   &n->nanyof))
-      return false;
-    n->kw |= WSM_K_ANYOF;
-  }
-  if ((v = json_object_get(j, "oneOf"))) {
-    if (!sub_array(c, v, where, "oneOf", base, dialect, true, &n->oneof,
-                   &n->noneof))
-      return false;
-    n->kw |= WSM_K_ONEOF;
-  }
-  if ((v = json_object_get(j, "not"))) {
-    n->not_ = sub(c, v, where, "not", base, dialect);
-    if (!n->not_)
-      return false;
-    n->kw |= WSM_K_NOT;
-  }
-  if ((v = json_object_get(j, "if"))) {
-    n->if_ = sub(c, v, where, "if", base, dialect);
-    if (!n->if_)
-      return false;
-    n->kw |= WSM_K_IF;
-  }
-  /* then/else are compiled even without "if" ($ref may point at them) */
-  if ((v = json_object_get(j, "then"))) {
-    n->then_ = sub(c, v, where, "then", base, dialect);
-    if (!n->then_)
-      return false;
-  }
-  if ((v = json_object_get(j, "else"))) {
-    n->else_ = sub(c, v, where, "else", base, dialect);
-    if (!n->else_)
-      return false;
-  }
-  return true;
+static int compile_applicators(cctx *c, wsm_snode *n, const json_t *j,
+                               const char *where, const char *base,
+                               int dialect) {
+  if (kw_schemas(c, n, j, "allOf", WSM_K_ALLOF, &n->allof, &n->nallof, where,
+                 base, dialect) ||
+      kw_schemas(c, n, j, "anyOf", WSM_K_ANYOF, &n->anyof, &n->nanyof, where,
+                 base, dialect) ||
+      kw_schemas(c, n, j, "oneOf", WSM_K_ONEOF, &n->oneof, &n->noneof, where,
+                 base, dialect) ||
+      kw_schema(c, n, j, "not", WSM_K_NOT, &n->not_, where, base, dialect) ||
+      kw_schema(c, n, j, "if", WSM_K_IF, &n->if_, where, base, dialect) ||
+      /* then/else are compiled even without "if" ($ref may point at them) */
+      kw_schema(c, n, j, "then", 0, &n->then_, where, base, dialect) ||
+      kw_schema(c, n, j, "else", 0, &n->else_, where, base, dialect))
+    return c->rc;
+  return 0;
 }
 
 static bool add_ref(cctx *c, wsm_snode *n, const json_t *ref, const char *where,
@@ -1476,10 +1427,10 @@ static wsm_snode *compile_node(cctx *c, const json_t *j, const char *where,
     return NULL;
   if (ref && dialect == WSM_D7)
     return n; /* draft-07: siblings of $ref are ignored */
-  if (!compile_generic_kws(c, n, j, where) ||
-      !compile_object_kws(c, n, j, where, base, dialect) ||
-      !compile_array_kws(c, n, j, where, base, dialect) ||
-      !compile_applicators(c, n, j, where, base, dialect))
+  if (compile_generic_kws(c, n, j, where) ||
+      compile_object_kws(c, n, j, where, base, dialect) ||
+      compile_array_kws(c, n, j, where, base, dialect) ||
+      compile_applicators(c, n, j, where, base, dialect))
     return NULL;
   /* compile the definitions too, so that errors in them are reported */
   const char *defs = dialect == WSM_D2020 ? "$defs" : "definitions";
@@ -1809,29 +1760,35 @@ static wsmsg_schema *schema_new(const wsmsg_mem *mem) {
   return s;
 }
 
-int wsmsg_schema_compile_json_mem(const json_t *schema, unsigned options,
-                                  const wsmsg_mem *mem, wsmsg_schema **out,
-                                  char *err, size_t err_size) {
+/* What both compile entry points check first: clear err and *out, refuse
+ * a NULL output or input (`missing` says which). */
+static int compile_begin(wsmsg_schema **out, char *err, size_t err_size,
+                         const void *input, const char *missing) {
   if (err && err_size)
     err[0] = '\0';
   if (!out)
     return WSMSG_ERR_INVALID_ARG;
   *out = NULL;
-  if (!schema) {
+  if (!input) {
     if (err && err_size)
-      snprintf(err, err_size, "no schema");
+      snprintf(err, err_size, "%s", missing);
     return WSMSG_ERR_INVALID_ARG;
   }
-  wsmsg_schema *s = schema_new(mem);
-  if (!s)
-    return WSMSG_ERR_NOMEM;
-  s->doc = json_deep_copy(schema);
-  if (!s->doc) {
-    wsmsg_schema_free(s);
+  return 0;
+}
+
+/* Compile `doc`, which the schema takes (freed on failure; NULL: out of
+ * memory). */
+static int compile_owned(json_t *doc, unsigned options, const wsmsg_mem *mem,
+                         wsmsg_schema **out, char *err, size_t err_size) {
+  wsmsg_schema *s = doc ? schema_new(mem) : NULL;
+  if (!s) {
+    json_decref(doc);
     if (err && err_size)
       snprintf(err, err_size, "out of memory");
     return WSMSG_ERR_NOMEM;
   }
+  s->doc = doc;
   int rc = compile_doc(s, options, err, err_size);
   if (rc) {
     wsmsg_schema_free(s);
@@ -1839,6 +1796,17 @@ int wsmsg_schema_compile_json_mem(const json_t *schema, unsigned options,
   }
   *out = s;
   return 0;
+}
+
+int wsmsg_schema_compile_json_mem(const json_t *schema, unsigned options,
+                                  const wsmsg_mem *mem, wsmsg_schema **out,
+                                  char *err, size_t err_size) {
+  int rc = compile_begin(out, err, err_size, schema, "no schema");
+  if (rc)
+    return rc;
+  /* our own copy: the caller may change or free its document */
+  return compile_owned(json_deep_copy(schema), options, mem, out, err,
+                       err_size);
 }
 
 int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
@@ -1850,16 +1818,9 @@ int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
 int wsmsg_schema_compile_mem(const char *text, size_t len, unsigned options,
                              const wsmsg_mem *mem, wsmsg_schema **out,
                              char *err, size_t err_size) {
-  if (err && err_size)
-    err[0] = '\0';
-  if (!out)
-    return WSMSG_ERR_INVALID_ARG;
-  *out = NULL;
-  if (!text) {
-    if (err && err_size)
-      snprintf(err, err_size, "no schema text");
-    return WSMSG_ERR_INVALID_ARG;
-  }
+  int rc = compile_begin(out, err, err_size, text, "no schema text");
+  if (rc)
+    return rc;
   json_error_t je;
   json_t *doc = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
   if (!doc) {
@@ -1868,19 +1829,7 @@ int wsmsg_schema_compile_mem(const char *text, size_t len, unsigned options,
                je.column, je.text);
     return WSMSG_ERR_JSON;
   }
-  wsmsg_schema *s = schema_new(mem);
-  if (!s) {
-    json_decref(doc);
-    return WSMSG_ERR_NOMEM;
-  }
-  s->doc = doc; /* already private: no copy needed */
-  int rc = compile_doc(s, options, err, err_size);
-  if (rc) {
-    wsmsg_schema_free(s);
-    return rc;
-  }
-  *out = s;
-  return 0;
+  return compile_owned(doc, options, mem, out, err, err_size);
 }
 
 int wsmsg_schema_compile(const char *text, size_t len, unsigned options,

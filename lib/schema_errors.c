@@ -248,3 +248,21 @@ int wsmsg_verrors_dump(const wsmsg_verrors *e, char *buf, size_t size) {
   json_decref(j);
   return rc;
 }
+
+int wsm_verrors_add_jsondecode(wsmsg_verrors *e, json_error_t *je,
+                               const char *text, size_t len) {
+  wsm_jerr_text(je); /* UTF-8, and wsmsg's words for a NUL in a key */
+  json_t *ctx = json_pack("{s:s, s:i, s:i, s:i}", "msg", je->text, "pos",
+                          je->position, "lineno", je->line, "colno",
+                          je->column);
+  char *msg = wsm_asprintf(&e->mem, "%s: line %d column %d (char %d)",
+                           je->text, je->line, je->column, je->position);
+  /* v2's input: the text, when it is a string at all (UTF-8) */
+  json_t *in = e->v2 && wsmsg_utf8_valid(text, len)
+                   ? json_stringn_nocheck(text, len)
+                   : NULL;
+  int rc = wsm_verrors_add_in(e, json_pack("[s]", "__root__"),
+                              "value_error.jsondecode", msg, ctx, in);
+  json_decref(in);
+  return rc < 0 ? rc : 0;
+}

@@ -266,6 +266,14 @@ WSM_HIDDEN int wsm_verrors_add_in(wsmsg_verrors *e, json_t *loc,
  * (schema_v2.c); unchanged for types it does not know or out of memory. */
 WSM_HIDDEN void wsm_v2_convert(const wsmsg_mem *mem, const char **type,
                                char **msg, json_t **ctx, const json_t *input);
+/* Append the error for text[0..len) that is not JSON (jansson's error,
+ * which it rewrites into wsmsg's words): loc ["__root__"], type
+ * value_error.jsondecode, ctx {msg, pos, lineno, colno}; a v2 list's input
+ * is the text (if it is UTF-8).  The one shape of this error, for
+ * wsmsg_schema_validate_text and JSON endpoints alike.  0 or
+ * WSMSG_ERR_NOMEM. */
+WSM_HIDDEN int wsm_verrors_add_jsondecode(wsmsg_verrors *e, json_error_t *je,
+                                          const char *text, size_t len);
 /* Move errors [from, n) into a new JSON array (new reference, or NULL on
  * allocation failure) and drop them from the list. */
 WSM_HIDDEN json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from);

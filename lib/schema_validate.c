@@ -1586,29 +1586,8 @@ int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
       json_loadb(text ? text : "", len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
   if (!doc) {
     if (out) {
-      wsm_jerr_text(&je);
-      json_t *loc = json_array();
-      json_array_append_new(loc, json_string("__root__"));
-      json_t *cx = json_object();
-      json_object_set_new(cx, "msg", json_string(je.text));
-      json_object_set_new(cx, "pos", json_integer(je.position));
-      json_object_set_new(cx, "lineno", json_integer(je.line));
-      json_object_set_new(cx, "colno", json_integer(je.column));
-      char buf[JSON_ERROR_TEXT_LENGTH + 96];
-      snprintf(buf, sizeof(buf), "%s: line %d column %d (char %d)", je.text,
-               je.line, je.column, je.position);
-      char *msg = wsm_strdup(&out->mem, buf);
       out->v2 = (flags & WSMSG_VALIDATE_PYDANTIC_V2) != 0;
-      /* v2's input: the text (when it is a string at all: UTF-8) */
-      json_t *in = out->v2 ? json_stringn_nocheck(text ? text : "", len) : NULL;
-      if (in && !wsmsg_utf8_valid(text ? text : "", len)) {
-        json_decref(in);
-        in = NULL;
-      }
-      int r =
-          wsm_verrors_add_in(out, loc, "value_error.jsondecode", msg, cx, in);
-      json_decref(in);
-      if (r < 0)
+      if (wsm_verrors_add_jsondecode(out, &je, text ? text : "", len) < 0)
         return WSMSG_ERR_NOMEM;
     }
     return WSMSG_ERR_JSON;

@@ -175,6 +175,12 @@ static void test_invalid_reply(void **s) {
   assert_string_equal(
       json_string_value(json_array_get(json_object_get(e0, "loc"), 0)),
       "__root__");
+  /* the same shape as wsmsg_schema_validate_text's: the position in ctx */
+  json_t *cx = json_object_get(e0, "ctx");
+  assert_int_equal(json_integer_value(json_object_get(cx, "pos")), 9);
+  assert_int_equal(json_integer_value(json_object_get(cx, "lineno")), 1);
+  assert_true(json_is_integer(json_object_get(cx, "colno")));
+  assert_true(json_is_string(json_object_get(cx, "msg")));
   json_decref(r);
   pair_free(&p);
   wsmsg_schema_free(model);
