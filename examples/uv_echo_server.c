@@ -462,6 +462,7 @@ int main(int argc, char **argv) {
     }
   }
   signal(SIGPIPE, SIG_IGN); /* a write to a reset socket: an error, not death */
+  mem_return_init();
   loop = uv_default_loop();
   wsmsg_endpoint *ep = wsmsg_endpoint_new();
   srv = wsmsg_server_new();

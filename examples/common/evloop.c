@@ -392,6 +392,7 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
   memset(&L, 0, sizeof(L));
   L.o = *o;
   L.lfd = L.spare = -1;
+  mem_return_init();
   /* thousands of connections need thousands of descriptors */
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -426,8 +427,9 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
     if (!L.listening && L.lfd >= 0 && now >= L.resume_at)
       listen_again();
     if (mem_return_run(&L.mem, now) && L.o.verbose)
-      fprintf(stderr, "[%s] returned freed memory to the OS (%zu open)\n",
-              L.o.name, L.nclients);
+      fprintf(stderr,
+              "[%s] returned freed memory to the OS (%zu open, %llu us)\n",
+              L.o.name, L.nclients, (unsigned long long)L.mem.last_us);
     int64_t wait = wsmsg_timers_next_ms(L.timers, now);
     wait = min_ms(wait, q_expire(&L.linger, now));
     wait = min_ms(wait, q_expire(&L.drain, now));

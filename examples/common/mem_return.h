@@ -18,6 +18,9 @@
 #define WSMSG_EXAMPLE_MEM_RETURN_H
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -30,7 +33,21 @@ typedef struct mem_return {
   unsigned long closed; /* connections closed since the last trim */
   uint64_t first_close, last_close, last_trim;
   unsigned long trims; /* how many trims ran (for a --verbose log) */
+  uint64_t last_us;    /* how long the last one took */
 } mem_return;
+
+/* Call once at start-up: big blocks (>= 256 KiB: message buffers, output
+ * queues) come from mmap and go back to the OS when freed, always (glibc
+ * would raise this threshold after the first such free, and big buffers
+ * would then stay in the heap).  A GLIBC_TUNABLES setting of the threshold
+ * wins. */
+static inline void mem_return_init(void) {
+#ifdef __GLIBC__
+  const char *t = getenv("GLIBC_TUNABLES");
+  if (!t || !strstr(t, "mmap_threshold"))
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
+}
 
 /* A connection was freed at `now`. */
 static inline void mem_return_closed(mem_return *m, uint64_t now) {
@@ -55,9 +72,14 @@ static inline int mem_return_run(mem_return *m, uint64_t now) {
   uint64_t due = mem_return_due(m);
   if (!due || now < due)
     return 0;
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
 #ifdef __GLIBC__
   malloc_trim(0);
 #endif
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  m->last_us = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000u +
+               (uint64_t)(b.tv_nsec - a.tv_nsec) / 1000u;
   m->closed = 0;
   m->last_trim = now;
   m->trims++;
