@@ -308,7 +308,8 @@ static void usage(void) {
           "                   " EVLOOP_USAGE "\n\n"
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
           "/ws/with-timeout /ws/echo\n"
-          "timeouts in milliseconds (0 = off); --receive-timeout is the\n"
+          "timeouts in milliseconds (0 = off; not given: the library's "
+          "default);\n--receive-timeout is the\n"
           "HEARTBEAT period of /ws/with-timeout (default 10000)\n"
           "/ws/file-transfer limits: --max-file 16 MiB per file, --max-files "
           "1000 and\n"
@@ -324,7 +325,9 @@ int main(int argc, char **argv) {
   evloop_opts lo = EVLOOP_OPTS("demo_server");
   lo.verbose = 1;
   unsigned long long max_file = 16ull << 20;
-  long recv_to = 10000, ping = 0, pong = 0, hs_to = 10000, close_to = 10000;
+  long recv_to = 10000; /* the HEARTBEAT period */
+  /* -1: not given, the library's default stays */
+  long ping = -1, pong = -1, hs_to = -1, close_to = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
@@ -396,9 +399,12 @@ int main(int argc, char **argv) {
   wsmsg_endpoint *all[] = {chat, file, json, tmo, echo};
   for (size_t i = 0; i < 5; i++) {
     common(all[i]);
-    wsmsg_endpoint_set_ping_interval(all[i], (uint32_t)ping);
-    wsmsg_endpoint_set_pong_timeout(all[i], (uint32_t)pong);
-    wsmsg_endpoint_set_close_timeout(all[i], (uint32_t)close_to);
+    if (ping >= 0)
+      wsmsg_endpoint_set_ping_interval(all[i], (uint32_t)ping);
+    if (pong >= 0)
+      wsmsg_endpoint_set_pong_timeout(all[i], (uint32_t)pong);
+    if (close_to >= 0)
+      wsmsg_endpoint_set_close_timeout(all[i], (uint32_t)close_to);
   }
   wsmsg_endpoint_on_text(chat, chat_text);
   wsmsg_endpoint_on_chunk(file, file_chunk, WSMSG_STREAM_BINARY);
@@ -416,7 +422,8 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_binary(echo, echo_binary);
 
   wsmsg_server *srv = wsmsg_server_new();
-  wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
+  if (hs_to >= 0)
+    wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
   wsmsg_server_route(srv, "/ws/chat", chat);
   wsmsg_server_route(srv, "/ws/file-transfer", file);
   wsmsg_server_route(srv, "/ws/json-demo", json);

@@ -11,7 +11,8 @@
  *               [--handshake-timeout MS] [--close-timeout MS]
  *               [--max-conns N] [--drain-timeout MS] [--verbose]
  *
- * Timeouts are in milliseconds, 0 turns one off.  A peer that does not read
+ * Timeouts are in milliseconds, 0 turns one off; one not given keeps the
+ * library's default (docs/timeouts.md).  A peer that does not read
  * its echoes is closed with 1008 once 8 MiB are queued for it.  --max-conns
  * caps the connections (0, the default: the descriptor limit); a peer that
  * half-closes without reading what is left gets --drain-timeout (10 s).
@@ -53,7 +54,8 @@ static void usage(void) {
           "                   [--handshake-timeout MS] [--close-timeout MS] "
           "[--verbose]\n"
           "                   " EVLOOP_USAGE "\n"
-          "Timeouts in milliseconds; 0 turns one off.\n");
+          "Timeouts in milliseconds; 0 turns one off; not given: the library's "
+          "default.\n");
 }
 
 int main(int argc, char **argv) {
@@ -61,7 +63,8 @@ int main(int argc, char **argv) {
   int port = 8080;
   evloop_opts lo = EVLOOP_OPTS("echo_server");
   long long max_message = -1;
-  long ping = 0, pong = 0, recv_to = 0, hs_to = 10000, close_to = 10000;
+  /* -1: not given, the library's default stays */
+  long ping = -1, pong = -1, recv_to = -1, hs_to = -1, close_to = -1;
   int action = WSMSG_ON_TIMEOUT_PING;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -111,14 +114,19 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_close(echo, on_close);
   if (max_message >= 0)
     wsmsg_endpoint_set_max_message_size(echo, (uint64_t)max_message);
-  wsmsg_endpoint_set_ping_interval(echo, (uint32_t)ping);
-  wsmsg_endpoint_set_pong_timeout(echo, (uint32_t)pong);
-  wsmsg_endpoint_set_receive_timeout(echo, (uint32_t)recv_to);
+  if (ping >= 0)
+    wsmsg_endpoint_set_ping_interval(echo, (uint32_t)ping);
+  if (pong >= 0)
+    wsmsg_endpoint_set_pong_timeout(echo, (uint32_t)pong);
+  if (recv_to >= 0)
+    wsmsg_endpoint_set_receive_timeout(echo, (uint32_t)recv_to);
   wsmsg_endpoint_set_timeout_action(echo, action, NULL);
-  wsmsg_endpoint_set_close_timeout(echo, (uint32_t)close_to);
+  if (close_to >= 0)
+    wsmsg_endpoint_set_close_timeout(echo, (uint32_t)close_to);
   wsmsg_endpoint_set_backpressure(echo, 8u << 20, 2u << 20,
                                   WSMSG_BACKPRESSURE_CLOSE);
-  wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
+  if (hs_to >= 0)
+    wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
   wsmsg_server_route(srv, "*", echo);
   int r = evloop_serve(srv, host, port, &lo);
   wsmsg_server_free(srv);

@@ -24,6 +24,9 @@
  *                  [--receive-timeout MS] [--handshake-timeout MS]
  *                  [--close-timeout MS] [--max-conns N] [--drain-timeout MS]
  *                  [--verbose]
+ *
+ * Timeouts in milliseconds, 0 turns one off; one not given keeps the
+ * library's default.
  */
 #include <wsmsg.h>
 
@@ -425,7 +428,8 @@ int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   int port = 8080;
   long long max_message = -1;
-  long ping = 0, pong = 0, recv_to = 0, hs_to = 10000, close_to = 10000;
+  /* -1: not given, the library's default stays */
+  long ping = -1, pong = -1, recv_to = -1, hs_to = -1, close_to = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
@@ -472,12 +476,17 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_close(ep, on_close);
   if (max_message >= 0)
     wsmsg_endpoint_set_max_message_size(ep, (uint64_t)max_message);
-  wsmsg_endpoint_set_ping_interval(ep, (uint32_t)ping);
-  wsmsg_endpoint_set_pong_timeout(ep, (uint32_t)pong);
-  wsmsg_endpoint_set_receive_timeout(ep, (uint32_t)recv_to);
+  if (ping >= 0)
+    wsmsg_endpoint_set_ping_interval(ep, (uint32_t)ping);
+  if (pong >= 0)
+    wsmsg_endpoint_set_pong_timeout(ep, (uint32_t)pong);
+  if (recv_to >= 0)
+    wsmsg_endpoint_set_receive_timeout(ep, (uint32_t)recv_to);
   wsmsg_endpoint_set_timeout_action(ep, WSMSG_ON_TIMEOUT_PING, NULL);
-  wsmsg_endpoint_set_close_timeout(ep, (uint32_t)close_to);
-  wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
+  if (close_to >= 0)
+    wsmsg_endpoint_set_close_timeout(ep, (uint32_t)close_to);
+  if (hs_to >= 0)
+    wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
   wsmsg_server_route(srv, "*", ep);
 
   struct sockaddr_in addr;
