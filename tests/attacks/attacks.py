@@ -46,7 +46,6 @@ XFAIL = {
     "f4_unfinished_messages": "library: server-wide memory budget",
     "f5_slow_readers": "library: memory budget, write timeout",
     "f6_json_cpu": "library: JSON size limit, fairness, rate limits",
-    "f7_unknown_properties": "library: extra=ignore option for demo_server",
     "f10_upgrade_with_body": "library: 400 for an upgrade GET with a body",
 }
 
