@@ -8,6 +8,7 @@
 
 #include <nettle/base64.h>
 #include <nettle/sha1.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -308,35 +309,44 @@ static int put(wsm_buf *out, wsm_pool *pool, const char *s) {
   return wsm_pbuf_append(out, pool, s, strlen(s));
 }
 
+/* printf an HTTP head into the output buffer: 0, WSMSG_ERR_NOMEM, or
+ * WSMSG_ERR_INVALID_ARG if it would exceed 512 bytes. */
+static int put_head(wsm_buf *out, wsm_pool *pool, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int put_head(wsm_buf *out, wsm_pool *pool, const char *fmt, ...) {
+  char head[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(head, sizeof(head), fmt, ap);
+  va_end(ap);
+  if (n <= 0 || (size_t)n >= sizeof(head))
+    return WSMSG_ERR_INVALID_ARG;
+  return wsm_pbuf_append(out, pool, head, (size_t)n);
+}
+
 void wsm_hs_error_head(wsm_buf *out, wsm_pool *pool, int status,
                        const char *why) {
-  char head[512];
-  int n = snprintf(head, sizeof(head),
-                   "HTTP/1.1 %d %s\r\n"
-                   "Content-Type: text/plain; charset=utf-8\r\n"
-                   "Content-Length: %zu\r\n"
-                   "%s"
-                   "Connection: close\r\n\r\n%s\n",
-                   status, http_reason(status), strlen(why) + 1,
-                   status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "", why);
-  if (n > 0 && (size_t)n < sizeof(head))
-    (void)put(out, pool, head); /* best effort: the connection ends anyway */
+  /* best effort: the connection ends anyway */
+  (void)put_head(out, pool,
+                 "HTTP/1.1 %d %s\r\n"
+                 "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\n"
+                 "%s"
+                 "Connection: close\r\n\r\n%s\n",
+                 status, http_reason(status), strlen(why) + 1,
+                 status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "", why);
 }
 
 int wsm_hs_accept_head(wsm_buf *out, wsm_pool *pool, const char *accept,
                        const char *sub) {
-  char head[256];
-  int n = snprintf(head, sizeof(head),
-                   "HTTP/1.1 101 Switching Protocols\r\n"
-                   "Upgrade: websocket\r\n"
-                   "Connection: Upgrade\r\n"
-                   "Sec-WebSocket-Accept: %s\r\n"
-                   "%s%s%s\r\n",
-                   accept, sub ? "Sec-WebSocket-Protocol: " : "",
-                   sub ? sub : "", sub ? "\r\n" : "");
-  if (n <= 0 || (size_t)n >= sizeof(head))
-    return WSMSG_ERR_INVALID_ARG;
-  return put(out, pool, head);
+  return put_head(out, pool,
+                  "HTTP/1.1 101 Switching Protocols\r\n"
+                  "Upgrade: websocket\r\n"
+                  "Connection: Upgrade\r\n"
+                  "Sec-WebSocket-Accept: %s\r\n"
+                  "%s%s%s\r\n",
+                  accept, sub ? "Sec-WebSocket-Protocol: " : "", sub ? sub : "",
+                  sub ? "\r\n" : "");
 }
 
 static bool origin_allowed(const wsmsg_endpoint *ep, const char *origin) {

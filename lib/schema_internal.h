@@ -296,6 +296,8 @@ WSM_HIDDEN char *wsm_sb_finish(wsm_sb *b);
 
 /* A double as Python's repr() writes it ("1.0", "0.1", "1e+16"). */
 WSM_HIDDEN void wsm_fmt_double(double d, char *buf, size_t size);
+/* {k: v} (takes v, also on failure); NULL if out of memory. */
+WSM_HIDDEN json_t *wsm_obj1(const char *k, json_t *v);
 /* A JSON value as Python's repr() of the decoded value ('a', 1, True, None,
  * [1, 'x'], {'k': 1.5}). */
 WSM_HIDDEN void wsm_py_repr(wsm_sb *b, const json_t *v);

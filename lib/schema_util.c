@@ -104,6 +104,19 @@ char *wsm_sb_finish(wsm_sb *b) {
   return p;
 }
 
+/* ---- small JSON values ---- */
+
+json_t *wsm_obj1(const char *k, json_t *v) {
+  json_t *o = json_object();
+  if (o && json_object_set_new(o, k, v) != 0) {
+    json_decref(o);
+    return NULL;
+  }
+  if (!o)
+    json_decref(v);
+  return o;
+}
+
 /* ---- jansson's parse errors --------------------------------------------- */
 
 void wsm_jerr_text(json_error_t *e) {

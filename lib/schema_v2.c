@@ -19,17 +19,6 @@ static void num_str(wsm_sb *b, const json_t *v) {
   wsm_sb_adds(b, buf);
 }
 
-static json_t *obj1(const char *k, json_t *v) {
-  json_t *o = json_object();
-  if (o && json_object_set_new(o, k, v) != 0) {
-    json_decref(o);
-    return NULL;
-  }
-  if (!o)
-    json_decref(v);
-  return o;
-}
-
 /* 'a', 'b' or 'c' (Pydantic v2's "expected" for literals and enums) */
 static void expected_list(wsm_sb *b, const json_t *values) {
   size_t n = json_array_size(values);
@@ -154,7 +143,7 @@ void wsm_v2_convert(const wsmsg_mem *mem, const char **type, char **msg,
       wsm_sb_adds(&m, NUMERIC[i].op);
       wsm_sb_addc(&m, ' ');
       num_str(&m, lim);
-      c2 = obj1(NUMERIC[i].key, json_deep_copy(lim));
+      c2 = wsm_obj1(NUMERIC[i].key, json_deep_copy(lim));
     }
   if (t2) {
     /* done */
@@ -198,7 +187,7 @@ void wsm_v2_convert(const wsmsg_mem *mem, const char **type, char **msg,
     char *exp = wsm_sb_finish(&e);
     wsm_sb_adds(&m, "Input should be ");
     wsm_sb_adds(&m, exp ? exp : "?");
-    c2 = obj1("expected", json_string(exp ? exp : "?"));
+    c2 = wsm_obj1("expected", json_string(exp ? exp : "?"));
     wsm_free(mem, exp);
   } else if (strcmp(t, "value_error.any_str.max_length") == 0 ||
              strcmp(t, "value_error.any_str.min_length") == 0) {
@@ -210,7 +199,7 @@ void wsm_v2_convert(const wsmsg_mem *mem, const char **type, char **msg,
     num_str(&m, lim);
     wsm_sb_adds(&m,
                 json_integer_value(lim) == 1 ? " character" : " characters");
-    c2 = obj1(min ? "min_length" : "max_length", json_deep_copy(lim));
+    c2 = wsm_obj1(min ? "min_length" : "max_length", json_deep_copy(lim));
   } else if (strcmp(t, "value_error.str.regex") == 0) {
     const json_t *p = json_object_get(c1, "pattern");
     t2 = "string_pattern_mismatch";
@@ -235,15 +224,11 @@ void wsm_v2_convert(const wsmsg_mem *mem, const char **type, char **msg,
                     "value_error.discriminated_union.missing_discriminator") ==
              0) {
     const char *k = json_string_value(json_object_get(c1, "discriminator_key"));
-    wsm_sb d = {.mem = mem};
-    wsm_sb_addc(&d, '\'');
-    wsm_sb_adds(&d, k ? k : "");
-    wsm_sb_addc(&d, '\'');
-    char *disc = wsm_sb_finish(&d);
+    char *disc = wsm_asprintf(mem, "'%s'", k ? k : "");
     t2 = "union_tag_not_found";
     wsm_sb_adds(&m, "Unable to extract tag using discriminator ");
     wsm_sb_adds(&m, disc ? disc : "?");
-    c2 = obj1("discriminator", json_string(disc ? disc : "?"));
+    c2 = wsm_obj1("discriminator", json_string(disc ? disc : "?"));
     wsm_free(mem, disc);
   } else if (strcmp(t,
                     "value_error.discriminated_union.invalid_discriminator") ==
@@ -253,11 +238,7 @@ void wsm_v2_convert(const wsmsg_mem *mem, const char **type, char **msg,
         json_string_value(json_object_get(c1, "discriminator_value"));
     const char *allowed =
         json_string_value(json_object_get(c1, "allowed_values"));
-    wsm_sb d = {.mem = mem};
-    wsm_sb_addc(&d, '\'');
-    wsm_sb_adds(&d, k ? k : "");
-    wsm_sb_addc(&d, '\'');
-    char *disc = wsm_sb_finish(&d);
+    char *disc = wsm_asprintf(mem, "'%s'", k ? k : "");
     t2 = "union_tag_invalid";
     wsm_sb_adds(&m, "Input tag '");
     wsm_sb_adds(&m, v ? v : "");
@@ -275,7 +256,7 @@ void wsm_v2_convert(const wsmsg_mem *mem, const char **type, char **msg,
     t2 = "json_invalid";
     wsm_sb_adds(&m, "Invalid JSON: ");
     wsm_sb_adds(&m, *msg);
-    c2 = obj1("error", json_string(*msg));
+    c2 = wsm_obj1("error", json_string(*msg));
   } else if (strcmp(t, "value_error") == 0) {
     t2 = "value_error";
     wsm_sb_adds(&m, "Value error, ");

@@ -190,6 +190,27 @@ static void err_in(vctx *c, const vpath *extra, const json_t *input,
       return false;                                                            \
   } while (0)
 
+/* A size limit (maxLength, minItems, maxProperties...) is broken: report
+ * `type` with ctx {"limit_value": lim}; `fmt` formats lim (%zu). */
+#define REPORT_LIMIT(type, lim, fmt)                                           \
+  REPORT(NULL, type, wsm_obj1("limit_value", json_integer((json_int_t)(lim))), \
+         fmt, (size_t)(lim))
+
+/* A key no subschema allows (additionalProperties or
+ * unevaluatedProperties false): reported at its own path, with its value
+ * as the input. */
+#define REPORT_EXTRA(key, klen, value)                                         \
+  do {                                                                         \
+    vpath extra_ = {.key = (key), .len = (klen)};                              \
+    ok = false;                                                                \
+    if (!c->collect)                                                           \
+      return false;                                                            \
+    err_in(c, &extra_, (value), "value_error.extra", NULL,                     \
+           "extra fields not permitted");                                      \
+    if (c->stop)                                                               \
+      return false;                                                            \
+  } while (0)
+
 #define CHILD(expr)                                                            \
   do {                                                                         \
     if (!(expr)) {                                                             \
@@ -201,17 +222,6 @@ static void err_in(vctx *c, const vpath *extra, const json_t *input,
 
 static json_t *num_json(const wsm_num *n) {
   return n->real ? json_real(n->d) : json_integer(n->i);
-}
-
-static json_t *ctx1(const char *k, json_t *v) {
-  json_t *o = json_object();
-  if (o && json_object_set_new(o, k, v) != 0) {
-    json_decref(o);
-    return NULL;
-  }
-  if (!o)
-    json_decref(v);
-  return o;
 }
 
 /* Python repr of a value into a new string (free it with c->mem). */
@@ -602,7 +612,7 @@ static void num_err(vctx *c, const char *type, const char *ctxkey,
                     const wsm_num *lim, const char *what) {
   json_t *l = num_json(lim);
   char *r = l ? repr(c, l) : NULL;
-  err_at(c, NULL, type, ctx1(ctxkey, l), "ensure this value is %s %s", what,
+  err_at(c, NULL, type, wsm_obj1(ctxkey, l), "ensure this value is %s %s", what,
          r ? r : "?");
   wsm_free(c->mem, r);
 }
@@ -681,8 +691,8 @@ static int re_match(vctx *c, const wsm_regex *re, const char *s, size_t n,
   if (c->collect) {
     if (c->out == c->root_out && !c->stop)
       c->re_limit_reported = true;
-    err_at(c, extra, REGEX_LIMIT_TYPE, ctx1("pattern", json_string(re->src)),
-           REGEX_LIMIT_MSG, re->src);
+    err_at(c, extra, REGEX_LIMIT_TYPE,
+           wsm_obj1("pattern", json_string(re->src)), REGEX_LIMIT_MSG, re->src);
   } else if (!c->re_limit_loc && c->root_out) {
     c->re_limit_loc = path_json(c, extra);
     c->re_limit_src = re->src;
@@ -702,13 +712,11 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
                  (len + 3) / 4 < n->min_len);
     size_t k = need ? utf8_len(s, len) : len;
     if ((kw & WSM_K_MAXLEN) && k > n->max_len)
-      REPORT(NULL, "value_error.any_str.max_length",
-             ctx1("limit_value", json_integer((json_int_t)n->max_len)),
-             "ensure this value has at most %zu characters", n->max_len);
+      REPORT_LIMIT("value_error.any_str.max_length", n->max_len,
+                   "ensure this value has at most %zu characters");
     if ((kw & WSM_K_MINLEN) && k < n->min_len)
-      REPORT(NULL, "value_error.any_str.min_length",
-             ctx1("limit_value", json_integer((json_int_t)n->min_len)),
-             "ensure this value has at least %zu characters", n->min_len);
+      REPORT_LIMIT("value_error.any_str.min_length", n->min_len,
+                   "ensure this value has at least %zu characters");
   }
   if (kw & WSM_K_PATTERN) {
     int m = re_match(c, n->pattern, s, len, NULL);
@@ -718,7 +726,7 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
         return false;
     } else if (!m) {
       REPORT(NULL, "value_error.str.regex",
-             ctx1("pattern", json_string(n->pattern->src)),
+             wsm_obj1("pattern", json_string(n->pattern->src)),
              "string does not match regex \"%s\"", n->pattern->src);
     }
   }
@@ -739,7 +747,7 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
                                        "value is not a valid IPv6 address",
                                        "value is not a valid URI"};
     REPORT(NULL, types[n->format],
-           ctx1("format", json_string(wsm_format_name(n->format))), "%s",
+           wsm_obj1("format", json_string(wsm_format_name(n->format))), "%s",
            msgs[n->format]);
   }
   return ok;
@@ -822,7 +830,7 @@ static json_t *all_branch_errors(vctx *c, wsm_snode *const *br, size_t nbr,
   json_t *all = json_array();
   for (size_t i = 0; all && i < nbr; i++)
     json_array_append_new(all, branch_errors(c, br[i], ip, sl));
-  return ctx1("errors", all);
+  return wsm_obj1("errors", all);
 }
 
 /* ---- arrays -------------------------------------------------------------- */
@@ -832,13 +840,11 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   uint32_t kw = n->kw;
   size_t size = json_array_size(v);
   if ((kw & WSM_K_MAXITEMS) && size > n->max_items)
-    REPORT(NULL, "value_error.list.max_items",
-           ctx1("limit_value", json_integer((json_int_t)n->max_items)),
-           "ensure this value has at most %zu items", n->max_items);
+    REPORT_LIMIT("value_error.list.max_items", n->max_items,
+                 "ensure this value has at most %zu items");
   if ((kw & WSM_K_MINITEMS) && size < n->min_items)
-    REPORT(NULL, "value_error.list.min_items",
-           ctx1("limit_value", json_integer((json_int_t)n->min_items)),
-           "ensure this value has at least %zu items", n->min_items);
+    REPORT_LIMIT("value_error.list.min_items", n->min_items,
+                 "ensure this value has at least %zu items");
   if (kw & WSM_K_ITEMS) {
     size_t np = n->nprefix < size ? n->nprefix : size;
     for (size_t i = 0; i < np; i++) {
@@ -912,15 +918,16 @@ static bool v_array(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
         REPORT(NULL, "value_error.list.contains", NULL,
                "the list has no item matching \"contains\"");
       else
-        REPORT(NULL, "value_error.list.min_contains",
-               ctx1("limit_value", json_integer((json_int_t)n->min_contains)),
-               "ensure the list has at least %zu items matching "
-               "\"contains\"",
-               n->min_contains);
+        REPORT(
+            NULL, "value_error.list.min_contains",
+            wsm_obj1("limit_value", json_integer((json_int_t)n->min_contains)),
+            "ensure the list has at least %zu items matching "
+            "\"contains\"",
+            n->min_contains);
     }
     if (count > n->max_contains)
       REPORT(NULL, "value_error.list.max_contains",
-             ctx1("limit_value", json_integer((json_int_t)n->max_contains)),
+             wsm_obj1("limit_value", json_integer((json_int_t)n->max_contains)),
              "ensure the list has at most %zu items matching \"contains\"",
              n->max_contains);
   }
@@ -953,7 +960,7 @@ static bool v_propname(vctx *c, const wsm_snode *n, const char *key,
     json_t *first = json_array_get(errs, 0);
     if (first && json_string_value(json_object_get(first, "msg")))
       why = json_string_value(json_object_get(first, "msg"));
-    err_at(c, &extra, "value_error.property_name", ctx1("errors", errs),
+    err_at(c, &extra, "value_error.property_name", wsm_obj1("errors", errs),
            "invalid property name%s%s", *why ? ": " : "", why);
   }
   c->coerce = saved_coerce;
@@ -972,13 +979,11 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
   if (kw & (WSM_K_MAXPROPS | WSM_K_MINPROPS)) {
     size_t size = json_object_size(v);
     if ((kw & WSM_K_MAXPROPS) && size > n->max_props)
-      REPORT(NULL, "value_error.dict.max_properties",
-             ctx1("limit_value", json_integer((json_int_t)n->max_props)),
-             "ensure this value has at most %zu properties", n->max_props);
+      REPORT_LIMIT("value_error.dict.max_properties", n->max_props,
+                   "ensure this value has at most %zu properties");
     if ((kw & WSM_K_MINPROPS) && size < n->min_props)
-      REPORT(NULL, "value_error.dict.min_properties",
-             ctx1("limit_value", json_integer((json_int_t)n->min_props)),
-             "ensure this value has at least %zu properties", n->min_props);
+      REPORT_LIMIT("value_error.dict.min_properties", n->min_props,
+                   "ensure this value has at least %zu properties");
   }
   size_t found = 0; /* instance keys that are declared properties */
   if (kw & WSM_K_PROPS) {
@@ -1021,7 +1026,7 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
           continue;
         vpath extra = {.key = d->req[k].s, .len = d->req[k].len};
         REPORT(&extra, "value_error.dependent_required",
-               ctx1("dependent_on", json_stringn(d->key.s, d->key.len)),
+               wsm_obj1("dependent_on", json_stringn(d->key.s, d->key.len)),
                "field required when \"%.*s\" is present", (int)d->key.len,
                d->key.s);
       }
@@ -1067,14 +1072,7 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
         }
         if (!matched && n->additional) {
           if (n->additional->boolean == WSM_BOOL_FALSE) {
-            vpath extra = {.key = key, .len = klen};
-            ok = false;
-            if (!c->collect)
-              return false;
-            err_in(c, &extra, e, "value_error.extra", NULL,
-                   "extra fields not permitted");
-            if (c->stop)
-              return false;
+            REPORT_EXTRA(key, klen, e);
           } else {
             if (!path_push(c, key, klen, 0, false))
               return false;
@@ -1163,7 +1161,7 @@ static bool v_choice(vctx *c, const wsm_snode *n, bool one, json_t **ip,
              "value does not match any of the schemas in \"anyOf\"");
   } else {
     err_at(c, NULL, "value_error.one_of.multiple_matches",
-           ctx1("matches", matches),
+           wsm_obj1("matches", matches),
            "value matches more than one of the schemas in \"oneOf\"");
   }
   return false;
@@ -1220,14 +1218,7 @@ static bool v_unevaluated(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
       json_t *e = json_object_iter_value(it);
       if (!annot_has_key(a, key, klen)) {
         if (n->uneval_props->boolean == WSM_BOOL_FALSE) {
-          vpath extra = {.key = key, .len = klen};
-          ok = false;
-          if (!c->collect)
-            return false;
-          err_in(c, &extra, e, "value_error.extra", NULL,
-                 "extra fields not permitted");
-          if (c->stop)
-            return false;
+          REPORT_EXTRA(key, klen, e);
         } else {
           vslot sl = {
               .kind = SLOT_OBJ, .parent = v, .key = key, .keylen = klen};
@@ -1322,7 +1313,7 @@ static bool v_keywords(vctx *c, const wsm_snode *n, json_t **ip,
       char *list = wsm_sb_finish(&b);
       ok = false;
       err_at(c, NULL, "type_error.enum",
-             ctx1("enum_values", json_deep_copy(n->enumv)),
+             wsm_obj1("enum_values", json_deep_copy(n->enumv)),
              "value is not a valid enumeration member; permitted: %s",
              list ? list : "?");
       wsm_free(c->mem, list);
@@ -1545,7 +1536,7 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
       const char *src = c.re_limit_src ? c.re_limit_src : "";
       char *msg = wsm_asprintf(&out->mem, REGEX_LIMIT_MSG, src);
       if (wsm_verrors_add(out, loc, REGEX_LIMIT_TYPE, msg,
-                          ctx1("pattern", json_string(src))) < 0)
+                          wsm_obj1("pattern", json_string(src))) < 0)
         c.oom = true;
     }
   }
