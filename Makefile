@@ -96,7 +96,7 @@ lib/libwsmsg.so: lib/$(SONAME)
 
 EXDIR     ?= examples
 EX_NAMES  := echo_server echo_client uv_echo_server demo_server \
-             file_transfer/ft_server file_transfer/ft_client
+             file_transfer/ft_server file_transfer/ft_client minimal_server
 EXAMPLES  := $(addprefix $(EXDIR)/,$(EX_NAMES))
 JSON_LIBS := $(shell pkg-config --cflags --libs jansson)
 UV_LIBS   := $(shell pkg-config --cflags --libs libuv)
@@ -110,6 +110,8 @@ $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) examples/common/message_model.h $(STATIC) include/wsmsg.h
 $(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/echo_client: examples/echo_client.c $(STATIC) include/wsmsg.h
+# the README's epoll loop, verbatim (test_minimal_server.py checks that)
+$(EXDIR)/minimal_server: examples/minimal_server.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)
 $(EXDIR)/file_transfer/ft_server: examples/file_transfer/ft_server.c $(EVLOOP) $(STATIC)

@@ -116,10 +116,13 @@ class Server(H.Proc):
     RLIMIT_NOFILE (soft and hard) through prlimit, which execs the server
     (same PID)."""
 
-    def __init__(self, name, *args, opt=(), nofile=None, env=None):
+    def __init__(self, name, *args, opt=(), nofile=None, env=None,
+                 positional=False):
         self.name, self.port = name, H.free_port()
         argv = [H.binary(name), "--host", "127.0.0.1", "--port",
                 str(self.port), *args]
+        if positional:  # minimal_server PORT [PING_MS]
+            argv = [H.binary(name), str(self.port), *args]
         self.missing = []
         for flag, value in opt:
             if supports(name, flag):
@@ -331,6 +334,37 @@ def case_f1_half_closed_json(c):
         _half_closed_reader(c, srv, "/ws/json-demo", msgs)
     finally:
         srv.finish()
+
+
+def case_f1_f2_minimal_server(c):
+    """Findings 1 and 2 against the README's loop (minimal_server): a
+    half-closed peer that does not read its echoes, then 20 connections
+    failed with unread input.  It has no drain deadline (wsmsg's, once the
+    library has one), so only the CPU is judged."""
+    srv = Server("minimal_server", positional=True)
+    cl = Clients()
+    try:
+        s = cl.add(handshake(srv.port, "/ws/chat", rcvbuf=4096))
+        send_all(s, frame(H.OP_TEXT, b"x" * (MiB - 64)) * 4, timeout=5.0)
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)
+        rate = cpu_rate(srv.pid, 1.5)
+        c.metrics["half_closed_cpu_s_per_s"] = round(rate, 3)
+        c.check(rate < CPU_IDLE, f"CPU {rate:.2f} s/s with a half-closed "
+                "peer that does not read (spinning)")
+        for _ in range(20):
+            x = cl.add(handshake(srv.port, "/ws/chat", rcvbuf=4096))
+            send_all(x, frame(H.OP_TEXT, b"y" * (MiB - 64)) * 3, timeout=3.0)
+            x.sendall(frame(H.OP_TEXT, b"bad", rsv=4) + b"\x81")
+        time.sleep(0.5)
+        rate = cpu_rate(srv.pid, 1.5)
+        c.metrics["failed_cpu_s_per_s"] = round(rate, 3)
+        c.check(rate < CPU_IDLE, f"CPU {rate:.2f} s/s with failed "
+                "connections holding unread input (spinning)")
+        c.metrics.update(latency(srv.port, "/ws/chat"))
+    finally:
+        cl.close_all()
+        srv.stop()
 
 
 def _fail_with_unread_input(port):
