@@ -14,6 +14,8 @@
 #include <cmocka.h>
 #include <wsmsg.h>
 
+#include "run.h"
+
 /* An allocator hook whose n-th allocation fails: set fail_countdown to n
  * (0: nothing fails); it is 0 again once that allocation has failed. */
 static int fail_countdown;

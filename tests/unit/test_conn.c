@@ -973,7 +973,7 @@ static void test_handshake_oom_closes(void **s) {
   assert_true(hits[1] >= 2);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sizes_both_ways),
       cmocka_unit_test(test_empty_binary_pointer),
@@ -1005,5 +1005,5 @@ int main(void) {
       cmocka_unit_test(test_output_coalesced),
       cmocka_unit_test(test_close_inside_callback),
   };
-  return cmocka_run_group_tests_name("conn", tests, NULL, NULL);
+  return unit_run("conn", tests, argc, argv);
 }

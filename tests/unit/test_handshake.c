@@ -577,7 +577,7 @@ static void test_pair_subprotocol(void **s) {
   pair_free(&p);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_key_rfc_example),
       cmocka_unit_test(test_valid_request),
@@ -597,5 +597,5 @@ int main(void) {
       cmocka_unit_test(test_client_args),
       cmocka_unit_test(test_pair_subprotocol),
   };
-  return cmocka_run_group_tests_name("handshake", tests, NULL, NULL);
+  return unit_run("handshake", tests, argc, argv);
 }

@@ -646,7 +646,7 @@ static void test_pydantic_v2_endpoint(void **s) {
   reset();
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_coerced_defaults),
       cmocka_unit_test(test_strict_mode),
@@ -662,5 +662,5 @@ int main(void) {
       cmocka_unit_test(test_send_json),
       cmocka_unit_test(test_event_queue_bound),
   };
-  return cmocka_run_group_tests_name("json", tests, NULL, NULL);
+  return unit_run("json", tests, argc, argv);
 }

@@ -13,6 +13,7 @@
 #include <wsmsg.h>
 
 #include "multiple_of_cases.h"
+#include "run.h"
 
 /* ---- helpers ----------------------------------------------------------------
  */
@@ -1309,7 +1310,7 @@ static void test_depth(void **state) {
   wsmsg_schema_free(s);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_type),
       cmocka_unit_test(test_message_model),
@@ -1339,5 +1340,5 @@ int main(void) {
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_depth),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return unit_run("schema", tests, argc, argv);
 }

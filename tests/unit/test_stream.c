@@ -550,7 +550,7 @@ static void test_stream_flush_oom_fails(void **s) {
   pair_free(&p);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_backpressure_fail),
       cmocka_unit_test(test_backpressure_big_message_when_empty),
@@ -567,5 +567,5 @@ int main(void) {
       cmocka_unit_test(test_stream_ends_with_connection),
       cmocka_unit_test(test_stream_flush_oom_fails),
   };
-  return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
+  return unit_run("stream", tests, argc, argv);
 }

@@ -554,7 +554,7 @@ static void test_timer_set_sees_failure_on_send(void **s) {
   pair_free(&p);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receive_timeout_boundary),
       cmocka_unit_test(test_timeout_actions),
@@ -570,5 +570,5 @@ int main(void) {
       cmocka_unit_test(test_timer_set_rekeys_after_handshake),
       cmocka_unit_test(test_timer_set_sees_failure_on_send),
   };
-  return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
+  return unit_run("timer", tests, argc, argv);
 }

@@ -156,11 +156,11 @@ static void test_scrub(void **s) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_whole),       cmocka_unit_test(test_split),
       cmocka_unit_test(test_fail_fast),   cmocka_unit_test(test_cut),
       cmocka_unit_test(test_all_scalars), cmocka_unit_test(test_scrub),
   };
-  return cmocka_run_group_tests_name("utf8", tests, NULL, NULL);
+  return unit_run("utf8", tests, argc, argv);
 }
