@@ -54,23 +54,43 @@ all: lib examples bench-build
 
 lib: $(STATIC) lib/libwsmsg.so
 
+# One line per target, "make NAME" first: check-docs checks that every
+# .PHONY target but the internal lib-asan-tests is listed here.
 help:
-	@echo "make [all]          build lib/libwsmsg.{a,so} and the examples"
+	@echo "Build"
+	@echo "make [all]          lib/libwsmsg.{a,so}, the examples and the benchmark binaries"
+	@echo "make lib            lib/libwsmsg.a and lib/libwsmsg.so only"
+	@echo "make examples       the example programs (examples/)"
+	@echo "make bench-build    the benchmark binaries (part of all)"
 	@echo "make run            install missing packages, build, start demo_server on 127.0.0.1:8080 (PORT=, HOST=)"
-	@echo "make test           install missing packages, build, run every test suite"
+	@echo "make deps           install the missing Debian packages (DEB_PKGS)"
+	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
+	@echo "make uninstall      remove what install put there"
+	@echo "make clean          remove build outputs"
+	@echo "make help           this list"
+	@echo
+	@echo "Tests (make test runs them in this order; docs/testing.md: one case at a time)"
+	@echo "make test           install missing packages, build, run every suite below through bench-smoke"
+	@echo "make unit           cmocka unit tests; one case: $(BUILD)/tests/test_conn test_pull_api"
+	@echo "make schema-suite   the JSON Schema Test Suite (SUITE_DIR=$(SUITE_DIR))"
+	@echo "make check-symbols  lib/libwsmsg.so exports wsmsg_ symbols only"
+	@echo "make check-docs     docs/api.md current and complete; fallible functions list their errors; this list complete"
 	@echo "make check-abi      exported symbols, header as C11/C++, versions, ctypes-callable API, ABI baseline"
 	@echo "make check-ffi      the Python binding's unit tests"
-	@echo "make bench-ffi      asyncio + wsmsg (ctypes) vs FastAPI + uvicorn, JSON workload"
+	@echo "make integration    the examples against real peers (python3-websockets, node ws); CASE=... per file"
+	@echo "make check-install  install into a scratch prefix, build and run a program against it, uninstall"
+	@echo "make bench-smoke    the in-process benchmarks once, tiny (nothing timed)"
+	@echo
+	@echo "Not in make test"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
-	@echo "make check-attacks  one hostile client against the example servers (issue 20; ~2 min, not in test)"
-	@echo "make soak           SOAK_SECONDS=60 SOAK_CONNS=10000: echo_server under a long mixed load (not in test)"
-	@echo "make bench          benchmarks (~10 min; BENCH_QUICK=1: <1 min) -> docs/benchmarks.md"
+	@echo "make check-attacks  hostile clients against the example servers (tests/attacks; ~2 min)"
 	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"
 	@echo "make fuzz-smoke     every fuzz target, $(FUZZ_SMOKE_SECONDS) s in all (skips without clang's fuzzer runtime)"
 	@echo "make fuzz           long runs: FUZZ_SECONDS=N per target [FUZZ_TARGETS=...]"
-	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
-	@echo "make uninstall | deps | clean"
+	@echo "make soak           SOAK_SECONDS=60 SOAK_CONNS=10000: echo_server under a long mixed load"
+	@echo "make bench          benchmarks (~10 min; BENCH_QUICK=1: <1 min) -> docs/benchmarks.md"
+	@echo "make bench-ffi      asyncio + wsmsg (ctypes) vs FastAPI + uvicorn, JSON workload"
 
 # ---- library ----------------------------------------------------------------
 
@@ -192,12 +212,20 @@ integration: examples
 check-symbols: lib
 	@bash tests/check_symbols.sh lib/libwsmsg.so
 
-# docs/api.md is generated from the header and must be current
+# docs/api.md is generated from the header and must be current; every
+# fallible function's comment ends with its "Returns ..., or:" error list
+# (gen_api.py --check); `make help` names every target users may call.
 check-docs: lib
 	@python3 docs/gen_api.py --check
 	@for s in $$(nm -D --defined-only lib/libwsmsg.so | awk '$$2=="T" {print $$3}'); do \
 	  grep -q "^#### \`$$s\`" docs/api.md || { echo "check-docs: $$s undocumented" >&2; exit 1; }; done
 	@echo "check-docs: every exported function is in docs/api.md"
+	@help=$$($(MAKE) --no-print-directory -s help); \
+	for t in $$($(MAKE) --no-print-directory -pq 2>/dev/null | sed -n 's/^\.PHONY: //p'); do \
+	  [ "$$t" = lib-asan-tests ] && continue; \
+	  echo "$$help" | grep -Eq "^make \[?$$t\]? " || \
+	    { echo "check-docs: make help does not list $$t" >&2; exit 1; }; done
+	@echo "check-docs: make help lists every target"
 
 check-install: lib
 	@bash tests/install/run.sh
