@@ -8,8 +8,18 @@
  * reassembly, UTF-8 checks, limits and the close handshake of RFC 6455.
  *
  * Conventions used by every function below:
- *  - Functions that can fail return int: 0 (or a documented non-negative
- *    value) on success, a negative WSMSG_ERR_* code on failure.
+ *  - Functions that can fail return int (int64_t where a count or length
+ *    may be large): 0, or a documented non-negative value, on success and
+ *    a negative WSMSG_ERR_* code on failure.  Each such function's comment
+ *    ends with every code it can return and what the code means there:
+ *        Returns 0, or:
+ *         - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *         - WSMSG_ERR_STATE: ...
+ *    A function that creates an object (or a new reference) returns NULL
+ *    on failure; its comment ends with "Returns <what>, or NULL if <why>."
+ *    A function with neither ending cannot fail: it returns void, a value
+ *    or a 1/0 predicate (documented for NULL arguments too).  `make
+ *    check-docs` holds every declaration below to these rules.
  *    wsmsg_strerror() turns a code into text and never returns NULL.
  *  - Handles are opaque and come in _new/_free pairs.  No struct is passed by
  *    value and no function takes varargs, so everything is callable from
@@ -314,15 +324,20 @@ enum wsmsg_stream_kind { WSMSG_STREAM_BINARY = 1, WSMSG_STREAM_TEXT = 2 };
 /* ------------------------------------------------------------------------ */
 
 /**
- * Create an endpoint with default limits (max message 1 MiB, 4096 fragments
- * per message) and no callbacks.  Returns NULL if out of memory.
- * Free with wsmsg_endpoint_free once no connection uses it.
+ * Create an endpoint with default limits (max message 1 MiB, 4096 fragments per
+ * message) and no callbacks.  Free it with wsmsg_endpoint_free once no
+ * connection uses it.
+ *
+ * Returns the endpoint, or NULL if out of memory.
  */
 WSMSG_API wsmsg_endpoint *wsmsg_endpoint_new(void);
 
 /**
- * As wsmsg_endpoint_new, with a custom allocator (copied) used for the
- * endpoint and for client connections created from it.  `mem` may be NULL.
+ * As wsmsg_endpoint_new, with a custom allocator (copied) used for the endpoint
+ * and for client connections created from it.  `mem` may be NULL (or lack
+ * malloc or free): then libc's allocator is used.
+ *
+ * Returns the endpoint, or NULL if out of memory.
  */
 WSMSG_API wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem);
 
@@ -332,30 +347,82 @@ WSMSG_API void wsmsg_endpoint_free(wsmsg_endpoint *ep);
 
 /**
  * Set callbacks.  Any may be NULL (the default): a message kind with no
- * callback is queued for wsmsg_conn_next_event instead.  Fail with
- * WSMSG_ERR_STATE once a connection has used the endpoint.
+ * callback is queued for wsmsg_conn_next_event instead.  Like every endpoint
+ * setter, they fail once a connection has used the endpoint.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_on_open(wsmsg_endpoint *ep, wsmsg_open_cb cb);
-/** Set the text-message callback (see wsmsg_endpoint_on_open). */
+/**
+ * Set the text-message callback (see wsmsg_endpoint_on_open).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_text(wsmsg_endpoint *ep, wsmsg_text_cb cb);
-/** Set the binary-message callback (see wsmsg_endpoint_on_open). */
+/**
+ * Set the binary-message callback (see wsmsg_endpoint_on_open).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_binary(wsmsg_endpoint *ep, wsmsg_binary_cb cb);
-/** Set the close callback (see wsmsg_endpoint_on_open). */
+/**
+ * Set the close callback (see wsmsg_endpoint_on_open).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_close(wsmsg_endpoint *ep, wsmsg_close_cb cb);
-/** Set the pong callback (see wsmsg_endpoint_on_open).  Pongs are dropped
- *  when neither this nor wsmsg_endpoint_set_pong_events is set. */
+/**
+ * Set the pong callback (see wsmsg_endpoint_on_open).  Pongs are dropped
+ * when neither this nor wsmsg_endpoint_set_pong_events is set.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_pong(wsmsg_endpoint *ep, wsmsg_pong_cb cb);
-/** Set the server-side handshake callback (authentication, cookies...). */
+/**
+ * Set the server-side handshake callback (authentication, cookies...).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_handshake(wsmsg_endpoint *ep,
                                           wsmsg_handshake_cb cb);
 
-/** Queue WSMSG_EV_PONG events when no on_pong callback is set (default 0). */
+/**
+ * Queue WSMSG_EV_PONG events when no on_pong callback is set (default 0).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_pong_events(wsmsg_endpoint *ep, int on);
 
 /**
  * Largest message accepted, in bytes (default 1 MiB; 0 means no limit other
  * than memory).  A bigger message fails the connection with close 1009
  * before its payload is read.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_max_message_size(wsmsg_endpoint *ep,
                                                   uint64_t bytes);
@@ -363,14 +430,42 @@ WSMSG_API int wsmsg_endpoint_set_max_message_size(wsmsg_endpoint *ep,
 /**
  * Most frames one message may have, empty frames included (default 4096;
  * 0 means unlimited).  More fail the connection with close 1009.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_max_fragments(wsmsg_endpoint *ep,
                                                uint32_t count);
 
 /**
+ * Bound the pull-API event queue of each connection: at most `count`
+ * events and `bytes` bytes of payload (defaults 4096 and 16 MiB; 0 = no
+ * bound).  Past either, the application is not reading: the connection is
+ * closed with 1008 (error WSMSG_ERR_BACKPRESSURE), so a peer cannot grow
+ * memory through a kind of message nobody handles.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
+                                            size_t bytes);
+
+/**
  * Add a subprotocol this endpoint speaks, in order of preference: the server
- * picks its most preferred one among those the client offers; a client
- * offers all of them.  `name` must be an HTTP token; it is copied.
+ * picks its most preferred one among those the client offers; a client offers
+ * all of them.  `name` must be an HTTP token; it is copied.  Adding a name
+ * twice changes nothing.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `name` is NULL, empty or not an
+ *    HTTP token.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep,
                                              const char *name);
@@ -378,6 +473,11 @@ WSMSG_API int wsmsg_endpoint_add_subprotocol(wsmsg_endpoint *ep,
 /**
  * Server side: if `on`, reject (400) a client that offers none of our
  * subprotocols.  Default 0: the connection opens without a subprotocol.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on);
 
@@ -386,6 +486,13 @@ WSMSG_API int wsmsg_endpoint_require_subprotocol(wsmsg_endpoint *ep, int on);
  * compared case-insensitively).  Once any origin is added, a request whose
  * Origin header is not on the list gets 403; requests without an Origin
  * header (non-browser clients) are still accepted.  "*" allows all.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `origin` is NULL, empty or
+ *    contains CR or LF.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep,
                                           const char *origin);
@@ -395,17 +502,29 @@ WSMSG_API int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep,
 /**
  * Bound the output queue (wsmsg_conn_buffered_amount).  A data message that
  * would take the queue past `high` bytes is refused by the policy (enum
- * wsmsg_backpressure_policy) — unless the queue is empty, so one message
- * larger than `high` can still go out; pongs are skipped while above
- * `high`.  Once refused (or above `high`), on_drain fires when the queue
- * falls under `low`.  Defaults: 8 MiB, 2 MiB, FAIL.  `high` 0 means no
- * limit.  WSMSG_ERR_INVALID_ARG if low > high.
+ * wsmsg_backpressure_policy) — unless the queue is empty, so one message larger
+ * than `high` can still go out; pongs are skipped while above `high`.  Once
+ * refused (or above `high`), on_drain fires when the queue falls under `low`.
+ * Defaults: 8 MiB, 2 MiB, FAIL.  `high` 0 means no limit.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, `low` > `high` (with `high` not 0),
+ *    or `policy` is not a WSMSG_BACKPRESSURE_* value.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high,
                                               size_t low, int policy);
 
-/** Set the drain callback (see wsmsg_drain_cb); without one a
- *  WSMSG_EV_DRAIN event is queued. */
+/**
+ * Set the drain callback (see wsmsg_drain_cb); without one a
+ * WSMSG_EV_DRAIN event is queued.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_drain(wsmsg_endpoint *ep, wsmsg_drain_cb cb);
 
 /**
@@ -413,6 +532,12 @@ WSMSG_API int wsmsg_endpoint_on_drain(wsmsg_endpoint *ep, wsmsg_drain_cb cb);
  * pieces through `cb` instead of whole messages: a 4 GiB upload never sits
  * in memory.  Raise wsmsg_endpoint_set_max_message_size for big messages
  * (it still applies).  `cb` NULL turns streaming off.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `kinds` has bits other than
+ *    WSMSG_STREAM_BINARY and WSMSG_STREAM_TEXT.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_on_chunk(wsmsg_endpoint *ep, wsmsg_chunk_cb cb,
                                       unsigned kinds);
@@ -421,12 +546,26 @@ WSMSG_API int wsmsg_endpoint_on_chunk(wsmsg_endpoint *ep, wsmsg_chunk_cb cb,
 /* Time is whatever the clock hook says (default wsmsg_now_ms); timers fire
  * in wsmsg_conn_tick / wsmsg_timers_expire, never on their own. */
 
-/** Set the receive-timeout callback (see wsmsg_timeout_cb). */
+/**
+ * Set the receive-timeout callback (see wsmsg_timeout_cb).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_timeout(wsmsg_endpoint *ep,
                                         wsmsg_timeout_cb cb);
 
-/** No data message within `ms` (counted from the open, then from the last
- *  message): on_timeout, or the action below.  Default 0 (off). */
+/**
+ * No data message within `ms` (counted from the open, then from the last
+ * message): on_timeout, or the action below.  Default 0 (off).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_receive_timeout(wsmsg_endpoint *ep,
                                                  uint32_t ms);
 
@@ -435,40 +574,96 @@ WSMSG_API int wsmsg_endpoint_set_receive_timeout(wsmsg_endpoint *ep,
  * wsmsg_timeout_action; default WSMSG_ON_TIMEOUT_EVENT).  `heartbeat` is
  * the text sent by WSMSG_ON_TIMEOUT_HEARTBEAT (NULL: "HEARTBEAT"; copied,
  * must be UTF-8 of at most 125 bytes).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, `action` is not a WSMSG_ON_TIMEOUT_*
+ *    value, or `heartbeat` is longer than 125 bytes or not UTF-8.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
                                                 const char *heartbeat);
 
-/** Send a keepalive ping when nothing arrived from the peer for `ms`
- *  (default 0, off).  Its pong gives wsmsg_conn_rtt_ms. */
+/**
+ * Send a keepalive ping when nothing arrived from the peer for `ms`
+ * (default 0, off).  Its pong gives wsmsg_conn_rtt_ms.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_ping_interval(wsmsg_endpoint *ep, uint32_t ms);
 
-/** A keepalive ping not answered within `ms` fails the connection with
- *  close 1011 "keepalive timeout" (on_close clean = 0).  Default 0 (off:
- *  pings are sent but not awaited). */
+/**
+ * A keepalive ping not answered within `ms` fails the connection with
+ * close 1011 "keepalive timeout" (on_close clean = 0).  Default 0 (off:
+ * pings are sent but not awaited).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_pong_timeout(wsmsg_endpoint *ep, uint32_t ms);
 
-/** A message whose frames do not all arrive within `ms` of its first byte
- *  fails the connection with close 1008.  Default 0 (off). */
+/**
+ * A message whose frames do not all arrive within `ms` of its first byte
+ * fails the connection with close 1008.  Default 0 (off).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_message_timeout(wsmsg_endpoint *ep,
                                                  uint32_t ms);
 
-/** After a close frame was sent or received, the closing handshake and the
- *  final write must finish within `ms`, else the connection is aborted
- *  (on_close clean = 0).  Default 10000. */
+/**
+ * After a close frame was sent or received, the closing handshake and the
+ * final write must finish within `ms`, else the connection is aborted
+ * (on_close clean = 0).  Default 10000.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_close_timeout(wsmsg_endpoint *ep, uint32_t ms);
 
-/** Pending output that makes no progress (wsmsg_conn_consume) for `ms`
- *  aborts the connection: a peer that stopped reading.  Default 0 (off). */
+/**
+ * Pending output that makes no progress (wsmsg_conn_consume) for `ms`
+ * aborts the connection: a peer that stopped reading.  Default 0 (off).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_write_timeout(wsmsg_endpoint *ep, uint32_t ms);
 
-/** Client connections: the server's 101 must arrive within `ms` of
- *  wsmsg_client_new.  Default 10000. */
+/**
+ * Client connections: the server's 101 must arrive within `ms` of
+ * wsmsg_client_new.  Default 10000.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_handshake_timeout(wsmsg_endpoint *ep,
                                                    uint32_t ms);
 
-/** The clock for client connections of this endpoint (NULL: wsmsg_now_ms).
- *  Tests use a fake clock here. */
+/**
+ * The clock for client connections of this endpoint (NULL: wsmsg_now_ms).
+ * Tests use a fake clock here.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
                                        void *user);
 
@@ -476,11 +671,19 @@ WSMSG_API int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
 /* Servers and routing                                                       */
 /* ------------------------------------------------------------------------ */
 
-/** Create a server (routing table).  Returns NULL if out of memory. */
+/**
+ * Create a server (routing table).
+ *
+ * Returns the server, or NULL if out of memory.
+ */
 WSMSG_API wsmsg_server *wsmsg_server_new(void);
 
-/** As wsmsg_server_new with a custom allocator (copied) used for the server
- *  and the connections it accepts.  `mem` may be NULL. */
+/**
+ * As wsmsg_server_new with a custom allocator (copied) used for the server and
+ * the connections it accepts.  `mem` may be NULL.
+ *
+ * Returns the server, or NULL if out of memory.
+ */
 WSMSG_API wsmsg_server *wsmsg_server_new_mem(const wsmsg_mem *mem);
 
 /** Free a server.  NULL is ignored.  Its connections must be freed first;
@@ -489,41 +692,73 @@ WSMSG_API void wsmsg_server_free(wsmsg_server *srv);
 
 /**
  * Route requests for `path` to `ep`.  `path` is matched against the request
- * path without the query string.  A path ending in '*' matches every path
- * with that prefix ("/ws/" followed by "*"); "*" alone matches everything.
- * Exact routes win over prefix routes, longer prefixes over shorter ones.  The
- * path is copied; the endpoint is borrowed and must outlive the server. Unknown
- * paths get 404.  Returns WSMSG_ERR_INVALID_ARG if `path` does not start
- * with '/' (or is not "*"), WSMSG_ERR_STATE if the route already exists or
- * the server is in use.
+ * path without the query string.  A path ending in '*' matches every path with
+ * that prefix ("/ws/" followed by "*"); "*" alone matches everything.  Exact
+ * routes win over prefix routes, longer prefixes over shorter ones.  The path
+ * is copied; the endpoint is borrowed and must outlive the server.  Unknown
+ * paths get 404.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv`, `path` or `ep` is NULL, or `path` does not
+ *    start with '/' (and is not "*") or contains a space, a control character
+ *    or '?'.
+ *  - WSMSG_ERR_STATE: `srv` is frozen (it has accepted a connection), or `path`
+ *    is routed already.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_server_route(wsmsg_server *srv, const char *path,
                                  wsmsg_endpoint *ep);
 
-/** Largest upgrade request accepted, in bytes (default 8192; then 431). */
+/**
+ * Largest upgrade request accepted, in bytes (default 8192; a bigger one gets
+ * 431).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL or `bytes` is under 64.
+ *  - WSMSG_ERR_STATE: `srv` is frozen: it has accepted a connection.
+ */
 WSMSG_API int wsmsg_server_set_max_request_size(wsmsg_server *srv,
                                                 size_t bytes);
 
-/** Most header lines in an upgrade request (default 64; then 431). */
+/**
+ * Most header lines in an upgrade request (default 64; more get 431).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL or `count` is under 4.
+ *  - WSMSG_ERR_STATE: `srv` is frozen: it has accepted a connection.
+ */
 WSMSG_API int wsmsg_server_set_max_headers(wsmsg_server *srv, uint32_t count);
 
 /**
  * Server connections: the upgrade request must be complete within `ms` of
  * wsmsg_server_accept (default 10000), else 408 is sent and the connection
  * ends (slowloris).  0 turns it off.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL.
+ *  - WSMSG_ERR_STATE: `srv` is frozen: it has accepted a connection.
  */
 WSMSG_API int wsmsg_server_set_handshake_timeout(wsmsg_server *srv,
                                                  uint32_t ms);
 
-/** The clock used by the server's connections (NULL: wsmsg_now_ms). */
+/**
+ * The clock used by the server's connections (NULL: wsmsg_now_ms).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL.
+ *  - WSMSG_ERR_STATE: `srv` is frozen: it has accepted a connection.
+ */
 WSMSG_API int wsmsg_server_set_clock(wsmsg_server *srv, wsmsg_clock_cb cb,
                                      void *user);
 
 /**
  * Create a server-side connection for a socket the host just accepted.  It
- * starts in WSMSG_STATE_CONNECTING and waits for the upgrade request.
- * `user` is passed to every callback.  Returns NULL if out of memory or
- * `srv` is NULL.  Free with wsmsg_conn_free.
+ * starts in WSMSG_STATE_CONNECTING and waits for the upgrade request.  `user`
+ * is passed to every callback.  From the first call on, `srv` is frozen (its
+ * setters fail with WSMSG_ERR_STATE).  Free the connection with
+ * wsmsg_conn_free.
+ *
+ * Returns the connection, or NULL if `srv` is NULL or out of memory.
  */
 WSMSG_API wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user);
 
@@ -532,22 +767,31 @@ WSMSG_API wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user);
 /* ------------------------------------------------------------------------ */
 
 /**
- * Create a client-side connection that will speak to `host` (the Host
- * header, e.g. "example.com:8080") at `path` (e.g. "/ws/chat?room=1").  The
- * upgrade request is built on the first wsmsg_conn_pending call, so headers
- * can be added before.  The endpoint's subprotocols are offered.  Returns
- * NULL if out of memory or an argument is invalid (NULL, path not starting
- * with '/', CR/LF in a string).
+ * Create a client-side connection that will speak to `host` (the Host header,
+ * e.g. "example.com:8080") at `path` (e.g. "/ws/chat?room=1").  The upgrade
+ * request is built on the first wsmsg_conn_pending call, so headers can be
+ * added before.  The endpoint's subprotocols are offered.  `ep` is frozen from
+ * then on.
+ *
+ * Returns the connection, or NULL if out of memory or an argument is invalid
+ * (`ep`, `host` or `path` NULL, `host` empty, `path` not starting with '/', a
+ * space or control character in `host` or `path`).
  */
 WSMSG_API wsmsg_conn *wsmsg_client_new(wsmsg_endpoint *ep, const char *host,
                                        const char *path, void *user);
 
 /**
  * Add a header to the client's upgrade request (e.g. "Origin",
- * "Authorization").  Both strings are copied.  Returns WSMSG_ERR_STATE once
- * the request was built, WSMSG_ERR_INVALID_ARG for a bad name or a value
- * containing CR or LF, or for a header wsmsg sets itself (Host, Upgrade,
- * Connection, Sec-WebSocket-*).
+ * "Authorization").  Both strings are copied.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL or server-side; `name` or `value` is
+ *    NULL; `name` is empty or has a space, tab, ':' or control character;
+ *    `value` contains CR or LF; or `name` is a header wsmsg sets itself (Host,
+ *    Upgrade, Connection, Sec-WebSocket-*).
+ *  - WSMSG_ERR_STATE: the request was built already (by the first
+ *    wsmsg_conn_pending).
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_client_add_header(wsmsg_conn *conn, const char *name,
                                       const char *value);
@@ -563,12 +807,34 @@ WSMSG_API int wsmsg_client_add_header(wsmsg_conn *conn, const char *name,
 WSMSG_API void wsmsg_conn_free(wsmsg_conn *conn);
 
 /**
- * Feed `n` bytes read from the socket.  wsmsg consumes all of them: it runs
- * the handshake, parses frames and calls callbacks (or queues events) for
- * every complete message.  Returns 0, or a negative code when the bytes
- * broke a rule (the connection is then closing or closed with the matching
- * close code and on_close says why), or WSMSG_ERR_CLOSED if the connection
- * no longer reads.  Either way, write what wsmsg_conn_pending returns.
+ * Feed `n` bytes read from the socket.  wsmsg consumes all of them: it runs the
+ * handshake, parses frames and calls callbacks (or queues events) for every
+ * complete message.  Whatever it returns, write what wsmsg_conn_pending returns
+ * next.  A peer's error ends the connection: it is then CLOSED, the close frame
+ * (or HTTP error response) with the matching code is pending, and on_close (or
+ * the CLOSE event) says why.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL, or `bytes` is NULL with `n` > 0.
+ *  - WSMSG_ERR_CLOSED: the connection no longer reads (closed, failed or
+ *    aborted); the bytes are ignored.
+ *  - WSMSG_ERR_STATE: a client connection whose upgrade request was not taken
+ *    from wsmsg_conn_pending yet.
+ *  - WSMSG_ERR_HANDSHAKE: the opening handshake failed: a server rejected the
+ *    request (a 4xx/5xx response is pending) or a client got a response that is
+ *    not a valid 101.
+ *  - WSMSG_ERR_PROTOCOL: the peer broke RFC 6455 framing (close 1002).
+ *  - WSMSG_ERR_CLOSE_CODE: the peer's close frame has an invalid code (close
+ *    1002).
+ *  - WSMSG_ERR_UTF8: a text message or close reason is not UTF-8 (close 1007).
+ *  - WSMSG_ERR_TOO_BIG: a message is over the size limit (close 1009).
+ *  - WSMSG_ERR_TOO_MANY_FRAGMENTS: a message has more frames than the limit
+ *    (close 1009).
+ *  - WSMSG_ERR_BACKPRESSURE: the event queue is over its bound
+ *    (wsmsg_endpoint_set_max_queued), or a callback's send was refused under
+ *    WSMSG_BACKPRESSURE_CLOSE (close 1008).
+ *  - WSMSG_ERR_NOMEM: out of memory for a message, an event or a reply (close
+ *    1011; during the handshake the connection ends without a response).
  */
 WSMSG_API int wsmsg_conn_recv(wsmsg_conn *conn, const void *bytes, size_t n);
 
@@ -650,10 +916,13 @@ WSMSG_API const char *wsmsg_conn_error_detail(const wsmsg_conn *conn);
 WSMSG_API int wsmsg_conn_http_status(const wsmsg_conn *conn);
 
 /**
- * Pull API, like Starlette's receive(): take the next queued event.
- * Messages of a kind that has a callback are not queued.  Returns 1 and
- * fills *ev if there was one, 0 if the queue is empty, a negative code on
- * bad arguments.  The data inside *ev stays valid until the next call.
+ * Pull API, like Starlette's receive(): take the next queued event.  Messages
+ * of a kind that has a callback are not queued.  The data inside *ev stays
+ * valid until the next call.
+ *
+ * Returns 1 and fills *ev if there was an event, 0 if the queue is empty (*ev
+ * is zeroed), or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` or `ev` is NULL.
  */
 WSMSG_API int wsmsg_conn_next_event(wsmsg_conn *conn, wsmsg_event *ev);
 
@@ -661,12 +930,17 @@ WSMSG_API int wsmsg_conn_next_event(wsmsg_conn *conn, wsmsg_event *ev);
 WSMSG_API size_t wsmsg_conn_event_count(const wsmsg_conn *conn);
 
 /**
- * Optional helper for a non-blocking socket: read everything available
- * (feeding wsmsg_conn_recv), then write what is pending until the socket
- * would block.  Returns 1 when the connection is done (close the fd and
- * free the connection), 0 when it goes on (poll for POLLIN, plus POLLOUT if
- * wsmsg_conn_want_write), or a negative code on a socket error (the
- * connection is then aborted and done).
+ * Optional helper for a non-blocking socket: read everything available (feeding
+ * wsmsg_conn_recv), then write what is pending until the socket would block.
+ * What wsmsg_conn_recv returns is not passed on: a connection it ended is done,
+ * with the reason in wsmsg_conn_error.
+ *
+ * Returns 1 when the connection is done (close the fd and free the connection),
+ * 0 when it goes on (poll for POLLIN, plus POLLOUT if wsmsg_conn_want_write),
+ * or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL or `fd` is negative.
+ *  - WSMSG_ERR_IO: reading or writing `fd` failed; the connection is aborted
+ *    (error WSMSG_ERR_IO) and done.
  */
 WSMSG_API int wsmsg_conn_io_fd(wsmsg_conn *conn, int fd);
 
@@ -678,10 +952,14 @@ WSMSG_API int wsmsg_conn_io_fd(wsmsg_conn *conn, int fd);
 WSMSG_API uint64_t wsmsg_now_ms(void);
 
 /**
- * Run the connection's timers at time `now_ms`: every deadline at or
- * before it fires (handshake, receive, ping/pong, message, close, write).
- * Afterwards write what wsmsg_conn_pending returns (pings, close frames)
- * and check wsmsg_conn_done.  Returns 0, or WSMSG_ERR_INVALID_ARG.
+ * Run the connection's timers at time `now_ms`: every deadline at or before it
+ * fires (handshake, receive, ping/pong, message, close, write).  Afterwards
+ * write what wsmsg_conn_pending returns (pings, close frames) and check
+ * wsmsg_conn_done.  A timer that ends the connection reports WSMSG_ERR_TIMEOUT
+ * through on_close, not here.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL.
  */
 WSMSG_API int wsmsg_conn_tick(wsmsg_conn *conn, uint64_t now_ms);
 
@@ -701,9 +979,14 @@ WSMSG_API int64_t wsmsg_conn_rtt_ms(const wsmsg_conn *conn);
  * asyncio.wait_for(ws.receive(), timeout): drive the connection over the
  * blocking or non-blocking socket `fd` (poll + wsmsg_conn_io_fd +
  * wsmsg_conn_tick) until an event is queued, then take it into *ev.
- * `timeout_ms` < 0 waits without limit.  Returns 1 with an event, 0 on
- * timeout, WSMSG_ERR_CLOSED if the connection is done with no event left,
- * or another negative code.  Messages with callbacks are not events.
+ * `timeout_ms` < 0 waits without limit.  Messages with callbacks are not
+ * events.  A connection that ends yields its CLOSE event (when no on_close is
+ * set) before WSMSG_ERR_CLOSED.
+ *
+ * Returns 1 with an event, 0 if `timeout_ms` passed first, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` or `ev` is NULL, or `fd` is negative.
+ *  - WSMSG_ERR_CLOSED: the connection is done and no event is left.
+ *  - WSMSG_ERR_IO: poll, read or write failed (the connection is aborted).
  */
 WSMSG_API int wsmsg_conn_wait_event(wsmsg_conn *conn, int fd, wsmsg_event *ev,
                                     int timeout_ms);
@@ -711,12 +994,18 @@ WSMSG_API int wsmsg_conn_wait_event(wsmsg_conn *conn, int fd, wsmsg_event *ev,
 /** A set of connections ordered by deadline (a binary min-heap). */
 typedef struct wsmsg_timers wsmsg_timers;
 
-/** Create an empty timer set; NULL if out of memory. */
+/**
+ * Create an empty timer set.
+ *
+ * Returns the set, or NULL if out of memory.
+ */
 WSMSG_API wsmsg_timers *wsmsg_timers_new(void);
 
 /**
- * As wsmsg_timers_new, with a custom allocator (copied; NULL: libc) for the
- * set and its heap.  NULL if out of memory.
+ * As wsmsg_timers_new, with a custom allocator (copied; NULL: libc) for the set
+ * and its heap.
+ *
+ * Returns the set, or NULL if out of memory.
  */
 WSMSG_API wsmsg_timers *wsmsg_timers_new_mem(const wsmsg_mem *mem);
 
@@ -728,6 +1017,10 @@ WSMSG_API void wsmsg_timers_free(wsmsg_timers *t);
  * adding moves it).  From then on its deadline is kept in the heap in
  * O(log n) whenever it moves earlier; moves to later are applied lazily
  * when the old deadline comes.  wsmsg_conn_free removes it.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `t` or `conn` is NULL.
+ *  - WSMSG_ERR_NOMEM: out of memory; the connection is then in no set.
  */
 WSMSG_API int wsmsg_timers_add(wsmsg_timers *t, wsmsg_conn *conn);
 
@@ -755,41 +1048,78 @@ WSMSG_API wsmsg_conn *wsmsg_timers_expire(wsmsg_timers *t, uint64_t now_ms);
 /* ------------------------------------------------------------------------ */
 
 /**
- * Queue a text message of `len` bytes (copied).  Fails with
- * WSMSG_ERR_UTF8 if it is not valid UTF-8, WSMSG_ERR_STATE before the
- * connection is open, WSMSG_ERR_CLOSED once a close frame was sent.
+ * Queue a text message of `len` bytes (copied).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL, or `data` is NULL with `len` > 0.
+ *  - WSMSG_ERR_STATE: the connection is still connecting.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent, or the connection is closed.
+ *  - WSMSG_ERR_UTF8: the text is not valid UTF-8 (nothing queued).
+ *  - WSMSG_ERR_BACKPRESSURE: the output queue is over its high mark
+ *    (wsmsg_endpoint_set_backpressure); nothing was queued, and under
+ *    WSMSG_BACKPRESSURE_CLOSE the connection is closed with 1008.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_send_text(wsmsg_conn *conn, const char *data, size_t len);
 
-/** Queue a binary message of `len` bytes (copied).  Errors as
- *  wsmsg_send_text, without the UTF-8 check. */
+/**
+ * Queue a binary message of `len` bytes (copied).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL, or `data` is NULL with `len` > 0.
+ *  - WSMSG_ERR_STATE: the connection is still connecting.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent, or the connection is closed.
+ *  - WSMSG_ERR_BACKPRESSURE: the output queue is over its high mark
+ *    (wsmsg_endpoint_set_backpressure); nothing was queued, and under
+ *    WSMSG_BACKPRESSURE_CLOSE the connection is closed with 1008.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ */
 WSMSG_API int wsmsg_send_binary(wsmsg_conn *conn, const void *data, size_t len);
 
 /**
  * Send a message whose data is pulled from `cb` as the socket drains (as
- * fragments of up to 64 KiB; `type` is WSMSG_EV_TEXT or WSMSG_EV_BINARY).
- * Only one stream runs at a time: data messages sent meanwhile are queued
- * behind it; pings, pongs and close frames go between its fragments.
- * Returns WSMSG_ERR_STATE if a stream is already running, else as
- * wsmsg_send_binary.  Text is UTF-8-checked as it is pulled.
+ * fragments of up to 64 KiB; `type` is WSMSG_EV_TEXT or WSMSG_EV_BINARY).  Only
+ * one stream runs at a time: data messages sent meanwhile are queued behind it;
+ * pings, pongs and close frames go between its fragments.  Text is
+ * UTF-8-checked as it is pulled (bad text, or `cb` returning -1, fails the
+ * connection with 1011).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` or `cb` is NULL, or `type` is not
+ *    WSMSG_EV_TEXT or WSMSG_EV_BINARY.
+ *  - WSMSG_ERR_STATE: the connection is still connecting, or a stream is
+ *    already running.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent, or the connection is closed.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_send_stream(wsmsg_conn *conn, int type, wsmsg_read_cb cb,
                                 void *user);
 
 /**
- * Send one message to many connections (a chat room, a fan-out): framed
- * once, then the frame's bytes are copied into each server-side
- * connection's output, so the cost per recipient is a copy (client-side
- * connections mask their frames and are framed one by one).  `type` is
- * WSMSG_EV_TEXT (checked for UTF-8 once) or WSMSG_EV_BINARY.  Connections
- * that cannot take the message — NULL, not open, closing, or refused by
- * their backpressure policy — are skipped.  Returns how many connections
- * queued it, or WSMSG_ERR_INVALID_ARG / WSMSG_ERR_UTF8 (nothing sent).
+ * Send one message to many connections (a chat room, a fan-out): framed once,
+ * then the frame's bytes are copied into each server-side connection's output,
+ * so the cost per recipient is a copy (client-side connections mask their
+ * frames and are framed one by one).  `type` is WSMSG_EV_TEXT (checked for
+ * UTF-8 once) or WSMSG_EV_BINARY.  Connections that cannot take the message —
+ * NULL, not open, closing, refused by their backpressure policy or out of
+ * memory — are skipped: only the count tells.
+ *
+ * Returns how many connections queued it (0 to `n`), or:
+ *  - WSMSG_ERR_INVALID_ARG: `conns` is NULL with `n` > 0, `data` is NULL with
+ *    `len` > 0, or `type` is neither WSMSG_EV_TEXT nor WSMSG_EV_BINARY (nothing
+ *    sent).
+ *  - WSMSG_ERR_UTF8: the text is not valid UTF-8 (nothing sent).
  */
 WSMSG_API int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
                                   const void *data, size_t len);
 
-/** Resume a stream whose read callback returned 0 without eof. */
+/**
+ * Resume a stream whose read callback returned 0 without eof.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL.
+ *  - WSMSG_ERR_STATE: no stream is running.
+ */
 WSMSG_API int wsmsg_conn_resume_stream(wsmsg_conn *conn);
 
 /** 1 while a wsmsg_send_stream message is being sent. */
@@ -799,17 +1129,33 @@ WSMSG_API int wsmsg_conn_streaming(const wsmsg_conn *conn);
  *  behind a stream included). */
 WSMSG_API size_t wsmsg_conn_buffered_amount(const wsmsg_conn *conn);
 
-/** Queue a ping with up to 125 bytes of payload (WSMSG_ERR_INVALID_ARG if
- *  longer).  The peer's pong reaches on_pong. */
+/**
+ * Queue a ping with up to 125 bytes of payload.  The peer's pong reaches
+ * on_pong.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL, `len` is over 125, or `data` is
+ *    NULL with `len` > 0.
+ *  - WSMSG_ERR_STATE: the connection is still connecting.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent, or the connection is closed.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ */
 WSMSG_API int wsmsg_send_ping(wsmsg_conn *conn, const void *data, size_t len);
 
 /**
  * Start the closing handshake: queue a close frame with `code` and `reason`
- * (NUL-terminated, may be NULL; cut to 123 bytes on a UTF-8 boundary).
- * `code` is 1000-1003, 1007-1014 or 3000-4999, or 0 for a close frame
- * without code (then the reason is ignored).  Other codes give
- * WSMSG_ERR_CLOSE_CODE.  Returns WSMSG_ERR_CLOSED if a close frame was
- * already sent, WSMSG_ERR_STATE while connecting.
+ * (NUL-terminated, may be NULL; cut to 123 bytes on a UTF-8 boundary).  `code`
+ * is 1000-1003, 1007-1014 or 3000-4999, or 0 for a close frame without code
+ * (then the reason is ignored).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL.
+ *  - WSMSG_ERR_STATE: the connection is still connecting.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent already, or the connection is
+ *    closed.
+ *  - WSMSG_ERR_CLOSE_CODE: `code` is not one of the codes above.
+ *  - WSMSG_ERR_UTF8: `reason` is not valid UTF-8.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_close(wsmsg_conn *conn, int code, const char *reason);
 
@@ -842,15 +1188,20 @@ WSMSG_API const char *wsmsg_request_header_value(const wsmsg_request *req,
                                                  size_t i);
 
 /**
- * Value of cookie `name` from the Cookie header(s), copied into `out`
- * (size `out_size`, NUL-terminated).  Returns the value's length, or
- * WSMSG_ERR_NOT_FOUND, or WSMSG_ERR_INVALID_ARG if it does not fit.
+ * Value of cookie `name` from the Cookie header(s), copied into `out` (size
+ * `out_size`, NUL-terminated; surrounding double quotes are removed).
+ *
+ * Returns the value's length, or:
+ *  - WSMSG_ERR_INVALID_ARG: `req`, `name` or `out` is NULL, `name` is empty or
+ *    `out_size` is 0, or the value does not fit in `out_size` bytes with its
+ *    NUL.
+ *  - WSMSG_ERR_NOT_FOUND: the request has no cookie `name`.
  */
 WSMSG_API int wsmsg_request_cookie(const wsmsg_request *req, const char *name,
                                    char *out, size_t out_size);
 
 /* ------------------------------------------------------------------------ */
-/* ---- JSON Schema validation ----                                          */
+/* JSON Schema validation                                                    */
 /* ------------------------------------------------------------------------ */
 /*
  * JSON Schema (draft 2020-12 and draft-07) validation of jansson documents,
@@ -916,15 +1267,21 @@ enum wsmsg_validate_flag {
 
 /**
  * Compile a JSON Schema from text (`len` bytes, need not be NUL-terminated).
- * `options` is a WSMSG_SCHEMA_* mask (dialect when the schema has no
- * "$schema", NO_JIT).  On success stores a new schema in *out (free it with
- * wsmsg_schema_free) and returns 0.  On failure *out is NULL, a message is
- * written to `err` (if not NULL; `err_size` bytes, NUL-terminated,
- * truncated) and the result is WSMSG_ERR_JSON (text is not JSON),
- * WSMSG_ERR_SCHEMA (malformed schema, unresolvable $ref, bad regex),
- * WSMSG_ERR_UNSUPPORTED ($dynamicRef, $recursiveRef, remote $ref, unknown
- * "$schema" dialect; the message names it), WSMSG_ERR_NOMEM or
- * WSMSG_ERR_INVALID_ARG.  The text is not kept.
+ * `options` is a WSMSG_SCHEMA_* mask (dialect when the schema has no "$schema",
+ * NO_JIT).  On success stores a new schema in *out (free it with
+ * wsmsg_schema_free).  On failure *out is NULL and a message is written to
+ * `err` (if not NULL; `err_size` bytes, NUL-terminated, truncated).  The text
+ * is not kept.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `out` or `text` is NULL.
+ *  - WSMSG_ERR_JSON: the text is not JSON.
+ *  - WSMSG_ERR_SCHEMA: the schema is malformed: a keyword with a wrong value,
+ *    an unresolvable $ref or one that cycles without descending into the
+ *    instance, a bad regex, nesting too deep.
+ *  - WSMSG_ERR_UNSUPPORTED: $dynamicRef, $recursiveRef, a remote $ref or an
+ *    unknown "$schema" dialect (the message names it).
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_schema_compile(const char *text, size_t len,
                                    unsigned options, wsmsg_schema **out,
@@ -933,19 +1290,30 @@ WSMSG_API int wsmsg_schema_compile(const char *text, size_t len,
 /**
  * Like wsmsg_schema_compile() but from a jansson value.  The schema is deep
  * copied: the caller keeps its reference and may change or free `schema`
- * afterwards.  Same results and errors (never WSMSG_ERR_JSON).
+ * afterwards.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `out` or `schema` is NULL.
+ *  - WSMSG_ERR_SCHEMA: as for wsmsg_schema_compile().
+ *  - WSMSG_ERR_UNSUPPORTED: as for wsmsg_schema_compile().
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_schema_compile_json(const json_t *schema, unsigned options,
                                         wsmsg_schema **out, char *err,
                                         size_t err_size);
 
 /**
- * As wsmsg_schema_compile, with a custom allocator (copied; NULL: libc) for
- * the schema, its compiled graph and the compiler's scratch memory; a
- * validation without an error list takes its scratch memory from it too.
- * PCRE2 allocates the compiled patterns through it too; the schema
- * document is jansson's.
- * Same results and errors as wsmsg_schema_compile.
+ * As wsmsg_schema_compile, with a custom allocator (copied; NULL: libc) for the
+ * schema, its compiled graph and the compiler's scratch memory; a validation
+ * without an error list takes its scratch memory from it too.  (The schema
+ * document and PCRE2 patterns are jansson's and PCRE2's.)
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `out` or `text` is NULL.
+ *  - WSMSG_ERR_JSON: the text is not JSON.
+ *  - WSMSG_ERR_SCHEMA: as for wsmsg_schema_compile().
+ *  - WSMSG_ERR_UNSUPPORTED: as for wsmsg_schema_compile().
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_schema_compile_mem(const char *text, size_t len,
                                        unsigned options, const wsmsg_mem *mem,
@@ -954,8 +1322,13 @@ WSMSG_API int wsmsg_schema_compile_mem(const char *text, size_t len,
 
 /**
  * As wsmsg_schema_compile_json, with a custom allocator (see
- * wsmsg_schema_compile_mem).  Same results and errors as
- * wsmsg_schema_compile_json.
+ * wsmsg_schema_compile_mem).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `out` or `schema` is NULL.
+ *  - WSMSG_ERR_SCHEMA: as for wsmsg_schema_compile().
+ *  - WSMSG_ERR_UNSUPPORTED: as for wsmsg_schema_compile().
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_schema_compile_json_mem(const json_t *schema,
                                             unsigned options,
@@ -985,54 +1358,71 @@ WSMSG_API void wsmsg_schema_free(wsmsg_schema *schema);
  * the document is invalid with error type value_error.str.regex_limit
  * (v2: string_pattern_limit), never "does not match".  Call it before the
  * schema is used: not while any thread validates with it.
+ *
  * Returns 0, or:
- *   WSMSG_ERR_INVALID_ARG  `schema` is NULL.
+ *  - WSMSG_ERR_INVALID_ARG: `schema` is NULL.
  */
 WSMSG_API int wsmsg_schema_set_regex_limits(wsmsg_schema *schema,
                                             uint32_t match_limit,
                                             uint32_t depth_limit);
 
 /**
- * The dialect the root of a compiled schema uses: 202012 (draft 2020-12) or
- * 7 (draft-07); WSMSG_ERR_INVALID_ARG for NULL.
+ * The dialect the root of a compiled schema uses.
+ *
+ * Returns 202012 (draft 2020-12) or 7 (draft-07), or:
+ *  - WSMSG_ERR_INVALID_ARG: `schema` is NULL.
  */
 WSMSG_API int wsmsg_schema_dialect(const wsmsg_schema *schema);
 
 /**
- * Validate `doc` against `schema`.  `flags` is a WSMSG_VALIDATE_* mask.
- * `out` (may be NULL when only the verdict matters; validation is then
- * faster) is cleared first and receives every error, up to its cap.
- * With WSMSG_VALIDATE_COERCE or WSMSG_VALIDATE_DEFAULTS the document is
- * rewritten in place (values replaced, properties added; the root value
- * itself cannot change type: use wsmsg_schema_validate_text for that).  On
- * failure the document may be partly rewritten.  The schema is not modified.
- * Returns 0 if valid, WSMSG_ERR_VALIDATION if not, WSMSG_ERR_INVALID_ARG for
- * a NULL schema or doc, WSMSG_ERR_NOMEM (the verdict is then unknown).
+ * Validate `doc` against `schema`.  `flags` is a WSMSG_VALIDATE_* mask.  `out`
+ * (may be NULL when only the verdict matters; validation is then faster) is
+ * cleared first and receives every error, up to its cap.  With
+ * WSMSG_VALIDATE_COERCE or WSMSG_VALIDATE_DEFAULTS the document is rewritten in
+ * place (values replaced, properties added; the root value itself cannot change
+ * type: use wsmsg_schema_validate_text for that).  On failure the document may
+ * be partly rewritten.  The schema is not modified.
+ *
+ * Returns 0 if `doc` is valid, or:
+ *  - WSMSG_ERR_VALIDATION: `doc` does not match; `out` lists why.
+ *  - WSMSG_ERR_INVALID_ARG: `schema` or `doc` is NULL.
+ *  - WSMSG_ERR_NOMEM: out of memory; the verdict is unknown.
  */
 WSMSG_API int wsmsg_schema_validate(const wsmsg_schema *schema, json_t *doc,
                                     unsigned flags, wsmsg_verrors *out);
 
 /**
- * Parse `len` bytes of JSON text and validate it (convenient from FFI).
- * If `doc_out` is not NULL it receives the parsed (and, with COERCE or
- * DEFAULTS, rewritten) document as a new reference whenever the text was
- * valid JSON, else NULL.  Invalid JSON gives WSMSG_ERR_JSON and one error
- * {"loc": ["__root__"], "type": "value_error.jsondecode"} in `out`; else
- * results as for wsmsg_schema_validate().
+ * Parse `len` bytes of JSON text and validate it (convenient from FFI).  If
+ * `doc_out` is not NULL it receives the parsed (and, with COERCE or DEFAULTS,
+ * rewritten) document as a new reference whenever the text was valid JSON, else
+ * NULL.
+ *
+ * Returns 0 if the text is valid, or:
+ *  - WSMSG_ERR_JSON: the text is not JSON; `out` holds one error {"loc":
+ *    ["__root__"], "type": "value_error.jsondecode"} whose ctx has msg, pos,
+ *    lineno and colno.
+ *  - WSMSG_ERR_VALIDATION: the document does not match; `out` lists why.
+ *  - WSMSG_ERR_INVALID_ARG: `schema` is NULL, or `text` is NULL with `len` > 0.
+ *  - WSMSG_ERR_NOMEM: out of memory; the verdict is unknown.
  */
 WSMSG_API int wsmsg_schema_validate_text(const wsmsg_schema *schema,
                                          const char *text, size_t len,
                                          unsigned flags, wsmsg_verrors *out,
                                          json_t **doc_out);
 
-/** A new, empty error list with the default cap (WSMSG_VERRORS_DEFAULT_MAX);
- *  NULL if out of memory.  Free it with wsmsg_verrors_free(). */
+/**
+ * A new, empty error list with the default cap (WSMSG_VERRORS_DEFAULT_MAX).
+ * Free it with wsmsg_verrors_free().
+ *
+ * Returns the list, or NULL if out of memory.
+ */
 WSMSG_API wsmsg_verrors *wsmsg_verrors_new(void);
 
 /**
  * As wsmsg_verrors_new, with a custom allocator (copied; NULL: libc) for the
  * list, its messages and the scratch memory of validations that fill it.
- * NULL if out of memory.
+ *
+ * Returns the list, or NULL if out of memory.
  */
 WSMSG_API wsmsg_verrors *wsmsg_verrors_new_mem(const wsmsg_mem *mem);
 
@@ -1043,9 +1433,11 @@ WSMSG_API void wsmsg_verrors_free(wsmsg_verrors *errors);
 WSMSG_API void wsmsg_verrors_clear(wsmsg_verrors *errors);
 
 /**
- * Set the cap on collected errors (at least 1).  Validation stops early once
- * the cap is reached and wsmsg_verrors_truncated() then returns 1.  Returns 0
- * or WSMSG_ERR_INVALID_ARG.
+ * Set the cap on collected errors.  Validation stops early once the cap is
+ * reached and wsmsg_verrors_truncated() then returns 1.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `errors` is NULL or `max` is 0.
  */
 WSMSG_API int wsmsg_verrors_set_max(wsmsg_verrors *errors, size_t max);
 
@@ -1079,30 +1471,38 @@ WSMSG_API json_t *wsmsg_verrors_ctx(const wsmsg_verrors *errors, size_t i);
 WSMSG_API json_t *wsmsg_verrors_input(const wsmsg_verrors *errors, size_t i);
 
 /**
- * Location of error `i` as compact JSON text (`["items",0,"price"]`) into
- * `buf` (`size` bytes, NUL-terminated, truncated; buf may be NULL when size
- * is 0).  Returns the full length (like snprintf), or WSMSG_ERR_INVALID_ARG
- * if `i` is out of range, or WSMSG_ERR_NOMEM.
+ * Location of error `i` as compact JSON text (`["items",0,"price"]`) into `buf`
+ * (`size` bytes, NUL-terminated, truncated; `buf` may be NULL when `size` is
+ * 0).
+ *
+ * Returns the full length without the NUL (like snprintf), or:
+ *  - WSMSG_ERR_INVALID_ARG: `errors` is NULL or `i` is out of range.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ *  - WSMSG_ERR_TOO_BIG: the text would be longer than INT_MAX - 1 bytes.
  */
 WSMSG_API int wsmsg_verrors_loc_dump(const wsmsg_verrors *errors, size_t i,
                                      char *buf, size_t size);
 
 /**
- * All errors as {"detail": [{"loc": [...], "msg": "...", "type": "...",
- * "ctx": {...}}, ...]} (FastAPI's 422 body).  A new reference the caller
- * must json_decref(); NULL for a NULL list or if out of memory.
+ * All errors as {"detail": [{"loc": [...], "msg": "...", "type": "...", "ctx":
+ * {...}}, ...]} (FastAPI's 422 body), as a new reference the caller must
+ * json_decref().
+ *
+ * Returns the document, or NULL if `errors` is NULL or out of memory.
  */
 WSMSG_API json_t *wsmsg_verrors_to_json(const wsmsg_verrors *errors);
 
 /**
- * wsmsg_verrors_to_json() as compact JSON text into `buf` (snprintf style,
- * see wsmsg_verrors_loc_dump).  Returns the full length or a negative
- * WSMSG_ERR_*.
+ * wsmsg_verrors_to_json() as compact JSON text into `buf` (snprintf style, see
+ * wsmsg_verrors_loc_dump).
+ *
+ * Returns the full length without the NUL, or:
+ *  - WSMSG_ERR_INVALID_ARG: `errors` is NULL.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ *  - WSMSG_ERR_TOO_BIG: the text would be longer than INT_MAX - 1 bytes.
  */
 WSMSG_API int wsmsg_verrors_dump(const wsmsg_verrors *errors, char *buf,
                                  size_t size);
-
-/* ---- end of JSON Schema validation ---- */
 
 /* ------------------------------------------------------------------------ */
 /* JSON messages                                                             */
@@ -1148,15 +1548,36 @@ enum wsmsg_invalid_policy {
   WSMSG_INVALID_IGNORE = 2
 };
 
-/** Make `ep` a JSON endpoint and set its message callback (NULL: JSON
- *  messages become WSMSG_EV_JSON events). */
+/**
+ * Make `ep` a JSON endpoint and set its message callback (NULL: JSON
+ * messages become WSMSG_EV_JSON events).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb);
 
-/** Make `ep` a JSON endpoint (on) or a plain text one (off, the default)
- *  without touching callbacks. */
+/**
+ * Make `ep` a JSON endpoint (on) or a plain text one (off, the default)
+ * without touching callbacks.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_json(wsmsg_endpoint *ep, int on);
 
-/** Set the invalid-message callback (see wsmsg_invalid_cb). */
+/**
+ * Set the invalid-message callback (see wsmsg_invalid_cb).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep,
                                         wsmsg_invalid_cb cb);
 
@@ -1164,6 +1585,11 @@ WSMSG_API int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep,
  * Validate every JSON message against `schema` (NULL: no validation).
  * Makes `ep` a JSON endpoint.  The schema is borrowed: it must outlive the
  * endpoint; one schema may serve many endpoints and threads.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep,
                                         const wsmsg_schema *schema);
@@ -1173,11 +1599,25 @@ WSMSG_API int wsmsg_endpoint_set_schema(wsmsg_endpoint *ep,
  * Default WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS: the FastAPI
  * behaviour ("42" becomes 42 for an integer field, missing fields get their
  * defaults).  WSMSG_VALIDATE_STRICT for plain JSON Schema.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `flags` has a bit that is not a
+ *    WSMSG_VALIDATE_* flag.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_validation(wsmsg_endpoint *ep,
                                             unsigned flags);
 
-/** The invalid policy (enum wsmsg_invalid_policy, default REPLY). */
+/**
+ * The invalid policy (enum wsmsg_invalid_policy, default REPLY).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `policy` is not a WSMSG_INVALID_*
+ *    value.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep,
                                                 int policy);
 
@@ -1199,10 +1639,12 @@ enum wsmsg_extra_policy {
  * WSMSG_VALIDATE_EXTRA_IGNORE / WSMSG_VALIDATE_EXTRA_FORBID in the
  * endpoint's validation flags (wsmsg_endpoint_set_validation sets all of
  * them at once).  Needs a schema to apply.
+ *
  * Returns 0, or:
- *   WSMSG_ERR_INVALID_ARG  `ep` is NULL or `policy` is not a
- *                          wsmsg_extra_policy;
- *   WSMSG_ERR_STATE        the endpoint is in use (frozen).
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `policy` is not a WSMSG_EXTRA_*
+ *    value.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_extra(wsmsg_endpoint *ep, int policy);
 
@@ -1222,31 +1664,53 @@ enum wsmsg_error_style {
  * wsmsg_error_style): what on_invalid reads, the INVALID event and the
  * REPLY and CLOSE policies send.  Sets or clears
  * WSMSG_VALIDATE_PYDANTIC_V2 in the endpoint's validation flags.
+ *
  * Returns 0, or:
- *   WSMSG_ERR_INVALID_ARG  `ep` is NULL or `style` is not a
- *                          wsmsg_error_style;
- *   WSMSG_ERR_STATE        the endpoint is in use (frozen).
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `style` is not a WSMSG_ERRORS_*
+ *    value.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_error_style(wsmsg_endpoint *ep, int style);
 
-/** Accept objects with duplicate keys (the last one wins); default 0: a
- *  duplicate key is a value_error.jsondecode error. */
+/**
+ * Accept objects with duplicate keys (the last one wins); default 0: a
+ * duplicate key is a value_error.jsondecode error.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_allow_duplicate_keys(wsmsg_endpoint *ep, int on);
 
-/** Most errors reported per invalid message (default 32, at least 1). */
+/**
+ * Most errors reported per invalid message (default 32).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL or `n` is 0.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
 WSMSG_API int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n);
 
 /**
  * Route JSON messages by a discriminator: objects whose `field` equals the
  * string `value` are validated against `schema` (NULL: not validated) and
- * delivered to `cb` (NULL: on_json or an event).  All routes of an endpoint
- * use the same field.  A message without the field, or with a value no
- * route has, is invalid at loc [field]
+ * delivered to `cb` (NULL: on_json or an event).  All routes of an endpoint use
+ * the same field.  A message without the field, or with a value no route has,
+ * is invalid at loc [field]
  * (value_error.discriminated_union.missing_discriminator /
  * invalid_discriminator, as Pydantic v1 names them).  Lookup is a binary
- * search.  Strings are copied; the schema is borrowed.
- * WSMSG_ERR_INVALID_ARG for a different field than earlier routes,
- * WSMSG_ERR_STATE for a duplicate value or a frozen endpoint.
+ * search.  Strings are copied; the schema is borrowed.  Makes `ep` a JSON
+ * endpoint.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep`, `field` or `value` is NULL, `field` is empty,
+ *    or `field` differs from the earlier routes' field.
+ *  - WSMSG_ERR_STATE: `ep` is frozen (a connection was created on it or routed
+ *    to it), or `value` has a route already.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
                                         const char *value,
@@ -1256,21 +1720,39 @@ WSMSG_API int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
 /**
  * Send a JSON document as a compact text message (no pretty printing),
  * serialized straight into a stack buffer when it fits (4 KiB), so small
- * messages cost one copy.  `msg` is borrowed.  Errors as wsmsg_send_text,
- * WSMSG_ERR_INVALID_ARG if jansson cannot serialize it.
+ * messages cost one copy.  `msg` is borrowed.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` or `msg` is NULL, or jansson cannot
+ *    serialize `msg`.
+ *  - WSMSG_ERR_STATE: the connection is still connecting.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent, or the connection is closed.
+ *  - WSMSG_ERR_BACKPRESSURE: the output queue is over its high mark
+ *    (wsmsg_endpoint_set_backpressure); nothing was queued, and under
+ *    WSMSG_BACKPRESSURE_CLOSE the connection is closed with 1008.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_send_json(wsmsg_conn *conn, const json_t *msg);
 
 /**
  * Build a document with a json_pack() format and send it, e.g.
- * wsmsg_send_jsonf(c, "{s:s, s:i}", "status", "ok", "n", 3).  A C
- * convenience (varargs): FFI callers use wsmsg_send_json or
- * wsmsg_send_text.  WSMSG_ERR_INVALID_ARG for a bad format.
+ * wsmsg_send_jsonf(c, "{s:s, s:i}", "status", "ok", "n", 3).  A C convenience
+ * (varargs): FFI callers use wsmsg_send_json or wsmsg_send_text.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` or `fmt` is NULL, or `fmt` and the arguments
+ *    do not build a document.
+ *  - WSMSG_ERR_STATE: the connection is still connecting.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent, or the connection is closed.
+ *  - WSMSG_ERR_BACKPRESSURE: the output queue is over its high mark
+ *    (wsmsg_endpoint_set_backpressure); nothing was queued, and under
+ *    WSMSG_BACKPRESSURE_CLOSE the connection is closed with 1008.
+ *  - WSMSG_ERR_NOMEM: out of memory.
  */
 WSMSG_API int wsmsg_send_jsonf(wsmsg_conn *conn, const char *fmt, ...);
 
-/* ---- jansson for FFI ----
- * json_incref/json_decref are static inline in jansson.h, so a binding
+/* ---- jansson for FFI ---- */
+/* json_incref/json_decref are static inline in jansson.h, so a binding
  * cannot call them; these wrappers can. */
 
 /** json_incref(j); returns j. */
@@ -1279,30 +1761,23 @@ WSMSG_API json_t *wsmsg_json_incref(json_t *j);
 /** json_decref(j); NULL is ignored. */
 WSMSG_API void wsmsg_json_decref(json_t *j);
 
-/** Parse `len` bytes of JSON (any value, "\u0000" allowed in strings); a
- *  new reference or NULL. */
+/**
+ * Parse `len` bytes of JSON (any value, "\u0000" allowed in strings).
+ *
+ * Returns a new reference, or NULL if `text` is NULL or not JSON (or out of
+ * memory).
+ */
 WSMSG_API json_t *wsmsg_json_loads(const char *text, size_t len);
 
 /**
  * Serialize `j` compactly into `buf` (`size` bytes; NUL-terminated when it
- * fits).  Returns the full length (without NUL) like snprintf, or
- * WSMSG_ERR_INVALID_ARG.
+ * fits; `buf` may be NULL when `size` is 0).
+ *
+ * Returns the full length without the NUL (like snprintf), or:
+ *  - WSMSG_ERR_INVALID_ARG: `j` is NULL, `buf` is NULL with `size` > 0, or
+ *    jansson cannot serialize `j`.
  */
 WSMSG_API int64_t wsmsg_json_dumpb(const json_t *j, char *buf, size_t size);
-
-/* ------------------------------------------------------------------------ */
-/* Event queue limits                                                        */
-/* ------------------------------------------------------------------------ */
-
-/**
- * Bound the pull-API event queue of each connection: at most `count`
- * events and `bytes` bytes of payload (defaults 4096 and 16 MiB; 0 = no
- * bound).  Past either, the application is not reading: the connection is
- * closed with 1008 (error WSMSG_ERR_BACKPRESSURE), so a peer cannot grow
- * memory through a kind of message nobody handles.
- */
-WSMSG_API int wsmsg_endpoint_set_max_queued(wsmsg_endpoint *ep, size_t count,
-                                            size_t bytes);
 
 /* ------------------------------------------------------------------------ */
 /* Utilities                                                                 */
@@ -1314,7 +1789,10 @@ WSMSG_API int wsmsg_utf8_valid(const void *data, size_t len);
 /**
  * Compute the Sec-WebSocket-Accept value for a Sec-WebSocket-Key:
  * base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) into `out`
- * (at least 29 bytes; NUL-terminated).  Returns 0 or WSMSG_ERR_INVALID_ARG.
+ * (at least 29 bytes; NUL-terminated).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `key` or `out` is NULL, or `out_size` is under 29.
  */
 WSMSG_API int wsmsg_accept_key(const char *key, char *out, size_t out_size);
 

@@ -56,8 +56,8 @@ static inline int unit_main(const char *group, const struct CMUnitTest *tests,
     for (size_t i = 0; i < n; i++)
       hits += (size_t)unit_name_matches(tests[i].name, arg);
     if (hits == 0) {
-      fprintf(stderr, "%s: no case matches '%s' (--list shows them)\n",
-              argv[0], arg);
+      fprintf(stderr, "%s: no case matches '%s' (--list shows them)\n", argv[0],
+              arg);
       return 1;
     }
     cmocka_set_test_filter(arg);
@@ -67,7 +67,7 @@ static inline int unit_main(const char *group, const struct CMUnitTest *tests,
 
 /* return unit_run("conn", tests, argc, argv); as the end of main() */
 #define unit_run(group, tests, argc, argv)                                     \
-  unit_main((group), (tests), sizeof(tests) / sizeof((tests)[0]), (argc),     \
+  unit_main((group), (tests), sizeof(tests) / sizeof((tests)[0]), (argc),      \
             (argv))
 
 #endif
