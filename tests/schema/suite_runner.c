@@ -1,7 +1,11 @@
 /* JSON Schema Test Suite runner for wsmsg_schema_*.
  *
- *   suite_runner [-v] [SUITE_DIR]     (default
- * ../shared/data/json-schema-test-suite)
+ *   suite_runner [-v] [--no-jit] [--only PATTERN] [SUITE_DIR]
+ *     (default SUITE_DIR: ../shared/data/json-schema-test-suite)
+ *
+ * --only runs the files whose "draft/file" path matches PATTERN (fnmatch:
+ * '*' also matches '/'), e.g. --only draft7/ref.json or --only '*items.json';
+ * a pattern that matches no file is an error.
  *
  * Runs draft2020-12/ and draft7/ (including optional/ and optional/format/),
  * prints one row per file (passed, failed, skipped + reason) and exits
@@ -11,6 +15,7 @@
  * must agree, and an invalid verdict must come with errors) and the document
  * must come out unchanged (strict mode never rewrites). */
 #include <dirent.h>
+#include <fnmatch.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +68,8 @@ static const char *const ASSERTED[] = {"date-time", "email", "uuid",   "ipv4",
                                        "ipv6",      "uri",   "unknown"};
 
 static int verbose;
+static const char *only; /* --only PATTERN, or NULL */
+static int files_run;
 static unsigned no_jit;
 
 typedef struct counts {
@@ -253,7 +260,12 @@ static size_t run_dir(const char *root, const char *draft, const char *sub,
   for (size_t i = 0; i < n; i++) {
     char rel[1024];
     snprintf(rel, sizeof(rel), "%s%s%s", sub, *sub ? "/" : "", names[i]);
-    run_file(root, draft, rel, options, total, files_failed);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/%s", draft, rel);
+    if (!only || fnmatch(only, path, 0) == 0) {
+      files_run++;
+      run_file(root, draft, rel, options, total, files_failed);
+    }
     free(names[i]);
   }
   free(names);
@@ -267,6 +279,8 @@ int main(int argc, char **argv) {
       verbose = 1;
     else if (strcmp(argv[i], "--no-jit") == 0)
       no_jit = WSMSG_SCHEMA_NO_JIT;
+    else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+      only = argv[++i];
     else
       root = argv[i];
   }
@@ -315,6 +329,10 @@ int main(int argc, char **argv) {
   }
   if (too_few) {
     printf("schema-suite: FAILED (too few tests ran)\n");
+    return 1;
+  }
+  if (only && files_run == 0) {
+    fprintf(stderr, "suite_runner: no file matches --only '%s'\n", only);
     return 1;
   }
   if (files_failed) {
