@@ -26,6 +26,8 @@
 #include <jansson.h>
 #include <wsmsg.h>
 
+#include "run.h"
+
 /* ---- the libc side: calls that bypassed the hook ---- */
 
 void *__real_malloc(size_t n);
@@ -487,11 +489,11 @@ static void test_probe_sees_libc(void **st) {
   assert_int_equal(direct, 2);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_probe_sees_libc),
       cmocka_unit_test(test_no_direct_libc_calls),
       cmocka_unit_test(test_no_direct_libc_calls_without_realloc),
   };
-  return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
+  return unit_run("alloc", tests, argc, argv);
 }
