@@ -321,7 +321,7 @@ int main(int argc, char **argv) {
             &files_failed);
     printf("| %-13s | %-42s | %6d | %6d | %7d |\n", drafts[k].dir, "TOTAL",
            total.pass, total.fail, total.skip);
-    if (total.pass < drafts[k].min_pass) {
+    if (!only && total.pass < drafts[k].min_pass) { /* --only: a subset */
       printf("schema-suite: FAIL: %s: %d tests passed, at least %d expected\n",
              drafts[k].dir, total.pass, drafts[k].min_pass);
       too_few++;
