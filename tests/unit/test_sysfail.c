@@ -12,6 +12,8 @@
 #include <cmocka.h>
 #include <wsmsg.h>
 
+#include "run.h"
+
 static int random_fails;
 static uint8_t counter;
 
@@ -59,9 +61,9 @@ static void test_client_key_without_randomness(void **st) {
   wsmsg_endpoint_free(ep);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_key_without_randomness),
   };
-  return cmocka_run_group_tests_name("sysfail", tests, NULL, NULL);
+  return unit_run("sysfail", tests, argc, argv);
 }
