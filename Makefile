@@ -129,15 +129,16 @@ $(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) examples/common/message_model.h $(STATIC) include/wsmsg.h
 $(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
-$(EXDIR)/echo_client: examples/echo_client.c $(STATIC) include/wsmsg.h
+$(EXDIR)/echo_client: examples/echo_client.c examples/common/log_escape.h $(STATIC) include/wsmsg.h
 # the README's epoll loop, verbatim (test_minimal_server.py checks that)
 $(EXDIR)/minimal_server: examples/minimal_server.c $(STATIC) include/wsmsg.h
-$(EXDIR)/uv_echo_server: examples/uv_echo_server.c $(STATIC) include/wsmsg.h
+$(EXDIR)/uv_echo_server: examples/uv_echo_server.c examples/common/log_escape.h \
+                          examples/common/mem_return.h $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)
 $(EXDIR)/file_transfer/ft_server: examples/file_transfer/ft_server.c $(EVLOOP) $(STATIC)
 $(EXDIR)/file_transfer/ft_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/file_transfer/ft_server: EXTRA_LIBS = $(JSON_LIBS)
-$(EXDIR)/file_transfer/ft_client: examples/file_transfer/ft_client.c $(STATIC)
+$(EXDIR)/file_transfer/ft_client: examples/file_transfer/ft_client.c examples/common/log_escape.h $(STATIC)
 $(EXDIR)/file_transfer/ft_client: EXTRA_LIBS = $(JSON_LIBS)
 
 $(EXAMPLES):

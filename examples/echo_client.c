@@ -20,6 +20,8 @@
  */
 #include <wsmsg.h>
 
+#include "common/log_escape.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -69,11 +71,15 @@ static void on_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
   (void)c;
   (void)u;
   closed_clean = ci->clean;
+  /* the reason and the detail come from the peer: escaped for the terminal */
+  char reason[4 * 125 + 4], detail[1024];
+  log_escape(reason, sizeof(reason), ci->reason, ci->reason_len);
+  log_escape(detail, sizeof(detail), ci->detail, strlen(ci->detail));
   if (!quiet || !ci->clean)
-    fprintf(stderr, "closed: code %d%s%.*s%s clean=%d%s%s\n", (int)ci->code,
-            ci->reason_len ? " reason '" : "", (int)ci->reason_len, ci->reason,
+    fprintf(stderr, "closed: code %d%s%s%s clean=%d%s%s\n", (int)ci->code,
+            ci->reason_len ? " reason '" : "", reason,
             ci->reason_len ? "'" : "", (int)ci->clean,
-            ci->error ? " error: " : "", ci->error ? ci->detail : "");
+            ci->error ? " error: " : "", ci->error ? detail : "");
 }
 
 static long long now_ms(void) {
@@ -350,8 +356,12 @@ int main(int argc, char **argv) {
   }
   if (closed_clean == 1 || (want_count >= 0 && received >= want_count))
     status = 0;
-  if (wsmsg_conn_error(c) == WSMSG_ERR_HANDSHAKE)
-    fprintf(stderr, "echo_client: %s\n", wsmsg_conn_error_detail(c));
+  if (wsmsg_conn_error(c) == WSMSG_ERR_HANDSHAKE) {
+    char detail[1024];
+    const char *d = wsmsg_conn_error_detail(c);
+    fprintf(stderr, "echo_client: %s\n",
+            log_escape(detail, sizeof(detail), d, strlen(d)));
+  }
   free(inbuf);
   return finish(status, c, ep, fd);
 }

@@ -11,6 +11,8 @@
  */
 #include <wsmsg.h>
 
+#include "../common/log_escape.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -104,8 +106,11 @@ static json_t *next_json(wsmsg_conn *c, int fd, int timeout_ms) {
       return json_loadb((const char *)ev.data, ev.len, 0, NULL);
     }
     if (ev.type == WSMSG_EV_CLOSE) {
-      fprintf(stderr, "ft_client: closed: code %d %s%s\n", ev.code,
-              (const char *)ev.data, ev.detail);
+      char reason[512], detail[1024]; /* from the peer: escaped */
+      log_escape(reason, sizeof(reason), (const char *)ev.data, ev.len);
+      log_escape(detail, sizeof(detail), ev.detail, strlen(ev.detail));
+      fprintf(stderr, "ft_client: closed: code %d %s%s\n", ev.code, reason,
+              detail);
       return NULL;
     }
   }
@@ -165,8 +170,10 @@ int main(int argc, char **argv) {
   wsmsg_event ev;
   if (wsmsg_conn_wait_event(c, fd, &ev, timeout) != 1 ||
       ev.type != WSMSG_EV_OPEN) {
+    char detail[1024];
+    const char *d = wsmsg_conn_error_detail(c);
     fprintf(stderr, "ft_client: handshake failed: %s\n",
-            wsmsg_conn_error_detail(c));
+            log_escape(detail, sizeof(detail), d, strlen(d)));
     goto out;
   }
   const char *base = strrchr(file, '/');

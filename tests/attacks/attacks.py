@@ -23,7 +23,6 @@ and after table made with this suite.
 """
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -694,6 +693,63 @@ def case_f9_memory_returned(c, name="echo_server"):
 
 def case_f9_memory_returned_uv(c):
     case_f9_memory_returned(c, "uv_echo_server")
+
+
+def _hostile_server(reason):
+    """A one-shot server on a free port: completes the handshake, sends a
+    close frame with `reason` (bytes), closes.  Returns (port, thread)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(10)
+
+    def run():
+        try:
+            s, _ = ls.accept()
+            s.settimeout(5)
+            req = b""
+            while b"\r\n\r\n" not in req:
+                d = s.recv(4096)
+                if not d:
+                    return
+                req += d
+            key = [ln.split(b":", 1)[1].strip().decode()
+                   for ln in req.split(b"\r\n")
+                   if ln.lower().startswith(b"sec-websocket-key:")][0]
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\n"
+                      b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Accept: " + H.accept_key(key).encode()
+                      + b"\r\n\r\n")
+            payload = struct.pack("!H", 4000) + reason
+            s.sendall(bytes([0x88, len(payload)]) + payload)
+            time.sleep(0.2)  # let the client answer before we close
+            s.close()
+        except OSError:
+            pass
+        finally:
+            ls.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return ls.getsockname()[1], t
+
+
+def case_f10_client_log_escape(c):
+    """Finding 10 on the client side: echo_client prints the close reason a
+    server sent; a reason with terminal control sequences (valid UTF-8:
+    ESC, BEL, CSI as U+009B) must reach stderr escaped."""
+    reason = b"\x1b]0;pwned\x07\x1b[2J\xc2\x9b31mbye"
+    port, t = _hostile_server(reason)
+    r = subprocess.run([H.binary("echo_client"), "--count", "1",
+                        f"ws://127.0.0.1:{port}/"], input=b"",
+                       capture_output=True, timeout=20)
+    t.join(timeout=10)
+    err = r.stderr
+    bad = sorted({b for b in err if (b < 0x20 and b != 0x0a) or b >= 0x7f})
+    c.metrics["stderr"] = err.decode("ascii", "backslashreplace")[:200]
+    c.check(b"code 4000" in err, "echo_client did not report the close")
+    c.check(not bad, "raw control bytes on echo_client's stderr: "
+            + " ".join(hex(b) for b in bad))
 
 
 # ---- cases that wait on library work (XFAIL) -------------------------------------
