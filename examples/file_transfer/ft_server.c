@@ -11,20 +11,28 @@
  *             "sha256": ...}
  *         or {"status": "error", "error": "<code>", "detail": "..."}
  * Error codes: bad_header, upload_in_progress, no_header, size_exceeded,
- * too_large, sha256_mismatch, io_error.  After FILE_RECEIVED or an error
- * the next header starts a new upload on the same connection.
+ * too_large, quota_exceeded, sha256_mismatch, io_error.  After FILE_RECEIVED or
+ * an error the next header starts a new upload on the same connection.
  *
  * Binary messages arrive through on_chunk: each piece is written to disk
  * and hashed (nettle SHA-256) as it comes, so the server's memory does not
  * grow with the file.  Files are written as "<safe name>.<n>.part" under
- * --dir and renamed when complete and verified.
+ * --dir and renamed when complete and verified; <n> goes on above every
+ * number already in --dir, so a restart never reuses a name.
+ *
+ * Quotas: a header's size is reserved when the upload starts (and given
+ * back if it fails), so stalled uploads count too: --max-total bytes and
+ * --max-files files in --dir (what is already there counts), --max-client
+ * bytes per connection; over one, the header gets quota_exceeded.
  *
  *   ft_server [--host 127.0.0.1] [--port 8090] [--dir DIR]
- *             [--max-size BYTES] [--verbose] [--max-conns N]
+ *             [--max-size BYTES] [--max-total BYTES] [--max-files N]
+ *             [--max-client BYTES] [--verbose] [--max-conns N]
  *             [--drain-timeout MS]
  */
 #include "../common/evloop.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -41,11 +49,18 @@ typedef struct upload {
   struct sha256_ctx sha;
   char expect[65];
   char path[4200], final_path[4100], file[300];
-  int skipping; /* binary data without a header: error sent once */
+  int skipping;      /* binary data without a header: error sent once */
+  int counted;       /* the current upload is counted in the quotas */
+  uint64_t reserved; /* with its size */
+  uint64_t used;     /* this connection's bytes: stored + reserved */
 } upload;
 
 static const char *dir = ".";
 static uint64_t max_size = 4ull << 30;
+static uint64_t max_total = 8ull << 30, max_client = 4ull << 30;
+static unsigned long max_files = 1000;
+static uint64_t total_bytes; /* in --dir: stored + reserved */
+static unsigned long nfiles; /* likewise */
 static unsigned long counter;
 
 static void reply(wsmsg_conn *c, json_t *msg) {
@@ -62,12 +77,51 @@ static void reply_error(wsmsg_conn *c, const char *code, const char *detail) {
                      "detail", detail));
 }
 
+/* Give back the current upload's share of the quotas (its file is gone). */
+static void release(upload *u) {
+  if (!u->counted)
+    return;
+  total_bytes -= u->reserved;
+  u->used -= u->reserved;
+  u->reserved = 0;
+  u->counted = 0;
+  nfiles--;
+}
+
 static void abandon(upload *u) {
   if (u->fd >= 0) {
     close(u->fd);
     unlink(u->path);
+    release(u);
     u->fd = -1;
   }
+}
+
+/* What --dir already holds of ours ("<n>-<name>", finished or .part)
+ * counts toward the quotas, and numbering goes on above the highest n. */
+static int scan_dir(void) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return -1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    unsigned long n;
+    int end = 0;
+    if (sscanf(e->d_name, "%lu-%n", &n, &end) != 1 || end == 0 ||
+        e->d_name[0] < '0' || e->d_name[0] > '9')
+      continue;
+    char path[4400];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    nfiles++;
+    total_bytes += (uint64_t)st.st_size;
+    if (n > counter)
+      counter = n;
+  }
+  closedir(d);
+  return 0;
 }
 
 static upload *state(wsmsg_conn *c) {
@@ -144,6 +198,16 @@ static void on_text(wsmsg_conn *c, const char *data, size_t len, void *u_) {
     json_decref(h);
     return;
   }
+  const char *over =
+      nfiles >= max_files                        ? "file count limit reached"
+      : total_bytes + (uint64_t)size > max_total ? "storage quota exceeded"
+      : u->used + (uint64_t)size > max_client    ? "per-client quota exceeded"
+                                                 : NULL;
+  if (over) {
+    reply_error(c, "quota_exceeded", over);
+    json_decref(h);
+    return;
+  }
   char safe[128];
   safe_name(name, safe, sizeof(safe));
   /* "<n>-<name>.part", created with O_EXCL; a name that exists (an
@@ -172,6 +236,11 @@ static void on_text(wsmsg_conn *c, const char *data, size_t len, void *u_) {
     return;
   }
   u->size = (uint64_t)size;
+  u->counted = 1;
+  u->reserved = u->size;
+  u->used += u->size;
+  total_bytes += u->size;
+  nfiles++;
   u->got = 0;
   u->skipping = 0;
   memcpy(u->expect, sha, 65);
@@ -192,12 +261,14 @@ static void finish(wsmsg_conn *c, upload *u) {
   if (close(u->fd) != 0) {
     u->fd = -1;
     unlink(u->path);
+    release(u);
     reply_error(c, "io_error", strerror(errno));
     return;
   }
   u->fd = -1;
   if (strcmp(hex, u->expect) != 0) {
     unlink(u->path);
+    release(u);
     char d[200];
     snprintf(d, sizeof(d), "expected %s, got %s", u->expect, hex);
     reply_error(c, "sha256_mismatch", d);
@@ -205,9 +276,12 @@ static void finish(wsmsg_conn *c, upload *u) {
   }
   if (rename(u->path, u->final_path) != 0) {
     unlink(u->path);
+    release(u);
     reply_error(c, "io_error", strerror(errno));
     return;
   }
+  u->counted = 0; /* stored: its bytes stay in the quotas */
+  u->reserved = 0;
   evloop_log(c, "received %s", u->file);
   reply(c, json_pack("{s:s, s:s, s:I, s:s}", "status", "FILE_RECEIVED", "file",
                      u->file, "size", (json_int_t)u->size, "sha256", hex));
@@ -285,17 +359,28 @@ int main(int argc, char **argv) {
       dir = argv[++i];
     else if (!strcmp(a, "--max-size") && more)
       max_size = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--max-total") && more)
+      max_total = strtoull(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--max-files") && more)
+      max_files = strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(a, "--max-client") && more)
+      max_client = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
       lo.verbose = 1;
     else {
       fprintf(stderr, "usage: ft_server [--host ADDR] [--port N] [--dir DIR] "
                       "[--max-size BYTES] [--verbose]\n"
-                      "                 " EVLOOP_USAGE "\n");
+                      "                 [--max-total BYTES] [--max-files N] "
+                      "[--max-client BYTES]\n"
+                      "                 " EVLOOP_USAGE "\n"
+                      "defaults: --max-size 4 GiB per file, --max-total 8 GiB "
+                      "and --max-files 1000\nin --dir (files already there "
+                      "count), --max-client 4 GiB per connection\n");
       return strcmp(a, "--help") ? 2 : 0;
     }
   }
   struct stat st;
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || scan_dir() != 0) {
     fprintf(stderr, "ft_server: %s is not a directory\n", dir);
     return 1;
   }

@@ -6,12 +6,16 @@
   partial file; stalled (unfinished) uploads count as they arrive;
 - after a restart with the same --dir, new uploads get new names (before:
   upload-1.bin again, O_EXCL failed, 1011; ft_server overwrote 1-<name>);
+- ft_server (examples/file_transfer) reserves a header's size in the same
+  kind of quotas and answers quota_exceeded;
 - without --dir, the wsmsg-demo-* directory it made is gone after exit;
 - `make run PORT= HOST=` passes them on; a HOST from the environment does
   not count.
 
     CASE=case_restart /usr/bin/python3 tests/integration/test_demo_files.py
 """
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -207,7 +211,6 @@ def case_ft_server_restart_same_dir():
     path = os.path.join(src, "a.txt")
     with open(path, "wb") as f:
         f.write(b"hello")
-    import json
     try:
         for run in range(2):
             port = H.free_port()
@@ -232,6 +235,88 @@ def case_ft_server_restart_same_dir():
         shutil.rmtree(d)
 
 
+class FT(H.Proc):
+    """examples/file_transfer/ft_server on a free port."""
+
+    def __init__(self, store, *args):
+        self.port = H.free_port()
+        super().__init__([H.binary("file_transfer/ft_server"), "--host",
+                          "127.0.0.1", "--port", str(self.port), "--dir",
+                          store, *args])
+        H.wait_listening(self.port, self.p, timeout=BOUND)
+
+
+def ft_header(ws, data):
+    """Send a header for `data`; the server's JSON reply."""
+    ws.send_frame(H.OP_TEXT, json.dumps(
+        {"name": "f.bin", "size": len(data),
+         "sha256": hashlib.sha256(data).hexdigest()}))
+    return json.loads(ws.recv_message()[1])
+
+
+def ft_upload(ws, data):
+    r = ft_header(ws, data)
+    if r["status"] != "READY":
+        return r
+    ws.send_frame(H.OP_BINARY, data)
+    return json.loads(ws.recv_message()[1])
+
+
+def case_ft_server_quotas():
+    """ft_server: a header's size is reserved as the upload starts, so a
+    stalled upload counts; --max-total, --max-client and --max-files answer
+    quota_exceeded; a failed or abandoned upload gives its share back; what
+    --dir already holds counts after a restart."""
+    d = tempfile.mkdtemp(prefix="wsmsg-ft-test-")
+    try:
+        srv = FT(d, "--max-total", "1000", "--max-client", "700",
+                 "--max-files", "3")
+        try:
+            a = H.RawWS(srv.port, "/upload", timeout=BOUND)
+            assert ft_header(a, b"a" * 600)["status"] == "READY"  # stalls
+            b = H.RawWS(srv.port, "/upload", timeout=BOUND)
+            r = ft_header(b, b"b" * 600)
+            assert r["error"] == "quota_exceeded", r
+            assert r["detail"] == "storage quota exceeded", r
+            a.close()  # abandoned: its 600 bytes come back
+            deadline = time.monotonic() + BOUND
+            while time.monotonic() < deadline:
+                r = ft_header(b, b"b" * 600)
+                if r["status"] == "READY":
+                    break
+                time.sleep(0.02)
+            assert r["status"] == "READY", r
+            b.send_frame(H.OP_BINARY, b"b" * 600)
+            assert json.loads(b.recv_message()[1])["status"] == \
+                "FILE_RECEIVED"
+            r = ft_upload(b, b"c" * 200)  # 800 > --max-client 700
+            assert r["detail"] == "per-client quota exceeded", r
+            c = H.RawWS(srv.port, "/upload", timeout=BOUND)
+            assert ft_upload(c, b"c" * 100)["status"] == "FILE_RECEIVED"
+            assert ft_upload(c, b"d" * 100)["status"] == "FILE_RECEIVED"
+            r = ft_upload(c, b"e" * 10)  # a fourth file
+            assert r["detail"] == "file count limit reached", r
+            for x in (b, c):
+                x.close()
+            assert srv.stop() == 0
+        finally:
+            srv.stop()
+        assert len(files_in(d)) == 3, files_in(d)
+        # after a restart the 800 bytes and 3 files there count
+        srv = FT(d, "--max-total", "1000")
+        try:
+            x = H.RawWS(srv.port, "/upload", timeout=BOUND)
+            r = ft_header(x, b"f" * 300)
+            assert r["detail"] == "storage quota exceeded", r
+            assert ft_upload(x, b"f" * 200)["status"] == "FILE_RECEIVED"
+            x.close()
+            assert srv.stop() == 0
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(d)
+
+
 def case_make_run_port_host():
     def dry(env_host=None, *args):
         env = dict(os.environ)
@@ -252,4 +337,4 @@ def case_make_run_port_host():
 
 
 if __name__ == "__main__":
-    H.run_cases(globals(), minimum=7)
+    H.run_cases(globals(), minimum=8)
