@@ -752,6 +752,35 @@ def case_f10_client_log_escape(c):
             + " ".join(hex(b) for b in bad))
 
 
+def case_f8_ft_server_quotas(c):
+    """Finding 8 on examples/file_transfer: 12 connections each announce a
+    1 GiB file (and could then write it slowly); with the defaults at most
+    8 GiB may be promised (--max-total), the rest get quota_exceeded."""
+    d = tempfile.mkdtemp(prefix="wsmsg-attack-ft-")
+    srv = Server("file_transfer/ft_server", "--dir", d)
+    socks = []
+    try:
+        ready = refused = 0
+        for _ in range(12):
+            ws = H.RawWS(srv.port, "/upload", timeout=5)
+            socks.append(ws)
+            ws.send_frame(H.OP_TEXT, json.dumps(
+                {"name": "big.bin", "size": 1 << 30, "sha256": "0" * 64}))
+            r = json.loads(ws.recv_message()[1])
+            if r.get("status") == "READY":
+                ready += 1
+            elif r.get("error") == "quota_exceeded":
+                refused += 1
+        c.metrics["ready"], c.metrics["quota_exceeded"] = ready, refused
+        c.check(ready <= 8, f"{ready} uploads of 1 GiB accepted at once "
+                "(default --max-total 8 GiB)")
+    finally:
+        for ws in socks:
+            ws.close()
+        srv.finish()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ---- cases that wait on library work (XFAIL) -------------------------------------
 
 IDLE_FREE_S = 45  # python-websockets' keepalive frees a silent peer in 40 s
