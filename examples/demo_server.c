@@ -19,6 +19,13 @@
  *                      "HEARTBEAT"
  *   /ws/echo           text as text, binary as binary (benchmarks, tests)
  *
+ * Every endpoint has a message callback, so it is a push endpoint: a kind
+ * of message it has no callback for (binary on /ws/chat, /ws/with-timeout
+ * or /ws/json-demo) is refused with close 1003 "binary messages are not
+ * accepted here" — the default unhandled policy, kept on purpose: a chat
+ * client that sends binary is broken, and telling it beats dropping its
+ * messages in silence.
+ *
  *   demo_server [--host 127.0.0.1] [--port 8080] [--dir DIR]
  *               [--max-file BYTES] [--max-files N] [--max-total BYTES]
  *               [--max-client BYTES] [--receive-timeout MS]

@@ -177,7 +177,7 @@ enum wsmsg_event_type {
   WSMSG_EV_JSON = 8,    /**< a valid JSON message (JSON endpoints): json =
                             the document, data/len = its text */
   WSMSG_EV_INVALID = 9  /**< a text message that is not JSON or failed
-                            validation (JSON endpoints without on_json and
+                            validation (pull JSON endpoints without
                             on_invalid): json = {"detail": [...]}, data/len =
                             the text */
 };
@@ -187,8 +187,11 @@ enum wsmsg_event_type {
  * WSMSG_EV_CLOSE events.
  */
 typedef struct wsmsg_close_info {
-  /** The close code: the peer's if the peer closed first, else the one we
-   *  sent; 1005 if a close frame had no code, 1006 if none was exchanged. */
+  /** The close code: the code of the peer's close frame if one was
+   *  received (its first close, or its answer to ours), else the code of
+   *  the close frame we sent (our wsmsg_close, a rule that failed the
+   *  connection, a timeout); 1005 if that frame had no code, 1006 if no
+   *  close frame was exchanged (EOF, abort, a failed handshake). */
   int32_t code;
   /** 1 if the closing handshake completed (close frames both ways). */
   int32_t clean;
@@ -196,11 +199,17 @@ typedef struct wsmsg_close_info {
   int32_t remote;
   /** 0, or the WSMSG_ERR_* rule that fired (limit, protocol, EOF...). */
   int32_t error;
-  /** The close reason (NUL-terminated, possibly empty; never NULL). */
+  /** The reason of the close frame whose `code` is reported: the peer's
+   *  when its close frame was received, else ours (e.g. "keepalive
+   *  timeout: no pong within 300 ms" on the side whose keepalive fired,
+   *  the invalid or unhandled policy's reason); "" when that frame had
+   *  none or with code 1006.  NUL-terminated, never NULL; may hold NUL
+   *  bytes only if the peer sent them (use reason_len). */
   const char *reason;
   /** Length of reason in bytes. */
   size_t reason_len;
-  /** A human-readable explanation of error, "" when error is 0. */
+  /** A human-readable explanation of error, "" when error is 0 (may say
+   *  more than reason, which is cut to 123 bytes on the wire). */
   const char *detail;
 } wsmsg_close_info;
 
@@ -345,10 +354,28 @@ WSMSG_API wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem);
  *  first. */
 WSMSG_API void wsmsg_endpoint_free(wsmsg_endpoint *ep);
 
+/*
+ * Push and pull endpoints.  An endpoint with any message callback (on_text,
+ * on_binary, on_json, a wsmsg_endpoint_route_json route with a callback,
+ * on_chunk) is a PUSH endpoint: its messages go to callbacks, and a message
+ * kind with no callback (binary on a text/JSON endpoint, text on a binary
+ * one, a JSON route without a callback when on_json is NULL) is never
+ * queued: the unhandled policy (wsmsg_endpoint_set_unhandled) closes the
+ * connection with 1003 or drops the message.  Invalid JSON messages on a
+ * push endpoint go to on_invalid if set; either way the invalid policy
+ * answers them (reply, close) or drops them (ignore), and nothing is
+ * queued.  An endpoint with no message callback is a PULL endpoint: every
+ * message becomes an event for wsmsg_conn_next_event.  on_open, on_close,
+ * on_pong, on_timeout and on_drain do not make an endpoint push; without
+ * them their events are queued as before (one per occurrence, not per
+ * peer message, so a peer cannot fill the queue with them).
+ */
+
 /**
- * Set callbacks.  Any may be NULL (the default): a message kind with no
- * callback is queued for wsmsg_conn_next_event instead.  Like every endpoint
- * setter, they fail once a connection has used the endpoint.
+ * Set callbacks.  Any may be NULL (the default); see "Push and pull
+ * endpoints" above for what happens to a message kind with no callback.
+ * Like every endpoint setter, they fail once a connection has used the
+ * endpoint.
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
@@ -403,6 +430,32 @@ WSMSG_API int wsmsg_endpoint_on_pong(wsmsg_endpoint *ep, wsmsg_pong_cb cb);
  */
 WSMSG_API int wsmsg_endpoint_on_handshake(wsmsg_endpoint *ep,
                                           wsmsg_handshake_cb cb);
+
+/** What a push endpoint does with a message no callback takes (enum for
+ *  wsmsg_endpoint_set_unhandled). */
+enum wsmsg_unhandled_policy {
+  /** Close with 1003 ("a type of data it cannot accept", RFC 6455 7.4.1)
+   *  and the reason "binary messages are not accepted here" (or "text
+   *  messages", "JSON messages without a handler"); the default. */
+  WSMSG_UNHANDLED_CLOSE = 0,
+  /** Drop the message; the connection goes on. */
+  WSMSG_UNHANDLED_IGNORE = 1
+};
+
+/**
+ * Set the unhandled policy of `ep` (enum wsmsg_unhandled_policy; default
+ * WSMSG_UNHANDLED_CLOSE).  It applies to push endpoints only (see "Push
+ * and pull endpoints"): a pull endpoint queues every message.  The close is
+ * a normal closing handshake (wsmsg_close); messages that arrive after it
+ * are dropped.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL or `policy` is not a
+ *    wsmsg_unhandled_policy.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_unhandled(wsmsg_endpoint *ep, int policy);
 
 /**
  * Queue WSMSG_EV_PONG events when no on_pong callback is set (default 0).
@@ -916,9 +969,10 @@ WSMSG_API const char *wsmsg_conn_error_detail(const wsmsg_conn *conn);
 WSMSG_API int wsmsg_conn_http_status(const wsmsg_conn *conn);
 
 /**
- * Pull API, like Starlette's receive(): take the next queued event.  Messages
- * of a kind that has a callback are not queued.  The data inside *ev stays
- * valid until the next call.
+ * Pull API, like Starlette's receive(): take the next queued event.
+ * Messages are queued on pull endpoints only (no message callback; see
+ * "Push and pull endpoints").  The data inside *ev stays valid until the
+ * next call.
  *
  * Returns 1 and fills *ev if there was an event, 0 if the queue is empty (*ev
  * is zeroed), or:
@@ -1583,7 +1637,14 @@ WSMSG_API int wsmsg_endpoint_on_invalid(wsmsg_endpoint *ep,
 
 /**
  * Validate every JSON message against `schema` (NULL: no validation).
- * Makes `ep` a JSON endpoint.  The schema is borrowed: it must outlive the
+ * Makes `ep` a JSON endpoint.  With routes (wsmsg_endpoint_route_json)
+ * both apply: this schema first, then the matching route's, and an
+ * invalid message reports the errors of both, in that order (a message
+ * whose discriminator matches no route gets this schema's errors, then the
+ * discriminator error).  With routes, extra ignore/forbid is applied by
+ * the route's schema only (this one runs with extra allowed): declare the
+ * shared properties in the route schemas too.  docs/schema.md, "Schemas
+ * and routes".  The schema is borrowed: it must outlive the
  * endpoint; one schema may serve many endpoints and threads.
  *
  * Returns 0, or:
@@ -1703,7 +1764,9 @@ WSMSG_API int wsmsg_endpoint_set_max_errors(wsmsg_endpoint *ep, size_t n);
  * (value_error.discriminated_union.missing_discriminator /
  * invalid_discriminator, as Pydantic v1 names them).  Lookup is a binary
  * search.  Strings are copied; the schema is borrowed.  Makes `ep` a JSON
- * endpoint.
+ * endpoint; a route with a callback makes it a push endpoint.  The
+ * endpoint's schema (wsmsg_endpoint_set_schema), if any, is applied before
+ * the route's.
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep`, `field` or `value` is NULL, `field` is empty,

@@ -81,8 +81,8 @@ static void fill_close_info(const wsmsg_conn *c, wsmsg_close_info *ci) {
   else
     ci->code = 1006;
   ci->error = c->error;
-  ci->reason = c->reason_recv ? c->reason_recv : "";
-  ci->reason_len = c->reason_recv ? c->reason_recv_len : 0;
+  ci->reason = c->close_reason ? c->close_reason : "";
+  ci->reason_len = c->close_reason ? c->close_reason_len : 0;
   ci->detail = c->detail ? c->detail : "";
 }
 
@@ -148,8 +148,9 @@ int wsm_conn_close_received(wsmsg_conn *c, const uint8_t *p, size_t n) {
   wsm_conn_closing_starts(c);
   c->remote_first = !c->close_sent;
   c->code_recv = (uint16_t)code;
-  c->reason_recv = wsm_strndup(c->mem, reason, rlen);
-  c->reason_recv_len = c->reason_recv ? rlen : 0;
+  wsm_free(c->mem, c->close_reason); /* ours, if we closed first */
+  c->close_reason = wsm_strndup(c->mem, reason, rlen);
+  c->close_reason_len = c->close_reason ? rlen : 0;
   if (!c->close_sent) /* echo the code, as RFC 6455 5.5.1 suggests */
     (void)wsm_queue_close_frame(c, code, reason, rlen);
   c->state = WSMSG_STATE_CLOSED;
@@ -323,7 +324,7 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   wsm_free(m, c->stream_buf);
   wsm_free(m, c->path);
   wsm_free(m, c->detail);
-  wsm_free(m, c->reason_recv);
+  wsm_free(m, c->close_reason);
   wsm_ev_clear(c);
   wsmsg_verrors_free(c->verrs);
   wsm_free(m, c);

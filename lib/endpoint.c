@@ -286,6 +286,16 @@ int wsmsg_endpoint_set_error_style(wsmsg_endpoint *ep, int style) {
   return 0;
 }
 
+int wsmsg_endpoint_set_unhandled(wsmsg_endpoint *ep, int policy) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (policy != WSMSG_UNHANDLED_CLOSE && policy != WSMSG_UNHANDLED_IGNORE)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->unhandled = policy;
+  return 0;
+}
+
 int wsmsg_endpoint_set_invalid_policy(wsmsg_endpoint *ep, int policy) {
   int r = ep_writable(ep);
   if (r)
@@ -352,6 +362,8 @@ int wsmsg_endpoint_route_json(wsmsg_endpoint *ep, const char *field,
   }
   memmove(nr + pos + 1, nr + pos, (ep->njroutes - pos) * sizeof(wsm_jroute));
   nr[pos] = (wsm_jroute){v, schema, cb};
+  if (cb)
+    ep->route_cb = true;
   ep->jroutes = nr;
   ep->njroutes++;
   json_defaults(ep);

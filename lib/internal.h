@@ -137,6 +137,8 @@ struct wsmsg_endpoint {
   char *route_field;
   struct wsm_jroute *jroutes; /* sorted by value */
   size_t njroutes;
+  bool route_cb;   /* a route has its own callback */
+  int unhandled;   /* enum wsmsg_unhandled_policy */
   /* event queue bounds */
   size_t max_events, max_event_bytes;
 };
@@ -176,6 +178,14 @@ struct wsmsg_timers {
 /* Re-key the connection in its timer set if its deadline moved earlier. */
 WSM_HIDDEN void wsm_timers_touch(wsmsg_conn *c);
 WSM_HIDDEN uint64_t wsm_default_clock(void *user);
+
+/* A push endpoint has a message callback: a message kind without one is
+ * handled by the unhandled policy, never queued (docs/guide.md, "Push and
+ * pull endpoints"). */
+static inline bool wsm_ep_push(const wsmsg_endpoint *ep) {
+  return ep->on_text || ep->on_binary || ep->on_json || ep->on_chunk ||
+         ep->route_cb;
+}
 
 /* The JSON route for discriminator value v, or NULL (then *pos, if not
  * NULL, is where it would be inserted). */
@@ -359,8 +369,9 @@ struct wsmsg_conn {
   uint16_t code_sent, code_recv;
   int error;
   char *detail;
-  char *reason_recv;
-  size_t reason_recv_len;
+  char *close_reason; /* the reason of the close frame whose code
+                         on_close reports: ours until the peer's arrives */
+  size_t close_reason_len;
 
   /* pull API */
   wsm_evnode *ev_head, *ev_tail, *ev_cur;
@@ -430,6 +441,9 @@ WSM_HIDDEN ssize_t wsm_rx_cb_recv(uint8_t *buf, size_t len, int flags,
                                   void *ud);
 /* Parse and deliver n bytes of an open connection (its parser lent). */
 WSM_HIDDEN int wsm_rx_process(wsmsg_conn *c, const uint8_t *d, size_t n);
+/* A message of a push endpoint that no callback takes (`what`: "binary
+ * messages"...): the unhandled policy closes with 1003 or drops it. */
+WSM_HIDDEN void wsm_rx_unhandled(wsmsg_conn *c, const char *what);
 
 /* send.c: framing and sending */
 

@@ -54,8 +54,10 @@ static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
   const wsmsg_endpoint *ep = c->ep;
   if (ep->on_invalid) {
     ep->on_invalid(c, errs, text, len, c->user);
-  } else if (!ep->on_json) {
-    /* pull API: the event carries {"detail": [...]} and the text */
+  } else if (!wsm_ep_push(ep)) {
+    /* pull API: the event carries {"detail": [...]} and the text (a push
+     * endpoint queues nothing: the invalid policy answers, or the message
+     * is dropped) */
     wsm_evnode *n = wsm_ev_new(c, WSMSG_EV_INVALID, text, len, 0);
     if (n) {
       n->ev.json = wsmsg_verrors_to_json(errs);
@@ -110,8 +112,24 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
     invalid(c, errs, text, len);
     return 0;
   }
-  const wsmsg_schema *schema = ep->schema;
   wsmsg_json_cb cb = ep->on_json;
+  /* the endpoint's schema first, then the route's: errors from both, in
+   * that order (docs/schema.md, "Schemas and routes").  With routes, extra
+   * ignore/forbid is the route schema's: the endpoint's runs with extra
+   * allowed (it would drop what only the route declares). */
+  bool ok = true;
+  if (ep->schema) {
+    unsigned fl = ep->vflags;
+    if (ep->njroutes)
+      fl &= ~(unsigned)(WSMSG_VALIDATE_EXTRA_IGNORE |
+                        WSMSG_VALIDATE_EXTRA_FORBID);
+    int r = wsmsg_schema_validate(ep->schema, doc, fl, errs);
+    if (r && r != WSMSG_ERR_VALIDATION) {
+      json_decref(doc);
+      return r;
+    }
+    ok = r == 0;
+  }
   if (ep->njroutes) {
     const char *f = ep->route_field;
     json_t *tag = json_is_object(doc) ? json_object_get(doc, f) : NULL;
@@ -149,25 +167,31 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
       invalid(c, errs, text, len);
       return 0;
     }
-    schema = route->schema;
+    if (route->schema) {
+      /* appends to the endpoint schema's errors */
+      int r = wsm_schema_validate_more(route->schema, doc, ep->vflags, errs);
+      if (r && r != WSMSG_ERR_VALIDATION) {
+        json_decref(doc);
+        return r;
+      }
+      ok = ok && r == 0;
+    }
     if (route->cb)
       cb = route->cb;
   }
-  if (schema) {
-    int r = wsmsg_schema_validate(schema, doc, ep->vflags, errs);
-    if (r == WSMSG_ERR_VALIDATION) {
-      json_decref(doc);
-      invalid(c, errs, text, len);
-      return 0;
-    }
-    if (r) {
-      json_decref(doc);
-      return r;
-    }
+  if (!ok) {
+    json_decref(doc);
+    invalid(c, errs, text, len);
+    return 0;
   }
   if (cb) {
     cb(c, doc, c->user);
     json_decref(doc);
+    return 0;
+  }
+  if (wsm_ep_push(ep)) { /* a route without a callback on a push endpoint */
+    json_decref(doc);
+    wsm_rx_unhandled(c, "JSON messages without a handler");
     return 0;
   }
   wsm_evnode *n = wsm_ev_new(c, WSMSG_EV_JSON, text, len, 0);

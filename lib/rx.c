@@ -186,13 +186,30 @@ static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
       c->valid_text = NULL;
       return 0;
     }
+    if (wsm_ep_push(ep)) {
+      wsm_rx_unhandled(c, "text messages");
+      return 0;
+    }
     return wsm_ev_queue(c, WSMSG_EV_TEXT, d, len);
   }
   if (ep->on_binary) {
     ep->on_binary(c, d, len, c->user);
     return 0;
   }
+  if (wsm_ep_push(ep)) {
+    wsm_rx_unhandled(c, "binary messages");
+    return 0;
+  }
   return wsm_ev_queue(c, WSMSG_EV_BINARY, d, len);
+}
+
+void wsm_rx_unhandled(wsmsg_conn *c, const char *what) {
+  if (c->ep->unhandled == WSMSG_UNHANDLED_IGNORE || c->close_sent)
+    return;
+  /* RFC 6455 7.4.1: 1003, "a type of data it cannot accept" */
+  char reason[96];
+  snprintf(reason, sizeof(reason), "%s are not accepted here", what);
+  (void)wsmsg_close(c, 1003, reason);
 }
 
 #define LEN_UNKNOWN UINT64_MAX

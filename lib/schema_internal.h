@@ -277,6 +277,10 @@ WSM_HIDDEN int wsm_verrors_add_jsondecode(wsmsg_verrors *e, json_error_t *je,
 /* Move errors [from, n) into a new JSON array (new reference, or NULL on
  * allocation failure) and drop them from the list. */
 WSM_HIDDEN json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from);
+/* wsmsg_schema_validate that appends to `out` instead of clearing it (a
+ * JSON endpoint's base schema, then its route's). */
+WSM_HIDDEN int wsm_schema_validate_more(const wsmsg_schema *s, json_t *doc,
+                                        unsigned flags, wsmsg_verrors *out);
 
 /* ---- small string builder ------------------------------------------------ */
 

@@ -1465,9 +1465,10 @@ static bool v_at(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl) {
 /* ---- public API ---------------------------------------------------------- */
 
 static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
-                         unsigned flags, wsmsg_verrors *out) {
-  if (out)
+                         unsigned flags, wsmsg_verrors *out, bool append) {
+  if (out && !append)
     wsmsg_verrors_clear(out);
+  size_t first = out ? out->n : 0; /* this validation's first error */
   vpath stack_path[32];
   vctx c;
   memset(&c, 0, sizeof(c));
@@ -1541,7 +1542,7 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
     }
   }
   json_decref(c.re_limit_loc);
-  if (!ok && out && out->n == 0 && !c.oom)
+  if (!ok && out && out->n == first && !c.oom)
     err_at(&c, NULL, "value_error", NULL, "invalid value");
   for (size_t i = 0; i < c.ngrave; i++)
     json_decref(c.grave[i]);
@@ -1560,7 +1561,12 @@ int wsmsg_schema_validate(const wsmsg_schema *s, json_t *doc, unsigned flags,
     wsmsg_verrors_clear(out);
     return WSMSG_ERR_INVALID_ARG;
   }
-  return validate_impl(s, &doc, false, flags, out);
+  return validate_impl(s, &doc, false, flags, out, false);
+}
+
+int wsm_schema_validate_more(const wsmsg_schema *s, json_t *doc,
+                             unsigned flags, wsmsg_verrors *out) {
+  return validate_impl(s, &doc, false, flags, out, true);
 }
 
 int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
@@ -1583,7 +1589,7 @@ int wsmsg_schema_validate_text(const wsmsg_schema *s, const char *text,
     }
     return WSMSG_ERR_JSON;
   }
-  int rc = validate_impl(s, &doc, true, flags, out); /* clears out */
+  int rc = validate_impl(s, &doc, true, flags, out, false); /* clears out */
   if (doc_out)
     *doc_out = doc;
   else

@@ -125,6 +125,12 @@ int wsm_queue_close_frame(wsmsg_conn *c, unsigned code, const char *reason,
   }
   c->close_sent = true;
   c->code_sent = (uint16_t)(code ? code : 1005);
+  if (!c->close_recv && !c->close_reason && n > 2) {
+    /* on_close reports our code, so our reason, until the peer's close
+     * frame arrives (best effort: out of memory leaves it empty) */
+    c->close_reason = wsm_strndup(c->mem, (const char *)p + 2, n - 2);
+    c->close_reason_len = c->close_reason ? n - 2 : 0;
+  }
   wsm_stream_end(c, false); /* an unfinished stream stays unfinished */
   wsm_conn_closing_starts(c);
   return wsm_queue_frame(c, WSLAY_CONNECTION_CLOSE, p, n);

@@ -60,6 +60,7 @@ ENUMS = {
     "wsmsg_validate_flag": ("Validate", "WSMSG_VALIDATE_"),
     "wsmsg_invalid_policy": ("InvalidPolicy", "WSMSG_INVALID_"),
     "wsmsg_extra_policy": ("ExtraPolicy", "WSMSG_EXTRA_"),
+    "wsmsg_unhandled_policy": ("UnhandledPolicy", "WSMSG_UNHANDLED_"),
     "wsmsg_error_style": ("ErrorStyle", "WSMSG_ERRORS_"),
 }
 

@@ -88,6 +88,24 @@ async def chat(d):
         assert (await ws.recv()).endswith("Server received: é ünïcødé ✓")
 
 
+async def chat_binary(d):
+    """4,100 binary messages to the text-only /ws/chat: they were queued as
+    events nobody reads until the 4,097th closed with 1008 "event queue
+    full"; a push endpoint now refuses the first with 1003 (issue 13)."""
+    async with websockets.connect(d.url + "/ws/chat") as ws:
+        try:
+            for _ in range(4100):
+                await ws.send(b"x")
+            await asyncio.wait_for(ws.recv(), BOUND)
+            raise AssertionError("a binary message was answered")
+        except websockets.ConnectionClosed:
+            pass
+        await asyncio.wait_for(ws.wait_closed(), BOUND)
+        assert ws.close_code == 1003, (ws.close_code, ws.close_reason)
+        assert ws.close_reason == "binary messages are not accepted here", \
+            ws.close_reason
+
+
 async def json_demo(d):
     async with websockets.connect(d.url + "/ws/json-demo", max_size=None) as ws:
         msg = {"user": "ann", "content": "hi", "timestamp": 1700000000.5}
@@ -244,7 +262,8 @@ async def message_then_close(d):
     assert all(op == 1 for op, _ in ops[:-1]), ops
 
 
-CASES = [("chat", chat), ("json-demo", json_demo),
+CASES = [("chat", chat), ("chat binary flood", chat_binary),
+         ("json-demo", json_demo),
          ("with-timeout", with_timeout), ("file-transfer", file_transfer),
          ("echo", echo), ("unknown path", unknown_path),
          ("message then close", message_then_close)]

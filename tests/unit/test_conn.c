@@ -521,6 +521,8 @@ static void test_close_from_client(void **s) {
     assert_int_equal(p.cr.close.code, codes[i]);
     assert_true(p.cr.close.clean);
     assert_false(p.cr.close.remote);
+    /* the reported code is the answer's, and so is the reason */
+    assert_string_equal(p.cr.close_reason, "see you");
     assert_true(wsmsg_conn_done(p.s));
     assert_true(wsmsg_conn_done(p.c));
     pair_free(&p);
@@ -657,6 +659,99 @@ static void test_pull_api(void **s) {
   /* events still queued at free time are released (valgrind checks) */
   wsmsg_send_text(p.c, "never read", 10);
   pair_free(&p);
+}
+
+/* ---- push endpoints: a message kind without a callback ---- */
+
+static void no_binary(pair *p) { wsmsg_endpoint_on_binary(p->sep, NULL); }
+static void no_binary_ignore(pair *p) {
+  no_binary(p);
+  assert_int_equal(wsmsg_endpoint_set_unhandled(p->sep, WSMSG_UNHANDLED_IGNORE),
+                   0);
+}
+static void no_text(pair *p) { wsmsg_endpoint_on_text(p->sep, NULL); }
+static void chunk_cb(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
+                     int first, int final, void *u) {
+  (void)c, (void)type, (void)d, (void)n, (void)first, (void)final, (void)u;
+}
+static void chunks_only(pair *p) {
+  wsmsg_endpoint_on_text(p->sep, NULL);
+  wsmsg_endpoint_on_binary(p->sep, NULL);
+  wsmsg_endpoint_on_chunk(p->sep, chunk_cb, WSMSG_STREAM_BINARY);
+}
+static void no_messages(pair *p) { /* on_open, on_close, on_pong only */
+  wsmsg_endpoint_on_text(p->sep, NULL);
+  wsmsg_endpoint_on_binary(p->sep, NULL);
+}
+
+/* Binary messages on an endpoint with on_text but no on_binary were queued
+ * as events nobody reads, until the 4097th closed the connection with 1008
+ * "event queue full".  Now such a push endpoint closes with 1003 at the
+ * first one (or drops them with the ignore policy); a pull endpoint still
+ * queues. */
+static void test_unhandled_kinds(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, no_binary);
+  for (int i = 0; i < 5000; i++)
+    wsmsg_send_binary(p.c, "x", 1);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_event_count(p.s), 0);
+  assert_int_equal(p.sr.closes, 1);
+  assert_int_equal(p.sr.close.code, 1003);
+  assert_false(p.sr.close.remote);
+  assert_true(p.sr.close.clean);
+  assert_string_equal(p.sr.close_reason,
+                      "binary messages are not accepted here");
+  assert_int_equal(p.cr.close.code, 1003);
+  assert_string_equal(p.cr.close_reason,
+                      "binary messages are not accepted here");
+  pair_free(&p);
+
+  pair_open(&p, no_binary_ignore);
+  for (int i = 0; i < 5000; i++)
+    wsmsg_send_binary(p.c, "x", 1);
+  wsmsg_send_text(p.c, "still here", 10);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_event_count(p.s), 0);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  assert_int_equal(p.sr.texts, 1);
+  assert_string_equal((char *)p.sr.last, "still here");
+  pair_free(&p);
+
+  /* text on a binary-only endpoint, and on a streaming binary one */
+  pair_open(&p, no_text);
+  wsmsg_send_text(p.c, "t", 1);
+  pump(&p);
+  assert_int_equal(p.sr.close.code, 1003);
+  assert_string_equal(p.sr.close_reason, "text messages are not accepted here");
+  assert_int_equal(wsmsg_conn_event_count(p.s), 0);
+  pair_free(&p);
+  pair_open(&p, chunks_only);
+  wsmsg_send_text(p.c, "t", 1);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1003);
+  pair_free(&p);
+
+  /* a pull endpoint (no message callback) queues both kinds */
+  pair_open(&p, no_messages);
+  wsmsg_send_binary(p.c, "b", 1);
+  wsmsg_send_text(p.c, "t", 1);
+  pump(&p);
+  assert_int_equal(wsmsg_conn_event_count(p.s), 2);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  pair_free(&p);
+
+  wsmsg_endpoint *ep = wsmsg_endpoint_new();
+  assert_int_equal(wsmsg_endpoint_set_unhandled(ep, 2), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_set_unhandled(ep, -1), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_set_unhandled(NULL, 0),
+                   WSMSG_ERR_INVALID_ARG);
+  wsmsg_conn *c = wsmsg_client_new(ep, "h", "/", NULL); /* freezes it */
+  assert_int_equal(wsmsg_endpoint_set_unhandled(ep, WSMSG_UNHANDLED_IGNORE),
+                   WSMSG_ERR_STATE);
+  wsmsg_conn_free(c);
+  wsmsg_endpoint_free(ep);
 }
 
 /* ---- allocator hook ---- */
@@ -995,6 +1090,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_closing_state),
       cmocka_unit_test(test_eof_and_abort),
       cmocka_unit_test(test_pull_api),
+      cmocka_unit_test(test_unhandled_kinds),
       cmocka_unit_test(test_allocator_hook),
       cmocka_unit_test(test_recv_oom_fails_connection),
       cmocka_unit_test(test_handshake_oom_closes),

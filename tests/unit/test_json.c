@@ -441,11 +441,135 @@ static void test_routing(void **s) {
   reset();
 }
 
+/* ---- schema and routes together ---- */
+
+static wsmsg_schema *base_s;
+static int pings;
+static void on_ping(wsmsg_conn *c, json_t *m, void *u) {
+  (void)c;
+  (void)u;
+  assert_int_equal(json_integer_value(json_object_get(m, "id")), 3);
+  pings++;
+}
+static void base_route_setup(pair *p) {
+  assert_int_equal(wsmsg_endpoint_set_schema(p->sep, base_s), 0);
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "ping", NULL, on_ping), 0);
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "chat", chat_s, on_chat), 0);
+  wsmsg_endpoint_set_invalid_policy(p->sep, WSMSG_INVALID_REPLY);
+}
+
+/* The endpoint's schema was silently not applied once routes existed:
+ * {"type":"ping","id":"nope"} passed a base schema requiring an integer
+ * id.  Now the base schema runs first, then the route's, and the errors of
+ * both are reported in that order. */
+static void test_schema_and_routes(void **s) {
+  (void)s;
+  reset();
+  chats = pings = 0;
+  base_s = compile("{\"type\": \"object\", \"properties\": {"
+                   "\"type\": {\"type\": \"string\"},"
+                   "\"id\": {\"type\": \"integer\"}},"
+                   "\"required\": [\"type\", \"id\"]}");
+  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
+                   "\"required\": [\"text\"]}");
+  pair p;
+  pair_open(&p, base_route_setup);
+  const char *bad = "{\"type\":\"ping\",\"id\":\"nope\"}";
+  wsmsg_send_text(p.c, bad, strlen(bad));
+  pump(&p);
+  assert_int_equal(pings, 0);
+  assert_string_equal(err_type(&p), "type_error.integer|id");
+  /* both schemas' errors, the endpoint's first */
+  const char *two = "{\"type\":\"chat\",\"id\":\"x\"}";
+  wsmsg_send_text(p.c, two, strlen(two));
+  pump(&p);
+  assert_int_equal(chats, 0);
+  json_t *r = client_got(&p);
+  json_t *d = json_object_get(r, "detail");
+  assert_int_equal(json_array_size(d), 2);
+  assert_string_equal(
+      json_string_value(json_array_get(
+          json_object_get(json_array_get(d, 0), "loc"), 0)),
+      "id");
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(d, 1), "type")),
+      "value_error.missing");
+  assert_string_equal(
+      json_string_value(json_array_get(
+          json_object_get(json_array_get(d, 1), "loc"), 0)),
+      "text");
+  json_decref(r);
+  /* valid for both (the id coerced by the base schema) */
+  const char *ok = "{\"type\":\"chat\",\"id\":\"7\",\"text\":\"hi\"}";
+  wsmsg_send_text(p.c, ok, strlen(ok));
+  wsmsg_send_text(p.c, "{\"type\":\"ping\",\"id\":3}", 22);
+  pump(&p);
+  assert_int_equal(chats, 1);
+  assert_int_equal(pings, 1);
+  pair_free(&p);
+  wsmsg_schema_free(base_s);
+  wsmsg_schema_free(chat_s);
+  reset();
+}
+
+/* ---- push JSON endpoints queue nothing ---- */
+
+static int push_policy;
+static void push_setup(pair *p) {
+  wsmsg_endpoint_on_text(p->sep, NULL);
+  wsmsg_endpoint_on_binary(p->sep, NULL);
+  /* routes with a callback and one without; no on_json, no on_invalid */
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "chat", NULL, on_chat), 0);
+  assert_int_equal(
+      wsmsg_endpoint_route_json(p->sep, "type", "other", NULL, NULL), 0);
+  wsmsg_endpoint_set_invalid_policy(p->sep, push_policy);
+}
+
+/* Invalid JSON on an endpoint with routes but no on_invalid was queued as
+ * a WSMSG_EV_INVALID event nobody reads (after the reply), and so was a
+ * valid message of a route without a callback. */
+static void test_push_json_queues_nothing(void **s) {
+  (void)s;
+  static const int pols[] = {WSMSG_INVALID_REPLY, WSMSG_INVALID_IGNORE};
+  for (size_t k = 0; k < 2; k++) {
+    reset();
+    chats = 0;
+    push_policy = pols[k];
+    pair p;
+    pair_open(&p, push_setup);
+    for (int i = 0; i < 5000; i++)
+      wsmsg_send_text(p.c, "{bad", 4);
+    wsmsg_send_text(p.c, "{\"type\":\"chat\"}", 15);
+    pump(&p);
+    assert_int_equal(wsmsg_conn_event_count(p.s), 0);
+    assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+    assert_int_equal(chats, 1);
+    if (pols[k] == WSMSG_INVALID_REPLY)
+      assert_int_equal(p.cr.texts, 5000);
+    else
+      assert_int_equal(p.cr.texts, 0);
+    /* a route without a callback: the unhandled policy (close 1003) */
+    wsmsg_send_text(p.c, "{\"type\":\"other\"}", 16);
+    pump(&p);
+    assert_int_equal(wsmsg_conn_event_count(p.s), 0);
+    assert_int_equal(p.cr.close.code, 1003);
+    assert_string_equal(p.cr.close_reason,
+                        "JSON messages without a handler are not accepted "
+                        "here");
+    pair_free(&p);
+  }
+  reset();
+}
+
 /* ---- pull API ---- */
 
 static void pull_setup(pair *p) {
   wsmsg_endpoint_on_open(p->sep, NULL);
   wsmsg_endpoint_on_text(p->sep, NULL);
+  wsmsg_endpoint_on_binary(p->sep, NULL); /* no message callback: pull */
   wsmsg_endpoint_set_json(p->sep, 1);
   wsmsg_endpoint_set_schema(p->sep, model);
 }
@@ -560,7 +684,9 @@ static void test_send_json(void **s) {
 /* ---- event queue bound ---- */
 
 static void queue_setup(pair *p) {
-  wsmsg_endpoint_on_binary(p->sep, NULL); /* binary goes to the queue */
+  /* no message callback (a pull endpoint): binary goes to the queue */
+  wsmsg_endpoint_on_text(p->sep, NULL);
+  wsmsg_endpoint_on_binary(p->sep, NULL);
   wsmsg_endpoint_set_max_queued(p->sep, 10, 0);
 }
 
@@ -658,6 +784,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_jsondecode_error_split_char),
       cmocka_unit_test(test_invalid_close_long_reason),
       cmocka_unit_test(test_routing),
+      cmocka_unit_test(test_schema_and_routes),
+      cmocka_unit_test(test_push_json_queues_nothing),
       cmocka_unit_test(test_pull_json_events),
       cmocka_unit_test(test_send_json),
       cmocka_unit_test(test_event_queue_bound),

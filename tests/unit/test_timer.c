@@ -163,9 +163,15 @@ static void test_keepalive(void **s) {
   assert_false(p.sr.close.clean);
   assert_int_equal(p.sr.close.error, WSMSG_ERR_TIMEOUT);
   assert_non_null(strstr(p.sr.close_detail, "keepalive"));
+  /* the closing side's reason is the one its close frame carried (it was
+   * "" before: only detail had it) */
+  assert_string_equal(p.sr.close_reason,
+                      "keepalive timeout: no pong within 200 ms");
+  assert_int_equal(p.sr.close.reason_len, strlen(p.sr.close_reason));
   assert_int_equal(pending_close_code(p.s), 1011);
   pump(&p);
   assert_int_equal(p.cr.close.code, 1011);
+  assert_string_equal(p.cr.close_reason, p.sr.close_reason);
   pair_free(&p);
 }
 

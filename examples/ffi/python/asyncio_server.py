@@ -69,6 +69,14 @@ def utc_stamp():
         ".%03dZ" % (int(t * 1000) % 1000)
 
 
+def refuse_binary(conn):
+    """Close with 1003 once; binary messages behind the first are dropped."""
+    try:
+        conn.close(1003, "binary messages are not accepted here")
+    except wsmsg.ClosedError:
+        pass
+
+
 class App:
     """The endpoints, their handlers and the live connections."""
 
@@ -120,6 +128,9 @@ class App:
     def chat(self, p, conn, ev):
         if isinstance(ev, wsmsg.Text):
             conn.send_text("[%s] Server received: %s" % (utc_stamp(), ev.data))
+        elif isinstance(ev, wsmsg.Binary):
+            # what demo_server's push endpoint does (the unhandled policy)
+            refuse_binary(conn)
 
     def file(self, p, conn, ev):
         if isinstance(ev, wsmsg.Text):
@@ -160,6 +171,8 @@ class App:
     def with_timeout(self, p, conn, ev):
         if isinstance(ev, wsmsg.Text):
             conn.send_text("Echo: " + ev.data)
+        elif isinstance(ev, wsmsg.Binary):
+            refuse_binary(conn)
 
     def echo(self, p, conn, ev):
         if isinstance(ev, wsmsg.Text):

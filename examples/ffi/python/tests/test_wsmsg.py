@@ -278,6 +278,8 @@ class TestTimeouts(unittest.TestCase):
             ev = p.s.next_event()
             self.assertEqual((ev.code, ev.error), (1011, wsmsg.ErrorCode.ERR_TIMEOUT))
             self.assertIn("keepalive", ev.detail)
+            # the closing side's reason is its close frame's (was "")
+            self.assertEqual(ev.reason, "keepalive timeout: no pong within 50 ms")
         finally:
             p.free()
 
@@ -463,6 +465,50 @@ class TestJsonEndpoint(unittest.TestCase):
             p.free()
         with self.assertRaises(TypeError):
             wsmsg.Endpoint(routes={"a": None})
+
+    def test_schema_and_routes(self):
+        # issue 13: the endpoint's schema applies before the route's (it was
+        # silently skipped once routes existed)
+        base = wsmsg.Schema({"type": "object", "required": ["id"],
+                             "properties": {"id": {"type": "integer"}}})
+        chat = wsmsg.Schema({"type": "object", "required": ["text"],
+                             "properties": {"text": {"type": "string"}}})
+        ep = wsmsg.Endpoint(schema=base, route_field="type",
+                            routes={"chat": chat, "ping": None})
+        p = Pair(server_ep=ep)
+        try:
+            p.c.send_json({"type": "ping", "id": "nope"})
+            p.c.send_json({"type": "chat", "id": "x"})
+            p.c.send_json({"type": "ping", "id": 3})
+            p.pump()
+            evs = p.s.events()
+            self.assertEqual([(e["loc"], e["type"]) for e in evs[0].errors],
+                             [(["id"], "type_error.integer")])
+            self.assertEqual([(e["loc"], e["type"]) for e in evs[1].errors],
+                             [(["id"], "type_error.integer"),
+                              (["text"], "value_error.missing")])
+            self.assertEqual(evs[2].data, {"type": "ping", "id": 3})
+        finally:
+            p.free()
+
+    def test_unhandled_policy(self):
+        ep = wsmsg.Endpoint(unhandled="ignore")
+        ep.set_unhandled(wsmsg.UnhandledPolicy.CLOSE)
+        ep.set_unhandled("close")
+        with self.assertRaises(ValueError):
+            ep.set_unhandled("drop")
+        with self.assertRaises(ValueError):
+            ep.set_unhandled(2)
+        # the binding's endpoints are pull endpoints: binary still arrives
+        p = Pair(server_ep=ep)
+        try:
+            p.c.send_bytes(b"\x01")
+            p.pump()
+            self.assertEqual(p.s.next_event(), wsmsg.Binary(b"\x01"))
+            with self.assertRaises(wsmsg.StateError):
+                ep.set_unhandled("ignore")  # in use
+        finally:
+            p.free()
 
     def test_defaults_fill(self):
         schema = wsmsg.Schema({"type": "object", "properties": {

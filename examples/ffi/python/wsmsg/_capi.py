@@ -307,6 +307,7 @@ DECLS = [
     ("wsmsg_endpoint_set_extra", c_int, [ENDPOINT, c_int]),
     ("wsmsg_endpoint_set_error_style", c_int, [ENDPOINT, c_int]),
     ("wsmsg_endpoint_set_invalid_policy", c_int, [ENDPOINT, c_int]),
+    ("wsmsg_endpoint_set_unhandled", c_int, [ENDPOINT, c_int]),
     ("wsmsg_endpoint_allow_duplicate_keys", c_int, [ENDPOINT, c_int]),
     ("wsmsg_endpoint_set_max_errors", c_int, [ENDPOINT, c_size_t]),
     ("wsmsg_endpoint_route_json", c_int,

@@ -92,6 +92,13 @@ class InvalidPolicy(enum.IntEnum):
     IGNORE = 2
 
 
+class UnhandledPolicy(enum.IntEnum):
+    """enum wsmsg_unhandled_policy (Endpoint(unhandled=...)): what a push
+    endpoint does with a message kind it has no callback for"""
+    CLOSE = 0
+    IGNORE = 1
+
+
 class Validate(enum.IntFlag):
     """enum wsmsg_validate_flag (Endpoint(validation=...))"""
     STRICT = 0
@@ -725,7 +732,8 @@ _ENDPOINT_OPTIONS = (
     "timeout_action", "heartbeat", "ping_interval", "pong_timeout",
     "message_timeout", "close_timeout", "write_timeout", "handshake_timeout",
     "json", "schema", "validation", "invalid_policy", "allow_duplicate_keys",
-    "max_errors", "route_field", "routes", "clock", "extra", "error_style")
+    "max_errors", "route_field", "routes", "clock", "extra", "error_style",
+    "unhandled")
 
 
 class Endpoint(_Handle):
@@ -747,6 +755,7 @@ class Endpoint(_Handle):
       extra="allow"|"ignore"|"forbid" (Pydantic's model config extra)
       error_style="v1"|"v2" (Pydantic's error shapes; v1 by default)
       invalid_policy="reply"|"close"|"ignore"  allow_duplicate_keys=False
+      unhandled="close"|"ignore" (push endpoints only; see set_unhandled)
       max_errors=32  route_field="type", routes={"chat": Schema or None}
       clock=callable returning ms (client connections; tests)
 
@@ -776,7 +785,7 @@ class Endpoint(_Handle):
                   "pong_timeout", "message_timeout", "close_timeout",
                   "write_timeout", "handshake_timeout", "json", "schema",
                   "validation", "extra", "error_style", "invalid_policy",
-                  "allow_duplicate_keys", "max_errors", "clock"):
+                  "allow_duplicate_keys", "max_errors", "clock", "unhandled"):
             if o.get(k) is not None:
                 getattr(self, "set_" + k)(o[k])
         for s in o.get("subprotocols") or ():
@@ -959,6 +968,15 @@ class Endpoint(_Handle):
         "close" (1008) or "ignore"."""
         return self._set(_lib.wsmsg_endpoint_set_invalid_policy,
                          _enum("invalid_policy", policy, InvalidPolicy))
+
+    def set_unhandled(self, policy):
+        """What a push endpoint (one with a C message callback) does with a
+        message kind it has no callback for: "close" (1003, the default)
+        or "ignore".  The binding's endpoints deliver every message as an
+        event (pull endpoints), so this matters only to an endpoint shared
+        with C code that sets message callbacks."""
+        return self._set(_lib.wsmsg_endpoint_set_unhandled,
+                         _enum("unhandled", policy, UnhandledPolicy))
 
     def set_allow_duplicate_keys(self, on=True):
         """Accept objects with duplicate keys (the last one wins)."""
