@@ -577,6 +577,81 @@ static void test_pair_subprotocol(void **s) {
   pair_free(&p);
 }
 
+/* Out of memory while the handshake arrives a byte at a time, every
+ * allocation failed in turn on each side: whatever recv returns, the side
+ * that ran out ends CLOSED and takes no more bytes (it must never stay
+ * CONNECTING with the bytes it could not keep dropped: the stream would
+ * be cut); without a failure the handshake completes. */
+static void test_oom_byte_by_byte(void **s) {
+  (void)s;
+  int hits[2] = {0, 0};
+  for (int side = 0; side < 2; side++) {
+    for (int k = 1; k < 60; k++) {
+      wsmsg_mem mem = failing_mem;
+      wsmsg_endpoint *sep = side ? wsmsg_endpoint_new()
+                                 : wsmsg_endpoint_new_mem(&mem);
+      wsmsg_endpoint *cep = side ? wsmsg_endpoint_new_mem(&mem)
+                                 : wsmsg_endpoint_new();
+      wsmsg_server *srv = side ? wsmsg_server_new() : wsmsg_server_new_mem(&mem);
+      wsmsg_endpoint_on_close(sep, cb_close);
+      wsmsg_endpoint_on_close(cep, cb_close);
+      assert_int_equal(wsmsg_server_route(srv, "/ws", sep), 0);
+      rec sr, cr;
+      memset(&sr, 0, sizeof(sr));
+      memset(&cr, 0, sizeof(cr));
+      wsmsg_conn *sc = wsmsg_server_accept(srv, &sr);
+      wsmsg_conn *cc = wsmsg_client_new(cep, "localhost:1", "/ws", &cr);
+      assert_non_null(sc);
+      assert_non_null(cc);
+      const void *out;
+      size_t n = wsmsg_conn_pending(cc, &out); /* the request, built */
+      assert_true(n > 0);
+      wsmsg_conn *who = side ? cc : sc;
+      if (side) { /* the server answers at once; the client runs out */
+        wsmsg_conn_recv(sc, out, n);
+        wsmsg_conn_consume(cc, n);
+        n = wsmsg_conn_pending(sc, &out);
+        assert_true(n > 0);
+      }
+      fail_countdown = k;
+      const uint8_t *b = out;
+      int hit = 0;
+      for (size_t i = 0; i < n && wsmsg_conn_state(who) ==
+                                      WSMSG_STATE_CONNECTING; i++) {
+        wsmsg_conn_recv(who, b + i, 1); /* the result is not trusted */
+        if (fail_countdown == 0) { /* this byte's allocation failed */
+          hit = 1;
+          /* closed by this very call, not later by a request or
+           * response cut where the lost byte was */
+          assert_int_equal(wsmsg_conn_state(who), WSMSG_STATE_CLOSED);
+          break;
+        }
+      }
+      fail_countdown = 0;
+      if (hit) {
+        hits[side]++;
+        assert_int_equal(wsmsg_conn_state(who), WSMSG_STATE_CLOSED);
+        assert_int_equal(wsmsg_conn_recv(who, "x", 1), WSMSG_ERR_CLOSED);
+        if (side)
+          assert_int_equal(cr.closes, 1); /* a client reports it */
+      } else {
+        assert_int_equal(wsmsg_conn_state(who), WSMSG_STATE_OPEN);
+      }
+      wsmsg_conn_free(sc);
+      wsmsg_conn_free(cc);
+      wsmsg_server_free(srv);
+      wsmsg_endpoint_free(sep);
+      wsmsg_endpoint_free(cep);
+      free(sr.last);
+      free(cr.last);
+      if (!hit)
+        break;
+    }
+  }
+  assert_true(hits[0] >= 2); /* both sides had allocations to fail */
+  assert_true(hits[1] >= 2);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_key_rfc_example),
@@ -596,6 +671,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_client_verify),
       cmocka_unit_test(test_client_args),
       cmocka_unit_test(test_pair_subprotocol),
+      cmocka_unit_test(test_oom_byte_by_byte),
   };
   return unit_run("handshake", tests, argc, argv);
 }

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""make check-mutations: break the library on purpose, one small change at a
+time, and check that the tests notice.
+
+Each mutation in tests/mutations/mutations.txt names a literal search
+string that must occur exactly once in lib/*.c (whichever file: the list
+survives code moving between files), its replacement, and the suites
+expected to kill it.  For each mutation this script
+
+  1. applies it to a scratch copy of the tree (the working tree's tracked
+     and untracked, not ignored, files, copied into a temporary directory;
+     the checkout itself is never modified),
+  2. rebuilds what the suites need (make, incremental),
+  3. runs every listed suite, and
+  4. restores the file.
+
+A mutation is killed when a suite fails (non-zero exit, or a hang cut by
+the time limit).  Every listed suite must kill its mutation, so that the
+list stays true; a mutation that survives one of them fails the run.  The
+suites also run once on the unmutated copy first: they must pass there.
+
+Environment:
+  MUTATIONS=a,b    only the mutations whose name contains a or b
+  MUTATION_DISCOVER=1
+                   also run every unit binary and every integration suite
+                   on each mutation and print which kill it (slow; to
+                   choose the suites of a new mutation)
+  KEEP=1           keep the scratch copy (its path is printed)
+  SUITE_DIR        the JSON Schema Test Suite (default ../shared/...)
+
+Suite syntax (one `kill:` line each):
+  unit test_timer                 a unit binary (all its tests)
+  integration test_x.py [CASE]    an integration suite, CASE as it takes it
+  node [caseName]                 tests/integration/node_ws.sh
+  ffi [pattern]                   the Python binding's tests (unittest -k)
+  schema                          the JSON Schema Test Suite runner
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+PY = os.environ.get("PYTHON", "/usr/bin/python3")
+SUITE_TIMEOUT = 240  # seconds per suite run; a hang counts as a kill
+
+
+class Mutation:
+    def __init__(self, name):
+        self.name = name
+        self.why = ""
+        self.kill = []      # suite specs
+        self.search = None
+        self.replace = None
+        self.file = None    # lib/x.c where the search string is
+
+
+def parse(path):
+    """The block format of mutations.txt (see its header)."""
+    muts, cur, mode, buf = [], None, None, []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for n, line in enumerate(lines, 1):
+        if mode in ("search", "replace"):
+            if line.startswith("--- "):
+                text = "\n".join(buf)
+                setattr(cur, mode, text)
+                buf, mode = [], None
+            else:
+                buf.append(line)
+                continue
+        if line.startswith("=== "):
+            cur = Mutation(line[4:].strip())
+            muts.append(cur)
+        elif line.startswith("--- search"):
+            mode = "search"
+        elif line.startswith("--- replace"):
+            mode = "replace"
+        elif line.startswith("--- end"):
+            if cur is None or cur.search is None or cur.replace is None:
+                sys.exit(f"{path}:{n}: '--- end' without search and replace")
+        elif line.startswith("why:") and cur:
+            cur.why = line[4:].strip()
+        elif line.startswith("kill:") and cur:
+            cur.kill.append(line[5:].split())
+        elif line.strip() and not line.startswith("#"):
+            sys.exit(f"{path}:{n}: cannot parse: {line!r}")
+    names = [m.name for m in muts]
+    dup = {x for x in names if names.count(x) > 1}
+    if dup:
+        sys.exit(f"{path}: duplicate names {sorted(dup)}")
+    for m in muts:
+        if not m.kill:
+            sys.exit(f"{path}: {m.name}: no kill: line")
+        if m.search == m.replace:
+            sys.exit(f"{path}: {m.name}: replacement equals the search")
+    return muts
+
+
+def copy_tree(dst):
+    files = subprocess.run(
+        ["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard", "-z"],
+        capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in files:
+        if not rel:
+            continue
+        src = os.path.join(ROOT, rel)
+        if not os.path.isfile(src) or os.path.islink(src):
+            continue
+        out = os.path.join(dst, rel)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        shutil.copy2(src, out)
+    nm = os.path.join(ROOT, "tests", "integration", "node", "node_modules")
+    if os.path.isdir(nm):
+        os.symlink(nm, os.path.join(dst, "tests", "integration", "node",
+                                    "node_modules"))
+
+
+def locate(scratch, m):
+    """The one lib/*.c file holding m.search; exits when not exactly one
+    occurrence in all of them."""
+    hits = []
+    for path in sorted(glob.glob(os.path.join(scratch, "lib", "*.c"))):
+        with open(path, encoding="utf-8") as f:
+            k = f.read().count(m.search)
+        if k:
+            hits.append((os.path.relpath(path, scratch), k))
+    total = sum(k for _, k in hits)
+    if total != 1:
+        where = ", ".join(f"{p} x{k}" for p, k in hits) or "nowhere"
+        return f"search string found {total} times in lib/*.c ({where})"
+    m.file = hits[0][0]
+    return None
+
+
+def suite_targets(spec):
+    kind = spec[0]
+    if kind == "unit":
+        return [f".build/tests/{spec[1]}"]
+    if kind == "schema":
+        return [".build/tests/suite_runner"]
+    if kind in ("integration", "node"):
+        return ["lib", "examples", "examples/wsbench"]
+    if kind == "ffi":
+        return ["lib"]
+    raise SystemExit(f"unknown suite kind {kind!r}")
+
+
+def suite_cmd(spec, suite_dir):
+    """(argv, extra env) of one suite run."""
+    kind, args = spec[0], spec[1:]
+    env = {"ECHO_SERVERS": "echo_server", "CONF_SERVERS": "echo_server",
+           "ECHO_SERVER": "echo_server"}
+    if kind == "unit":
+        return [f".build/tests/{args[0]}"], {}
+    if kind == "schema":
+        return [".build/tests/suite_runner", suite_dir], {}
+    if kind == "integration":
+        if len(args) > 1:
+            env["CASE"] = " ".join(args[1:])
+        return [PY, f"tests/integration/{args[0]}"], env
+    if kind == "node":
+        if args:
+            env["CASE"] = args[0]
+        return ["bash", "tests/integration/node_ws.sh"], env
+    if kind == "ffi":
+        argv = [PY, "examples/ffi/python/tests/test_wsmsg.py"]
+        if args:
+            argv += ["-k", args[0]]
+        return argv, {}
+    raise SystemExit(f"unknown suite kind {kind!r}")
+
+
+def label(spec):
+    return " ".join(spec)
+
+
+def build(scratch, targets):
+    p = subprocess.run(["make", "-s", "--no-print-directory", *targets],
+                       cwd=scratch, capture_output=True, text=True)
+    return p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+
+def run_suite(scratch, spec, suite_dir):
+    """(failed, how, seconds)"""
+    argv, extra = suite_cmd(spec, suite_dir)
+    env = dict(os.environ, **extra)
+    env.pop("CI", None)  # a mutation run is not CI's skip policy
+    t = time.monotonic()
+    try:
+        p = subprocess.run(argv, cwd=scratch, env=env, capture_output=True,
+                           text=True, errors="replace", timeout=SUITE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return True, f"hung ({SUITE_TIMEOUT} s)", time.monotonic() - t
+    tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [""]
+    return p.returncode != 0, f"exit {p.returncode}: {tail[0][:160]}", \
+        time.monotonic() - t
+
+
+def all_suites():
+    specs = [["unit", os.path.basename(p)[:-2]]
+             for p in sorted(glob.glob(os.path.join(ROOT, "tests", "unit",
+                                                    "test_*.c")))]
+    specs += [["integration", os.path.basename(p)]
+              for p in sorted(glob.glob(os.path.join(
+                  ROOT, "tests", "integration", "test_*.py")))]
+    return specs + [["node"], ["ffi"], ["schema"]]
+
+
+def main():
+    muts = parse(os.path.join(HERE, "mutations.txt"))
+    only = [s for s in os.environ.get("MUTATIONS", "").split(",") if s]
+    if only:
+        muts = [m for m in muts if any(s in m.name for s in only)]
+        if not muts:
+            print(f"check-mutations: FAIL: MUTATIONS={','.join(only)} "
+                  "matches no mutation")
+            return 1
+    discover = os.environ.get("MUTATION_DISCOVER") == "1"
+    suite_dir = os.path.abspath(os.environ.get(
+        "SUITE_DIR", os.path.join(ROOT, "..", "shared", "data",
+                                  "json-schema-test-suite")))
+    scratch = tempfile.mkdtemp(prefix="wsmsg-mutations-")
+    t0 = time.monotonic()
+    try:
+        copy_tree(scratch)
+        bad = [(m.name, e) for m in muts if (e := locate(scratch, m))]
+        if bad:
+            for name, e in bad:
+                print(f"check-mutations: FAIL: {name}: {e}")
+            return 1
+        specs = []
+        for m in muts:
+            for s in m.kill + (all_suites() if discover else []):
+                if s not in specs:
+                    specs.append(s)
+        targets = sorted({t for s in specs for t in suite_targets(s)})
+        print(f"check-mutations: {len(muts)} mutations, {len(specs)} suites; "
+              f"scratch copy {scratch}", flush=True)
+        ok, out = build(scratch, targets)
+        if not ok:
+            print(f"check-mutations: FAIL: the unmutated copy does not "
+                  f"build:\n{out}")
+            return 1
+        for s in specs:  # the suites must pass before anything is broken
+            failed, how, dt = run_suite(scratch, s, suite_dir)
+            if failed:
+                print(f"check-mutations: FAIL: {label(s)} fails without a "
+                      f"mutation ({how})")
+                return 1
+        print(f"  baseline: every suite passes ({time.monotonic() - t0:.0f} s)",
+              flush=True)
+        killed, problems = 0, []
+        for m in muts:
+            path = os.path.join(scratch, m.file)
+            with open(path, encoding="utf-8") as f:
+                orig = f.read()
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(orig.replace(m.search, m.replace, 1))
+            try:
+                ok, out = build(scratch, targets)
+                if not ok:
+                    problems.append(f"{m.name}: does not compile")
+                    print(f"  BROKEN {m.name} ({m.file}): does not compile:"
+                          f"\n{out}", flush=True)
+                    continue
+                kills, survived = [], []
+                for s in m.kill:
+                    failed, how, dt = run_suite(scratch, s, suite_dir)
+                    (kills if failed else survived).append(
+                        f"{label(s)} ({dt:.1f} s{'' if failed else ''})")
+                extra = []
+                if discover:
+                    for s in all_suites():
+                        if s in m.kill:
+                            continue
+                        failed, how, dt = run_suite(scratch, s, suite_dir)
+                        if failed:
+                            extra.append(label(s))
+                if kills and not survived:
+                    killed += 1
+                    print(f"  KILLED {m.name} ({m.file}) by "
+                          f"{'; '.join(kills)}", flush=True)
+                else:
+                    problems.append(f"{m.name} survived "
+                                    f"{'; '.join(survived)}")
+                    print(f"  SURVIVED {m.name} ({m.file}): survived "
+                          f"{'; '.join(survived)}"
+                          + (f"; killed by {'; '.join(kills)}" if kills else ""),
+                          flush=True)
+                if discover:
+                    print(f"    also killed by: {', '.join(extra) or 'nothing'}",
+                          flush=True)
+            finally:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(orig)
+        print(f"check-mutations: {killed}/{len(muts)} mutations killed in "
+              f"{time.monotonic() - t0:.0f} s"
+              + (f"; FAILED: {'; '.join(problems)}" if problems else ""))
+        return 0 if killed == len(muts) and not problems else 1
+    finally:
+        if os.environ.get("KEEP") == "1":
+            print(f"check-mutations: kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
