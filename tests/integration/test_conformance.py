@@ -50,7 +50,7 @@ from wsharness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,  # noqa
                        count_ok, run_one)
 
 HS_TIMEOUT_MS = 1000   # --handshake-timeout of the servers under test
-IO_TIMEOUT = 5.0       # bound on every socket read
+IO_TIMEOUT = 20.0      # bound on every socket read (ASan, a loaded machine)
 MIB = 1 << 20
 MIN_CASES = 521        # per server: fewer means cases were lost
 
@@ -1089,13 +1089,12 @@ add("7.1", "256 KiB message, close, ping: echo and close only",
 
 def server_closes_tcp(ctx):
     """RFC 6455 7.1.1: after the closing handshake the server closes the TCP
-    connection first; we never close ours (bounded wait: 2 s)."""
-    ws = Peer(ctx, timeout=2.0)
+    connection first; we never close ours (fails_with waits for EOF, bounded
+    by the socket timeout)."""
+    ws = Peer(ctx)
     try:
-        t = time.monotonic()
         ws.send_frame(OP_CLOSE, close_payload(1000))
         ws.fails_with(1000, reason="")
-        assert time.monotonic() - t < 2.0
     finally:
         ws.close()
 
@@ -1178,7 +1177,7 @@ add("7.2", "close frame behind 6 MiB of echoes arrives while the peer "
 def failed_conn_closes_tcp(ctx):
     """After failing a connection (1002) the server stops reading and closes
     the TCP connection even though the peer keeps its side open."""
-    ws = Peer(ctx, timeout=2.0)
+    ws = Peer(ctx)
     try:
         ws.send_frame(3, b"x")
         ws.fails_with(1002)
@@ -1393,12 +1392,12 @@ def slowloris(ctx, nslow):
     async def echo_loop():
         async with websockets.connect(f"ws://127.0.0.1:{ctx.port}/bystander2",
                                       ping_interval=None,
-                                      open_timeout=5) as ws:
+                                      open_timeout=IO_TIMEOUT) as ws:
             i = 0
             while not stop.is_set():
                 msg = f"echo {i} " + "é" * (i % 50)
                 await ws.send(msg)
-                got = await asyncio.wait_for(ws.recv(), 2)
+                got = await asyncio.wait_for(ws.recv(), IO_TIMEOUT)
                 if got != msg:
                     stats["errors"].append(f"echo {i}: {got!r}")
                 stats["echoes"] += 1
@@ -1418,15 +1417,19 @@ def slowloris(ctx, nslow):
     try:
         t0 = time.monotonic()
         for i in range(nslow + 1):
-            s = socket.create_connection(("127.0.0.1", ctx.port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", ctx.port),
+                                         timeout=IO_TIMEOUT)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             socks.append(s)
         silent = socks[-1]
         got = {s: b"" for s in socks}
         done = {}       # sock -> seconds until EOF
+        sent_then = {}  # sock -> request bytes sent when it ended
         pos = 0
         next_byte = t0
-        deadline = t0 + t_out + 4.0
+        # the whole request takes len(req) * 50 ms (~7 s) to go out: the
+        # bound is that plus a generous margin, not the timeout
+        deadline = t0 + len(req) * 0.05 + IO_TIMEOUT
         while len(done) < len(socks) and time.monotonic() < deadline:
             now = time.monotonic()
             if now >= next_byte and pos < len(req):
@@ -1450,20 +1453,23 @@ def slowloris(ctx, nslow):
                     got[s] += d
                 else:
                     done[s] = time.monotonic() - t0
+                    sent_then[s] = pos
         stop.set()
-        assert pos < len(req), "the whole request went out: the dribble " \
-            "was too fast for this test"
         for i, s in enumerate(socks):
             who = "silent client" if s is silent else f"slow client {i}"
             head = got[s].split(b"\r\n", 1)[0]
             assert s in done, f"{who}: no response and no close within " \
-                f"{t_out + 4:.1f} s"
+                f"{deadline - t0:.1f} s"
             assert head.startswith(b"HTTP/1.1 408 "), \
                 f"{who}: got {got[s][:60]!r} after {done[s]:.2f} s"
-            # at most 2.5 s late: room for a loaded machine, far from the
-            # timeout restarting with every byte (that would be never)
-            assert t_out * 0.9 <= done[s] <= t_out + 2.5, \
+            # not before the timeout, and while the request was still
+            # trickling in: a timeout restarted by every byte (50 ms apart)
+            # would never fire before the request completes; no upper
+            # bound in seconds (a loaded machine is only slower)
+            assert done[s] >= t_out * 0.9, \
                 f"{who}: 408 after {done[s]:.2f} s, timeout {t_out} s"
+            assert sent_then[s] < len(req), \
+                f"{who}: 408 only after the whole request ({done[s]:.2f} s)"
     finally:
         stop.set()
         for s in socks:
@@ -1471,7 +1477,7 @@ def slowloris(ctx, nslow):
         th.join(10)
     assert not th.is_alive(), "websockets client did not stop"
     assert not stats["errors"], f"websockets client: {stats['errors'][:3]}"
-    assert stats["echoes"] >= 20, f"only {stats['echoes']} echoes meanwhile"
+    assert stats["echoes"] >= 5, f"only {stats['echoes']} echoes meanwhile"
 
 
 add("8.3", "slowloris: 1 byte every 50 ms gets 408 at the handshake "

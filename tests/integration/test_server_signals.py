@@ -18,9 +18,10 @@ import websockets  # noqa: E402
 from wsharness import OP_TEXT, Closed, EchoServer, RawWS, run_cases  # noqa
 
 GRACE = 2.0  # echo_server's shutdown grace period
+BOUND = 20.0  # seconds: every wait (ASan, a loaded machine)
 
 
-def poll_until(pred, what, timeout=5.0):
+def poll_until(pred, what, timeout=BOUND):
     """Bounded polling for a condition we can observe from outside."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -55,21 +56,21 @@ def shutdown_with_clients(sig):
     try:
         half = RawWS(srv.port, handshake=False)  # mid-handshake
         half.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        idle_tcp = socket.create_connection(("127.0.0.1", srv.port), 5)
+        idle_tcp = socket.create_connection(("127.0.0.1", srv.port), BOUND)
 
         async def go():
             clients = [await websockets.connect(f"{srv.url}/c{i}",
-                                                open_timeout=5,
-                                                close_timeout=5)
+                                                open_timeout=BOUND,
+                                                close_timeout=BOUND)
                        for i in range(5)]
             for i, ws in enumerate(clients):  # really open and echoing
                 await ws.send(f"hi {i}")
-                assert await asyncio.wait_for(ws.recv(), 5) == f"hi {i}"
-            t0 = time.monotonic()
+                assert await asyncio.wait_for(ws.recv(), BOUND) == f"hi {i}"
+            t_sig = time.monotonic()
             srv.send_signal(sig)
             for i, ws in enumerate(clients):
                 try:
-                    await asyncio.wait_for(ws.recv(), 5)
+                    await asyncio.wait_for(ws.recv(), BOUND)
                     raise AssertionError(f"client {i}: message instead of "
                                          "close")
                 except websockets.ConnectionClosed as e:
@@ -78,22 +79,25 @@ def shutdown_with_clients(sig):
                         f"client {i}: close code {e.rcvd.code}"
                     assert e.rcvd.reason == "server shutting down", \
                         e.rcvd.reason
-                await asyncio.wait_for(ws.wait_closed(), 5)
-            return time.monotonic() - t0
-        t0 = time.monotonic()
-        run_for = asyncio.run(asyncio.wait_for(go(), 20))
-        assert run_for < GRACE, f"clients closed after {run_for:.2f}s"
+                await asyncio.wait_for(ws.wait_closed(), BOUND)
+            return t_sig
+        # every client gets its close frame at once (a close frame that only
+        # came with the grace period's end would come as EOF, no frame)
+        t_sig = asyncio.run(asyncio.wait_for(go(), 3 * BOUND))
         # connections still in the handshake are ended without a response
         half.expect_eof()
         assert half.buf == b"", f"half-open handshake got {half.buf!r}"
         half.close()
-        idle_tcp.settimeout(5)
+        idle_tcp.settimeout(BOUND)
         assert idle_tcp.recv(100) == b""
         idle_tcp.close()
-        rc = srv.wait(5)
-        assert rc is not None, "echo_server still running 5 s after signal"
+        rc = srv.wait(BOUND)
+        assert rc is not None, f"echo_server still running {BOUND} s after " \
+            "the signal"
         assert rc == 0, f"exit status {rc}:\n{srv.stderr()[-2000:]}"
-        took = time.monotonic() - t0
+        # with every peer gone it exits at once, not when the grace period
+        # ends: the one time bound here (milliseconds against 2 s)
+        took = time.monotonic() - t_sig
         assert took < GRACE, f"exit took {took:.2f}s with every peer gone"
     finally:
         srv.stop(signal.SIGKILL)
@@ -110,9 +114,11 @@ def case_sigint_closes_clients_with_1001():
 def case_sigterm_idle_server_exits_promptly():
     srv = EchoServer()
     t0 = time.monotonic()
-    rc = srv.stop(signal.SIGTERM, timeout=5)
+    rc = srv.stop(signal.SIGTERM, timeout=BOUND)
     assert rc == 0, f"exit status {rc}:\n{srv.stderr()[-1500:]}"
-    assert time.monotonic() - t0 < 1.0, "idle server took over 1 s to exit"
+    # nothing to close: it does not wait for the grace period
+    took = time.monotonic() - t0
+    assert took < GRACE, f"idle server took {took:.2f}s to exit"
 
 
 def case_signal_and_client_event_in_one_batch():
@@ -143,7 +149,7 @@ def case_signal_and_client_event_in_one_batch():
             except OSError:
                 pass  # or died trying: the exit status tells
             half.close()
-            rc = srv.wait(5)
+            rc = srv.wait(BOUND)
             assert rc == 0, f"attempt {attempt}: echo_server exited {rc} " \
                 f"(-11 = SIGSEGV):\n{srv.stderr()[-1500:]}"
         finally:
@@ -168,7 +174,7 @@ def case_unresponsive_client_bounded_by_grace():
             raise AssertionError("listener still accepts after SIGTERM")
         except ConnectionRefusedError:
             pass
-        rc = srv.wait(GRACE + 3)
+        rc = srv.wait(GRACE + BOUND)
         took = time.monotonic() - t0
         assert rc is not None, "still running long after the grace period"
         assert rc == 0, f"exit status {rc}"
