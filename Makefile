@@ -85,6 +85,7 @@ help:
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make check-attacks  hostile clients against the example servers (tests/attacks; ~2 min)"
+	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (~8 min)"
 	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"
 	@echo "make fuzz-smoke     every fuzz target, $(FUZZ_SMOKE_SECONDS) s in all (skips without clang's fuzzer runtime)"
 	@echo "make fuzz           long runs: FUZZ_SECONDS=N per target [FUZZ_TARGETS=...]"
@@ -313,6 +314,16 @@ $(BUILD)/libwsmsg.so: $(LIB_OBJS)
 
 check-attacks: examples
 	@EXAMPLE_BIN=$(EXDIR) $(PYTHON) tests/attacks/attacks.py
+
+# ---- mutations: break the library on purpose, check the tests notice ----------
+# tests/mutations/mutations.txt lists small source changes, each with the
+# suites that must fail on it; run.py applies each to a scratch copy of the
+# tree (never to this checkout), rebuilds and runs them.  Not in `test`.
+# MUTATIONS=name,... picks some; MUTATION_DISCOVER=1 shows every suite that
+# kills each.  See docs/testing.md.
+.PHONY: check-mutations
+check-mutations:
+	@$(PYTHON) tests/mutations/run.py
 
 # ---- soak: long run, many connections, misbehaving peers (not in `test`) ----
 # tests/soak/soak.c is library-free: it starts SOAK_SERVER itself and
