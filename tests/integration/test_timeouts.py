@@ -8,7 +8,9 @@
   answered with their payload, and the server's own pings reach it (counted
   as the client answers them); the connection stays up;
 - the receive timeout with the ping action: a raw-socket client counts the
-  server's pings while idle and still gets its echo afterwards.
+  server's pings while idle and still gets its echo afterwards;
+- the receive timeout with the close action: 1001, and a peer that never
+  answers the close frame is dropped after the close timeout.
 
 The precise timer boundaries are checked on a fake clock in
 tests/unit/test_timer.c.  Here time is only bounded generously (a loaded
@@ -37,7 +39,8 @@ import time  # noqa: E402  (only to report how long things took)
 
 SERVERS = os.environ.get("ECHO_SERVERS", "echo_server uv_echo_server").split()
 BOUND = 20.0   # seconds: far above every timer below, even under ASan
-MIN_CASES = 4  # per server
+# per server: fewer means cases were lost
+MIN_CASES = {"echo_server": 5, "uv_echo_server": 4}
 
 
 def case_silent_client_keepalive(name):
@@ -185,6 +188,34 @@ def case_receive_timeout_ping(name):
     return f"{len(pings)} pings in {elapsed:.2f}s of idleness, still echoing"
 
 
+def case_unanswered_close_dropped(name):
+    # the receive timeout's close action: 1001, then the close timeout
+    # drops a peer that never answers the close frame
+    srv = EchoServer("--verbose", "--receive-timeout", "200",
+                     "--timeout-action", "close", "--close-timeout", "300",
+                     name=name)
+    try:
+        ws = RawWS(srv.port, path="/mute", timeout=BOUND)
+        t0 = time.monotonic()
+        code, reason = ws.expect_close()  # ... and we never answer it
+        assert (code, reason) == (1001, "receive timeout"), (code, reason)
+        t_close = time.monotonic()
+        ws.expect_eof()  # the server gives up on us (bounded by BOUND)
+        elapsed = time.monotonic() - t0
+        assert t_close - t0 >= 0.15, t_close - t0  # not before 200 ms
+        assert elapsed >= 0.4, elapsed  # and 300 ms more
+        ws.close()
+    finally:
+        srv.finish()
+    log = srv.stderr()
+    assert "closing handshake not completed" in log, log
+    return f"close 1001 unanswered: dropped after {elapsed:.2f}s"
+
+
+# uv_echo_server has no --timeout-action (its receive timeout pings)
+case_unanswered_close_dropped.servers = ("echo_server",)
+
+
 def main():
     cases = [(k[len("case_"):], v) for k, v in globals().items()
              if k.startswith("case_") and callable(v)]
@@ -198,23 +229,25 @@ def main():
         else:  # a missing server is a failure, not a skip
             print(f"  FAIL {name}: not built in {EXAMPLE_BIN}", flush=True)
             return 1
-    total = len(cases) * len(servers)
+    runs = [(name, k, fn) for name in servers for k, fn in cases
+            if name in getattr(fn, "servers", (name,))]
+    total = len(runs)
     print(f"test_timeouts.py: {total} cases", flush=True)
-    if not count_ok("test_timeouts.py", total, MIN_CASES * len(SERVERS)):
+    if not count_ok("test_timeouts.py", total,
+                    sum(MIN_CASES.get(n, 4) for n in servers)):
         return 1
     failed = []
     t0 = time.monotonic()
-    for name in servers:
-        for k, fn in cases:
-            notes = []
+    for name, k, fn in runs:
+        notes = []
 
-            def one(fn=fn, name=name, notes=notes):
-                notes.append(fn(name))
+        def one(fn=fn, name=name, notes=notes):
+            notes.append(fn(name))
 
-            if run_one(f"{name} {k}", one):
-                print(f"    {notes[0]}", flush=True)
-            else:
-                failed.append(f"{name} {k}")
+        if run_one(f"{name} {k}", one):
+            print(f"    {notes[0]}", flush=True)
+        else:
+            failed.append(f"{name} {k}")
     print(f"test_timeouts.py: {total - len(failed)}/{total} passed in "
           f"{time.monotonic() - t0:.1f}s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)

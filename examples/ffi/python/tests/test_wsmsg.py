@@ -1093,5 +1093,16 @@ class TestClient(unittest.TestCase):
             wsmsg.Client("http://127.0.0.1/x")
 
 
+MIN_TESTS = 51  # the test_* methods above: fewer means some were lost
+
 if __name__ == "__main__":
-    unittest.main(verbosity=1)
+    prog = unittest.main(verbosity=1, exit=False)
+    run = prog.result.testsRun
+    filtered = any(a.startswith("-k") or not a.startswith("-")
+                   for a in sys.argv[1:])
+    # a run that ran nothing (a -k pattern matching nothing) proves nothing
+    if run == 0 or (not filtered and run < MIN_TESTS):
+        print(f"test_wsmsg.py: FAIL: {run} tests ran, expected "
+              f"{'at least 1' if filtered else f'at least {MIN_TESTS}'}")
+        sys.exit(1)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
