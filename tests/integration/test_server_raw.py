@@ -376,6 +376,12 @@ def case_header_errors_without_payload(ctx):
         "unmasked text": (struct.pack("!BB", 0x81, 5), 1002),
         "RSV1 text": (struct.pack("!BB", 0xC1, 0x80 | 5) + key, 1002),
         "opcode 3": (struct.pack("!BB", 0x83, 0x80 | 5) + key, 1002),
+        # rules wslay would only check with the payload in
+        "ping without FIN": (struct.pack("!BB", 0x09, 0x80 | 5) + key, 1002),
+        "126-byte ping": (struct.pack("!BBH", 0x89, 0x80 | 126, 126) + key,
+                          1002),
+        "64-bit length, top bit": (struct.pack("!BBQ", 0x82, 0x80 | 127,
+                                               1 << 63) + key, 1002),
     }
     problems = []
     socks = {name: RawWS(ctx.srv.port) for name in heads}

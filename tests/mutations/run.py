@@ -201,13 +201,14 @@ def run_suite(scratch, spec, suite_dir):
         time.monotonic() - t
 
 
-def all_suites():
+def all_suites(tree):
+    """Every suite of the copy `tree` (for MUTATION_DISCOVER)."""
     specs = [["unit", os.path.basename(p)[:-2]]
-             for p in sorted(glob.glob(os.path.join(ROOT, "tests", "unit",
+             for p in sorted(glob.glob(os.path.join(tree, "tests", "unit",
                                                     "test_*.c")))]
     specs += [["integration", os.path.basename(p)]
               for p in sorted(glob.glob(os.path.join(
-                  ROOT, "tests", "integration", "test_*.py")))]
+                  tree, "tests", "integration", "test_*.py")))]
     return specs + [["node"], ["ffi"], ["schema"]]
 
 
@@ -235,7 +236,7 @@ def main():
             return 1
         specs = []
         for m in muts:
-            for s in m.kill + (all_suites() if discover else []):
+            for s in m.kill + (all_suites(scratch) if discover else []):
                 if s not in specs:
                     specs.append(s)
         targets = sorted({t for s in specs for t in suite_targets(s)})
@@ -275,7 +276,7 @@ def main():
                         f"{label(s)} ({dt:.1f} s{'' if failed else ''})")
                 extra = []
                 if discover:
-                    for s in all_suites():
+                    for s in all_suites(scratch):
                         if s in m.kill:
                             continue
                         failed, how, dt = run_suite(scratch, s, suite_dir)

@@ -745,6 +745,24 @@ class TestBackpressure(unittest.TestCase):
         finally:
             p.free()
 
+    def test_too_many_fragments(self):
+        p = Pair(server_ep=wsmsg.Endpoint(max_fragments=3))
+        try:
+            def frame(op, data, fin):  # a masked client frame
+                key = b"\x01\x02\x03\x04"
+                return bytes([(0x80 if fin else 0) | op, 0x80 | len(data)]) + \
+                    key + bytes(b ^ key[i % 4] for i, b in enumerate(data))
+            p.s.recv(frame(1, b"a", False) + frame(0, b"b", False) +
+                     frame(0, b"c", True))  # 3 fragments: the limit
+            self.assertEqual(p.s.next_event(), wsmsg.Text("abc"))
+            p.s.recv(frame(1, b"a", False) + frame(0, b"b", False) +
+                     frame(0, b"c", False) + frame(0, b"d", True))
+            ev = p.s.next_event()
+            self.assertEqual((ev.code, ev.error),
+                             (1009, wsmsg.ErrorCode.ERR_TOO_MANY_FRAGMENTS))
+        finally:
+            p.free()
+
     def test_queue_bound(self):
         p = Pair(server_ep=wsmsg.Endpoint(max_queued=(2, 0)))
         try:
@@ -1093,7 +1111,7 @@ class TestClient(unittest.TestCase):
             wsmsg.Client("http://127.0.0.1/x")
 
 
-MIN_TESTS = 51  # the test_* methods above: fewer means some were lost
+MIN_TESTS = 52  # the test_* methods above: fewer means some were lost
 
 if __name__ == "__main__":
     prog = unittest.main(verbosity=1, exit=False)
