@@ -53,45 +53,6 @@ INFALLIBLE = {
 NULL_ON_FAILURE = {"wsmsg_server_accept", "wsmsg_json_loads",
                    "wsmsg_verrors_to_json"}
 
-problems = []
-out = ["# wsmsg API reference", "",
-       "Generated from `include/wsmsg.h` by `docs/gen_api.py`; do not edit.",
-       "Conventions (errors, ownership, threads) are in the header's opening",
-       "comment and in [guide.md](guide.md).", ""]
-
-# section banners look like: /* ---...--- */ /* Title   */ /* ---...--- */
-# and sub-sections like /* ---- title ---- */; a plain (non-doc) comment
-# right after either is the section's introduction
-rule = r"/\* -{10,} \*/"
-intro = r"(?:\s*\n(/\*(?!\*)(?:(?!\*/).)*\*/))?"
-banner = re.compile(rule + r"\n/\* ([^-\n].*?)\s*\*/\n" + rule + intro, re.S)
-sub = re.compile(r"/\* ---- ([^-\n]+?) ---- \*/" + intro, re.S)
-enum_codes = set(re.findall(r"\b(WSMSG_ERR_\w+)\s*=", hdr))
-# a doc comment (never reaching into the next one) and the declaration after
-# it; braces are matched over comments, which may contain "}"
-doc = re.compile(r"/\*\*((?:(?!\*/).)*)\*/\s*\n((?:(?!/\*)[^;{}]|\{(?:/\*.*?\*/|[^}])*\})*?[;}])", re.S)
-
-items = []
-known = set()
-for m in banner.finditer(hdr):
-    items.append((m.start(), "h2", (m.group(1), m.group(2))))
-    known.update(range(m.start(), m.end(2) if m.group(2) else m.end()))
-for m in sub.finditer(hdr):
-    items.append((m.start(), "h3", (m.group(1), m.group(2))))
-    if not m.group(1).lower().startswith("end"):  # sections end at the next
-        known.add(m.start())
-for m in doc.finditer(hdr):
-    items.append((m.start(), "doc", (m.group(1), m.group(2))))
-items.sort(key=lambda x: x[0])
-
-# anything else that looks like a banner renders wrongly: refuse it
-for m in re.finditer(r"/\* -{4,}.*", hdr):
-    if m.start() not in known and not re.fullmatch(rule, m.group(0)):
-        line = hdr.count("\n", 0, m.start()) + 1
-        problems.append(f"include/wsmsg.h:{line}: malformed section banner "
-                        f"{m.group(0).strip()!r}")
-
-
 def clean(text):
     lines = [re.sub(r"^\s*\* ?", "", l) for l in text.strip().splitlines()]
     return "\n".join(l.rstrip() for l in lines).strip()
@@ -107,7 +68,7 @@ def body_lines(text):
     return lines
 
 
-def check_errors_block(name, text):
+def check_errors_block(name, text, enum_codes):
     """The comment ends with 'Returns ..., or:' and a list of codes."""
     lines = body_lines(text)
     starts = [i for i, l in enumerate(lines) if l.strip().startswith("Returns ")]
@@ -155,61 +116,161 @@ def markdown(text):
     return s
 
 
-seen_fns = set()
-for _, kind, val in items:
-    if kind == "h2":
-        out += [f"## {val[0]}", ""]
-        if val[1]:
-            out += [clean(val[1][2:-2]), ""]
-    elif kind == "h3":
-        out += [f"### {val[0][0].upper() + val[0][1:]}", ""]
-        if val[1]:
-            out += [clean(val[1][2:-2]), ""]
+def generate(hdr):
+    """docs/api.md's text for a header, and the problems found in it."""
+    enum_codes = set(re.findall(r"\b(WSMSG_ERR_\w+)\s*=", hdr))
+    problems = []
+    out = ["# wsmsg API reference", "",
+           "Generated from `include/wsmsg.h` by `docs/gen_api.py`; do not edit.",
+           "Conventions (errors, ownership, threads) are in the header's opening",
+           "comment and in [guide.md](guide.md).", ""]
+
+    # section banners look like: /* ---...--- */ /* Title   */ /* ---...--- */
+    # and sub-sections like /* ---- title ---- */; a plain (non-doc) comment
+    # right after either is the section's introduction
+    rule = r"/\* -{10,} \*/"
+    intro = r"(?:\s*\n(/\*(?!\*)(?:(?!\*/).)*\*/))?"
+    banner = re.compile(rule + r"\n/\* ([^-\n].*?)\s*\*/\n" + rule + intro, re.S)
+    sub = re.compile(r"/\* ---- ([^-\n]+?) ---- \*/" + intro, re.S)
+    # a doc comment (never reaching into the next one) and the declaration after
+    # it; braces are matched over comments, which may contain "}"
+    doc = re.compile(r"/\*\*((?:(?!\*/).)*)\*/\s*\n((?:(?!/\*)[^;{}]|\{(?:/\*.*?\*/|[^}])*\})*?[;}])", re.S)
+
+    items = []
+    known = set()
+    for m in banner.finditer(hdr):
+        items.append((m.start(), "h2", (m.group(1), m.group(2))))
+        known.update(range(m.start(), m.end(2) if m.group(2) else m.end()))
+    for m in sub.finditer(hdr):
+        items.append((m.start(), "h3", (m.group(1), m.group(2))))
+        if not m.group(1).lower().startswith("end"):  # sections end at the next
+            known.add(m.start())
+    for m in doc.finditer(hdr):
+        items.append((m.start(), "doc", (m.group(1), m.group(2))))
+    items.sort(key=lambda x: x[0])
+
+    # anything else that looks like a banner renders wrongly: refuse it
+    for m in re.finditer(r"/\* -{4,}.*", hdr):
+        if m.start() not in known and not re.fullmatch(rule, m.group(0)):
+            line = hdr.count("\n", 0, m.start()) + 1
+            problems.append(f"include/wsmsg.h:{line}: malformed section banner "
+                            f"{m.group(0).strip()!r}")
+
+
+    seen_fns = set()
+    for _, kind, val in items:
+        if kind == "h2":
+            out += [f"## {val[0]}", ""]
+            if val[1]:
+                out += [clean(val[1][2:-2]), ""]
+        elif kind == "h3":
+            out += [f"### {val[0][0].upper() + val[0][1:]}", ""]
+            if val[1]:
+                out += [clean(val[1][2:-2]), ""]
+        else:
+            text, decl = val
+            decl = decl.strip()
+            if decl.startswith("#define") or not decl:
+                continue
+            name = (re.match(r"(?:typedef )?(?:enum|struct) (\w+)", decl)
+                    or re.search(r"\(\*(\w+)\)", decl)
+                    or re.search(r"(wsmsg_\w+)\s*\(", decl)
+                    or re.search(r"(wsmsg_\w+)\s*;", decl)
+                    or re.search(r"(WSMSG_\w+)", decl))
+            title = name.group(1) if name else decl.split()[0]
+            fn = re.match(r"WSMSG_API\s+([\w\s\*]+?)\b(wsmsg_\w+)\s*\(", decl)
+            if fn:
+                ret, fname = " ".join(fn.group(1).split()), fn.group(2)
+                seen_fns.add(fname)
+                why = None
+                if ret in ("int", "int64_t") and fname not in INFALLIBLE:
+                    why = check_errors_block(fname, text, enum_codes)
+                elif ret.endswith("*") and (re.search(r"_new(_\w+)?$", fname)
+                                            or fname in NULL_ON_FAILURE):
+                    why = check_null_sentence(fname, text)
+                if why:
+                    problems.append(f"include/wsmsg.h: {fname}(): {why}")
+            decl = re.sub(r"WSMSG_API\s+", "", decl)
+            decl = re.sub(r"\s+", " ", decl) if "{" not in decl else decl
+            out += [f"#### `{title}`", "", "```c", decl, "```", "",
+                    markdown(text), ""]
+
+    for fname in sorted(set(INFALLIBLE) - seen_fns):
+        problems.append(f"docs/gen_api.py: INFALLIBLE names {fname}, which "
+                        "wsmsg.h does not declare")
+    undocumented = set(re.findall(r"^WSMSG_API [^(]*?\b(wsmsg_\w+)\s*\(", hdr, re.M))
+    for fname in sorted(undocumented - seen_fns):
+        problems.append(f"include/wsmsg.h: {fname}() has no doc comment")
+
+    return "\n".join(out).rstrip() + "\n", problems
+
+
+def selftest(hdr):
+    """The checks catch what they exist for: each mutation of the real
+    header must give a problem, and the header itself none."""
+    bad = []
+
+    def expect(what, mutated, pattern):
+        if mutated == hdr:
+            bad.append(f"selftest: cannot build the case '{what}'")
+            return
+        _, found = generate(mutated)
+        if not any(re.search(pattern, f) for f in found):
+            bad.append(f"selftest: '{what}' was not caught")
+
+    block = re.search(r"\n \*\n \* Returns 0, or:\n(?: \*  .*\n)+(?= \*/\n"
+                      r"WSMSG_API int wsmsg_conn_resume_stream)", hdr)
+    expect("an int function without its Returns block",
+           hdr.replace(block.group(0), "\n") if block else hdr,
+           r"wsmsg_conn_resume_stream\(\): comment lacks")
+    expect("an unknown code in a Returns block",
+           hdr.replace(" *  - WSMSG_ERR_STATE: no stream is running.",
+                       " *  - WSMSG_ERR_NO_SUCH_CODE: no stream is running."),
+           r"WSMSG_ERR_NO_SUCH_CODE is not a WSMSG_ERR_\* code")
+    expect("a Returns sentence without ', or:'",
+           hdr.replace(" * Returns 0, or:\n *  - WSMSG_ERR_INVALID_ARG: `conn` is "
+                       "NULL.\n *  - WSMSG_ERR_STATE: no stream is running.",
+                       " * Returns 0 or\n *  - WSMSG_ERR_INVALID_ARG: `conn` is "
+                       "NULL.\n *  - WSMSG_ERR_STATE: no stream is running."),
+           r"wsmsg_conn_resume_stream\(\): the last 'Returns' sentence")
+    expect("prose after the list",
+           hdr.replace(" *  - WSMSG_ERR_STATE: no stream is running.\n",
+                       " *  - WSMSG_ERR_STATE: no stream is running.\n *\n"
+                       " * More text.\n"),
+           r"unexpected line")
+    expect("a constructor without its NULL sentence",
+           hdr.replace(" * Returns the set, or NULL if out of memory.\n */\n"
+                       "WSMSG_API wsmsg_timers *wsmsg_timers_new(void);",
+                       " */\nWSMSG_API wsmsg_timers *wsmsg_timers_new(void);"),
+           r"wsmsg_timers_new\(\): comment does not end")
+    expect("a malformed banner",
+           hdr.replace("/* Utilities  ", "/* ---- Utilities"),
+           r"malformed section banner")
+    expect("a new int function without a block",
+           hdr.replace("#ifdef __cplusplus\n}",
+                       "/** Does a thing. */\nWSMSG_API int wsmsg_new_thing(void);"
+                       "\n\n#ifdef __cplusplus\n}"),
+           r"wsmsg_new_thing\(\): comment lacks")
+    _, found = generate(hdr)
+    bad += [f"selftest: the header itself: {f}" for f in found]
+    return bad
+
+
+if __name__ == "__main__":
+    text, problems = generate(hdr)
+    target = root / "docs" / "api.md"
+    if "--check" in sys.argv:
+        if not target.exists() or target.read_text() != text:
+            problems.append("docs/api.md is out of date: run docs/gen_api.py")
+        if not problems:
+            problems = selftest(hdr)
+        if problems:
+            print("\n".join(f"check-docs: {p}" for p in problems),
+                  file=sys.stderr)
+            sys.exit(1)
+        print("docs/api.md is up to date; every fallible function lists its "
+              "errors (and the check catches 7 kinds of breakage)")
     else:
-        text, decl = val
-        decl = decl.strip()
-        if decl.startswith("#define") or not decl:
-            continue
-        name = (re.match(r"(?:typedef )?(?:enum|struct) (\w+)", decl)
-                or re.search(r"\(\*(\w+)\)", decl)
-                or re.search(r"(wsmsg_\w+)\s*\(", decl)
-                or re.search(r"(wsmsg_\w+)\s*;", decl)
-                or re.search(r"(WSMSG_\w+)", decl))
-        title = name.group(1) if name else decl.split()[0]
-        fn = re.match(r"WSMSG_API\s+([\w\s\*]+?)\b(wsmsg_\w+)\s*\(", decl)
-        if fn:
-            ret, fname = " ".join(fn.group(1).split()), fn.group(2)
-            seen_fns.add(fname)
-            why = None
-            if ret in ("int", "int64_t") and fname not in INFALLIBLE:
-                why = check_errors_block(fname, text)
-            elif ret.endswith("*") and (re.search(r"_new(_\w+)?$", fname)
-                                        or fname in NULL_ON_FAILURE):
-                why = check_null_sentence(fname, text)
-            if why:
-                problems.append(f"include/wsmsg.h: {fname}(): {why}")
-        decl = re.sub(r"WSMSG_API\s+", "", decl)
-        decl = re.sub(r"\s+", " ", decl) if "{" not in decl else decl
-        out += [f"#### `{title}`", "", "```c", decl, "```", "",
-                markdown(text), ""]
-
-for fname in sorted(set(INFALLIBLE) - seen_fns):
-    problems.append(f"docs/gen_api.py: INFALLIBLE names {fname}, which "
-                    "wsmsg.h does not declare")
-undocumented = set(re.findall(r"^WSMSG_API [^(]*?\b(wsmsg_\w+)\s*\(", hdr, re.M))
-for fname in sorted(undocumented - seen_fns):
-    problems.append(f"include/wsmsg.h: {fname}() has no doc comment")
-
-text = "\n".join(out).rstrip() + "\n"
-target = root / "docs" / "api.md"
-if "--check" in sys.argv:
-    if not target.exists() or target.read_text() != text:
-        problems.append("docs/api.md is out of date: run docs/gen_api.py")
-    if problems:
-        print("\n".join(f"check-docs: {p}" for p in problems), file=sys.stderr)
-        sys.exit(1)
-    print("docs/api.md is up to date; every fallible function lists its errors")
-else:
-    for p in problems:
-        print(f"gen_api.py: warning: {p}", file=sys.stderr)
-    target.write_text(text)
+        for p in problems:
+            print(f"gen_api.py: warning: {p}", file=sys.stderr)
+        target.write_text(text)
