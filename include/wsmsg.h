@@ -1302,8 +1302,9 @@ enum wsmsg_validate_flag {
   WSMSG_VALIDATE_FORMAT = 4,
   /** Pydantic's extra = "ignore": drop the keys of an object that its
       model-like schema (one with "properties" or "patternProperties")
-      does not declare; rewrites the document.  docs/schema.md, "Extra
-      properties", defines "declare". */
+      does not declare ("properties", "patternProperties", "required");
+      rewrites the document.  docs/schema.md, "Extra properties", defines
+      "declare". */
   WSMSG_VALIDATE_EXTRA_IGNORE = 8,
   /** Pydantic's extra = "forbid": such keys are errors
       (value_error.extra), as if the schema said

@@ -41,7 +41,9 @@ typedef struct annot {
   bool all_items;
   uint8_t *bits; /* items evaluated by contains */
   size_t nbits;
-  bool model; /* a schema with properties/patternProperties applied */
+  bool model;      /* a schema with properties/patternProperties applied */
+  wsm_name *rkeys; /* present keys named by "required" (EXTRA_*: declared) */
+  size_t nrkeys, caprkeys;
 } annot;
 
 typedef struct vctx {
@@ -233,23 +235,42 @@ static char *repr(const vctx *c, const json_t *v) {
 
 /* ---- annotations --------------------------------------------------------- */
 
-static void annot_key(vctx *c, annot *a, const char *k, size_t len) {
-  if (!a || a->all_props)
-    return;
-  if (a->nkeys == a->capkeys) {
-    size_t cap = a->capkeys ? a->capkeys * 2 : 8;
-    wsm_name *p =
-        wsm_realloc(c->mem, a->keys, a->capkeys * sizeof(*p), cap * sizeof(*p));
+static void name_push(vctx *c, wsm_name **v, size_t *n, size_t *capp,
+                      const char *k, size_t len) {
+  if (*n == *capp) {
+    size_t cap = *capp ? *capp * 2 : 8;
+    wsm_name *p = wsm_realloc(c->mem, *v, *capp * sizeof(*p), cap * sizeof(*p));
     if (!p) {
       c->oom = true;
       return;
     }
-    a->keys = p;
-    a->capkeys = cap;
+    *v = p;
+    *capp = cap;
   }
-  a->keys[a->nkeys].s = k;
-  a->keys[a->nkeys].len = len;
-  a->nkeys++;
+  (*v)[*n].s = k;
+  (*v)[*n].len = len;
+  (*n)++;
+}
+
+static void annot_key(vctx *c, annot *a, const char *k, size_t len) {
+  if (!a || a->all_props)
+    return;
+  name_push(c, &a->keys, &a->nkeys, &a->capkeys, k, len);
+}
+
+/* For EXTRA_*: a present key that "required" names is declared too (not an
+ * annotation: unevaluatedProperties does not count it). */
+static void annot_rkey(vctx *c, annot *a, const char *k, size_t len) {
+  if (!a || a->all_props || c->extra == EXTRA_ALLOW)
+    return;
+  name_push(c, &a->rkeys, &a->nrkeys, &a->caprkeys, k, len);
+}
+
+static bool annot_has_rkey(const annot *a, const char *k, size_t len) {
+  for (size_t i = 0; i < a->nrkeys; i++)
+    if (a->rkeys[i].len == len && memcmp(a->rkeys[i].s, k, len) == 0)
+      return true;
+  return false;
 }
 
 static bool annot_has_key(const annot *a, const char *k, size_t len) {
@@ -286,6 +307,8 @@ static void annot_merge(vctx *c, annot *into, const annot *from) {
     return;
   if (from->model)
     into->model = true;
+  for (size_t i = 0; i < from->nrkeys; i++)
+    annot_rkey(c, into, from->rkeys[i].s, from->rkeys[i].len);
   if (from->all_props) {
     into->all_props = true;
   } else {
@@ -304,6 +327,7 @@ static void annot_merge(vctx *c, annot *into, const annot *from) {
 static void annot_free(const vctx *c, annot *a) {
   wsm_free(c->mem, a->keys);
   wsm_free(c->mem, a->bits);
+  wsm_free(c->mem, a->rkeys);
 }
 
 static void grave_add(vctx *c, json_t *j) {
@@ -778,7 +802,7 @@ static bool v_try(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
     if (ok && keep) {
       *keep = json_incref(copy);
     }
-    if (ok && la && (la->nkeys || la->bits))
+    if (ok && la && (la->nkeys || la->bits || la->nrkeys))
       grave_add(c, copy); /* annotations point into the copy */
     else
       json_decref(copy);
@@ -1013,6 +1037,8 @@ static bool v_object(vctx *c, const wsm_snode *n, json_t *v, annot *a) {
       if (!json_object_getn(v, r->s, r->len)) {
         vpath extra = {.key = r->s, .len = r->len};
         REPORT(&extra, "value_error.missing", NULL, "field required");
+      } else {
+        annot_rkey(c, a, r->s, r->len);
       }
     }
   }
@@ -1427,7 +1453,7 @@ static bool v_at(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl) {
   while (it) {
     const char *key = json_object_iter_key(it);
     size_t klen = json_object_iter_key_len(it);
-    if (!annot_has_key(&a, key, klen)) {
+    if (!annot_has_key(&a, key, klen) && !annot_has_rkey(&a, key, klen)) {
       if (c->extra == EXTRA_FORBID) {
         ok = false;
         if (!c->collect)

@@ -990,6 +990,9 @@ static void test_extra(void **state) {
            "\"then\": true}",
            "{\"a\": 1, \"s\": {\"k\": 1, \"j\": 2}}", IGN,
            "{\"a\":1,\"s\":{\"k\":1,\"j\":2}}");
+  /* a key "required" names is declared (never dropped while valid) */
+  rewrites("{\"properties\": {\"a\": {}}, \"required\": [\"b\"]}",
+           "{\"a\": 1, \"b\": 2, \"c\": 3}", IGN, "{\"a\":1,\"b\":2}");
   /* a schema without properties is a dict: kept whole */
   rewrites("{\"type\": \"object\"}", "{\"q\": 1}", IGN, "{\"q\":1}");
   /* forbid: each undeclared key is an error, nested too */
