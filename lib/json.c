@@ -49,8 +49,20 @@ static char *allowed_values(const wsmsg_mem *m, const wsmsg_endpoint *ep) {
   return s;
 }
 
+static void invalid_report(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
+                           size_t len);
+
+/* Report an invalid message, then empty the list: v2 errors hold
+ * references to the document ("input"), which must not stay alive on an
+ * idle connection. */
 static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
                     size_t len) {
+  invalid_report(c, errs, text, len);
+  wsmsg_verrors_clear(errs);
+}
+
+static void invalid_report(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
+                           size_t len) {
   const wsmsg_endpoint *ep = c->ep;
   if (ep->on_invalid) {
     ep->on_invalid(c, errs, text, len, c->user);

@@ -772,6 +772,42 @@ static void test_pydantic_v2_endpoint(void **s) {
   reset();
 }
 
+/* v2 errors reference the document ("input"): once the invalid message is
+ * answered nothing of it stays alive on the connection */
+static long jansson_live;
+static void *jcount_malloc(size_t n) {
+  jansson_live++;
+  return malloc(n);
+}
+static void jcount_free(void *p) {
+  if (p)
+    jansson_live--;
+  free(p);
+}
+
+static void test_pydantic_v2_releases_document(void **s) {
+  (void)s;
+  reset();
+  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
+                   "\"required\": [\"text\"]}");
+  join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\"}}}");
+  policy = WSMSG_INVALID_REPLY;
+  pair p;
+  pair_open(&p, v2_setup);
+  json_set_alloc_funcs(jcount_malloc, jcount_free);
+  jansson_live = 0;
+  const char *m = "{\"type\": \"chat\", \"a\": [1, 2, {\"b\": \"c\"}]}";
+  wsmsg_send_text(p.c, m, strlen(m));
+  pump(&p);
+  json_set_alloc_funcs(malloc, free);
+  assert_true(p.cr.texts > 0);
+  assert_int_equal(jansson_live, 0);
+  pair_free(&p);
+  wsmsg_schema_free(chat_s);
+  wsmsg_schema_free(join_s);
+  reset();
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_coerced_defaults),
@@ -780,6 +816,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_parse_rules),
       cmocka_unit_test(test_extra_policy),
       cmocka_unit_test(test_pydantic_v2_endpoint),
+      cmocka_unit_test(test_pydantic_v2_releases_document),
       cmocka_unit_test(test_invalid_close),
       cmocka_unit_test(test_jsondecode_error_split_char),
       cmocka_unit_test(test_invalid_close_long_reason),
