@@ -12,6 +12,7 @@
  * docs/schema.md ("Numbers") says why not GMP. */
 #include "schema_internal.h"
 
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -40,9 +41,15 @@ static void normalize(uint64_t *d, int *e) {
 }
 
 void wsm_decimal_of_double(double v, uint64_t *digits, int *exp) {
-  /* the shortest "%.Ne" text that reads back as the same double */
+  /* The shortest "%.Ne" text that reads back as the same double (the
+   * nearest one among the shortest, as Python's repr).  For a normal
+   * double, any decimal of at most DBL_DIG (15) digits survives a round
+   * trip, so if one of <= 15 digits denotes v, v printed with 15 digits is
+   * that decimal padded with zeros (stripped by normalize): try 15, 16,
+   * then 17 digits (17 always round-trips).  Subnormals have fewer bits,
+   * so shorter texts can denote them: try every length. */
   char t[40];
-  int prec = 0;
+  int prec = v != 0 && (v < 0 ? -v : v) < DBL_MIN ? 0 : DBL_DIG - 1;
   for (; prec < 17; prec++) {
     snprintf(t, sizeof(t), "%.*e", prec, v);
     if (strtod(t, NULL) == v)
