@@ -147,7 +147,8 @@ typedef struct wsmsg_endpoint wsmsg_endpoint;
 typedef struct wsmsg_server wsmsg_server;
 /** One WebSocket connection, server or client side, over a host socket. */
 typedef struct wsmsg_conn wsmsg_conn;
-/** Read-only view of an HTTP upgrade request, valid during on_handshake. */
+/** Read-only view of an HTTP request head, valid during on_handshake or a
+ *  wsmsg_http_cb. */
 typedef struct wsmsg_request wsmsg_request;
 
 /** Connection states (wsmsg_conn_state). */
@@ -261,6 +262,18 @@ typedef void (*wsmsg_close_cb)(wsmsg_conn *conn, const wsmsg_close_info *info,
  */
 typedef int (*wsmsg_handshake_cb)(wsmsg_conn *conn, const wsmsg_request *req,
                                   void *user);
+
+/**
+ * Server side: a complete HTTP request head arrived (see
+ * wsmsg_server_on_http).  Answer it with wsmsg_http_respond or
+ * wsmsg_http_respond_stream and return 0; or return 0 without answering to
+ * let wsmsg handle it as it would without the hook (an upgrade request goes
+ * on to the WebSocket checks, anything else gets today's 400/404/426); or
+ * return an HTTP status (400..599) to answer with wsmsg's own plain-text
+ * error response.  `user` is the connection's user pointer.
+ */
+typedef int (*wsmsg_http_cb)(wsmsg_conn *conn, const wsmsg_request *req,
+                             void *user);
 
 /** Timeout kinds: the argument of on_timeout and the detail of the
  *  WSMSG_ERR_TIMEOUT errors that end connections. */
@@ -815,6 +828,87 @@ WSMSG_API int wsmsg_server_set_clock(wsmsg_server *srv, wsmsg_clock_cb cb,
  */
 WSMSG_API wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user);
 
+/**
+ * Plain HTTP beside the upgrade (like python-websockets' process_request):
+ * `cb` sees every request head the server receives -- WebSocket upgrades
+ * included, before wsmsg's own checks -- whose start line and headers parse,
+ * whose version is HTTP/1.0 or 1.x, whose target is a path (or an absolute
+ * http(s)/ws(s) URI) and which carries no body (no Transfer-Encoding, no
+ * Content-Length other than 0).  Other requests get 400 as without the hook.
+ * The request view gives the method (wsmsg_request_method), path, query and
+ * headers.  A request answered with wsmsg_http_respond* is not upgraded;
+ * after the response the connection stays open for the next request
+ * (keep-alive) or closes, as HTTP/1.1 says: HTTP/1.1 keeps it unless the
+ * request or the response says "Connection: close", HTTP/1.0 closes it
+ * unless the request says "Connection: keep-alive".  Pipelined requests are
+ * answered one at a time, in order: while a response is being written,
+ * wsmsg_conn_want_read is 0 and bytes fed anyway are kept (up to the maximum
+ * request size; beyond it the connection closes after the current
+ * response).  The handshake timeout (wsmsg_server_set_handshake_timeout) is
+ * the time allowed for each request head, counted from accept and then from
+ * the end of each response; it does not run while a streamed body is being
+ * produced, and on a connection that has answered a request it ends the
+ * connection without a 408.  NULL removes the hook.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL.
+ *  - WSMSG_ERR_STATE: `srv` is frozen: it has accepted a connection.
+ */
+WSMSG_API int wsmsg_server_on_http(wsmsg_server *srv, wsmsg_http_cb cb);
+
+/**
+ * Answer the request being handled by a wsmsg_http_cb, or deny an upgrade
+ * from on_handshake with a response of the host's choice (e.g. 401 with a
+ * body; the connection then closes after it, whatever on_handshake returns).
+ * `status` is 200..599.  `headers` (may be NULL) holds extra header lines,
+ * each "Name: value" ended by CRLF, e.g. "Content-Type: text/html\r\n";
+ * wsmsg writes Content-Length and Connection itself, so `headers` must not
+ * contain Content-Length or Transfer-Encoding, and the only Connection line
+ * it may hold is "Connection: close" (which closes the connection after the
+ * response).  The body (`len` bytes, copied) is not sent for HEAD requests,
+ * whose Content-Length still says `len`; 204 and 304 responses carry no
+ * body and no Content-Length (`len` must be 0).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` is NULL, `body` is NULL with `len` > 0,
+ *    `status` is out of range, `len` > 0 with status 204 or 304, or a header
+ *    line is malformed (no colon, a name that is not a token, a control
+ *    character in the value, a missing CRLF) or one wsmsg writes itself.
+ *  - WSMSG_ERR_STATE: not called from the connection's wsmsg_http_cb or
+ *    on_handshake, or the request was answered already.
+ *  - WSMSG_ERR_NOMEM: out of memory (the connection then ends without a
+ *    response).
+ */
+WSMSG_API int wsmsg_http_respond(wsmsg_conn *conn, int status,
+                                 const char *headers, const void *body,
+                                 size_t len);
+
+/**
+ * As wsmsg_http_respond with a body pulled from `cb` as the socket drains
+ * (files): wsmsg calls `cb` from wsmsg_conn_pending while little output is
+ * pending, with the same contract as wsmsg_send_stream's callback (return 0
+ * without eof to pause until wsmsg_conn_resume_stream; -1 aborts the
+ * connection).  `length` is the body's size, sent as Content-Length (the
+ * callback must give exactly that many bytes; more, or eof before, aborts
+ * the connection, as the response cannot be framed any more), or -1 if
+ * unknown: then the body is sent chunked to HTTP/1.1 clients and
+ * close-delimited to HTTP/1.0 ones.  For HEAD requests `cb` is never called.
+ * wsmsg does not free `user`: release what it holds when `cb` sets *eof,
+ * returns -1, or when you free the connection.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `conn` or `cb` is NULL, `length` < -1, `status`
+ *    is out of range or 204/304, or `headers` is malformed (as for
+ *    wsmsg_http_respond).
+ *  - WSMSG_ERR_STATE: not called from the connection's wsmsg_http_cb or
+ *    on_handshake, or the request was answered already.
+ *  - WSMSG_ERR_NOMEM: out of memory (the connection then ends without a
+ *    response).
+ */
+WSMSG_API int wsmsg_http_respond_stream(wsmsg_conn *conn, int status,
+                                        const char *headers, int64_t length,
+                                        wsmsg_read_cb cb, void *user);
+
 /* ------------------------------------------------------------------------ */
 /* Clients                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -1214,8 +1308,11 @@ WSMSG_API int wsmsg_send_ping(wsmsg_conn *conn, const void *data, size_t len);
 WSMSG_API int wsmsg_close(wsmsg_conn *conn, int code, const char *reason);
 
 /* ------------------------------------------------------------------------ */
-/* Handshake request view (valid during on_handshake)                        */
+/* Request view (valid during on_handshake and a wsmsg_http_cb)             */
 /* ------------------------------------------------------------------------ */
+
+/** The request method ("GET", "HEAD", ...); "" for NULL. */
+WSMSG_API const char *wsmsg_request_method(const wsmsg_request *req);
 
 /** Request path without the query string; never NULL. */
 WSMSG_API const char *wsmsg_request_path(const wsmsg_request *req);

@@ -316,6 +316,7 @@ void wsmsg_conn_free(wsmsg_conn *c) {
     wsm_pool_put_slot(c->pool, c->slot,
                       !c->in_frame && c->in_fed == c->in_used);
   wsm_http_free(c->hs, m);
+  wsm_http_free_resp(c);
   free_client_hs(c);
   wsm_free(m, c->chs);
   wsm_pbuf_release(&c->out, c->pool);
@@ -398,6 +399,11 @@ static int conn_opened(wsmsg_conn *c) {
 /* Server: the request head is complete.  handshake.c judges the request;
  * the endpoint's on_handshake may still refuse it. */
 static int server_handshake(wsmsg_conn *c) {
+  if (c->srv->on_http) { /* plain HTTP first (http.c) */
+    int r = wsm_http_offer(c);
+    if (r <= 0)
+      return r;
+  }
   wsm_hs_verdict v;
   wsm_hs_server_check(c->hs, c->mem, c->srv, &v);
   if (v.ep) {
@@ -409,7 +415,18 @@ static int server_handshake(wsmsg_conn *c) {
     v.status = 500, v.why = "out of memory";
   if (v.status == 101 && c->ep->on_handshake) {
     wsmsg_request req = {c->hs, c->path, c->query};
+    c->http_cb = 2; /* it may deny with wsmsg_http_respond */
     int r = c->ep->on_handshake(c, &req, c->user);
+    c->http_cb = 0;
+    if (c->aborted || c->state == WSMSG_STATE_CLOSED)
+      return c->error ? c->error : WSMSG_ERR_CLOSED;
+    int denied = wsm_http_denied(c);
+    if (denied) { /* its response is queued */
+      char d[96];
+      snprintf(d, sizeof(d), "handshake denied by the application with %d",
+               denied);
+      return handshake_failed(c, WSMSG_ERR_HANDSHAKE, d, true);
+    }
     if (r != 0) {
       v.status = r < 400 || r > 599 ? 500 : r;
       v.why = "rejected by the application";
@@ -481,8 +498,12 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   if (c->state == WSMSG_STATE_CONNECTING) {
     if (c->client && !c->request_built)
       return WSMSG_ERR_STATE; /* the request was not even sent */
+    if (wsm_http_busy(c)) /* a response is being written: later */
+      return wsm_http_stash(c, d, n);
     size_t used = 0;
     int r = feed_handshake(c, d, n, &used);
+    if (!r && used < n && wsm_http_busy(c)) /* pipelined */
+      return wsm_http_stash(c, d + used, n - used);
     if (r || c->state != WSMSG_STATE_OPEN)
       return r;
     d += used;
@@ -527,11 +548,13 @@ int wsmsg_conn_state(const wsmsg_conn *c) {
 }
 
 int wsmsg_conn_want_read(const wsmsg_conn *c) {
-  return c && !c->failed && !c->aborted && c->state != WSMSG_STATE_CLOSED;
+  return c && !c->failed && !c->aborted && c->state != WSMSG_STATE_CLOSED &&
+         !wsm_http_busy(c);
 }
 
 int wsmsg_conn_done(const wsmsg_conn *c) {
-  return !c || (c->state == WSMSG_STATE_CLOSED && c->out.len == c->out.off);
+  return !c || (c->state == WSMSG_STATE_CLOSED && c->out.len == c->out.off &&
+                !wsm_http_body_pending(c));
 }
 
 void *wsmsg_conn_user(const wsmsg_conn *c) { return c ? c->user : NULL; }

@@ -172,6 +172,26 @@ static int http_parse(wsm_http *h, const wsmsg_mem *m, const char **why) {
   return 0;
 }
 
+int wsm_http_parse(wsm_http *h, const wsmsg_mem *m, const char **why) {
+  if (!h->parsed) {
+    h->pwhy = NULL;
+    h->pstatus = http_parse(h, m, &h->pwhy);
+    h->parsed = true;
+  }
+  *why = h->pwhy;
+  return h->pstatus;
+}
+
+void wsm_http_reset(wsm_http *h, const wsmsg_mem *m) {
+  wsm_free(m, h->buf);
+  wsm_free(m, h->hdrs);
+  size_t limit = h->limit;
+  uint32_t max_headers = h->max_headers;
+  memset(h, 0, sizeof(*h));
+  h->limit = limit;
+  h->max_headers = max_headers;
+}
+
 void wsm_http_free(wsm_http *h, const wsmsg_mem *m) {
   if (!h)
     return;
@@ -408,7 +428,7 @@ void wsm_hs_server_check(wsm_http *h, const wsmsg_mem *m,
                          const wsmsg_server *srv, wsm_hs_verdict *v) {
   memset(v, 0, sizeof(*v));
   const char *why = NULL;
-  int st = http_parse(h, m, &why);
+  int st = wsm_http_parse(h, m, &why);
   if (st)
     return deny(v, st, why);
   if (strcmp(h->line[0], "GET") != 0)
@@ -541,6 +561,23 @@ int wsm_hs_client_check(wsm_http *h, const wsmsg_mem *m,
   v->subprotocol = sub;
   return 0;
 }
+
+/* ---- for http.c ------------------------------------------------------------
+ */
+
+const char *wsm_http_get(const wsm_http *h, const char *name) {
+  return http_header(h, name);
+}
+
+size_t wsm_http_count(const wsm_http *h, const char *name) {
+  return header_count(h, name);
+}
+
+bool wsm_http_has(const wsm_http *h, const char *name, const char *tok) {
+  return http_has_token(h, name, tok);
+}
+
+const char *wsm_http_target(const char *t) { return origin_form(t); }
 
 /* ---- request view ---------------------------------------------------------
  */

@@ -167,6 +167,7 @@ struct wsmsg_server {
   wsmsg_clock_cb clock;
   void *clock_user;
   wsm_pool pool;
+  wsmsg_http_cb on_http; /* plain HTTP beside the upgrade (http.c) */
 };
 
 struct wsmsg_timers {
@@ -211,6 +212,9 @@ typedef struct wsm_http {
   size_t nhdrs;
   /* request: method target version; response: version status reason */
   char *line[3];
+  bool parsed;      /* http_parse ran (it parses in place, once) */
+  int pstatus;      /* its result: 0 or an HTTP status */
+  const char *pwhy; /* and reason */
 } wsm_http;
 
 struct wsmsg_request {
@@ -228,6 +232,22 @@ WSM_HIDDEN int wsm_http_feed(wsm_http *h, const wsmsg_mem *m, const uint8_t *d,
 WSM_HIDDEN void wsm_http_free(wsm_http *h, const wsmsg_mem *m);
 /* 1 if s is a non-empty RFC 7230 token (header names, subprotocols). */
 WSM_HIDDEN bool wsm_http_is_token(const char *s);
+/* Parse the complete head in place (once; later calls return the first
+ * result): 0, or an HTTP status (400/431/500) with *why set. */
+WSM_HIDDEN int wsm_http_parse(wsm_http *h, const wsmsg_mem *m,
+                              const char **why);
+/* The first header `name` (case-insensitive) of a parsed head, or NULL. */
+WSM_HIDDEN const char *wsm_http_get(const wsm_http *h, const char *name);
+/* How many header lines are called `name`. */
+WSM_HIDDEN size_t wsm_http_count(const wsm_http *h, const char *name);
+/* 1 if the comma-separated lists of every header `name` hold `tok`. */
+WSM_HIDDEN bool wsm_http_has(const wsm_http *h, const char *name,
+                             const char *tok);
+/* The path-and-query of a request target (origin-form as is, absolute-form
+ * from its path on, "" for none), or NULL if it is neither. */
+WSM_HIDDEN const char *wsm_http_target(const char *t);
+/* Forget a parsed head so the next one can be received (keep-alive). */
+WSM_HIDDEN void wsm_http_reset(wsm_http *h, const wsmsg_mem *m);
 
 typedef struct wsm_client_hs wsm_client_hs;
 
@@ -356,6 +376,10 @@ struct wsmsg_conn {
   uint8_t stream_op; /* opcode of the next fragment */
   bool stream_text, stream_paused;
   uint32_t stream_utf8;
+
+  /* plain HTTP responses (http.c), NULL until the first one */
+  struct wsm_http_resp *hr;
+  uint8_t http_cb; /* inside on_http (1) or on_handshake (2): respond ok */
 
   /* handshake */
   wsm_http *hs;
@@ -488,6 +512,36 @@ WSM_HIDDEN void wsm_ev_clear(wsmsg_conn *c);
 WSM_HIDDEN int wsm_conn_tick_count(wsmsg_conn *c, uint64_t now);
 /* The closing handshake starts now: the close timeout runs from here. */
 WSM_HIDDEN void wsm_conn_closing_starts(wsmsg_conn *c);
+
+/* http.c: plain HTTP requests and responses beside the upgrade */
+
+/* A server connection's request head is complete: offer it to the
+ * server's on_http hook.  Returns 1 if the hook let it through (go on with
+ * the upgrade checks), 0 if it was answered (or the connection ended), or a
+ * WSMSG_ERR_* code. */
+WSM_HIDDEN int wsm_http_offer(wsmsg_conn *c);
+/* on_handshake answered with wsmsg_http_respond: the status it sent, or 0
+ * if it did not. */
+WSM_HIDDEN int wsm_http_denied(const wsmsg_conn *c);
+/* Bytes fed to a connection while a response is being written: keep them
+ * (0) or WSMSG_ERR_* . */
+WSM_HIDDEN int wsm_http_stash(wsmsg_conn *c, const uint8_t *d, size_t n);
+/* From wsmsg_conn_pending: pull a streamed body, then answer the next
+ * pipelined request once the output drained. */
+WSM_HIDDEN void wsm_http_pull(wsmsg_conn *c);
+/* A response is being written, or pipelined bytes wait: read nothing. */
+WSM_HIDDEN bool wsm_http_busy(const wsmsg_conn *c);
+/* A streamed body or a pipelined request wants wsmsg_conn_pending. */
+WSM_HIDDEN bool wsm_http_want_write(const wsmsg_conn *c);
+/* A streamed body is not complete yet (the connection is not done, and its
+ * handshake timeout does not run). */
+WSM_HIDDEN bool wsm_http_body_pending(const wsmsg_conn *c);
+/* The connection answered a request: its handshake timeout then ends it
+ * without a 408. */
+WSM_HIDDEN bool wsm_http_served(const wsmsg_conn *c);
+/* wsmsg_conn_resume_stream for a paused body: 0, or WSMSG_ERR_STATE. */
+WSM_HIDDEN int wsm_http_resume(wsmsg_conn *c);
+WSM_HIDDEN void wsm_http_free_resp(wsmsg_conn *c);
 
 /* json.c: JSON endpoints */
 

@@ -305,7 +305,7 @@ int wsmsg_conn_resume_stream(wsmsg_conn *c) {
   if (!c)
     return WSMSG_ERR_INVALID_ARG;
   if (!c->stream_cb)
-    return WSMSG_ERR_STATE;
+    return c->hr ? wsm_http_resume(c) : WSMSG_ERR_STATE;
   c->stream_paused = false;
   return 0;
 }
@@ -359,6 +359,8 @@ size_t wsmsg_conn_pending(wsmsg_conn *c, const void **bytes) {
   }
   if (c->client && !c->request_built)
     wsm_conn_build_request(c);
+  if (c->hr) /* plain HTTP: a streamed body, pipelined requests */
+    wsm_http_pull(c);
   stream_pull(c);
   if (bytes)
     *bytes = c->out.p ? c->out.p + c->out.off : NULL;
@@ -391,6 +393,8 @@ int wsmsg_conn_want_write(const wsmsg_conn *c) {
   if (c->client && !c->request_built && c->state == WSMSG_STATE_CONNECTING)
     return 1;
   if (c->stream_cb && !c->stream_paused)
+    return 1;
+  if (c->hr && wsm_http_want_write(c))
     return 1;
   return c->out.len > c->out.off;
 }

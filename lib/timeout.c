@@ -31,7 +31,7 @@ static bool timer_due(const wsmsg_conn *c, int k, uint64_t *due) {
     *due = c->t_write_progress + ep->t_write;
     return true;
   case T_HANDSHAKE:
-    if (c->opened || !c->t_handshake)
+    if (c->opened || !c->t_handshake || wsm_http_body_pending(c))
       return false;
     *due = c->t_created + c->t_handshake;
     return true;
@@ -151,7 +151,7 @@ static void fire(wsmsg_conn *c, int k, uint64_t now) {
     timeout_abort(c, "peer read nothing", ep->t_write);
     break;
   case T_HANDSHAKE:
-    if (c->client || c->state == WSMSG_STATE_CLOSED) {
+    if (c->client || c->state == WSMSG_STATE_CLOSED || wsm_http_served(c)) {
       timeout_abort(c, "opening handshake not completed", c->t_handshake);
       break;
     }

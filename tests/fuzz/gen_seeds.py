@@ -518,6 +518,43 @@ def json_endpoint_seeds():
           + frame(2, b'{"user": 1}', mask=m))
 
 
+def http_seeds():
+    """fuzz_http: flags, feed piece, write slice, seed, then requests."""
+    t = "fuzz_http"
+    clean(t)
+
+    def get(path, method=b"GET", http=b"HTTP/1.1", extra=b""):
+        return (method + b" " + path + b" " + http + b"\r\nHost: h\r\n"
+                + extra + b"\r\n")
+    reqs = {
+        "page": get(b"/"),
+        "keep-alive-3": get(b"/a") + get(b"/b?x=1") + get(b"/c?y"),
+        "head": get(b"/", method=b"HEAD") + get(b"/s?q", method=b"HEAD"),
+        "stream": get(b"/s?abc") + get(b"/after"),
+        "stream-fail": get(b"/s?f"),
+        "chunked": get(b"/c") + get(b"/c", http=b"HTTP/1.0"),
+        "http10-keep": get(b"/a", http=b"HTTP/1.0",
+                           extra=b"Connection: keep-alive\r\n") + get(b"/b"),
+        "conn-close": get(b"/a", extra=b"Connection: close\r\n") + get(b"/b"),
+        "resp-close": get(b"/x") + get(b"/b"),
+        "no-content": get(b"/n") + get(b"/h"),
+        "declined": get(b"/d"),
+        "error": get(b"/e"),
+        "upgrade": request(),
+        "page-then-upgrade": get(b"/") + request(),
+        "body": get(b"/a", method=b"POST", extra=b"Content-Length: 3\r\n")
+        + b"abc",
+        "cl-zero": get(b"/a", method=b"PUT", extra=b"Content-Length: 0\r\n"),
+        "absolute": get(b"http://h/s?z"),
+        "incomplete": get(b"/a") + get(b"/b")[:-3],
+        "leading-crlf": b"\r\n\r\n" + get(b"/a") + b"\r\n" + get(b"/b"),
+    }
+    cfgs = [b"\x00\x07\x07\x00", b"\x08\x00\x00\x11", b"\x04\x03\x02\x22",
+            b"\x02\x01\x05\x33", b"\x20\x07\x03\x44", b"\x01\x02\x01\x55"]
+    for i, (name, r) in enumerate(sorted(reqs.items())):
+        write(t, name, cfgs[i % len(cfgs)] + r)
+
+
 def main():
     conn_seeds("fuzz_conn_server", b"\x37\xfa\x21\x3d")
     conn_seeds("fuzz_conn_client", None)
@@ -526,6 +563,7 @@ def main():
     pair_seeds()
     schema_seeds()
     json_endpoint_seeds()
+    http_seeds()
     return 0
 
 

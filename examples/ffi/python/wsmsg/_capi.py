@@ -125,6 +125,7 @@ binary_cb = CFUNCTYPE(None, CONN, c_void_p, c_size_t, c_void_p)
 pong_cb = CFUNCTYPE(None, CONN, c_void_p, c_size_t, c_void_p)
 close_cb = CFUNCTYPE(None, CONN, POINTER(wsmsg_close_info), c_void_p)
 handshake_cb = CFUNCTYPE(c_int, CONN, REQUEST, c_void_p)
+http_cb = CFUNCTYPE(c_int, CONN, REQUEST, c_void_p)
 timeout_cb = CFUNCTYPE(None, CONN, c_int, c_void_p)
 clock_cb = CFUNCTYPE(c_uint64, c_void_p)
 drain_cb = CFUNCTYPE(None, CONN, c_void_p)
@@ -140,6 +141,7 @@ CALLBACKS = {
     "wsmsg_open_cb": open_cb, "wsmsg_text_cb": text_cb,
     "wsmsg_binary_cb": binary_cb, "wsmsg_pong_cb": pong_cb,
     "wsmsg_close_cb": close_cb, "wsmsg_handshake_cb": handshake_cb,
+    "wsmsg_http_cb": http_cb,
     "wsmsg_timeout_cb": timeout_cb, "wsmsg_clock_cb": clock_cb,
     "wsmsg_drain_cb": drain_cb, "wsmsg_chunk_cb": chunk_cb,
     "wsmsg_read_cb": read_cb, "wsmsg_json_cb": json_cb,
@@ -259,7 +261,14 @@ DECLS = [
     ("wsmsg_conn_buffered_amount", c_size_t, [CONN]),
     ("wsmsg_send_ping", c_int, [CONN, c_void_p, c_size_t]),
     ("wsmsg_close", c_int, [CONN, c_int, c_char_p]),
+    # plain HTTP beside the upgrade
+    ("wsmsg_server_on_http", c_int, [SERVER, http_cb]),
+    ("wsmsg_http_respond", c_int, [CONN, c_int, c_char_p, c_void_p,
+                                   c_size_t]),
+    ("wsmsg_http_respond_stream", c_int, [CONN, c_int, c_char_p, c_int64,
+                                          read_cb, c_void_p]),
     # handshake request view
+    ("wsmsg_request_method", c_char_p, [REQUEST]),
     ("wsmsg_request_path", c_char_p, [REQUEST]),
     ("wsmsg_request_query", c_char_p, [REQUEST]),
     ("wsmsg_request_header", c_char_p, [REQUEST, c_char_p]),
