@@ -998,8 +998,13 @@ def main(argv):
              if n.startswith("case_") and callable(f)]
     # a generator case (f3_idle_defaults) first: it waits in the background
     cases.sort(key=lambda nf: not nf[1].__code__.co_flags & 0x20)
-    if args:
-        cases = [(n, f) for n, f in cases if any(a in n for a in args)]
+    if args:  # parts of names, or whole names with --exact
+        exact = "--exact" in argv
+        cases = [(n, f) for n, f in cases
+                 if any(a == n if exact else a in n for a in args)]
+        if len(cases) < (len(args) if exact else 1):
+            print(f"attack suite: no case matches {args}", flush=True)
+            return 1
     signal.signal(signal.SIGALRM, _alarm)
     t_all = time.monotonic()
     results = {"pass": [], "FAIL": [], "xfail": [], "XPASS": []}
