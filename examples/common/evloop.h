@@ -1,6 +1,7 @@
 /* evloop — the small epoll server loop the example servers share.
  *
- * Listens on host:port, accepts every pending client per wake-up, gives
+ * Listens on host:port, accepts the pending clients (up to 256 per wake-up,
+ * so the other sockets get their turn; the rest on the next one), gives
  * each socket a wsmsg_conn from `srv`, drives it with wsmsg_conn_io_fd,
  * keeps every connection's deadlines in one wsmsg_timers heap, and on
  * SIGINT/SIGTERM closes every connection with 1001 and returns once they
