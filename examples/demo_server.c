@@ -18,6 +18,10 @@
  *                      ms (10 s) without a message the server sends the text
  *                      "HEARTBEAT"
  *   /ws/echo           text as text, binary as binary (benchmarks, tests)
+ *   /ws/room           a chat room: each text message goes to everyone in
+ *                      the room as {"text": <msg>, "members": <n>}
+ *                      (wsmsg_broadcast_json; evloop writes to the members
+ *                      through the server's on_output callback)
  *
  * Every endpoint has a message callback, so it is a push endpoint: a kind
  * of message it has no callback for (binary on /ws/chat, /ws/with-timeout
@@ -178,6 +182,45 @@ static void chat_text(wsmsg_conn *c, const char *msg, size_t len, void *u) {
   free(out);
 }
 
+/* ---- /ws/room ---- */
+
+static wsmsg_conn **room; /* the members, in no order */
+static size_t nroom, caproom;
+
+static void room_open(wsmsg_conn *c, void *u) {
+  on_open(c, u);
+  if (nroom == caproom) {
+    size_t cap = caproom ? caproom * 2 : 16;
+    wsmsg_conn **r = realloc(room, cap * sizeof(*r));
+    if (!r) {
+      wsmsg_close(c, 1011, "out of memory");
+      return;
+    }
+    room = r;
+    caproom = cap;
+  }
+  room[nroom++] = c;
+}
+
+static void room_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
+  on_close(c, ci, u);
+  for (size_t i = 0; i < nroom; i++)
+    if (room[i] == c) {
+      room[i] = room[--nroom];
+      break;
+    }
+}
+
+static void room_text(wsmsg_conn *c, const char *d, size_t n, void *u) {
+  (void)c;
+  (void)u;
+  json_t *m = json_pack("{s:s%, s:I}", "text", d, n, "members",
+                        (json_int_t)nroom);
+  if (m) /* serialized once, framed once, copied to each member */
+    wsmsg_broadcast_json(room, nroom, m);
+  json_decref(m);
+}
+
 /* ---- /ws/file-transfer ----
  * Each binary message is streamed into its own file as it arrives. */
 
@@ -314,7 +357,7 @@ static void usage(void) {
           "[--quiet]\n"
           "                   " EVLOOP_USAGE "\n\n"
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
-          "/ws/with-timeout /ws/echo\n"
+          "/ws/with-timeout /ws/echo /ws/room\n"
           "timeouts in milliseconds (0 = off; not given: the library's "
           "default);\n--receive-timeout is the\n"
           "HEARTBEAT period of /ws/with-timeout (default 10000)\n"
@@ -402,9 +445,9 @@ int main(int argc, char **argv) {
   }
   wsmsg_endpoint *chat = wsmsg_endpoint_new(), *file = wsmsg_endpoint_new(),
                  *json = wsmsg_endpoint_new(), *tmo = wsmsg_endpoint_new(),
-                 *echo = wsmsg_endpoint_new();
-  wsmsg_endpoint *all[] = {chat, file, json, tmo, echo};
-  for (size_t i = 0; i < 5; i++) {
+                 *echo = wsmsg_endpoint_new(), *roomep = wsmsg_endpoint_new();
+  wsmsg_endpoint *all[] = {chat, file, json, tmo, echo, roomep};
+  for (size_t i = 0; i < 6; i++) {
     common(all[i]);
     if (ping >= 0)
       wsmsg_endpoint_set_ping_interval(all[i], (uint32_t)ping);
@@ -427,6 +470,9 @@ int main(int argc, char **argv) {
                                     "HEARTBEAT");
   wsmsg_endpoint_on_text(echo, echo_text);
   wsmsg_endpoint_on_binary(echo, echo_binary);
+  wsmsg_endpoint_on_open(roomep, room_open);
+  wsmsg_endpoint_on_close(roomep, room_close);
+  wsmsg_endpoint_on_text(roomep, room_text);
 
   wsmsg_server *srv = wsmsg_server_new();
   if (hs_to >= 0)
@@ -436,11 +482,13 @@ int main(int argc, char **argv) {
   wsmsg_server_route(srv, "/ws/json-demo", json);
   wsmsg_server_route(srv, "/ws/with-timeout", tmo);
   wsmsg_server_route(srv, "/ws/echo", echo);
+  wsmsg_server_route(srv, "/ws/room", roomep);
   fprintf(stderr, "demo_server: files go to %s\n", dir);
   int r = evloop_serve(srv, host, port, &lo);
   wsmsg_server_free(srv);
-  for (size_t i = 0; i < 5; i++)
+  for (size_t i = 0; i < 6; i++)
     wsmsg_endpoint_free(all[i]);
+  free(room);
   wsmsg_schema_free(model);
   if (!dir_arg) /* ours: leave nothing behind */
     remove_dir();

@@ -23,6 +23,17 @@ static void on_text(wsmsg_conn *c, const char *s, size_t n, void *user) {
   wsmsg_send_text(c, s, n); /* echo it back */
 }
 
+/* A broadcast (wsmsg_broadcast) gave this connection output while nothing
+ * was pending: watch for EPOLLOUT so serve() writes it.  (This echo server
+ * does not broadcast; a chat room that does needs it.) */
+static void on_output(wsmsg_conn *c, void *user) {
+  (void)c;
+  struct client *cl = user;
+  struct epoll_event ev = {.events = cl->events | EPOLLOUT, .data.ptr = cl};
+  epoll_ctl(efd, EPOLL_CTL_MOD, cl->fd, &ev);
+  cl->events = ev.events;
+}
+
 /* Read, parse, write; then watch for exactly what the connection wants:
  * EPOLLIN only while it reads, EPOLLOUT only while it has output (anything
  * more and level-triggered epoll wakes us every turn for nothing). */
@@ -54,6 +65,7 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_set_pong_timeout(ep, (uint32_t)ping);
   wsmsg_server *srv = wsmsg_server_new();
   wsmsg_server_route(srv, "/ws/chat", ep);   /* other paths get 404 */
+  wsmsg_server_on_output(srv, on_output);    /* broadcasts' recipients */
   wsmsg_timers *timers = wsmsg_timers_new(); /* every connection's deadlines */
 
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;

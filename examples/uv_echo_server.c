@@ -17,7 +17,10 @@
  * output left gets --drain-timeout; --max-conns caps the connections
  * (clients beyond it are closed at once; at descriptor exhaustion libuv
  * does the same with its reserved descriptor).  Freed memory goes back to
- * the OS at quiet moments and log lines are escaped.
+ * the OS at quiet moments and log lines are escaped.  Connections a
+ * broadcast gives output to are reported by the server's on_output
+ * callback, listed, and written from a uv_idle handle before the loop
+ * blocks (nothing may be freed while the broadcast runs).
  *
  *   uv_echo_server [--host 127.0.0.1] [--port 8080] [--max-message BYTES]
  *                  [--ping-interval MS] [--pong-timeout MS]
@@ -55,6 +58,8 @@ typedef struct client {
   struct queue *q; /* the deadline queue it is in (linger, drain) or NULL */
   uint64_t until;
   struct client *qprev, *qnext;
+  int wqueued; /* in the `writable` list */
+  struct client *wprev, *wnext;
 } client;
 
 /* A FIFO of clients with deadlines; all entries of one queue get the same
@@ -71,6 +76,8 @@ typedef struct write_req {
 static uv_loop_t *loop;
 static uv_tcp_t listener;
 static uv_timer_t timer;
+static uv_idle_t writer; /* runs while `writable` is not empty */
+static client *writable; /* clients a broadcast gave output (on_output) */
 static uv_signal_t sigint, sigterm;
 static wsmsg_server *srv;
 static wsmsg_timers *timers;
@@ -163,10 +170,24 @@ static void on_closed(uv_handle_t *h) {
     uv_stop(loop);
 }
 
+static void unlist_writable(client *cl) {
+  if (!cl->wqueued)
+    return;
+  if (cl->wprev)
+    cl->wprev->wnext = cl->wnext;
+  else
+    writable = cl->wnext;
+  if (cl->wnext)
+    cl->wnext->wprev = cl->wprev;
+  cl->wqueued = 0;
+  cl->wprev = cl->wnext = NULL;
+}
+
 static void drop(client *cl) {
   if (cl->closing)
     return;
   cl->closing = 1;
+  unlist_writable(cl);
   q_remove(cl);
   wsmsg_timers_remove(cl->conn);
   uv_read_stop((uv_stream_t *)&cl->tcp);
@@ -274,6 +295,35 @@ static void flush(client *cl) {
    * connection the peer half-closed, so we give it drain_ms. */
   if (!reading && cl->q != &draining && drain_ms > 0)
     q_push(&draining, cl, wsmsg_now_ms() + (uint64_t)drain_ms);
+}
+
+/* The idle handle: write what broadcasts gave the listed clients. */
+static void on_writer(uv_idle_t *h) {
+  (void)h;
+  while (writable) {
+    client *cl = writable;
+    unlist_writable(cl);
+    flush(cl);
+  }
+  uv_idle_stop(&writer);
+  rearm_timer();
+}
+
+/* The server's on_output: a broadcast gave this connection output while it
+ * had none pending.  Nothing may be freed while the broadcast runs, so
+ * list it and write it from the idle handle, before the loop blocks. */
+static void on_output(wsmsg_conn *c, void *u) {
+  (void)c;
+  client *cl = u;
+  if (!cl || cl->wqueued || cl->closing || cl->lingering)
+    return;
+  cl->wqueued = 1;
+  cl->wprev = NULL;
+  cl->wnext = writable;
+  if (writable)
+    writable->wprev = cl;
+  writable = cl;
+  uv_idle_start(&writer, on_writer);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
@@ -488,6 +538,7 @@ int main(int argc, char **argv) {
   if (hs_to >= 0)
     wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
   wsmsg_server_route(srv, "*", ep);
+  wsmsg_server_on_output(srv, on_output); /* broadcasts' recipients */
 
   struct sockaddr_in addr;
   if (uv_ip4_addr(host, port, &addr) != 0) {
@@ -503,6 +554,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   uv_timer_init(loop, &timer);
+  uv_idle_init(loop, &writer);
   uv_signal_init(loop, &sigint);
   uv_signal_init(loop, &sigterm);
   uv_signal_start(&sigint, on_signal, SIGINT);
@@ -516,6 +568,7 @@ int main(int argc, char **argv) {
   for (client *cl = clients; cl; cl = cl->next)
     drop(cl);
   uv_close((uv_handle_t *)&timer, NULL);
+  uv_close((uv_handle_t *)&writer, NULL);
   uv_close((uv_handle_t *)&sigint, NULL);
   uv_close((uv_handle_t *)&sigterm, NULL);
   if (!uv_is_closing((uv_handle_t *)&listener))

@@ -312,6 +312,23 @@ typedef uint64_t (*wsmsg_clock_cb)(void *user);
 typedef void (*wsmsg_drain_cb)(wsmsg_conn *conn, void *user);
 
 /**
+ * A connection got output from a call made elsewhere — a wsmsg_broadcast
+ * or wsmsg_broadcast_json (and, later, other fan-out calls) — while it had
+ * nothing pending: the host must write it (watch the socket for writing),
+ * since no call of its own on that connection will show it.  Called once
+ * per transition from "nothing pending" to "output pending", for every
+ * such recipient (the connection whose callback broadcasts included),
+ * after the message was queued on all of them; a recipient that already
+ * had output pending is not called (the host is already writing it).
+ * Output a connection gets from calls on itself (a send, recv, tick) is
+ * not reported: the host checks wsmsg_conn_want_write after those.  The
+ * callback may write and consume the connection's output, send on it or
+ * close it; it must not free any connection nor broadcast.  `user` is the
+ * connection's user pointer.
+ */
+typedef void (*wsmsg_output_cb)(wsmsg_conn *conn, void *user);
+
+/**
  * Streaming receive: a piece of a message, delivered as it arrives instead
  * of the whole message.  `type` is WSMSG_EV_TEXT or WSMSG_EV_BINARY;
  * `first` is 1 on the message's first piece, `final` 1 on its last (pieces
@@ -818,6 +835,19 @@ WSMSG_API int wsmsg_server_set_clock(wsmsg_server *srv, wsmsg_clock_cb cb,
                                      void *user);
 
 /**
+ * Set the output callback (see wsmsg_output_cb) of the server's
+ * connections: how the host learns, without scanning, which connections a
+ * broadcast gave output to.  NULL (the default) turns it off.  Client
+ * connections have no server and are not reported: after broadcasting to
+ * client connections, check their wsmsg_conn_want_write.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL.
+ *  - WSMSG_ERR_STATE: `srv` is frozen: it accepted a connection.
+ */
+WSMSG_API int wsmsg_server_on_output(wsmsg_server *srv, wsmsg_output_cb cb);
+
+/**
  * Create a server-side connection for a socket the host just accepted.  It
  * starts in WSMSG_STATE_CONNECTING and waits for the upgrade request.  `user`
  * is passed to every callback.  From the first call on, `srv` is frozen (its
@@ -1250,7 +1280,10 @@ WSMSG_API int wsmsg_send_stream(wsmsg_conn *conn, int type, wsmsg_read_cb cb,
  * frames and are framed one by one).  `type` is WSMSG_EV_TEXT (checked for
  * UTF-8 once) or WSMSG_EV_BINARY.  Connections that cannot take the message —
  * NULL, not open, closing, refused by their backpressure policy or out of
- * memory — are skipped: only the count tells.
+ * memory — are skipped: only the count tells.  Recipients that had no
+ * output pending are reported to their server's on_output callback
+ * (wsmsg_server_on_output) once the message is queued on all of them: the
+ * host learns which sockets to write without scanning.
  *
  * Returns how many connections queued it (0 to `n`), or:
  *  - WSMSG_ERR_INVALID_ARG: `conns` is NULL with `n` > 0, `data` is NULL with
@@ -1260,6 +1293,22 @@ WSMSG_API int wsmsg_send_stream(wsmsg_conn *conn, int type, wsmsg_read_cb cb,
  */
 WSMSG_API int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
                                   const void *data, size_t len);
+
+/**
+ * wsmsg_broadcast for a JSON document: serialized once (compact, into a 4
+ * KiB stack buffer when it fits, else one allocation from the first
+ * recipient's allocator), then framed once and copied to each recipient
+ * like wsmsg_broadcast; no allocation per recipient.  `msg` is borrowed.
+ * Recipients whose output was empty are reported to their server's
+ * on_output (wsmsg_server_on_output), as for wsmsg_broadcast.
+ *
+ * Returns how many connections queued it (0 to `n`), or:
+ *  - WSMSG_ERR_INVALID_ARG: `conns` is NULL with `n` > 0, `msg` is NULL, or
+ *    jansson cannot serialize it (nothing sent).
+ *  - WSMSG_ERR_NOMEM: no memory for a document over 4 KiB (nothing sent).
+ */
+WSMSG_API int64_t wsmsg_broadcast_json(wsmsg_conn *const *conns, size_t n,
+                                       const json_t *msg);
 
 /**
  * Resume a stream whose read callback returned 0 without eof.

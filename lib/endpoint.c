@@ -482,6 +482,14 @@ int wsmsg_server_set_max_request_size(wsmsg_server *srv, size_t bytes) {
   return 0;
 }
 
+int wsmsg_server_on_output(wsmsg_server *srv, wsmsg_output_cb cb) {
+  int r = srv_writable(srv);
+  if (r)
+    return r;
+  srv->on_output = cb;
+  return 0;
+}
+
 int wsmsg_server_set_max_headers(wsmsg_server *srv, uint32_t count) {
   int r = srv_writable(srv);
   if (r)

@@ -166,6 +166,7 @@ struct wsmsg_server {
   uint32_t t_handshake;
   wsmsg_clock_cb clock;
   void *clock_user;
+  wsmsg_output_cb on_output; /* a connection got output from elsewhere */
   wsm_pool pool;
   wsmsg_http_cb on_http; /* plain HTTP beside the upgrade (http.c) */
 };
@@ -368,6 +369,7 @@ struct wsmsg_conn {
   bool msg_stream;  /* the current message goes to on_chunk */
   bool msg_first;   /* its first piece is not delivered yet */
   bool bp_blocked;  /* a send hit the high mark: on_drain is due */
+  bool out_notify;  /* on_output is due once the broadcast is done */
 
   /* streaming send */
   wsmsg_read_cb stream_cb;
@@ -486,6 +488,11 @@ WSM_HIDDEN int wsm_queue_close_frame(wsmsg_conn *c, unsigned code,
 WSM_HIDDEN void wsm_stream_end(wsmsg_conn *c, bool flush_deferred);
 /* Whether the connection can send now (0) or why not. */
 WSM_HIDDEN int wsm_can_send(const wsmsg_conn *c);
+/* Send one message to many connections (op: text or binary; text already
+ * UTF-8-checked), then call on_output for those it gave their first
+ * pending bytes: the engine of wsmsg_broadcast and wsmsg_broadcast_json. */
+WSM_HIDDEN int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n,
+                                 uint8_t op, const void *data, size_t len);
 /* Queue a data message with backpressure (after can_send checks). */
 WSM_HIDDEN int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
                              size_t len);

@@ -241,6 +241,35 @@ int wsmsg_send_json(wsmsg_conn *c, const json_t *msg) {
   return r;
 }
 
+int64_t wsmsg_broadcast_json(wsmsg_conn *const *conns, size_t n,
+                             const json_t *msg) {
+  if ((!conns && n) || !msg)
+    return WSMSG_ERR_INVALID_ARG;
+  char stack[SEND_STACK];
+  size_t len =
+      json_dumpb(msg, stack, sizeof(stack), JSON_COMPACT | JSON_ENCODE_ANY);
+  if (len == 0)
+    return WSMSG_ERR_INVALID_ARG;
+  /* jansson writes valid UTF-8: no second check */
+  if (len <= sizeof(stack))
+    return wsm_broadcast(conns, n, WSLAY_TEXT_FRAME, stack, len);
+  const wsmsg_mem *m = NULL; /* the first recipient's allocator */
+  for (size_t i = 0; i < n && !m; i++)
+    if (conns[i])
+      m = conns[i]->mem;
+  if (!m)
+    return 0; /* nobody to send to */
+  char *heap = wsm_malloc(m, len);
+  if (!heap)
+    return WSMSG_ERR_NOMEM;
+  int64_t r =
+      json_dumpb(msg, heap, len, JSON_COMPACT | JSON_ENCODE_ANY) == len
+          ? wsm_broadcast(conns, n, WSLAY_TEXT_FRAME, heap, len)
+          : WSMSG_ERR_INVALID_ARG;
+  wsm_free(m, heap);
+  return r;
+}
+
 int wsmsg_send_jsonf(wsmsg_conn *c, const char *fmt, ...) {
   if (!c || !fmt)
     return WSMSG_ERR_INVALID_ARG;

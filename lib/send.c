@@ -215,15 +215,30 @@ static int queue_framed(wsmsg_conn *c, const uint8_t *frame, size_t n) {
   return 0;
 }
 
-int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
-                        const void *data, size_t len) {
-  if ((!conns && n) || (!data && len) ||
-      (type != WSMSG_EV_TEXT && type != WSMSG_EV_BINARY))
-    return WSMSG_ERR_INVALID_ARG;
-  uint8_t op = type == WSMSG_EV_TEXT ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME;
-  if (op == WSLAY_TEXT_FRAME && !wsmsg_utf8_valid(data, len))
-    return WSMSG_ERR_UTF8;
+/* Whether `c` must be told (on_output) if this call gives it output: it
+ * has none pending, and its server wants to know. */
+static bool output_news(const wsmsg_conn *c) {
+  return c->srv && c->srv->on_output && !wsmsg_conn_want_write(c);
+}
+
+/* Tell the host about every connection marked by output_news, once each,
+ * after the message went into all of them (the frame shared from the
+ * first recipient's output must stay put while it is copied, so the host
+ * may only write output once the copying is over). */
+static void output_notify(wsmsg_conn *const *conns, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    wsmsg_conn *c = conns[i];
+    if (c && c->out_notify) {
+      c->out_notify = false;
+      c->srv->on_output(c, c->user);
+    }
+  }
+}
+
+int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
+                      const void *data, size_t len) {
   int64_t sent = 0;
+  bool notify = false;
   const uint8_t *frame = NULL; /* the frame, in the first server recipient's
                                   output */
   size_t frame_len = 0;
@@ -232,27 +247,45 @@ int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
     wsmsg_conn *c = conns[i];
     if (!c || wsm_can_send(c) != 0 || admit(c, len) != 0)
       continue;
+    bool news = output_news(c);
+    int r;
     if (c->client || c == holder) { /* masked per connection, or listed
                                        twice: frame it itself */
-      if (wsm_send_data(c, op, data, len) == 0)
-        sent++;
-      continue;
-    }
-    if (!holder) {
+      r = wsm_send_data(c, op, data, len);
+    } else if (!holder) {
       wsm_buf *sink = sink_for(c, op);
       size_t before = sink->len;
-      if (wsm_send_data(c, op, data, len) != 0)
-        continue;
-      holder = c;
-      frame_len = sink->len - before;
-      frame = sink->p + before; /* stable: nobody appends to holder now */
-      sent++;
-      continue;
+      r = wsm_send_data(c, op, data, len);
+      if (r == 0) {
+        holder = c;
+        frame_len = sink->len - before;
+        frame = sink->p + before; /* stable: nobody appends to holder now */
+      }
+    } else {
+      r = queue_framed(c, frame, frame_len);
     }
-    if (queue_framed(c, frame, frame_len) == 0)
-      sent++;
+    if (r != 0)
+      continue;
+    sent++;
+    if (news) {
+      c->out_notify = true;
+      notify = true;
+    }
   }
+  if (notify)
+    output_notify(conns, n);
   return sent;
+}
+
+int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
+                        const void *data, size_t len) {
+  if ((!conns && n) || (!data && len) ||
+      (type != WSMSG_EV_TEXT && type != WSMSG_EV_BINARY))
+    return WSMSG_ERR_INVALID_ARG;
+  uint8_t op = type == WSMSG_EV_TEXT ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME;
+  if (op == WSLAY_TEXT_FRAME && !wsmsg_utf8_valid(data, len))
+    return WSMSG_ERR_UTF8;
+  return wsm_broadcast(conns, n, op, data, len);
 }
 
 int wsmsg_send_ping(wsmsg_conn *c, const void *data, size_t len) {

@@ -272,6 +272,17 @@ static void serve(client *cl, uint32_t revents) {
     q_push(&L.drain, cl, wsmsg_now_ms() + (uint64_t)L.o.drain_ms);
 }
 
+/* A broadcast gave this connection output while nothing was pending (the
+ * server's on_output): watch for EPOLLOUT, and serve() writes it.  Without
+ * this, a room member that is not sending would get its messages only
+ * when it next became readable. */
+static void on_output(wsmsg_conn *conn, void *user) {
+  (void)conn;
+  client *cl = user;
+  if (cl && cl->conn)
+    set_interest(cl, cl->events | EPOLLOUT);
+}
+
 /* ---- the listener ---- */
 
 static void stop_listening(uint64_t until) {
@@ -398,6 +409,10 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (wsmsg_server_on_output(srv, on_output) != 0) {
+    fprintf(stderr, "%s: the server is already in use\n", o->name);
+    return 1;
   }
   L.lfd = listen_on(host, port);
   if (L.lfd < 0)

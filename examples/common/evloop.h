@@ -9,6 +9,10 @@
  * until the peer's EOF (at most 1 s), so a peer still sending never gets a
  * TCP reset that destroys our close frame.
  *
+ * Connections a broadcast (wsmsg_broadcast, wsmsg_broadcast_json) gives
+ * output to are polled for EPOLLOUT through the server's on_output
+ * callback, which evloop_serve installs (wsmsg_server_on_output).
+ *
  * It cannot spin: a socket is polled for EPOLLIN only while wsmsg wants to
  * read (wsmsg_conn_want_read) and for EPOLLOUT only while it has output
  * (wsmsg_conn_want_write), so a peer that stops reading, or keeps sending

@@ -106,6 +106,30 @@ async def chat_binary(d):
             ws.close_reason
 
 
+async def room(d):
+    """/ws/room broadcasts each text message to every member
+    (wsmsg_broadcast_json).  Members that send nothing get it only if the
+    loop learns they have output: the server's on_output (issue 13);
+    without it they waited until they next became readable."""
+    url = d.url + "/ws/room"
+    a = await websockets.connect(url)
+    b = await websockets.connect(url)
+    c = await websockets.connect(url)
+    try:
+        await a.send("hi")
+        for ws in (a, b, c):
+            got = json.loads(await asyncio.wait_for(ws.recv(), BOUND))
+            assert got == {"text": "hi", "members": 3}, got
+        await c.close()
+        await b.send("bye")
+        for ws in (a, b):
+            got = json.loads(await asyncio.wait_for(ws.recv(), BOUND))
+            assert got == {"text": "bye", "members": 2}, got
+    finally:
+        for ws in (a, b, c):
+            await ws.close()
+
+
 async def json_demo(d):
     async with websockets.connect(d.url + "/ws/json-demo", max_size=None) as ws:
         msg = {"user": "ann", "content": "hi", "timestamp": 1700000000.5}
@@ -265,7 +289,7 @@ async def message_then_close(d):
 CASES = [("chat", chat), ("chat binary flood", chat_binary),
          ("json-demo", json_demo),
          ("with-timeout", with_timeout), ("file-transfer", file_transfer),
-         ("echo", echo), ("unknown path", unknown_path),
+         ("echo", echo), ("room", room), ("unknown path", unknown_path),
          ("message then close", message_then_close)]
 
 

@@ -186,6 +186,116 @@ static void test_broadcast(void **s) {
   pair_free(&p);
 }
 
+/* ---- on_output: who got output from a broadcast ---- */
+
+static wsmsg_conn *reported[16];
+static int nreported;
+static wsmsg_conn *must_have[4]; /* recipients that must hold the message
+                                    whenever on_output runs */
+static wsmsg_conn *writes_in_cb; /* on_output "writes" this one's output */
+
+static void record_output(wsmsg_conn *c, void *u) {
+  (void)u;
+  assert_true(nreported < 16);
+  reported[nreported++] = c;
+  assert_true(wsmsg_conn_want_write(c));
+  /* called once the message is in every recipient, so writing (consuming)
+   * this connection's output cannot disturb the copies */
+  for (int i = 0; i < 4; i++)
+    if (must_have[i])
+      assert_true(wsmsg_conn_buffered_amount(must_have[i]) > 0);
+  if (c == writes_in_cb)
+    wsmsg_conn_consume(c, wsmsg_conn_pending(c, NULL));
+}
+
+static void output_setup(pair *p) {
+  assert_int_equal(wsmsg_server_on_output(p->srv, record_output), 0);
+}
+
+static int times_reported(wsmsg_conn *c) {
+  int k = 0;
+  for (int i = 0; i < nreported; i++)
+    k += reported[i] == c;
+  return k;
+}
+
+/* After wsmsg_broadcast the host only knew the sender's want_write; other
+ * recipients' output sat unwritten unless the host scanned every
+ * connection.  on_output names each recipient that had nothing pending,
+ * once, after the message is queued on all of them. */
+static void test_broadcast_on_output(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, output_setup);
+  assert_int_equal(wsmsg_server_on_output(p.srv, NULL), WSMSG_ERR_STATE);
+  assert_int_equal(wsmsg_server_on_output(NULL, NULL), WSMSG_ERR_INVALID_ARG);
+  enum { N = 5 };
+  wsmsg_conn *cs[N + 2];
+  for (int i = 0; i < N; i++) {
+    cs[i] = wsmsg_server_accept(p.srv, &p.sr);
+    wsmsg_conn_recv(cs[i], REQ, sizeof(REQ) - 1);
+    wsmsg_conn_consume(cs[i], wsmsg_conn_pending(cs[i], NULL));
+  }
+  wsmsg_send_text(cs[1], "mine", 4); /* already has output: not reported */
+  wsmsg_close(cs[2], 1000, NULL);     /* closing: gets nothing */
+  wsmsg_conn_consume(cs[2], wsmsg_conn_pending(cs[2], NULL));
+  cs[N] = cs[0]; /* listed twice: reported once */
+  cs[N + 1] = p.c; /* a client connection: no server, not reported */
+  nreported = 0;
+  must_have[0] = cs[3]; /* already hold it when cs[0] is reported */
+  must_have[1] = cs[4];
+  writes_in_cb = cs[0]; /* the connection whose output holds the frame */
+  assert_int_equal(wsmsg_broadcast(cs, N + 2, WSMSG_EV_TEXT, "hello", 5), 6);
+  assert_int_equal(nreported, 3);
+  assert_int_equal(times_reported(cs[0]), 1);
+  assert_int_equal(times_reported(cs[3]), 1);
+  assert_int_equal(times_reported(cs[4]), 1);
+  const void *b;
+  assert_int_equal(wsmsg_conn_pending(cs[0], NULL), 0); /* written in cb */
+  for (int i = 3; i < N; i++) {
+    assert_int_equal(wsmsg_conn_pending(cs[i], &b), 7);
+    assert_memory_equal(b, "\x81\x05hello", 7);
+  }
+  assert_int_equal(wsmsg_conn_pending(cs[1], NULL), 6 + 7);
+  /* still pending on 3 and 4: only cs[0] (written) is news again */
+  nreported = 0;
+  writes_in_cb = NULL;
+  memset(must_have, 0, sizeof(must_have));
+  assert_int_equal(wsmsg_broadcast(cs, N, WSMSG_EV_BINARY, "x", 1), 4);
+  assert_int_equal(nreported, 1);
+  assert_ptr_equal(reported[0], cs[0]);
+
+  /* JSON, serialized once: small (stack) and over 4 KiB (heap) */
+  for (int i = 0; i < N; i++)
+    wsmsg_conn_consume(cs[i], wsmsg_conn_pending(cs[i], NULL));
+  nreported = 0;
+  json_t *doc = json_pack("{s:s, s:i}", "from", "ann", "n", 1);
+  assert_int_equal(wsmsg_broadcast_json(cs, N, doc), 4);
+  assert_int_equal(nreported, 4);
+  assert_int_equal(wsmsg_conn_pending(cs[4], &b), 2 + 20);
+  assert_memory_equal(b, "\x81\x14{\"from\":\"ann\",\"n\":1}", 22);
+  json_t *big = json_array();
+  for (int i = 0; i < 2000; i++)
+    json_array_append_new(big, json_integer(i));
+  size_t blen = json_dumpb(big, NULL, 0, JSON_COMPACT);
+  assert_true(blen > 4096);
+  assert_int_equal(wsmsg_broadcast_json(cs, N, big), 4);
+  assert_int_equal(wsmsg_conn_pending(cs[3], NULL), 22 + 4 + blen);
+  assert_int_equal(wsmsg_broadcast_json(NULL, 0, doc), 0);
+  assert_int_equal(wsmsg_broadcast_json(cs, N, NULL), WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_broadcast_json(NULL, 1, doc), WSMSG_ERR_INVALID_ARG);
+  /* the pair's client gets the JSON as a text message */
+  wsmsg_conn *pc[1] = {p.s};
+  assert_int_equal(wsmsg_broadcast_json(pc, 1, doc), 1);
+  pump(&p);
+  assert_string_equal((char *)p.cr.last, "{\"from\":\"ann\",\"n\":1}");
+  json_decref(doc);
+  json_decref(big);
+  for (int i = 0; i < N; i++)
+    wsmsg_conn_free(cs[i]);
+  pair_free(&p);
+}
+
 /* ---- streaming receive ---- */
 
 typedef struct chunks {
@@ -558,6 +668,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_backpressure_bound),
       cmocka_unit_test(test_drain_event),
       cmocka_unit_test(test_broadcast),
+      cmocka_unit_test(test_broadcast_on_output),
       cmocka_unit_test(test_stream_receive_binary),
       cmocka_unit_test(test_stream_receive_text),
       cmocka_unit_test(test_stream_receive_limit),

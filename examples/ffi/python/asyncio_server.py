@@ -20,12 +20,17 @@ Same endpoints, options and replies as demo_server:
   /ws/with-timeout   "Echo: <msg>"; "HEARTBEAT" after --receive-timeout ms
                      (10 s) without a message
   /ws/echo           text as text, binary as binary
+  /ws/room           a chat room: each text message goes to everyone in it
+                     as {"text": <msg>, "members": <n>} (broadcast_json;
+                     the server's on_output schedules the members' writes)
 
 How it is put together (one WsProtocol per TCP connection):
 
   data_received(bytes)  -> conn.recv(bytes)
   events                -> for ev in conn: handler(ev)  (Text, Binary, Json...)
   output                -> transport.write(conn.data_to_send())
+  broadcast output      -> Server(on_output=...) -> loop.call_soon(after):
+                           the members a broadcast gave output to
   timers                -> loop.call_at(loop.time() + conn.next_deadline()/1000,
                            conn.tick), re-armed only when the deadline moves
                            earlier (a later one is caught up lazily)
@@ -87,6 +92,7 @@ class App:
         self.files = 0
         self.next_id = 0
         self.conns = set()
+        self.room = []  # /ws/room members (WsProtocol), in join order
         self.model = wsmsg.Schema(MESSAGE_MODEL)
         common = dict(ping_interval=args.ping_interval,
                       pong_timeout=args.pong_timeout,
@@ -104,12 +110,15 @@ class App:
                                                timeout_action="heartbeat",
                                                heartbeat="HEARTBEAT", **common),
             "/ws/echo": wsmsg.Endpoint(**common),
+            "/ws/room": wsmsg.Endpoint(**common),
         }
         self.endpoints = eps
         self.handlers = {"/ws/chat": self.chat, "/ws/file-transfer": self.file,
                          "/ws/json-demo": self.json_demo,
-                         "/ws/with-timeout": self.with_timeout, "/ws/echo": self.echo}
-        self.server = wsmsg.Server(routes=eps, handshake_timeout=args.handshake_timeout)
+                         "/ws/with-timeout": self.with_timeout, "/ws/echo": self.echo,
+                         "/ws/room": self.room_text}
+        self.server = wsmsg.Server(routes=eps, handshake_timeout=args.handshake_timeout,
+                                   on_output=self.on_output)
 
     def log(self, proto, fmt, *a):
         if self.verbose:
@@ -167,6 +176,20 @@ class App:
             e = ev.errors
             self.log(p, "invalid message: %d error(s), first %s: %s", len(e),
                      e[0]["type"] if e else "-", e[0]["msg"] if e else "-")
+
+    def room_text(self, p, conn, ev):
+        if isinstance(ev, wsmsg.Text):
+            wsmsg.broadcast_json([m.conn for m in self.room],
+                                 {"text": ev.data, "members": len(self.room)})
+        elif isinstance(ev, wsmsg.Binary):
+            refuse_binary(conn)
+
+    def on_output(self, conn):
+        """A broadcast gave `conn` output while none was pending: write it
+        soon (not now: the broadcast is still running)."""
+        proto = conn.user
+        if proto is not None:
+            proto.loop.call_soon(proto.write_soon)
 
     def with_timeout(self, p, conn, ev):
         if isinstance(ev, wsmsg.Text):
@@ -249,9 +272,13 @@ class WsProtocol(asyncio.Protocol):
             t = type(ev)
             if t is wsmsg.Open:
                 self.handler = self.app.handlers.get(conn.path)
+                if conn.path == "/ws/room":
+                    self.app.room.append(self)
                 q = conn.query
                 self.app.log(self, "open %s%s", conn.path, "?" + q if q else "")
             elif t is wsmsg.Close:
+                if self in self.app.room:
+                    self.app.room.remove(self)
                 self.app.log(self, "close %s code=%d clean=%d%s", conn.path, ev.code,
                              1 if ev.clean else 0,
                              " error: " + ev.detail if ev.error else "")
@@ -291,6 +318,12 @@ class WsProtocol(asyncio.Protocol):
         self.timer = self.loop.call_at(self.loop.time() + conn.next_deadline() / 1000,
                                        self.on_timer)
 
+    def write_soon(self):
+        """Scheduled by App.on_output: write what a broadcast queued."""
+        if self.conn is None or self.conn.freed or self.lingering:
+            return
+        self.after()
+
     def on_timer(self):
         self.timer = None
         if self.conn is None or self.conn.freed or self.lingering:
@@ -323,6 +356,8 @@ class WsProtocol(asyncio.Protocol):
             if t is not None:
                 t.cancel()
         self.timer = self.linger_timer = None
+        if self in self.app.room:  # freed without a Close event
+            self.app.room.remove(self)
         if self.conn is not None:
             self.conn.free()
         self.app.conns.discard(self)

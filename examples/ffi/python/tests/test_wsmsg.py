@@ -8,6 +8,8 @@ objects, wrong types, double close, free order).
 Standard library only; runs on any CPython >= 3.9.
 """
 import gc
+import io
+import json
 import os
 import socket
 import sys
@@ -795,6 +797,75 @@ class TestBroadcast(unittest.TestCase):
         finally:
             for p in pairs:
                 p.free()
+
+    def test_on_output_and_broadcast_json(self):
+        # issue 13: the host learns which connections a broadcast gave
+        # output to, once per "nothing pending" -> "output pending"
+        seen = []
+        ep, cep = wsmsg.Endpoint(), wsmsg.Endpoint()
+        srv = wsmsg.Server(routes={"/ws": ep}, on_output=seen.append)
+        ss, cs = [], []
+
+        def pump(s, c):
+            for _ in range(100):  # bounded
+                a, b = c.data_to_send(), s.data_to_send()
+                if not a and not b:
+                    return
+                if a:
+                    s.recv(a)
+                if b:
+                    c.recv(b)
+            raise AssertionError("the pair keeps talking")
+        try:
+            for _ in range(3):
+                ss.append(srv.accept())
+                cs.append(cep.client("localhost:9", "/ws"))
+                pump(ss[-1], cs[-1])
+                ss[-1].next_event()  # Open
+                cs[-1].next_event()
+            with self.assertRaises(wsmsg.StateError):
+                srv.set_on_output(None)  # in use
+            ss[1].send_text("pending")  # has output: not reported
+            n = wsmsg.broadcast_json(ss + [ss[0]], {"from": "ann", "n": [1, 2]})
+            self.assertEqual(n, 4)
+            self.assertEqual(seen, [ss[0], ss[2]])
+            for s, c in zip(ss, cs):
+                pump(s, c)
+            self.assertEqual(cs[2].next_event(), wsmsg.Text('{"from":"ann","n":[1,2]}'))
+            self.assertEqual(cs[0].events(), [wsmsg.Text('{"from":"ann","n":[1,2]}')] * 2)
+            self.assertEqual(cs[1].events(), [wsmsg.Text("pending"),
+                                              wsmsg.Text('{"from":"ann","n":[1,2]}')])
+            big = list(range(3000))  # over the 4 KiB stack buffer
+            self.assertEqual(wsmsg.broadcast_json(ss[:1], big), 1)
+            pump(ss[0], cs[0])
+            self.assertEqual(cs[0].next_event().data, json.dumps(big, separators=(",", ":")))
+            self.assertEqual(seen, [ss[0], ss[2], ss[0]])
+            # a raising callback is printed, not propagated into C
+            srv2 = wsmsg.Server(routes={"/ws": ep}, on_output=lambda c: 1 / 0)
+            s2, c2 = srv2.accept(), cep.client("localhost:9", "/ws")
+            pump(s2, c2)
+            err, sys.stderr = sys.stderr, io.StringIO()
+            try:
+                self.assertEqual(wsmsg.broadcast([s2], "x"), 1)
+                printed = sys.stderr.getvalue()
+            finally:
+                sys.stderr = err
+            self.assertIn("ZeroDivisionError", printed)
+            s2.free()
+            c2.free()
+            with self.assertRaises(TypeError):
+                wsmsg.Server(on_output=42)
+            with self.assertRaises(TypeError):
+                wsmsg.broadcast_json(["x"], 1)
+            with self.assertRaises(ValueError):
+                wsmsg.broadcast_json(ss, float("nan"))
+            srv2.free()
+        finally:
+            for c in cs + ss:
+                c.free()
+            srv.free()
+            ep.free()
+            cep.free()
 
 
 class TestMisuse(unittest.TestCase):

@@ -27,7 +27,7 @@ from ._core import (BackpressureError, BackpressurePolicy, Binary, Close,
                     Json, Open, Pong, Schema, SchemaError, SchemaOption,
                     Server, State, StateError, Text, Timeout, TimeoutAction,
                     TimeoutKind, Timers, Unknown, Validate, accept_key,
-                    broadcast, library_path,
+                    broadcast, broadcast_json, library_path,
                     now_ms, strerror, utf8_valid, verrors_list, version,
                     version_number)
 from .client import Client, HandshakeError
@@ -38,7 +38,7 @@ __all__ = [
     "EventType", "FreedError", "HandshakeError", "InvalidArgumentError", "InvalidPolicy", "Invalid", "ExtraPolicy", "ErrorStyle", "UnhandledPolicy",
     "Json", "Open", "Pong", "Schema", "SchemaError", "SchemaOption", "Server",
     "State", "StateError", "Text", "Timeout", "TimeoutAction", "TimeoutKind",
-    "Timers", "Unknown", "Validate", "accept_key", "broadcast", "library_path",
+    "Timers", "Unknown", "Validate", "accept_key", "broadcast", "broadcast_json", "library_path",
     "now_ms", "strerror",
     "utf8_valid", "verrors_list", "version", "version_number",
 ]

@@ -135,6 +135,7 @@ read_cb = CFUNCTYPE(c_int64, CONN, c_void_p, c_size_t, POINTER(c_int),
                     c_void_p)
 json_cb = CFUNCTYPE(None, CONN, JSON, c_void_p)
 invalid_cb = CFUNCTYPE(None, CONN, VERRORS, c_void_p, c_size_t, c_void_p)
+output_cb = CFUNCTYPE(None, CONN, c_void_p)
 
 #: C typedef name -> ctypes type, for tests/abi/check_abi.py
 CALLBACKS = {
@@ -145,7 +146,7 @@ CALLBACKS = {
     "wsmsg_timeout_cb": timeout_cb, "wsmsg_clock_cb": clock_cb,
     "wsmsg_drain_cb": drain_cb, "wsmsg_chunk_cb": chunk_cb,
     "wsmsg_read_cb": read_cb, "wsmsg_json_cb": json_cb,
-    "wsmsg_invalid_cb": invalid_cb,
+    "wsmsg_invalid_cb": invalid_cb, "wsmsg_output_cb": output_cb,
 }
 #: C struct/handle name -> ctypes type, for tests/abi/check_abi.py
 STRUCTS = {
@@ -207,6 +208,7 @@ DECLS = [
     ("wsmsg_server_set_max_headers", c_int, [SERVER, c_uint32]),
     ("wsmsg_server_set_handshake_timeout", c_int, [SERVER, c_uint32]),
     ("wsmsg_server_set_clock", c_int, [SERVER, clock_cb, c_void_p]),
+    ("wsmsg_server_on_output", c_int, [SERVER, output_cb]),
     ("wsmsg_server_accept", CONN, [SERVER, c_void_p]),
     # clients
     ("wsmsg_client_new", CONN, [ENDPOINT, c_char_p, c_char_p, c_void_p]),
@@ -256,6 +258,7 @@ DECLS = [
     ("wsmsg_send_stream", c_int, [CONN, c_int, read_cb, c_void_p]),
     ("wsmsg_broadcast", c_int64, [POINTER(CONN), c_size_t, c_int, c_void_p,
                                   c_size_t]),
+    ("wsmsg_broadcast_json", c_int64, [POINTER(CONN), c_size_t, JSON]),
     ("wsmsg_conn_resume_stream", c_int, [CONN]),
     ("wsmsg_conn_streaming", c_int, [CONN]),
     ("wsmsg_conn_buffered_amount", c_size_t, [CONN]),

@@ -3,6 +3,7 @@ import ctypes
 import enum
 import json as _json
 import threading
+import traceback
 import weakref
 from ctypes import byref, c_void_p, create_string_buffer, string_at
 
@@ -1030,15 +1031,17 @@ class Server(_Handle):
     (wsmsg_server).
 
     Server(routes={"/ws/chat": ep}, handshake_timeout=10000,
-    max_request_size=8192, max_headers=64, clock=None).  Paths ending in
-    "*" are prefix routes.  Configure first; once it accepted, setters raise
+    max_request_size=8192, max_headers=64, clock=None, on_output=None).
+    Paths ending in "*" are prefix routes.  on_output(conn) is called when
+    a broadcast gives a connection its first pending bytes (see
+    set_on_output).  Configure first; once it accepted, setters raise
     StateError.  The server keeps its endpoints alive and must outlive its
     connections (free() refuses while they live)."""
 
     _c_free = staticmethod(_lib.wsmsg_server_free)
 
     def __init__(self, routes=None, handshake_timeout=None, max_request_size=None,
-                 max_headers=None, clock=None):
+                 max_headers=None, clock=None, on_output=None):
         p = _lib.wsmsg_server_new()
         if not p:
             raise MemoryError("wsmsg_server_new")
@@ -1047,6 +1050,11 @@ class Server(_Handle):
         self._by_addr = {}    # C endpoint address -> Endpoint
         self._clock_cb = None
         self.clock = None
+        self._output_cb = None
+        self.on_output = None
+        self._conns = weakref.WeakValueDictionary()  # C address -> Conn
+        if on_output is not None:
+            self.set_on_output(on_output)
         if handshake_timeout is not None:
             self.set_handshake_timeout(handshake_timeout)
         if max_request_size is not None:
@@ -1101,6 +1109,33 @@ class Server(_Handle):
         self.clock = fn
         return self
 
+    def set_on_output(self, fn):
+        """fn(conn) is called when a broadcast (broadcast, broadcast_json)
+        gives one of this server's connections output while it had none
+        pending: write conn's data_to_send() soon (e.g. loop.call_soon),
+        since no call of yours on that connection reveals it.  Called from
+        C during the broadcast: fn must not free connections; an exception
+        inside is printed and ignored.  None turns it off."""
+        if fn is not None and not callable(fn):
+            raise TypeError("on_output must be callable")
+        if fn is None:
+            cb = _capi.output_cb()
+        else:
+            conns = self._conns
+
+            def cb_fn(conn_p, _user):
+                try:
+                    c = conns.get(ctypes.addressof(conn_p.contents))
+                    if c is not None:
+                        fn(c)
+                except Exception:  # noqa: BLE001 - C cannot take it
+                    traceback.print_exc()
+            cb = _capi.output_cb(cb_fn)
+        self._set(_lib.wsmsg_server_on_output, cb)
+        self._output_cb = cb  # C keeps the pointer: keep the thunk alive
+        self.on_output = fn
+        return self
+
     def accept(self, user=None):
         """A server connection for a socket the host just accepted; it waits
         for the upgrade request.  `user` is stored as conn.user (Python
@@ -1108,7 +1143,9 @@ class Server(_Handle):
         p = _lib.wsmsg_server_accept(self._ptr(), None)
         if not p:
             raise MemoryError("wsmsg_server_accept")
-        return Conn._wrap(p, self, user)
+        c = Conn._wrap(p, self, user)
+        self._conns[c._addr] = c  # for on_output
+        return c
 
 
 # ---- connections --------------------------------------------------------------------
@@ -1165,6 +1202,9 @@ class Conn(_Handle):
         return self
 
     def _on_freed(self):
+        reg = getattr(self._parent, "_conns", None)
+        if reg is not None and reg.get(self._addr) is self:
+            del reg[self._addr]
         t = self._timers() if self._timers is not None else None
         if t is not None:
             t._forget(self)
@@ -1594,6 +1634,30 @@ def broadcast(conns, data):
     r = _lib.wsmsg_broadcast(arr, len(conns), kind, payload, len(payload))
     if r < 0:
         _raise(r, "broadcast")
+    return r
+
+
+def broadcast_json(conns, obj):
+    """broadcast() for a JSON value: serialized once (json.dumps, compact)
+    and sent through wsmsg_broadcast_json as one text frame copied to each
+    connection.  TypeError/ValueError as Conn.send_json; returns how many
+    queued it."""
+    conns = list(conns)
+    for c in conns:
+        if not isinstance(c, Conn):
+            raise TypeError("broadcast_json takes Conn objects, not %s"
+                            % type(c).__name__)
+    text = _dumps(obj)
+    doc = _lib.wsmsg_json_loads(text, len(text))
+    if not doc:
+        raise MemoryError("wsmsg_json_loads")
+    try:
+        arr = (_capi.CONN * len(conns))(*[c._ptr() for c in conns])
+        r = _lib.wsmsg_broadcast_json(arr, len(conns), doc)
+    finally:
+        _lib.wsmsg_json_decref(doc)
+    if r < 0:
+        _raise(r, "broadcast_json")
     return r
 
 
