@@ -493,6 +493,29 @@ class TestJsonEndpoint(unittest.TestCase):
         finally:
             p.free()
 
+    def test_issue13_json_through_the_binding(self):
+        # "\u0000" in a string is valid JSON (JSON.stringify writes it): a
+        # JSON endpoint accepts it; in a key jansson cannot hold it
+        p = Pair(server_ep=wsmsg.Endpoint(json=True))
+        try:
+            p.c.send_text('{"user": "a\\u0000b"}')
+            p.c.send_text('{"a\\u0000b": 1}')
+            p.pump()
+            ok, bad = p.s.events()
+            self.assertEqual(ok.data, {"user": "a\x00b"})
+            self.assertEqual(bad.errors[0]["type"], "value_error.jsondecode")
+            self.assertNotIn("JSON_ALLOW_NUL", bad.errors[0]["msg"])
+        finally:
+            p.free()
+        # multipleOf is exact on the decimal text
+        s = wsmsg.Schema({"multipleOf": 0.01})
+        self.assertEqual(s.validate(0.07)[1], [])
+        self.assertNotEqual(s.validate(12345678.901)[1], [])
+        s.free()
+        s = wsmsg.Schema({"multipleOf": 0.5})
+        self.assertNotEqual(s.validate(999999000000.25)[1], [])
+        s.free()
+
     def test_unhandled_policy(self):
         ep = wsmsg.Endpoint(unhandled="ignore")
         ep.set_unhandled(wsmsg.UnhandledPolicy.CLOSE)
