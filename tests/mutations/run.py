@@ -29,7 +29,8 @@ Environment:
   SUITE_DIR        the JSON Schema Test Suite (default ../shared/...)
 
 Suite syntax (one `kill:` line each):
-  unit test_timer                 a unit binary (all its tests)
+  unit test_timer [PATTERN]       a unit binary (all its tests, or those
+                                  matching PATTERN, e.g. 'test_close_*')
   integration test_x.py [CASE]    an integration suite, CASE as it takes it
   node [caseName]                 tests/integration/node_ws.sh
   ffi [pattern]                   the Python binding's tests (unittest -k)
@@ -155,8 +156,8 @@ def suite_cmd(spec, suite_dir):
     kind, args = spec[0], spec[1:]
     env = {"ECHO_SERVERS": "echo_server", "CONF_SERVERS": "echo_server",
            "ECHO_SERVER": "echo_server"}
-    if kind == "unit":
-        return [f".build/tests/{args[0]}"], {}
+    if kind == "unit":  # an optional test-name pattern (tests/unit/run.h)
+        return [f".build/tests/{args[0]}", *args[1:2]], {}
     if kind == "schema":
         return [".build/tests/suite_runner", suite_dir], {}
     if kind == "integration":

@@ -1052,9 +1052,17 @@ static void test_handshake_oom_closes(void **s) {
       }
       hits[side]++;
       assert_int_equal(wsmsg_conn_state(who), WSMSG_STATE_CLOSED);
+      /* it says why: out of memory (a 500 answer is a HANDSHAKE error
+       * whose detail says so) */
+      int err = wsmsg_conn_error(who);
+      assert_true(err == WSMSG_ERR_NOMEM ||
+                  (err == WSMSG_ERR_HANDSHAKE &&
+                   strstr(wsmsg_conn_error_detail(who), "out of memory")));
       assert_int_equal(wsmsg_conn_recv(who, "x", 1), WSMSG_ERR_CLOSED);
-      if (side)
+      if (side) {
         assert_int_equal(p.cr.closes, 1); /* a client always reports */
+        assert_int_equal(p.cr.close.error, err); /* reported as such */
+      }
       /* the host closes the TCP connection of a finished conn */
       if (wsmsg_conn_state(other) != WSMSG_STATE_CLOSED)
         wsmsg_conn_eof(other);

@@ -631,9 +631,15 @@ static void test_oom_byte_by_byte(void **s) {
       if (hit) {
         hits[side]++;
         assert_int_equal(wsmsg_conn_state(who), WSMSG_STATE_CLOSED);
+        int err = wsmsg_conn_error(who); /* and says why */
+        assert_true(err == WSMSG_ERR_NOMEM ||
+                    (err == WSMSG_ERR_HANDSHAKE &&
+                     strstr(wsmsg_conn_error_detail(who), "out of memory")));
         assert_int_equal(wsmsg_conn_recv(who, "x", 1), WSMSG_ERR_CLOSED);
-        if (side)
+        if (side) {
           assert_int_equal(cr.closes, 1); /* a client reports it */
+          assert_int_equal(cr.close.error, err);
+        }
       } else {
         assert_int_equal(wsmsg_conn_state(who), WSMSG_STATE_OPEN);
       }
