@@ -20,7 +20,7 @@ PYTHON    ?= /usr/bin/python3
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion \
              -Wstrict-prototypes -Wmissing-prototypes
 STD       := -std=c11 -D_GNU_SOURCE
-DEP_PKGS  := nettle jansson libpcre2-8
+DEP_PKGS  := nettle jansson libpcre2-8 zlib
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS  := -lwslay $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null)
 

@@ -41,6 +41,7 @@ INFALLIBLE = {
     "wsmsg_conn_done": "predicate",
     "wsmsg_conn_is_client": "predicate",
     "wsmsg_conn_streaming": "predicate",
+    "wsmsg_conn_deflate": "predicate",
     "wsmsg_conn_error": "the code that ended the connection, as a value",
     "wsmsg_conn_http_status": "a value, 0 before it is known",
     "wsmsg_conn_deadline": "-1 means no timer",

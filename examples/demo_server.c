@@ -355,7 +355,7 @@ static void usage(void) {
           "[--pong-timeout MS]\n"
           "                   [--handshake-timeout MS] [--close-timeout MS] "
           "[--quiet]\n"
-          "                   " EVLOOP_USAGE "\n\n"
+          "                   [--no-deflate] " EVLOOP_USAGE "\n\n"
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
           "/ws/with-timeout /ws/echo /ws/room\n"
           "timeouts in milliseconds (0 = off; not given: the library's "
@@ -365,7 +365,9 @@ static void usage(void) {
           "1000 and\n"
           "--max-total 256 MiB in the directory (files already there count),\n"
           "--max-client 64 MiB per connection; without --dir, a temporary\n"
-          "directory removed at exit\n");
+          "directory removed at exit\n"
+          "permessage-deflate (no context takeover) is on for every endpoint "
+          "but\n/ws/file-transfer unless --no-deflate\n");
 }
 
 int main(int argc, char **argv) {
@@ -378,6 +380,7 @@ int main(int argc, char **argv) {
   long recv_to = 10000; /* the HEARTBEAT period */
   /* -1: not given, the library's default stays */
   long ping = -1, pong = -1, hs_to = -1, close_to = -1;
+  int deflate = WSMSG_DEFLATE_ON; /* browsers offer it */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
@@ -407,6 +410,8 @@ int main(int argc, char **argv) {
       hs_to = evloop_ms_arg("demo_server", argv[++i]);
     else if (!strcmp(a, "--close-timeout") && more)
       close_to = evloop_ms_arg("demo_server", argv[++i]);
+    else if (!strcmp(a, "--no-deflate"))
+      deflate = WSMSG_DEFLATE_OFF;
     else if (!strcmp(a, "--quiet") || !strcmp(a, "-q"))
       lo.verbose = 0;
     else {
@@ -455,6 +460,10 @@ int main(int argc, char **argv) {
       wsmsg_endpoint_set_pong_timeout(all[i], (uint32_t)pong);
     if (close_to >= 0)
       wsmsg_endpoint_set_close_timeout(all[i], (uint32_t)close_to);
+    /* uploads are often compressed already, and chunks arrive streamed:
+     * the file endpoint stays plain */
+    if (all[i] != file)
+      wsmsg_endpoint_set_deflate(all[i], deflate);
   }
   wsmsg_endpoint_on_text(chat, chat_text);
   wsmsg_endpoint_on_chunk(file, file_chunk, WSMSG_STREAM_BINARY);

@@ -53,9 +53,12 @@ static void usage(void) {
           "[--timeout-action ping|heartbeat|close]\n"
           "                   [--handshake-timeout MS] [--close-timeout MS] "
           "[--verbose]\n"
+          "                   [--no-deflate | --deflate on|low_memory|max_ratio]\n"
           "                   " EVLOOP_USAGE "\n"
           "Timeouts in milliseconds; 0 turns one off; not given: the library's "
-          "default.\n");
+          "default.\n"
+          "permessage-deflate is on (no context takeover) unless --no-deflate "
+          "says otherwise.\n");
 }
 
 int main(int argc, char **argv) {
@@ -66,6 +69,7 @@ int main(int argc, char **argv) {
   /* -1: not given, the library's default stays */
   long ping = -1, pong = -1, recv_to = -1, hs_to = -1, close_to = -1;
   int action = WSMSG_ON_TIMEOUT_PING;
+  int deflate = WSMSG_DEFLATE_ON; /* browsers offer it */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
@@ -97,6 +101,19 @@ int main(int argc, char **argv) {
         usage();
         return 2;
       }
+    } else if (!strcmp(a, "--no-deflate")) {
+      deflate = WSMSG_DEFLATE_OFF;
+    } else if (!strcmp(a, "--deflate") && more) {
+      const char *v = argv[++i];
+      deflate = !strcmp(v, "on")           ? WSMSG_DEFLATE_ON
+                : !strcmp(v, "low_memory") ? WSMSG_DEFLATE_LOW_MEMORY
+                : !strcmp(v, "max_ratio")  ? WSMSG_DEFLATE_MAX_RATIO
+                : !strcmp(v, "off")        ? WSMSG_DEFLATE_OFF
+                                           : -1;
+      if (deflate < 0) {
+        usage();
+        return 2;
+      }
     } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
       lo.verbose = 1;
     } else {
@@ -114,6 +131,7 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_close(echo, on_close);
   if (max_message >= 0)
     wsmsg_endpoint_set_max_message_size(echo, (uint64_t)max_message);
+  wsmsg_endpoint_set_deflate(echo, deflate);
   if (ping >= 0)
     wsmsg_endpoint_set_ping_interval(echo, (uint32_t)ping);
   if (pong >= 0)

@@ -26,8 +26,10 @@
  *                  [--ping-interval MS] [--pong-timeout MS]
  *                  [--receive-timeout MS] [--handshake-timeout MS]
  *                  [--close-timeout MS] [--max-conns N] [--drain-timeout MS]
- *                  [--verbose]
+ *                  [--verbose] [--no-deflate | --deflate MODE]
  *
+ * permessage-deflate is on (no context takeover) unless --no-deflate;
+ * MODE: on, low_memory, max_ratio, off.
  * Timeouts in milliseconds, 0 turns one off; one not given keeps the
  * library's default.
  */
@@ -480,10 +482,22 @@ int main(int argc, char **argv) {
   long long max_message = -1;
   /* -1: not given, the library's default stays */
   long ping = -1, pong = -1, recv_to = -1, hs_to = -1, close_to = -1;
+  int deflate = WSMSG_DEFLATE_ON; /* browsers offer it */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
-    if (!strcmp(a, "--host") && more)
+    const char *v = more ? argv[i + 1] : "";
+    if (!strcmp(a, "--no-deflate"))
+      deflate = WSMSG_DEFLATE_OFF;
+    else if (!strcmp(a, "--deflate") && more &&
+             (!strcmp(v, "on") || !strcmp(v, "low_memory") ||
+              !strcmp(v, "max_ratio") || !strcmp(v, "off"))) {
+      deflate = !strcmp(v, "on")           ? WSMSG_DEFLATE_ON
+                : !strcmp(v, "low_memory") ? WSMSG_DEFLATE_LOW_MEMORY
+                : !strcmp(v, "max_ratio")  ? WSMSG_DEFLATE_MAX_RATIO
+                                           : WSMSG_DEFLATE_OFF;
+      i++;
+    } else if (!strcmp(a, "--host") && more)
       host = argv[++i];
     else if (!strcmp(a, "--port") && more)
       port = atoi(argv[++i]);
@@ -511,7 +525,8 @@ int main(int argc, char **argv) {
               "[--max-message BYTES] [--ping-interval MS]\n"
               "       [--pong-timeout MS] [--receive-timeout MS] "
               "[--handshake-timeout MS] [--close-timeout MS] [--verbose]\n"
-              "       [--max-conns N] [--drain-timeout MS]\n");
+              "       [--max-conns N] [--drain-timeout MS] "
+              "[--no-deflate | --deflate on|low_memory|max_ratio]\n");
       return strcmp(a, "--help") ? 2 : 0;
     }
   }
@@ -526,6 +541,7 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_close(ep, on_close);
   if (max_message >= 0)
     wsmsg_endpoint_set_max_message_size(ep, (uint64_t)max_message);
+  wsmsg_endpoint_set_deflate(ep, deflate);
   if (ping >= 0)
     wsmsg_endpoint_set_ping_interval(ep, (uint32_t)ping);
   if (pong >= 0)

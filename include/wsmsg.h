@@ -625,6 +625,98 @@ WSMSG_API int wsmsg_endpoint_on_drain(wsmsg_endpoint *ep, wsmsg_drain_cb cb);
 WSMSG_API int wsmsg_endpoint_on_chunk(wsmsg_endpoint *ep, wsmsg_chunk_cb cb,
                                       unsigned kinds);
 
+/* ---- compression (RFC 7692) ---- */
+/* Off by default; docs/compression.md gives the reasons, the memory each
+ * setting costs and the close codes.  A message is compressed or not on
+ * its own (RSV1): control frames never are, messages under the threshold
+ * are not.  Received compressed messages are inflated with the inflated
+ * size held to wsmsg_endpoint_set_max_message_size (close 1009 before the
+ * memory grows); corrupt data closes with 1007. */
+
+/** Presets for wsmsg_endpoint_set_deflate. */
+enum wsmsg_deflate_mode {
+  /** Decline every offer; offer nothing (the default). */
+  WSMSG_DEFLATE_OFF = 0,
+  /** No context takeover either way (both sides reset their compressor
+   *  after each message): zlib state exists only while a message is
+   *  compressed or inflated and is pooled per server, so an idle
+   *  connection holds none.  Level 6, memLevel 8, windows of 2^15, a
+   *  threshold of 128 bytes. */
+  WSMSG_DEFLATE_ON = 1,
+  /** Context takeover both ways with small windows (2^11 ours, 2^11
+   *  asked of the peer, memLevel 4): about 50 KiB of zlib state per
+   *  connection that sent and received a compressed message, kept while
+   *  it lives; small JSON messages compress several times better than
+   *  with WSMSG_DEFLATE_ON. */
+  WSMSG_DEFLATE_LOW_MEMORY = 2,
+  /** Context takeover both ways, windows of 2^15, memLevel 8: the best
+   *  ratio, about 300 KiB per active connection. */
+  WSMSG_DEFLATE_MAX_RATIO = 3
+};
+
+/**
+ * Turn permessage-deflate on with one of the presets (enum
+ * wsmsg_deflate_mode), replacing every compression setting below; call
+ * the other setters after it to adjust one.  A server accepts the first
+ * acceptable offer of a client; a client offers it and fails the handshake
+ * if the server's answer is not within the offer.
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL or `mode` is not a
+ *    wsmsg_deflate_mode.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_deflate(wsmsg_endpoint *ep, int mode);
+
+/**
+ * zlib's compression `level` (1-9; 1 is fastest) and `mem_level` (1-9:
+ * the compressor's hash table and buffers, 2^(mem_level+9) bytes).
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL or a value is out of range.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_deflate_level(wsmsg_endpoint *ep, int level,
+                                               int mem_level);
+
+/**
+ * LZ77 windows, as powers of two (8-15): `ours` is the largest we
+ * compress with (a peer may ask for a smaller one; at 8, which zlib cannot
+ * compress with, our messages go uncompressed), `peers` the largest we
+ * ask the peer to use (it bounds our inflate memory; a client that does
+ * not announce client_max_window_bits keeps 15).
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL or a value is out of range.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_deflate_window(wsmsg_endpoint *ep, int ours,
+                                                int peers);
+
+/**
+ * Context takeover: `ours` 1 keeps our compressor's window from message
+ * to message (better ratio, its state stays with the connection), 0
+ * resets it after each message; `peers` the same asked of the peer
+ * (client/server_no_context_takeover).  A peer may still ask us to reset.
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_deflate_takeover(wsmsg_endpoint *ep, int ours,
+                                                  int peers);
+
+/**
+ * Messages shorter than `bytes` are sent uncompressed (default 128; 0
+ * compresses everything).
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL or `bytes` is over 2^32-1.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_deflate_threshold(wsmsg_endpoint *ep,
+                                                   size_t bytes);
+
 /* ---- timeouts (all in milliseconds; 0 turns one off) ---- */
 /* Time is whatever the clock hook says (default wsmsg_now_ms); timers fire
  * in wsmsg_conn_tick / wsmsg_timers_expire, never on their own. */
@@ -1076,6 +1168,9 @@ WSMSG_API const char *wsmsg_conn_query(const wsmsg_conn *conn);
 
 /** The negotiated subprotocol, or NULL if none. */
 WSMSG_API const char *wsmsg_conn_subprotocol(const wsmsg_conn *conn);
+
+/** 1 if the connection agreed on permessage-deflate, else 0 (NULL: 0). */
+WSMSG_API int wsmsg_conn_deflate(const wsmsg_conn *conn);
 
 /**
  * The error that ended or failed the connection (0 if none), with a

@@ -319,6 +319,7 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   wsm_http_free_resp(c);
   free_client_hs(c);
   wsm_free(m, c->chs);
+  wsm_pmd_release(c);
   wsm_pbuf_release(&c->out, c->pool);
   wsm_pbuf_release(&c->msg, c->pool);
   wsm_pbuf_release(&c->deferred, c->pool);
@@ -433,11 +434,13 @@ static int server_handshake(wsmsg_conn *c) {
     }
   }
   if (v.status == 101 &&
-      wsm_hs_accept_head(&c->out, c->pool, v.accept, c->subprotocol))
+      wsm_hs_accept_head(&c->out, c->pool, v.accept, c->subprotocol,
+                         v.pmd.on ? v.ext : NULL))
     v.status = 500, v.why = "out of memory";
   if (v.status != 101)
     return wsm_conn_reject(c, v.status, v.why, WSMSG_ERR_HANDSHAKE, NULL);
   c->http_status = 101;
+  c->pmd = v.pmd;
   return conn_opened(c);
 }
 
@@ -453,6 +456,7 @@ static int client_handshake(wsmsg_conn *c) {
   size_t plen = q ? (size_t)(q - target) : strlen(target);
   if (store_names(c, target, plen, q ? q + 1 : "", v.subprotocol))
     return handshake_failed(c, WSMSG_ERR_NOMEM, "out of memory", false);
+  c->pmd = v.pmd;
   return conn_opened(c);
 }
 
@@ -581,6 +585,8 @@ const char *wsmsg_conn_query(const wsmsg_conn *c) {
 const char *wsmsg_conn_subprotocol(const wsmsg_conn *c) {
   return c ? c->subprotocol : NULL;
 }
+
+int wsmsg_conn_deflate(const wsmsg_conn *c) { return c && c->pmd.on; }
 
 int wsmsg_conn_error(const wsmsg_conn *c) { return c ? c->error : 0; }
 

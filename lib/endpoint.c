@@ -38,6 +38,7 @@ wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
   ep->bp_low = DEFAULT_BP_LOW;
   ep->t_handshake = DEFAULT_TIMEOUT;
   ep->clock = wsm_default_clock;
+  (void)wsmsg_endpoint_set_deflate(ep, WSMSG_DEFLATE_OFF);
   return ep;
 }
 
@@ -108,6 +109,71 @@ int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high, size_t low,
   ep->bp_high = high;
   ep->bp_low = low;
   ep->bp_policy = policy;
+  return 0;
+}
+
+/* ---- permessage-deflate (used by deflate.c) ---- */
+
+int wsmsg_endpoint_set_deflate(wsmsg_endpoint *ep, int mode) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (mode < WSMSG_DEFLATE_OFF || mode > WSMSG_DEFLATE_MAX_RATIO)
+    return WSMSG_ERR_INVALID_ARG;
+  bool take = mode >= WSMSG_DEFLATE_LOW_MEMORY;
+  bool small = mode == WSMSG_DEFLATE_LOW_MEMORY;
+  ep->pmd = (wsm_pmd_cfg){.on = mode != WSMSG_DEFLATE_OFF,
+                          .level = 6,
+                          .mem_level = small ? 4 : 8,
+                          .tx_wbits = small ? 11 : 15,
+                          .rx_wbits = small ? 11 : 15,
+                          .tx_no_ctx = !take,
+                          .rx_no_ctx = !take,
+                          .threshold = 128};
+  return 0;
+}
+
+int wsmsg_endpoint_set_deflate_level(wsmsg_endpoint *ep, int level,
+                                     int mem_level) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (level < 1 || level > 9 || mem_level < 1 || mem_level > 9)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->pmd.level = (uint8_t)level;
+  ep->pmd.mem_level = (uint8_t)mem_level;
+  return 0;
+}
+
+int wsmsg_endpoint_set_deflate_window(wsmsg_endpoint *ep, int ours,
+                                      int peers) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (ours < 8 || ours > 15 || peers < 8 || peers > 15)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->pmd.tx_wbits = (uint8_t)ours;
+  ep->pmd.rx_wbits = (uint8_t)peers;
+  return 0;
+}
+
+int wsmsg_endpoint_set_deflate_takeover(wsmsg_endpoint *ep, int ours,
+                                        int peers) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  ep->pmd.tx_no_ctx = !ours;
+  ep->pmd.rx_no_ctx = !peers;
+  return 0;
+}
+
+int wsmsg_endpoint_set_deflate_threshold(wsmsg_endpoint *ep, size_t bytes) {
+  int r = ep_writable(ep);
+  if (r)
+    return r;
+  if (bytes > UINT32_MAX)
+    return WSMSG_ERR_INVALID_ARG;
+  ep->pmd.threshold = (uint32_t)bytes;
   return 0;
 }
 

@@ -358,15 +358,16 @@ void wsm_hs_error_head(wsm_buf *out, wsm_pool *pool, int status,
 }
 
 int wsm_hs_accept_head(wsm_buf *out, wsm_pool *pool, const char *accept,
-                       const char *sub) {
+                       const char *sub, const char *ext) {
   return put_head(out, pool,
                   "HTTP/1.1 101 Switching Protocols\r\n"
                   "Upgrade: websocket\r\n"
                   "Connection: Upgrade\r\n"
                   "Sec-WebSocket-Accept: %s\r\n"
-                  "%s%s%s\r\n",
+                  "%s%s%s%s%s%s\r\n",
                   accept, sub ? "Sec-WebSocket-Protocol: " : "", sub ? sub : "",
-                  sub ? "\r\n" : "");
+                  sub ? "\r\n" : "", ext ? "Sec-WebSocket-Extensions: " : "",
+                  ext ? ext : "", ext ? "\r\n" : "");
 }
 
 static bool origin_allowed(const wsmsg_endpoint *ep, const char *origin) {
@@ -470,6 +471,8 @@ void wsm_hs_server_check(wsm_http *h, const wsmsg_mem *m,
   if (!v->subprotocol && v->ep->require_subprotocol)
     return deny(v, 400, "no supported subprotocol offered");
   wsmsg_accept_key(key, v->accept, sizeof(v->accept));
+  wsm_pmd_negotiate(h->hdrs, h->nhdrs, &v->ep->pmd, &v->pmd, v->ext,
+                    sizeof(v->ext));
   v->status = 101;
 }
 
@@ -500,6 +503,15 @@ int wsm_hs_client_request(wsm_buf *out, wsm_pool *pool, wsm_client_hs *ch,
     if (!r)
       r = put(out, pool, ep->subprotocols[i]);
     if (!r && i + 1 == ep->nsubprotocols)
+      r = put(out, pool, "\r\n");
+  }
+  if (ep->pmd.on && !r) {
+    char offer[160];
+    wsm_pmd_offer(&ep->pmd, offer, sizeof(offer));
+    r = put(out, pool, "Sec-WebSocket-Extensions: ");
+    if (!r)
+      r = put(out, pool, offer);
+    if (!r)
       r = put(out, pool, "\r\n");
   }
   for (size_t i = 0; i < ch->nextra && !r; i++) {
@@ -545,8 +557,9 @@ int wsm_hs_client_check(wsm_http *h, const wsmsg_mem *m,
   if (!acc || header_count(h, "Sec-WebSocket-Accept") != 1 ||
       strcmp(acc, ch->accept) != 0)
     return refuse(v, "%s", "Sec-WebSocket-Accept does not match our key");
-  if (http_header(h, "Sec-WebSocket-Extensions"))
-    return refuse(v, "%s", "server chose an extension we did not offer");
+  const char *ext_why = NULL;
+  if (wsm_pmd_check_answer(h->hdrs, h->nhdrs, &ep->pmd, &v->pmd, &ext_why))
+    return refuse(v, "%s", ext_why);
   const char *sub = http_header(h, "Sec-WebSocket-Protocol");
   if (sub) {
     bool ok = header_count(h, "Sec-WebSocket-Protocol") == 1;

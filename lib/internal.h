@@ -59,6 +59,8 @@ typedef struct wsm_pool {
   size_t nslots;
   void *bufs[WSM_POOL_CLASSES];
   size_t pooled_bytes;
+  struct wsm_zs *zs; /* idle zlib streams (deflate.c) */
+  unsigned nzs;
 } wsm_pool;
 
 WSM_HIDDEN void wsm_pool_init(wsm_pool *p, const wsmsg_mem *mem);
@@ -76,6 +78,57 @@ WSM_HIDDEN int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
 WSM_HIDDEN int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d,
                                size_t n);
 WSM_HIDDEN void wsm_pbuf_release(wsm_buf *b, wsm_pool *p);
+
+/* ---- permessage-deflate (deflate.c) ------------------------------------ */
+
+/* The parameters of one permessage-deflate offer or answer (RFC 7692 7.1). */
+#define WSM_PMD_WB_NOVAL 1 /* client_max_window_bits without a value */
+typedef struct wsm_pmd_params {
+  bool server_no_ctx, client_no_ctx;
+  uint8_t server_wbits; /* 0: absent, else 8..15 */
+  uint8_t client_wbits; /* 0: absent, WSM_PMD_WB_NOVAL, or 8..15 */
+} wsm_pmd_params;
+
+/* wsm_pmd_parse's verdicts on one element of Sec-WebSocket-Extensions. */
+enum {
+  WSM_PMD_OK = 0,     /* a well-formed permessage-deflate element */
+  WSM_PMD_OTHER = 1,  /* a well-formed element naming another extension */
+  WSM_PMD_BAD = 2,    /* permessage-deflate with a bad/duplicate/unknown
+                         parameter */
+  WSM_PMD_SYNTAX = 3  /* not an extension element at all */
+};
+
+/* An endpoint's settings (wsmsg_endpoint_set_deflate*).  "tx" is what we
+ * send, "rx" what the peer sends, in either role. */
+typedef struct wsm_pmd_cfg {
+  bool on;
+  uint8_t level;     /* 0..9 */
+  uint8_t mem_level; /* 1..9 */
+  uint8_t tx_wbits;  /* our largest window, 8..15 (8: we send uncompressed) */
+  uint8_t rx_wbits;  /* the largest window we ask of the peer, 8..15 */
+  bool tx_no_ctx;    /* we reset our compressor after every message */
+  bool rx_no_ctx;    /* we ask the peer to reset its compressor */
+  uint32_t threshold; /* messages shorter than this go uncompressed */
+} wsm_pmd_cfg;
+
+/* A connection's agreement, and its zlib streams (NULL while not needed). */
+typedef struct wsm_pmd {
+  bool on;        /* negotiated */
+  bool tx_no_ctx, rx_no_ctx;
+  uint8_t tx_wbits, rx_wbits; /* agreed; tx 8: we send uncompressed */
+  bool rx_msg;    /* the message being received is compressed */
+  bool rx_ended;  /* its deflate data ended (a BFINAL block) */
+  bool tx_stream; /* the running streaming send is compressed */
+  uint64_t rx_total; /* inflated bytes of the current message */
+  struct wsm_zs *def, *inf;
+} wsm_pmd;
+
+/* Judge one element (s[0..n), e.g. "permessage-deflate; x=1") of
+ * Sec-WebSocket-Extensions; fills *p for WSM_PMD_OK. */
+WSM_HIDDEN int wsm_pmd_parse(const char *s, size_t n, wsm_pmd_params *p);
+/* The next comma-separated element of an extension header value (commas in
+ * quoted strings do not count); NULL at the end. */
+WSM_HIDDEN const char *wsm_ext_next(const char *s, size_t *len);
 
 /* ---- UTF-8 (utf8.c) ------------------------------------------------------ */
 
@@ -141,6 +194,7 @@ struct wsmsg_endpoint {
   int unhandled;   /* enum wsmsg_unhandled_policy */
   /* event queue bounds */
   size_t max_events, max_event_bytes;
+  wsm_pmd_cfg pmd; /* permessage-deflate settings */
 };
 
 typedef struct wsm_jroute {
@@ -264,6 +318,8 @@ typedef struct wsm_hs_verdict {
   const char *subprotocol; /* chosen, or NULL */
   char accept[32];         /* server: Sec-WebSocket-Accept to send */
   char detail[200];        /* storage for a formatted `why` */
+  wsm_pmd pmd;             /* permessage-deflate as agreed (.on) */
+  char ext[160];           /* server: Sec-WebSocket-Extensions to answer */
 } wsm_hs_verdict;
 
 /* Server side: judge the complete request head in `h` (parsed in place):
@@ -274,7 +330,8 @@ WSM_HIDDEN void wsm_hs_server_check(wsm_http *h, const wsmsg_mem *m,
 /* Append the 101 response head (0, or WSMSG_ERR_NOMEM) or an error
  * response (best effort) to `out`. */
 WSM_HIDDEN int wsm_hs_accept_head(wsm_buf *out, wsm_pool *pool,
-                                  const char *accept, const char *sub);
+                                  const char *accept, const char *sub,
+                                  const char *ext);
 WSM_HIDDEN void wsm_hs_error_head(wsm_buf *out, wsm_pool *pool, int status,
                                   const char *why);
 /* Client side: append the upgrade request to `out` and keep the expected
@@ -362,6 +419,8 @@ struct wsmsg_conn {
   uint8_t rx_state;   /* RX_HDR, RX_EMIT or RX_PAY */
   uint8_t rx_phase;   /* payload offset mod 4: where in the key */
   bool rx_unmasked;   /* an unmasked client frame: nothing more is parsed */
+
+  wsm_pmd pmd; /* permessage-deflate (deflate.c) */
 
   wsm_buf out;
   wsm_buf deferred; /* data frames queued behind a running stream */
@@ -549,6 +608,47 @@ WSM_HIDDEN bool wsm_http_served(const wsmsg_conn *c);
 /* wsmsg_conn_resume_stream for a paused body: 0, or WSMSG_ERR_STATE. */
 WSM_HIDDEN int wsm_http_resume(wsmsg_conn *c);
 WSM_HIDDEN void wsm_http_free_resp(wsmsg_conn *c);
+
+/* deflate.c: permessage-deflate */
+
+/* Server: pick the first acceptable permessage-deflate offer among the
+ * Sec-WebSocket-Extensions headers of hdrs[0..n).  true: *agreed is set
+ * (on) and `answer` holds the response's extension value. */
+WSM_HIDDEN bool wsm_pmd_negotiate(const wsm_header *hdrs, size_t n,
+                                  const wsm_pmd_cfg *cfg, wsm_pmd *agreed,
+                                  char *answer, size_t cap);
+/* Client: our offer (Sec-WebSocket-Extensions value) into buf. */
+WSM_HIDDEN void wsm_pmd_offer(const wsm_pmd_cfg *cfg, char *buf, size_t cap);
+/* Client: check the server's Sec-WebSocket-Extensions headers against our
+ * offer.  0 (*agreed set; .on false if the server declined), or -1 with
+ * *why a static reason. */
+WSM_HIDDEN int wsm_pmd_check_answer(const wsm_header *hdrs, size_t n,
+                                    const wsm_pmd_cfg *cfg, wsm_pmd *agreed,
+                                    const char **why);
+/* Should a data message of `len` bytes be compressed on this connection? */
+static inline bool wsm_pmd_tx(const wsmsg_conn *c, size_t len) {
+  return c->pmd.on && c->pmd.tx_wbits > 8 && len >= c->ep->pmd.threshold;
+}
+/* Compress d[0..n) into `out` (pool storage, appended): a whole message
+ * or one fragment of a streamed one (`final`: the message ends here, the
+ * 00 00 ff ff tail is removed).  0 or WSMSG_ERR_NOMEM. */
+WSM_HIDDEN int wsm_pmd_compress(wsmsg_conn *c, const uint8_t *d, size_t n,
+                                bool final, wsm_buf *out);
+/* Where wsm_pmd_inflate hands inflated bytes (`final`: the last piece). */
+typedef int (*wsm_pmd_sink)(wsmsg_conn *c, const uint8_t *p, size_t n,
+                            bool final);
+/* Inflate a piece of a compressed message's payload (`final`: the last of
+ * its payload), with the inflated size held to the message limit (1009)
+ * and corrupt data failing the connection (1007). */
+WSM_HIDDEN int wsm_pmd_inflate(wsmsg_conn *c, const uint8_t *d, size_t n,
+                               bool final, wsm_pmd_sink sink);
+/* Give back a connection's zlib streams (conn free). */
+WSM_HIDDEN void wsm_pmd_release(wsmsg_conn *c);
+/* Free the idle zlib streams of a pool (pool destroy). */
+WSM_HIDDEN void wsm_pmd_pool_drain(wsm_pool *p);
+/* Broadcast: a key saying which connections can share one compressed frame
+ * of a `len`-byte message (0: uncompressed; UINT32_MAX: its own stream). */
+WSM_HIDDEN uint32_t wsm_pmd_share_key(const wsmsg_conn *c, size_t len);
 
 /* json.c: JSON endpoints */
 

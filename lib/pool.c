@@ -28,6 +28,7 @@ void wsm_pool_init(wsm_pool *p, const wsmsg_mem *mem) {
 }
 
 void wsm_pool_destroy(wsm_pool *p) {
+  wsm_pmd_pool_drain(p);
   for (wsm_slot *s = p->slots, *n; s; s = n) {
     n = s->next;
     wslay_frame_context_free(s->fr);

@@ -227,8 +227,16 @@ static bool stream_kind(const wsmsg_conn *c, uint8_t op) {
 static int check_header(wsmsg_conn *c, int fin, int rsv, int op, int mask,
                         uint64_t len) {
   char why[96];
-  if (rsv)
+  if (rsv == 4 && c->pmd.on) { /* RSV1: a compressed message */
+    if (op >= 8)
+      return wsm_conn_fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                           "RSV1 set on a control frame");
+    if (op == WSLAY_CONTINUATION_FRAME)
+      return wsm_conn_fail(c, WSMSG_ERR_PROTOCOL, 1002,
+                           "RSV1 set on a continuation frame");
+  } else if (rsv) {
     return wsm_conn_fail(c, WSMSG_ERR_PROTOCOL, 1002, "reserved bits set");
+  }
   if (mask >= 0 && mask != (c->client ? 0 : 1))
     return wsm_conn_fail(c, WSMSG_ERR_PROTOCOL, 1002,
                          c->client ? "masked frame from server"
@@ -308,6 +316,8 @@ static int frame_start(wsmsg_conn *c, const struct wslay_frame_iocb *io) {
     c->t_msg_start = c->t_last_rx;
     c->msg_stream = stream_kind(c, op);
     c->msg_first = true;
+    c->pmd.rx_msg = (io->rsv & 4) != 0;
+    c->pmd.rx_total = 0;
     c->nfrag = 0;
     c->msg_total = 0;
     c->utf8 = WSM_UTF8_ACCEPT;
@@ -430,6 +440,8 @@ static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
     /* reserve the whole frame at once when it is small, else grow */
     uint64_t rest = c->fr_len - c->fr_off + nul;
     size_t want = rest <= 65536 ? (size_t)rest : n + nul;
+    if (want < n + nul) /* inflated bytes: the frame says nothing */
+      want = n + nul;
     if (wsm_pbuf_reserve(&c->msg, c->pool, want))
       return wsm_conn_fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
   }
@@ -438,13 +450,9 @@ static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
   return 0;
 }
 
-/* Streaming receive: hand a piece of the current data frame to on_chunk. */
-static int stream_piece(wsmsg_conn *c, const uint8_t *d, size_t n) {
-  c->fr_off += n;
-  bool frame_done = c->fr_off == c->fr_len;
-  bool final = frame_done && c->fr_fin;
-  if (frame_done)
-    c->in_frame = false;
+/* Streaming receive: hand a piece of the message to on_chunk (`final`:
+ * the message ends with it). */
+static int chunk_out(wsmsg_conn *c, const uint8_t *d, size_t n, bool final) {
   if (c->msg_op == WSLAY_TEXT_FRAME) {
     c->utf8 = wsm_utf8_feed(c->utf8, d, n);
     if (c->utf8 == WSM_UTF8_REJECT)
@@ -467,6 +475,37 @@ static int stream_piece(wsmsg_conn *c, const uint8_t *d, size_t n) {
   return 0;
 }
 
+/* Streaming receive: a piece of the current data frame. */
+static int stream_piece(wsmsg_conn *c, const uint8_t *d, size_t n) {
+  c->fr_off += n;
+  bool frame_done = c->fr_off == c->fr_len;
+  bool final = frame_done && c->fr_fin;
+  if (frame_done)
+    c->in_frame = false;
+  return chunk_out(c, d, n, final);
+}
+
+/* Bytes inflated from a compressed message (deflate.c's sink). */
+static int inflated(wsmsg_conn *c, const uint8_t *p, size_t n, bool final) {
+  if (c->msg_stream)
+    return chunk_out(c, p, n, final);
+  return n ? frame_data(c, p, n) : 0;
+}
+
+/* A piece of a compressed message's frame: inflate it; the message is
+ * delivered when its last frame ends. */
+static int compressed_piece(wsmsg_conn *c, const uint8_t *d, size_t n) {
+  c->fr_off += n;
+  bool frame_done = c->fr_off == c->fr_len;
+  bool final = frame_done && c->fr_fin;
+  if (frame_done)
+    c->in_frame = false;
+  int r = wsm_pmd_inflate(c, d, n, final, inflated);
+  if (r == 0 && final && !c->msg_stream && !c->failed)
+    r = frame_end(c);
+  return r;
+}
+
 static int process_frames(wsmsg_conn *c) {
   int r = 0;
   while (!c->failed && c->state != WSMSG_STATE_CLOSED) {
@@ -487,6 +526,11 @@ static int process_frames(wsmsg_conn *c) {
       c->in_frame = true;
       if ((r = frame_start(c, &io)) != 0)
         return r;
+    }
+    if (c->fr_op < 8 && c->pmd.rx_msg) {
+      if ((r = compressed_piece(c, io.data, io.data_length)) != 0)
+        return r;
+      continue;
     }
     if (c->fr_op < 8 && c->msg_stream) {
       if ((r = stream_piece(c, io.data, io.data_length)) != 0)

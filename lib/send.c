@@ -57,10 +57,11 @@ static void write_started(wsmsg_conn *c) {
 
 /* Frame a message (or a fragment) into `sink`. */
 static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
-                          size_t len, bool fin, wsm_buf *sink) {
+                          size_t len, bool fin, uint8_t rsv, wsm_buf *sink) {
   struct wslay_frame_iocb io;
   memset(&io, 0, sizeof(io));
   io.fin = fin;
+  io.rsv = rsv;
   io.opcode = opcode;
   io.mask = c->client ? 1 : 0;
   io.payload_length = len;
@@ -94,7 +95,7 @@ static wsm_buf *sink_for(wsmsg_conn *c, uint8_t opcode) {
 
 int wsm_queue_frame(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
                     size_t len) {
-  return queue_frame_ex(c, opcode, data, len, true, sink_for(c, opcode));
+  return queue_frame_ex(c, opcode, data, len, true, 0, sink_for(c, opcode));
 }
 
 void wsm_stream_end(wsmsg_conn *c, bool flush_deferred) {
@@ -170,11 +171,25 @@ static void check_high_mark(wsmsg_conn *c) {
     c->bp_blocked = true;
 }
 
+/* Frame a data message, compressed (RSV1) when permessage-deflate was
+ * agreed and the message is not under the threshold. */
+static int queue_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
+                      size_t len) {
+  if (!wsm_pmd_tx(c, len))
+    return wsm_queue_frame(c, op, data, len);
+  wsm_buf z = {0}; /* pool storage: no allocation once warm */
+  int r = wsm_pmd_compress(c, data, len, true, &z);
+  if (!r)
+    r = queue_frame_ex(c, op, z.p, z.len, true, 4, sink_for(c, op));
+  wsm_pbuf_release(&z, c->pool);
+  return r;
+}
+
 int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data, size_t len) {
   int r = admit(c, len);
   if (r)
     return r;
-  r = wsm_queue_frame(c, op, data, len);
+  r = queue_data(c, op, data, len);
   if (!r)
     check_high_mark(c);
   return r;
@@ -239,30 +254,48 @@ int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
                       const void *data, size_t len) {
   int64_t sent = 0;
   bool notify = false;
-  const uint8_t *frame = NULL; /* the frame, in the first server recipient's
-                                  output */
-  size_t frame_len = 0;
-  wsmsg_conn *holder = NULL;
+  /* one frame per kind of recipient: uncompressed, and compressed once per
+   * parameter set among those that reset their compressor after every
+   * message (wsm_pmd_share_key); each frame lives in its first server
+   * recipient's output */
+  enum { KINDS = 4 };
+  struct {
+    uint32_t key;
+    const uint8_t *frame;
+    size_t len;
+    wsmsg_conn *holder;
+  } fr[KINDS];
+  size_t nfr = 0;
   for (size_t i = 0; i < n; i++) {
     wsmsg_conn *c = conns[i];
     if (!c || wsm_can_send(c) != 0 || admit(c, len) != 0)
       continue;
     bool news = output_news(c);
+    uint32_t key = wsm_pmd_share_key(c, len);
+    size_t k = 0;
+    while (k < nfr && fr[k].key != key)
+      k++;
     int r;
-    if (c->client || c == holder) { /* masked per connection, or listed
-                                       twice: frame it itself */
+    if (c->client || key == UINT32_MAX || (k < nfr && c == fr[k].holder) ||
+        (k == nfr && nfr == KINDS)) {
+      /* masked per connection, its own compression context, listed twice,
+       * or too many kinds: frame it itself */
       r = wsm_send_data(c, op, data, len);
-    } else if (!holder) {
+    } else if (k == nfr) {
       wsm_buf *sink = sink_for(c, op);
       size_t before = sink->len;
       r = wsm_send_data(c, op, data, len);
       if (r == 0) {
-        holder = c;
-        frame_len = sink->len - before;
-        frame = sink->p + before; /* stable: nobody appends to holder now */
+        fr[nfr].key = key;
+        fr[nfr].holder = c;
+        fr[nfr].len = sink->len - before;
+        /* stable: nobody appends to a holder during the loop (a holder
+         * listed again frames itself, above) */
+        fr[nfr].frame = sink->p + before;
+        nfr++;
       }
     } else {
-      r = queue_framed(c, frame, frame_len);
+      r = queue_framed(c, fr[k].frame, fr[k].len);
     }
     if (r != 0)
       continue;
@@ -373,7 +406,21 @@ static void stream_pull(wsmsg_conn *c) {
     }
     uint8_t op = c->stream_op;
     c->stream_op = WSLAY_CONTINUATION_FRAME;
-    if (queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, &c->out)) {
+    if (op != WSLAY_CONTINUATION_FRAME) /* a stream is compressed whole */
+      c->pmd.tx_stream = wsm_pmd_tx(c, SIZE_MAX);
+    int r;
+    if (c->pmd.tx_stream) { /* compressed across its fragments */
+      wsm_buf z = {0};
+      r = wsm_pmd_compress(c, c->stream_buf, (size_t)n, eof != 0, &z);
+      if (!r)
+        r = queue_frame_ex(c, op, z.p, z.len, eof != 0,
+                           op != WSLAY_CONTINUATION_FRAME ? 4 : 0, &c->out);
+      wsm_pbuf_release(&z, c->pool);
+    } else {
+      r = queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, 0,
+                         &c->out);
+    }
+    if (r) {
       wsm_conn_fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
       return;
     }

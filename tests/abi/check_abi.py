@@ -62,6 +62,7 @@ ENUMS = {
     "wsmsg_extra_policy": ("ExtraPolicy", "WSMSG_EXTRA_"),
     "wsmsg_unhandled_policy": ("UnhandledPolicy", "WSMSG_UNHANDLED_"),
     "wsmsg_error_style": ("ErrorStyle", "WSMSG_ERRORS_"),
+    "wsmsg_deflate_mode": ("DeflateMode", "WSMSG_DEFLATE_"),
 }
 
 errors = []

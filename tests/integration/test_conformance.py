@@ -684,11 +684,11 @@ add("3.1", "RSV1+2+3 on binary: 1002", reserved,
 
 def rsv1_after_deflate_offer(ctx):
     """5.2/9.1: permessage-deflate offered but not accepted (no
-    Sec-WebSocket-Extensions in the 101), so RSV1 is still a protocol
-    error."""
+    Sec-WebSocket-Extensions in the 101: the offer's window is out of
+    range, RFC 7692 7.1.2.2), so RSV1 is still a protocol error."""
     ws = Peer(ctx, extra_headers=(
         "Sec-WebSocket-Extensions: permessage-deflate; "
-        "client_max_window_bits",))
+        "client_max_window_bits=7",))
     try:
         assert "sec-websocket-extensions" not in ws.headers, ws.headers
         ws.send_raw(F(OP_TEXT, b"plain") +
@@ -1357,7 +1357,8 @@ for title, raw, chop in [
      upgrade_request(drop=("Connection",),
                      extra="Connection: keep-alive, Upgrade\r\n"), False),
     ("extension offered, none accepted",
-     upgrade_request(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+     upgrade_request(extra="Sec-WebSocket-Extensions: x-webkit-deflate-frame"
+                     "\r\n"),
      False),
     ("subprotocol offered, none chosen",
      upgrade_request(extra="Sec-WebSocket-Protocol: chat, superchat\r\n"),

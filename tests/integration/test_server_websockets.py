@@ -183,11 +183,17 @@ def case_close_codes(srv):
     run(go())
 
 
-def case_no_compression_negotiated(srv):
-    """websockets offers permessage-deflate by default; wsmsg must not
-    accept an extension it does not implement."""
+def case_compression_negotiated(srv):
+    """websockets offers permessage-deflate by default and echo_server
+    accepts it (no context takeover either way; test_server_deflate.py
+    covers the parameters)."""
     async def go():
         async with connect(srv) as ws:
+            assert [e.name for e in ws.extensions] == ["permessage-deflate"]
+            ext = ws.response_headers.get("Sec-WebSocket-Extensions")
+            assert "server_no_context_takeover" in ext, ext
+            assert await echo(ws, "x" * 5000) == "x" * 5000
+        async with connect(srv, compression=None) as ws:
             assert ws.extensions == [], ws.extensions
             assert ws.response_headers.get("Sec-WebSocket-Extensions") is None
             assert await echo(ws, "x" * 5000) == "x" * 5000

@@ -133,6 +133,15 @@ class ExtraPolicy(enum.IntEnum):
     FORBID = 2
 
 
+class DeflateMode(enum.IntEnum):
+    """enum wsmsg_deflate_mode (Endpoint(deflate=...)): permessage-deflate
+    presets (docs/compression.md)"""
+    OFF = 0
+    ON = 1
+    LOW_MEMORY = 2
+    MAX_RATIO = 3
+
+
 class SchemaOption(enum.IntFlag):
     """enum wsmsg_schema_option"""
     DRAFT2020_12 = 0
@@ -734,7 +743,9 @@ _ENDPOINT_OPTIONS = (
     "message_timeout", "close_timeout", "write_timeout", "handshake_timeout",
     "json", "schema", "validation", "invalid_policy", "allow_duplicate_keys",
     "max_errors", "route_field", "routes", "clock", "extra", "error_style",
-    "unhandled")
+    "unhandled",
+    "deflate", "deflate_level", "deflate_window", "deflate_takeover",
+    "deflate_threshold")
 
 
 class Endpoint(_Handle):
@@ -759,6 +770,9 @@ class Endpoint(_Handle):
       unhandled="close"|"ignore" (push endpoints only; see set_unhandled)
       max_errors=32  route_field="type", routes={"chat": Schema or None}
       clock=callable returning ms (client connections; tests)
+      deflate="off"|"on"|"low_memory"|"max_ratio" (permessage-deflate)
+      deflate_level=(level, mem_level)  deflate_window=(ours, peers)
+      deflate_takeover=(ours, peers)  deflate_threshold=128
 
     Configure first: once a connection used the endpoint, setters raise
     StateError.  Then it is immutable and may be shared by threads.  The
@@ -793,6 +807,13 @@ class Endpoint(_Handle):
             self.add_subprotocol(s)
         for origin in o.get("origins") or ():
             self.allow_origin(origin)
+        if o.get("deflate") is not None:
+            self.set_deflate(o["deflate"])
+        for k in ("deflate_level", "deflate_window", "deflate_takeover"):
+            if o.get(k) is not None:
+                getattr(self, "set_" + k)(*o[k])
+        if o.get("deflate_threshold") is not None:
+            self.set_deflate_threshold(o["deflate_threshold"])
         if o.get("backpressure") is not None:
             self.set_backpressure(*o["backpressure"])
         if o.get("max_queued") is not None:
@@ -834,6 +855,33 @@ class Endpoint(_Handle):
     def add_subprotocol(self, name):
         """A subprotocol, in order of preference (an HTTP token)."""
         return self._set(_lib.wsmsg_endpoint_add_subprotocol, _cstr("subprotocol", name))
+
+    def set_deflate(self, mode):
+        """permessage-deflate preset: "off" (the default), "on" (no
+        context takeover: no zlib state while idle), "low_memory" or
+        "max_ratio" (context takeover); replaces the deflate_* settings."""
+        return self._set(_lib.wsmsg_endpoint_set_deflate,
+                         _enum("deflate", mode, DeflateMode))
+
+    def set_deflate_level(self, level, mem_level):
+        """zlib compression level (1-9) and memLevel (1-9)."""
+        return self._set(_lib.wsmsg_endpoint_set_deflate_level,
+                         _i32("level", level), _i32("mem_level", mem_level))
+
+    def set_deflate_window(self, ours, peers):
+        """LZ77 window bits (8-15): ours, and the largest asked of the peer."""
+        return self._set(_lib.wsmsg_endpoint_set_deflate_window,
+                         _i32("ours", ours), _i32("peers", peers))
+
+    def set_deflate_takeover(self, ours, peers):
+        """Context takeover for our messages and asked of the peer's."""
+        return self._set(_lib.wsmsg_endpoint_set_deflate_takeover,
+                         _flag("ours", ours), _flag("peers", peers))
+
+    def set_deflate_threshold(self, n):
+        """Messages shorter than n bytes go uncompressed (default 128)."""
+        return self._set(_lib.wsmsg_endpoint_set_deflate_threshold,
+                         _uint("deflate_threshold", n, 32))
 
     def set_require_subprotocol(self, on=True):
         """Server side: refuse (400) clients offering none of ours."""
@@ -1481,6 +1529,11 @@ class Conn(_Handle):
     def subprotocol(self):
         """The negotiated subprotocol, or None."""
         return _text(_lib.wsmsg_conn_subprotocol(self._ptr()))
+
+    @property
+    def deflate(self):
+        """True if permessage-deflate was agreed."""
+        return bool(_lib.wsmsg_conn_deflate(self._ptr()))
 
     @property
     def error(self):
