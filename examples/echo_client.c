@@ -14,6 +14,10 @@
  *   --subprotocol P   offer subprotocol P (repeatable)
  *   --header 'K: V'   add a request header (repeatable)
  *   --timeout MS      give up after MS milliseconds (default 30000)
+ *   --deflate MODE    offer permessage-deflate: on, low_memory, max_ratio
+ *                     (says "echo_client: permessage-deflate" on stderr
+ *                     when the server agreed)
+ *   --deflate-window OURS,PEERS  window bits (8-15) with --deflate
  *   --quiet           print nothing but errors
  *
  * Exit status: 0 after a clean close (or --count reached), 1 otherwise.
@@ -41,6 +45,12 @@ static long received;
 static long want_count = -1;
 static int quiet;
 static FILE *out_file;
+
+static void on_open(wsmsg_conn *c, void *u) {
+  (void)u;
+  if (wsmsg_conn_deflate(c))
+    fprintf(stderr, "echo_client: permessage-deflate\n");
+}
 
 static void on_text(wsmsg_conn *c, const char *data, size_t len, void *u) {
   (void)c;
@@ -176,7 +186,9 @@ static void usage(void) {
   fprintf(stderr, "usage: echo_client [--binary FILE] [--out FILE] [--count N] "
                   "[--close] [--code N]\n"
                   "                   [--subprotocol P] [--header 'K: V'] "
-                  "[--timeout MS] [--quiet] ws://host:port/path\n");
+                  "[--timeout MS] [--quiet]\n"
+                  "                   [--deflate on|low_memory|max_ratio] "
+                  "[--deflate-window OURS,PEERS] ws://host:port/path\n");
 }
 
 int main(int argc, char **argv) {
@@ -185,6 +197,7 @@ int main(int argc, char **argv) {
   long long timeout = 30000;
   const char *subs[16], *hdrs[16];
   int nsubs = 0, nhdrs = 0;
+  int deflate = WSMSG_DEFLATE_OFF, w_ours = 0, w_peers = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
@@ -206,6 +219,19 @@ int main(int argc, char **argv) {
       timeout = atoll(argv[++i]);
     else if (!strcmp(a, "--quiet") || !strcmp(a, "-q"))
       quiet = 1;
+    else if (!strcmp(a, "--deflate") && more) {
+      const char *v = argv[++i];
+      deflate = !strcmp(v, "on")           ? WSMSG_DEFLATE_ON
+                : !strcmp(v, "low_memory") ? WSMSG_DEFLATE_LOW_MEMORY
+                : !strcmp(v, "max_ratio")  ? WSMSG_DEFLATE_MAX_RATIO
+                                           : -1;
+      if (deflate < 0) {
+        usage();
+        return 2;
+      }
+    } else if (!strcmp(a, "--deflate-window") && more &&
+               sscanf(argv[i + 1], "%d,%d", &w_ours, &w_peers) == 2)
+      i++;
     else if (a[0] != '-' && !url)
       url = a;
     else {
@@ -229,6 +255,12 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_text(ep, on_text);
   wsmsg_endpoint_on_binary(ep, on_binary);
   wsmsg_endpoint_on_close(ep, on_close);
+  wsmsg_endpoint_on_open(ep, on_open);
+  if (wsmsg_endpoint_set_deflate(ep, deflate) != 0 ||
+      (w_ours && wsmsg_endpoint_set_deflate_window(ep, w_ours, w_peers) != 0)) {
+    fprintf(stderr, "echo_client: bad --deflate-window\n");
+    return finish(2, NULL, ep, -1);
+  }
   for (int i = 0; i < nsubs; i++)
     if (wsmsg_endpoint_add_subprotocol(ep, subs[i]) != 0) {
       fprintf(stderr, "echo_client: bad subprotocol %s\n", subs[i]);

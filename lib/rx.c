@@ -276,7 +276,12 @@ static int check_header(wsmsg_conn *c, int fin, int rsv, int op, int mask,
   }
   if (len != LEN_UNKNOWN) {
     uint64_t total = (first ? 0 : c->msg_total) + len;
-    if ((ep->max_message && total > ep->max_message) ||
+    uint64_t limit = ep->max_message;
+    if (limit && (first ? rsv == 4 : c->pmd.rx_msg))
+      /* compressed: the inflated size is held to the limit as it grows
+       * (deflate.c); incompressible data may take a little more */
+      limit += (limit >> 6) + 1024;
+    if ((limit && total > limit) ||
         (!stream_kind(c, (uint8_t)(first ? op : c->msg_op)) &&
          total >= SIZE_MAX / 2)) {
       snprintf(why, sizeof(why),

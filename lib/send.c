@@ -179,7 +179,11 @@ static int queue_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
     return wsm_queue_frame(c, op, data, len);
   wsm_buf z = {0}; /* pool storage: no allocation once warm */
   int r = wsm_pmd_compress(c, data, len, true, &z);
-  if (!r)
+  /* incompressible: without context takeover nothing depends on this
+   * message's compressed form, so it may go plain */
+  if (!r && c->pmd.tx_no_ctx && z.len >= len)
+    r = wsm_queue_frame(c, op, data, len);
+  else if (!r)
     r = queue_frame_ex(c, op, z.p, z.len, true, 4, sink_for(c, op));
   wsm_pbuf_release(&z, c->pool);
   return r;

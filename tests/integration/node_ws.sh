@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # echo_server driven by the node `ws` package.  Installs the locked ws
 # version into tests/integration/node/node_modules when it is missing (npm
-# registry), then runs node/test_echo_server.js.
+# registry), then runs node/test_echo_server.js and node/test_deflate.js.
 #   bash tests/integration/node_ws.sh
 #   CASE=closeCodes bash tests/integration/node_ws.sh
 set -euo pipefail
@@ -16,4 +16,11 @@ if [ ! -d node_modules/ws ]; then
     timeout 120 npm install --silent --no-audit --no-fund
 fi
 cd "$here/../.."
-exec timeout 120 node "$here/node/test_echo_server.js"
+# test_deflate.js: permessage-deflate both ways; CASE picks a case of either
+if [ -n "${CASE:-}" ] && grep -q "async ${CASE}(" "$here/node/test_deflate.js"; then
+  exec timeout 120 node "$here/node/test_deflate.js"
+fi
+timeout 120 node "$here/node/test_echo_server.js"
+if [ -z "${CASE:-}" ]; then
+  exec timeout 120 node "$here/node/test_deflate.js"
+fi

@@ -193,9 +193,16 @@ const cases = {
     }
   },
 
-  async noExtensionNegotiated(srv) {
-    // ws offers permessage-deflate by default; wsmsg must not accept it
-    const ws = await open(srv.url);
+  async deflateNegotiated(srv) {
+    // ws offers permessage-deflate by default; echo_server accepts it
+    // (test_deflate.js covers the parameters); without the offer, none
+    let ws = await open(srv.url);
+    assert.match(ws.extensions, /^permessage-deflate/, `extensions: ${ws.extensions}`);
+    ws.send('y'.repeat(5000));
+    assert.equal((await nextMessage(ws)).data.toString(), 'y'.repeat(5000));
+    ws.close(1000);
+    await closed(ws);
+    ws = await open(srv.url, { perMessageDeflate: false });
     assert.equal(ws.extensions, '', `extensions: ${ws.extensions}`);
     ws.close(1000);
     await closed(ws);
