@@ -18,6 +18,13 @@ Sections (case ids are SECTION.GROUP.N, like Autobahn's):
                  the TCP connection
   8 handshake    oversized and overlong requests, versions, keys, methods,
                  slowloris clients against the handshake timeout
+ 12 compression  permessage-deflate (RFC 7692) as Autobahn's section 12:
+                 text and binary of 16 B..128 KiB, whole and fragmented,
+                 several messages per connection (context takeover)
+ 13 offers       Autobahn's section 13 offers (client_no_context_takeover,
+                 client_max_window_bits 8/15/none, several offers), every
+                 server_max_window_bits, invalid offers declined; corrupt
+                 data (1007), RSV1 on a continuation or control frame (1002)
 
 Every case opens its own connection(s), asserts the exact close code (and
 the reason where RFC 6455 specifies it, i.e. when our own close is echoed),
@@ -52,7 +59,7 @@ from wsharness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,  # noqa
 HS_TIMEOUT_MS = 1000   # --handshake-timeout of the servers under test
 IO_TIMEOUT = 20.0      # bound on every socket read (ASan, a loaded machine)
 MIB = 1 << 20
-MIN_CASES = 521        # per server: fewer means cases were lost
+MIN_CASES = 627        # per server: fewer means cases were lost
 
 F = RawWS.frame
 
@@ -65,6 +72,8 @@ SECTIONS = {
     6: "close frames",
     7: "behaviour after close",
     8: "handshake abuse",
+    12: "compression",
+    13: "compression offers",
 }
 
 CASES = []          # (section, id, title, fn(ctx))
@@ -1485,6 +1494,230 @@ add("8.3", "slowloris: 1 byte every 50 ms gets 408 at the handshake "
     "timeout; a websockets client keeps echoing", slowloris, 1)
 add("8.3", "10 slowloris clients and a silent one: all 408, echoes go on",
     slowloris, 10)
+
+
+# ---- 12, 13: permessage-deflate (RFC 7692) ------------------------------------------
+
+import zlib  # noqa: E402
+
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def pmd_params(value):
+    """{name: value or True} of a permessage-deflate response element."""
+    parts = [p.strip() for p in value.split(";")]
+    assert parts[0] == "permessage-deflate", value
+    out = {}
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        assert k not in out, f"duplicate {k} in {value!r}"
+        out[k.strip()] = v.strip().strip('"') if v else True
+    return out
+
+
+class DeflatePeer(Peer):
+    """A client that offers permessage-deflate, compresses what it sends
+    (RSV1) and inflates what it gets, checking the server's frames: RSV1
+    only on a message's first frame, never on control frames."""
+
+    def __init__(self, ctx, offer="permessage-deflate; client_max_window_bits",
+                 takeover=True, wbits=15):
+        super().__init__(ctx, extra_headers=(
+            f"Sec-WebSocket-Extensions: {offer}",) if offer else ())
+        ext = self.headers.get("sec-websocket-extensions")
+        self.params = pmd_params(ext) if ext else None
+        p = self.params or {}
+        self.server_reset = "server_no_context_takeover" in p
+        self.client_reset = "client_no_context_takeover" in p or not takeover
+        swb = int(p.get("server_max_window_bits", 15))
+        cwb = min(wbits, int(p.get("client_max_window_bits", 15)))
+        self.cwb = max(cwb, 9)  # zlib cannot compress with 8: a smaller
+        self.swb = swb          # window than allowed is always fine
+        self.inf = zlib.decompressobj(-max(swb, 9))
+        self.dfl = self.new_deflater()
+
+    def new_deflater(self):
+        return zlib.compressobj(6, zlib.DEFLATED, -self.cwb)
+
+    def compress(self, data):
+        out = self.dfl.compress(data) + self.dfl.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(DEFLATE_TAIL)
+        if self.client_reset:
+            self.dfl = self.new_deflater()
+        return out[:-4] or b"\x00"
+
+    def send_msg(self, op, data, frags=1):
+        z = self.compress(data)
+        cut = [len(z) * i // frags for i in range(frags + 1)]
+        wire = b""
+        for i in range(frags):
+            wire += F(op if i == 0 else OP_CONT, z[cut[i]:cut[i + 1]],
+                      fin=i == frags - 1, rsv=4 if i == 0 else 0)
+        self.send_raw(wire)
+
+    def next_msg(self):
+        op0, data, rsv1 = None, b"", False
+        while True:
+            fin, rsv, op, payload = self.recv_frame()
+            if op >= 8:
+                assert rsv == 0, f"control frame with RSV bits {rsv:03b}"
+                if op == OP_CLOSE:
+                    return ("close",) + strict_close(payload)
+                return ("ping" if op == OP_PING else "pong", payload)
+            if op0 is None:
+                assert rsv in (0, 4), f"RSV bits {rsv:03b}"
+                assert rsv == 0 or self.params, "RSV1 without the extension"
+                op0, rsv1 = op, rsv == 4
+            else:
+                assert op == OP_CONT and rsv == 0, \
+                    f"continuation with opcode {op}, RSV {rsv:03b}"
+            data += payload
+            if fin:
+                break
+        if rsv1:
+            data = self.inf.decompress(data + DEFLATE_TAIL)
+            if self.server_reset:
+                self.inf = zlib.decompressobj(-max(self.swb, 9))
+        if op0 == OP_TEXT:
+            data.decode("utf-8")
+        return ("text" if op0 == OP_TEXT else "binary", data)
+
+
+def payload_of(kind, n, seed):
+    if kind == "text":
+        return text_of(n)
+    if kind == "json":
+        unit = (b'{"type":"chat","user":"user%d","text":"hello world",'
+                b'"ts":1733400000},' % seed)
+        return (unit * (n // len(unit) + 1))[:n]
+    return binary_of(n, seed)
+
+
+def deflate_echo(ctx, kind, n, frags, offer=None, count=3):
+    """`count` messages of `n` bytes (each in `frags` fragments) are echoed
+    intact over one compressed connection."""
+    kw = {} if offer is None else {"offer": offer}
+    ws = DeflatePeer(ctx, **kw)
+    try:
+        assert ws.params is not None, "permessage-deflate not accepted"
+        op = OP_BINARY if kind == "binary" else OP_TEXT
+        for i in range(count):
+            data = payload_of(kind, n, i)
+            ws.send_msg(op, data, frags)
+            got = ws.next_msg()
+            want = ("binary" if op == OP_BINARY else "text", data)
+            assert got == want, f"message {i}: expected {short(want)}, " \
+                f"got {short(got)}"
+        ws.send_frame(OP_CLOSE, close_payload(1000))
+        assert ws.next_msg()[:2] == ("close", 1000)
+    finally:
+        ws.close()
+
+
+DEFLATE_SIZES = [16, 64, 256, 1024, 4096, 8192, 16384, 32768, 65536, 131072]
+for kind in ("text", "json", "binary"):
+    for n in DEFLATE_SIZES:
+        add("12.1", f"{kind} of {n} bytes, 3 messages", deflate_echo,
+            kind, n, 1)
+for kind in ("text", "binary"):
+    for n in DEFLATE_SIZES:
+        add("12.2", f"{kind} of {n} bytes in 4 fragments", deflate_echo,
+            kind, n, 4)
+for n in (0, 1):
+    add("12.3", f"{n}-byte compressed text, 3 messages", deflate_echo,
+        "text", n, 1)
+
+# Autobahn 13.1-13.7: the client's offer
+OFFERS = [
+    ("13.1", "permessage-deflate"),
+    ("13.2", "permessage-deflate; client_no_context_takeover"),
+    ("13.3", "permessage-deflate; client_max_window_bits=8"),
+    ("13.4", "permessage-deflate; client_max_window_bits=15"),
+    ("13.5", "permessage-deflate; client_no_context_takeover; "
+     "client_max_window_bits=8"),
+    ("13.6", "permessage-deflate; client_no_context_takeover; "
+     "client_max_window_bits=15"),
+    ("13.7", "permessage-deflate; client_no_context_takeover; "
+     "client_max_window_bits=8, permessage-deflate; "
+     "client_no_context_takeover, permessage-deflate"),
+]
+for group, offer in OFFERS:
+    for n in (16, 1024, 16384, 131072):
+        add(group, f"{offer[:60]}: text of {n} bytes", deflate_echo,
+            "json", n, 1, offer)
+for w in range(8, 16):
+    add("13.8", f"server_max_window_bits={w} (8: answered, sent plain)",
+        deflate_echo, "json", 65536, 1,
+        f"permessage-deflate; server_max_window_bits={w}; "
+        "server_no_context_takeover")
+
+
+def deflate_declined(ctx, offer):
+    """An invalid offer is declined (no Sec-WebSocket-Extensions in the
+    101) and the connection works uncompressed."""
+    ws = Peer(ctx, extra_headers=(f"Sec-WebSocket-Extensions: {offer}",))
+    try:
+        assert "sec-websocket-extensions" not in ws.headers, ws.headers
+        ws.send_frame(OP_TEXT, b"plain")
+        ws.expect(("text", b"plain"))
+    finally:
+        ws.close()
+
+
+for offer in ["permessage-deflate; server_max_window_bits",
+              "permessage-deflate; server_max_window_bits=7",
+              "permessage-deflate; server_max_window_bits=16",
+              "permessage-deflate; client_max_window_bits=08",
+              "permessage-deflate; client_max_window_bits=0",
+              "permessage-deflate; server_no_context_takeover=1",
+              "permessage-deflate; client_no_context_takeover; "
+              "client_no_context_takeover",
+              "permessage-deflate; unknown_parameter",
+              "permessage-deflate; server_max_window_bits=\"1 0\"",
+              "permessage-deflate;",
+              "x-webkit-deflate-frame"]:
+    add("13.9", f"declined: {offer}", deflate_declined, offer)
+
+
+def deflate_fails(ctx, wire, code, *before):
+    ws = DeflatePeer(ctx)
+    try:
+        ws.send_raw(wire(ws))
+        ws.fails_with(code, *before)
+    finally:
+        ws.close()
+
+
+add("13.10", "corrupt compressed data: 1007", deflate_fails,
+    lambda ws: F(OP_TEXT, b"\xff\xff\xff\xff\x00", rsv=4), 1007)
+add("13.10", "RSV1 on a continuation frame: 1002", deflate_fails,
+    lambda ws: F(OP_TEXT, ws.compress(b"ab"), fin=False, rsv=4) +
+    F(OP_CONT, ws.compress(b"cd"), rsv=4), 1002)
+add("13.10", "RSV1 on a ping: 1002", deflate_fails,
+    lambda ws: F(OP_PING, b"", rsv=4), 1002)
+add("13.10", "RSV2 with the extension: 1002", deflate_fails,
+    lambda ws: F(OP_TEXT, ws.compress(b"ab"), rsv=6), 1002)
+add("13.10", "invalid UTF-8 once inflated: 1007", deflate_fails,
+    lambda ws: F(OP_TEXT, ws.compress(b"ok" * 500 + b"\xc0\xaf"), rsv=4),
+    1007)
+add("13.10", "inflates over the 1 MiB limit: 1009", deflate_fails,
+    lambda ws: F(OP_BINARY, ws.compress(b"\0" * (MIB + 1)), rsv=4), 1009)
+def deflate_mixed(ctx):
+    """RSV1 is per message: compressed and plain messages interleave."""
+    ws = DeflatePeer(ctx)
+    try:
+        for i in range(4):
+            data = payload_of("json", 500 + i, i)
+            if i % 2:
+                ws.send_frame(OP_TEXT, data)
+            else:
+                ws.send_msg(OP_TEXT, data)
+            ws.expect(("text", data))
+    finally:
+        ws.close()
+
+
+add("13.10", "plain message after compressed ones", deflate_mixed)
 
 
 # ---- runner ---------------------------------------------------------------------------------------
