@@ -129,7 +129,8 @@ int wsmsg_endpoint_set_deflate(wsmsg_endpoint *ep, int mode) {
                           .rx_wbits = small ? 11 : 15,
                           .tx_no_ctx = !take,
                           .rx_no_ctx = !take,
-                          .threshold = 128};
+                          /* with takeover even short messages shrink */
+                          .threshold = take ? 16 : 128};
   return 0;
 }
 
