@@ -21,7 +21,7 @@
 /* config[0] (server) and config[1] (client) */
 #define PF_STREAM_BIN 0x01
 #define PF_STREAM_TEXT 0x02
-#define PF_PULL 0x04 /* messages as events */
+#define PF_PULL 0x04 /* messages as events (without PF_STREAM_*) */
 #define PF_SMALL_BP 0x08
 #define PF_PING 0x10  /* keepalive pings */
 #define PF_PONG 0x20  /* with a pong timeout */
@@ -334,15 +334,18 @@ static void tick_both(pairctx *pc, uint32_t step) {
 
 static void setup_ep(wsmsg_endpoint *ep, unsigned f, uint8_t limit, side *s) {
   wsmsg_endpoint_on_open(ep, cb_open);
-  if (!(f & PF_PULL)) {
+  unsigned kinds = (f & PF_STREAM_BIN ? WSMSG_STREAM_BINARY : 0) |
+                   (f & PF_STREAM_TEXT ? WSMSG_STREAM_TEXT : 0);
+  /* on_chunk makes a push endpoint, which queues no message kind (a kind
+   * without a callback is refused with 1003, issue 13): PF_PULL applies to
+   * endpoints that do not stream */
+  if (!(f & PF_PULL) || kinds) {
     wsmsg_endpoint_on_text(ep, cb_text);
     wsmsg_endpoint_on_binary(ep, cb_binary);
   }
   if (!(f & PF_PULL_CLOSE))
     wsmsg_endpoint_on_close(ep, cb_close);
   wsmsg_endpoint_on_pong(ep, cb_pong);
-  unsigned kinds = (f & PF_STREAM_BIN ? WSMSG_STREAM_BINARY : 0) |
-                   (f & PF_STREAM_TEXT ? WSMSG_STREAM_TEXT : 0);
   if (kinds)
     wsmsg_endpoint_on_chunk(ep, cb_chunk, kinds);
   if (f & PF_SMALL_BP)
