@@ -1600,6 +1600,13 @@ def deflate_echo(ctx, kind, n, frags, offer=None, count=3):
     ws = DeflatePeer(ctx, **kw)
     try:
         assert ws.params is not None, "permessage-deflate not accepted"
+        # the answer is to the first offer (RFC 7692 5.1): within its
+        # client_max_window_bits, if it has one
+        first = pmd_params((offer or "permessage-deflate").split(",")[0])
+        if first.get("client_max_window_bits", True) is not True:
+            got = int(ws.params.get("client_max_window_bits", 15))
+            assert got <= int(first["client_max_window_bits"]), \
+                f"answer {ws.params} is not to the first offer {first}"
         op = OP_BINARY if kind == "binary" else OP_TEXT
         for i in range(count):
             data = payload_of(kind, n, i)
