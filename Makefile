@@ -43,7 +43,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # g++ and clang: check-abi compiles wsmsg.h with gcc, g++, clang and clang++.
 DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
-             python3 python3-websockets nodejs valgrind g++ clang
+             python3 python3-websockets nodejs valgrind g++ clang \
+             python3-fastapi python3-uvicorn python3-pydantic python3-wsproto
 
 .PHONY: all lib examples test bench-smoke unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
