@@ -425,6 +425,28 @@ static const char *origin_form(const char *t) {
   return NULL;
 }
 
+/* An upgrade request has no body (RFC 6455 4.1 describes a GET whose
+ * bytes after the head are frames; RFC 7230 3.3 says a request has a body
+ * when it carries Content-Length or Transfer-Encoding).  A body would be
+ * parsed as WebSocket frames, and a proxy in front may see the next
+ * request where we see frames (smuggling): refuse it.  "Content-Length: 0"
+ * is allowed (some clients send it). */
+static bool has_body(const wsm_http *h) {
+  for (size_t i = 0; i < h->nhdrs; i++) {
+    if (strcasecmp(h->hdrs[i].name, "Transfer-Encoding") == 0)
+      return true;
+    if (strcasecmp(h->hdrs[i].name, "Content-Length") == 0) {
+      const char *s = h->hdrs[i].value;
+      if (!*s)
+        return true;
+      for (; *s; s++)
+        if (*s != '0')
+          return true;
+    }
+  }
+  return false;
+}
+
 void wsm_hs_server_check(wsm_http *h, const wsmsg_mem *m,
                          const wsmsg_server *srv, wsm_hs_verdict *v) {
   memset(v, 0, sizeof(*v));
@@ -434,6 +456,8 @@ void wsm_hs_server_check(wsm_http *h, const wsmsg_mem *m,
     return deny(v, st, why);
   if (strcmp(h->line[0], "GET") != 0)
     return deny(v, 400, "method must be GET");
+  if (has_body(h))
+    return deny(v, 400, "an upgrade request has no body");
   if (!http_11_or_higher(h->line[2]))
     return deny(v, 400, "HTTP/1.1 or higher required");
   const char *target = origin_form(h->line[1]);

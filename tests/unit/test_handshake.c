@@ -136,6 +136,41 @@ static void test_request_plus_frames(void **s) {
 
 static void test_request_view(void **s);
 
+/* An upgrade GET with a body is refused with 400 before its body can be
+ * read as frames (a text frame hidden in the "body" must not reach
+ * on_text); "Content-Length: 0" is no body and is accepted. */
+static void test_request_with_body(void **s) {
+  (void)s;
+  srvfix f;
+  srv_init(&f);
+  const char *heads[] = {"Content-Length: 8\r\n",
+                         "Transfer-Encoding: chunked\r\n"};
+  for (size_t i = 0; i < 2; i++) {
+    uint8_t buf[1024];
+    size_t n = strlen(GOOD) - 2; /* without the final CRLF */
+    memcpy(buf, GOOD, n);
+    n += (size_t)sprintf((char *)buf + n, "%s\r\n", heads[i]);
+    n += frame(buf + n, 1, 0, 1, "hi", 2, 1); /* the 8-byte "body" */
+    wsmsg_conn *c = wsmsg_server_accept(f.srv, &f.r);
+    wsmsg_conn_recv(c, buf, n);
+    assert_int_equal(wsmsg_conn_http_status(c), 400);
+    assert_int_equal(wsmsg_conn_state(c), WSMSG_STATE_CLOSED);
+    const void *p;
+    size_t k = wsmsg_conn_pending(c, &p);
+    assert_true(k > 12 && memcmp(p, "HTTP/1.1 400 ", 13) == 0);
+    assert_non_null(memmem(p, k, "no body", 7));
+    wsmsg_conn_free(c);
+  }
+  assert_int_equal(f.r.opened, 0);
+  assert_int_equal(f.r.texts, 0);
+  char req[1024];
+  size_t n = strlen(GOOD) - 2;
+  memcpy(req, GOOD, n);
+  n += (size_t)sprintf(req + n, "Content-Length: 0\r\n\r\n");
+  assert_int_equal(status_of(&f, req, n, 0, NULL, 0), 101);
+  srv_free(&f);
+}
+
 typedef struct bad_case {
   const char *req;
   int status;
@@ -148,6 +183,19 @@ typedef struct bad_case {
 #define H_VER "Sec-WebSocket-Version: 13\r\n"
 
 static const bad_case BAD[] = {
+    /* a body (would be parsed as frames): Content-Length > 0, chunked */
+    {"GET /ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER
+     "Content-Length: 5\r\n\r\n",
+     400},
+    {"GET /ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER
+     "Content-Length: 0\r\nContent-Length: 12\r\n\r\n",
+     400},
+    {"GET /ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER
+     "Transfer-Encoding: chunked\r\n\r\n",
+     400},
+    {"GET /ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER
+     "transfer-encoding: identity\r\n\r\n",
+     400},
     {"POST /ws HTTP/1.1\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
     {"GET /ws HTTP/1.0\r\n" H_HOST H_UPG H_CONN H_KEY H_VER "\r\n", 400},
     {"GET /ws HTTP/1.1\r\n" H_UPG H_CONN H_KEY H_VER "\r\n", 400},
@@ -664,6 +712,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_valid_request),
       cmocka_unit_test(test_split_everywhere),
       cmocka_unit_test(test_request_plus_frames),
+      cmocka_unit_test(test_request_with_body),
       cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_absolute_form_and_versions),
       cmocka_unit_test(test_leading_crlf),
