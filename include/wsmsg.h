@@ -762,7 +762,8 @@ WSMSG_API int wsmsg_endpoint_set_timeout_action(wsmsg_endpoint *ep, int action,
 
 /**
  * Send a keepalive ping when nothing arrived from the peer for `ms`
- * (default 0, off).  Its pong gives wsmsg_conn_rtt_ms.
+ * (default 20000, as python-websockets; 0 turns pings off).  Its pong
+ * gives wsmsg_conn_rtt_ms.
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
@@ -773,8 +774,8 @@ WSMSG_API int wsmsg_endpoint_set_ping_interval(wsmsg_endpoint *ep, uint32_t ms);
 
 /**
  * A keepalive ping not answered within `ms` fails the connection with
- * close 1011 "keepalive timeout" (on_close clean = 0).  Default 0 (off:
- * pings are sent but not awaited).
+ * close 1011 "keepalive timeout" (on_close clean = 0).  Default 20000;
+ * 0: pings are sent but not awaited.
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
@@ -785,7 +786,9 @@ WSMSG_API int wsmsg_endpoint_set_pong_timeout(wsmsg_endpoint *ep, uint32_t ms);
 
 /**
  * A message whose frames do not all arrive within `ms` of its first byte
- * fails the connection with close 1008.  Default 0 (off).
+ * fails the connection with close 1008.  Default 60000 (a 1 MiB message
+ * at ~17 KB/s); 0 turns it off.  Streamed messages (on_chunk) count too:
+ * an endpoint taking large uploads over slow links raises it.
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
@@ -809,7 +812,8 @@ WSMSG_API int wsmsg_endpoint_set_close_timeout(wsmsg_endpoint *ep, uint32_t ms);
 
 /**
  * Pending output that makes no progress (wsmsg_conn_consume) for `ms`
- * aborts the connection: a peer that stopped reading.  Default 0 (off).
+ * aborts the connection: a peer that stopped reading.  Default 30000;
+ * 0 turns it off.
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
@@ -817,6 +821,19 @@ WSMSG_API int wsmsg_endpoint_set_close_timeout(wsmsg_endpoint *ep, uint32_t ms);
  *    to it.
  */
 WSMSG_API int wsmsg_endpoint_set_write_timeout(wsmsg_endpoint *ep, uint32_t ms);
+
+/**
+ * No data message received or sent for `ms` starts the closing handshake
+ * with 1001 "idle timeout" (on_close error WSMSG_ERR_TIMEOUT).  Pings and
+ * pongs do not count.  Default 0 (off: the keepalive ping already frees
+ * peers that are gone; an idle live client is legitimate).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_idle_timeout(wsmsg_endpoint *ep, uint32_t ms);
 
 /**
  * Client connections: the server's 101 must arrive within `ms` of
@@ -1110,7 +1127,10 @@ WSMSG_API int wsmsg_conn_recv(wsmsg_conn *conn, const void *bytes, size_t n);
 /**
  * The peer closed its side of the TCP connection (read returned 0).  If the
  * closing handshake had not completed, the connection ends uncleanly
- * (code 1006, error WSMSG_ERR_EOF) and on_close is called.
+ * (code 1006, error WSMSG_ERR_EOF) and on_close is called.  Output
+ * already queued stays for a half-closed peer that may still read it, for
+ * at most the close timeout (the drain deadline: then the connection is
+ * aborted; the write timeout runs too), so keep ticking its timers.
  */
 WSMSG_API void wsmsg_conn_eof(wsmsg_conn *conn);
 

@@ -165,7 +165,11 @@ void wsmsg_conn_eof(wsmsg_conn *c) {
                      "peer closed the TCP connection without a close frame");
   c->state = WSMSG_STATE_CLOSED;
   wsm_stream_end(c, false); /* a closed connection pulls nothing more */
-  /* output already queued is kept: a half-closed peer may still read it */
+  /* output already queued is kept: a half-closed peer may still read it,
+   * within the close timeout (the drain deadline; the write timeout runs
+   * too), so a peer that half-closes and never reads cannot hold it */
+  if (c->out.len > c->out.off)
+    wsm_conn_closing_starts(c);
   deliver_close(c);
 }
 
@@ -386,7 +390,7 @@ static int conn_opened(wsmsg_conn *c) {
   free_client_hs(c);
   c->state = WSMSG_STATE_OPEN;
   c->opened = true;
-  c->t_last_msg = c->t_last_rx = wsm_now(c);
+  c->t_last_msg = c->t_last_rx = c->t_last_tx = wsm_now(c);
   if (c->ep->on_open) {
     c->ep->on_open(c, c->user);
     return 0;
@@ -516,7 +520,8 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   if (n == 0)
     return 0;
   const wsmsg_endpoint *ep = c->ep;
-  if (ep->t_receive || ep->t_ping || ep->t_message || ep->t_pong)
+  if (ep->t_receive || ep->t_ping || ep->t_message || ep->t_pong ||
+      ep->t_idle)
     c->t_last_rx = wsm_now(c); /* one clock read per read, not per frame */
   int r = wsm_conn_acquire_parser(c);
   if (r) /* the bytes cannot be kept for later: the stream would be cut */

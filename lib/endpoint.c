@@ -10,6 +10,15 @@
 #define MIN_MAX_REQUEST 64u /* the smallest limits a setter accepts */
 #define MIN_MAX_HEADERS 4u
 #define DEFAULT_TIMEOUT 10000u
+/* Safe defaults (docs/reliability.md, "Defaults"): a silent or stuck peer
+ * is freed without any setting.  Keepalive as python-websockets (20 s
+ * ping interval, 20 s to answer); an unfinished message must complete
+ * within 60 s (1 MiB at ~17 KB/s); pending output must make progress
+ * within 30 s (about five doubling TCP retransmission timeouts). */
+#define DEFAULT_PING 20000u
+#define DEFAULT_PONG 20000u
+#define DEFAULT_MESSAGE_TIMEOUT 60000u
+#define DEFAULT_WRITE_TIMEOUT 30000u
 #define DEFAULT_BP_HIGH (8u << 20)
 #define DEFAULT_BP_LOW (2u << 20)
 #define DEFAULT_MAX_EVENTS 4096u
@@ -31,6 +40,10 @@ wsmsg_endpoint *wsmsg_endpoint_new_mem(const wsmsg_mem *mem) {
   ep->max_message = DEFAULT_MAX_MESSAGE;
   ep->max_fragments = DEFAULT_MAX_FRAGMENTS;
   ep->t_close = DEFAULT_TIMEOUT;
+  ep->t_ping = DEFAULT_PING;
+  ep->t_pong = DEFAULT_PONG;
+  ep->t_message = DEFAULT_MESSAGE_TIMEOUT;
+  ep->t_write = DEFAULT_WRITE_TIMEOUT;
   ep->bp_high = DEFAULT_BP_HIGH;
   ep->vflags = DEFAULT_VALIDATION;
   ep->max_events = DEFAULT_MAX_EVENTS;
@@ -196,6 +209,7 @@ SETTER(wsmsg_endpoint_set_message_timeout, t_message, uint32_t)
 SETTER(wsmsg_endpoint_set_close_timeout, t_close, uint32_t)
 SETTER(wsmsg_endpoint_set_write_timeout, t_write, uint32_t)
 SETTER(wsmsg_endpoint_set_handshake_timeout, t_handshake, uint32_t)
+SETTER(wsmsg_endpoint_set_idle_timeout, t_idle, uint32_t)
 
 int wsmsg_endpoint_set_clock(wsmsg_endpoint *ep, wsmsg_clock_cb cb,
                              void *user) {

@@ -160,7 +160,8 @@ struct wsmsg_endpoint {
   wsmsg_timeout_cb on_timeout;
   wsmsg_clock_cb clock;
   void *clock_user;
-  uint32_t t_receive, t_ping, t_pong, t_message, t_close, t_write, t_handshake;
+  uint32_t t_receive, t_ping, t_pong, t_message, t_close, t_write, t_handshake,
+      t_idle;
   int timeout_action;
   char *heartbeat;
   wsmsg_drain_cb on_drain;
@@ -470,7 +471,7 @@ struct wsmsg_conn {
   bool ping_outstanding;
   bool closing_timed; /* t_close_start is set */
   uint64_t t_created, t_last_msg, t_last_rx, t_msg_start, t_ping_sent,
-      t_close_start, t_write_progress;
+      t_close_start, t_write_progress, t_last_tx;
   uint64_t ping_seq;
   int64_t rtt;
   wsmsg_timers *timers;

@@ -189,13 +189,21 @@ static int queue_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
   return r;
 }
 
+/* A data message was queued: the idle timeout counts both directions. */
+static void data_sent(wsmsg_conn *c) {
+  if (c->ep->t_idle)
+    c->t_last_tx = wsm_now(c);
+}
+
 int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data, size_t len) {
   int r = admit(c, len);
   if (r)
     return r;
   r = queue_data(c, op, data, len);
-  if (!r)
+  if (!r) {
     check_high_mark(c);
+    data_sent(c);
+  }
   return r;
 }
 
@@ -231,6 +239,7 @@ static int queue_framed(wsmsg_conn *c, const uint8_t *frame, size_t n) {
   if (was_empty)
     write_started(c);
   check_high_mark(c);
+  data_sent(c);
   return 0;
 }
 

@@ -15,6 +15,7 @@ enum {
   T_MESSAGE,   /* a message in progress is not complete */
   T_PING,      /* time for a keepalive ping */
   T_RECEIVE,   /* no message from the peer */
+  T_IDLE,      /* no data message either way */
   T_CLOSE,     /* the closing handshake is not complete */
   T_COUNT
 };
@@ -54,6 +55,12 @@ static bool timer_due(const wsmsg_conn *c, int k, uint64_t *due) {
     if (!open || !ep->t_receive)
       return false;
     *due = c->t_last_msg + ep->t_receive;
+    return true;
+  case T_IDLE:
+    if (!open || !ep->t_idle)
+      return false;
+    *due = (c->t_last_msg > c->t_last_tx ? c->t_last_msg : c->t_last_tx) +
+           ep->t_idle;
     return true;
   case T_CLOSE:
     if (!c->opened || open || !c->closing_timed)
@@ -180,6 +187,12 @@ static void fire(wsmsg_conn *c, int k, uint64_t now) {
     break;
   case T_RECEIVE:
     fire_receive_timeout(c, now);
+    break;
+  case T_IDLE:
+    snprintf(why, sizeof(why), "idle timeout: no message within %u ms",
+             ep->t_idle);
+    wsm_conn_set_error(c, WSMSG_ERR_TIMEOUT, why);
+    (void)wsm_queue_close_frame(c, 1001, "idle timeout", 12);
     break;
   case T_CLOSE:
     timeout_abort(c, "closing handshake not completed", ep->t_close);

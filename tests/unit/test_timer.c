@@ -17,9 +17,20 @@ static void on_timeout(wsmsg_conn *c, int kind, void *u) {
   timeouts_seen++;
 }
 
+/* The tests of one timer turn the others off: keepalive, message and
+ * write timeouts are on by default (test_safe_defaults checks those). */
+static void defaults_off(wsmsg_endpoint *ep) {
+  wsmsg_endpoint_set_ping_interval(ep, 0);
+  wsmsg_endpoint_set_pong_timeout(ep, 0);
+  wsmsg_endpoint_set_message_timeout(ep, 0);
+  wsmsg_endpoint_set_write_timeout(ep, 0);
+}
+
 static void clocks(pair *p) {
   wsmsg_server_set_clock(p->srv, fake_clock, NULL);
   wsmsg_endpoint_set_clock(p->cep, fake_clock, NULL);
+  defaults_off(p->sep);
+  defaults_off(p->cep);
 }
 
 static void set_receive(pair *p) {
@@ -305,6 +316,7 @@ static void test_handshake_timeout(void **s) {
   wsmsg_server_route(srv, "*", ep);
   wsmsg_server_set_clock(srv, fake_clock, NULL);
   wsmsg_server_set_handshake_timeout(srv, 2000);
+  defaults_off(ep);
   wsmsg_conn *c = wsmsg_server_accept(srv, NULL);
   assert_int_equal(wsmsg_conn_deadline(c), 2100);
   /* a slowloris: half a request (25 bytes), one byte every 76 ms; the
@@ -405,6 +417,157 @@ static void test_no_timers_when_closing(void **s) {
   wsmsg_conn_tick(p.s, 100000);
   assert_int_equal(timeouts_seen, 0);
   assert_int_equal(wsmsg_conn_pending(p.s, NULL), n);
+  pair_free(&p);
+}
+
+/* ---- safe defaults: a host that sets no timer frees stuck peers ---- */
+
+static void only_clocks(pair *p) {
+  wsmsg_server_set_clock(p->srv, fake_clock, NULL);
+  wsmsg_endpoint_set_clock(p->cep, fake_clock, NULL);
+}
+
+/* Keepalive by default: a ping after 20 s of silence, the connection
+ * failed with 1011 when its pong is 20 s late. */
+static void test_default_keepalive(void **s) {
+  (void)s;
+  fake_now = 0;
+  pair p;
+  pair_open(&p, only_clocks);
+  assert_int_equal(wsmsg_conn_deadline(p.s), 20000);
+  wsmsg_conn_tick(p.s, fake_now = 19999);
+  assert_int_equal(wsmsg_conn_pending(p.s, NULL), 0);
+  wsmsg_conn_tick(p.s, fake_now = 20000);
+  size_t n = wsmsg_conn_pending(p.s, NULL);
+  assert_true(n > 0); /* the ping; the peer reads it but never answers */
+  wsmsg_conn_consume(p.s, n);
+  assert_int_equal(wsmsg_conn_deadline(p.s), 40000);
+  wsmsg_conn_tick(p.s, fake_now = 39999);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  wsmsg_conn_tick(p.s, fake_now = 40000);
+  assert_int_equal(pending_close_code(p.s), 1011);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_TIMEOUT);
+  pair_free(&p);
+}
+
+/* By default an unfinished message must complete within 60 s, however
+ * lively the peer is otherwise (its pings keep the keepalive quiet). */
+static void test_default_message_timeout(void **s) {
+  (void)s;
+  fake_now = 0;
+  pair p;
+  pair_open(&p, only_clocks);
+  to_server(&p, 0, 0, 1, "part", 4);
+  for (fake_now = 15000; fake_now < 60000; fake_now += 15000) {
+    to_server(&p, 1, 0, 9, "x", 1); /* a ping: the peer is alive */
+    wsmsg_conn_consume(p.s, wsmsg_conn_pending(p.s, NULL));
+    wsmsg_conn_tick(p.s, fake_now);
+    assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  }
+  wsmsg_conn_tick(p.s, 59999);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  wsmsg_conn_tick(p.s, 60000);
+  assert_int_equal(pending_close_code(p.s), 1008);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_TIMEOUT);
+  assert_string_equal(p.sr.close_detail,
+                      "message not completed within 60000 ms");
+  pair_free(&p);
+}
+
+/* By default output that makes no progress for 30 s aborts the
+ * connection (the keepalive ping queued behind it is never answered
+ * either, but the write timeout comes first). */
+static void test_default_write_timeout(void **s) {
+  (void)s;
+  fake_now = 0;
+  pair p;
+  pair_open(&p, only_clocks);
+  assert_int_equal(wsmsg_send_text(p.s, "unread", 6), 0);
+  wsmsg_conn_tick(p.s, 29999);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  wsmsg_conn_tick(p.s, 30000);
+  assert_true(wsmsg_conn_done(p.s));
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_TIMEOUT);
+  assert_non_null(strstr(p.sr.close_detail, "peer read nothing"));
+  pair_free(&p);
+}
+
+/* Finding 1 of issue 20: EOF with output pending used to keep the
+ * connection (and its output) as long as the host kept it, with no timer.
+ * Now the close timeout is its drain deadline, also through a timer set. */
+static void set_drain(pair *p) {
+  only_clocks(p);
+  wsmsg_endpoint_set_write_timeout(p->sep, 0); /* the drain deadline alone */
+}
+
+static void test_eof_drain_deadline(void **s) {
+  (void)s;
+  fake_now = 0;
+  pair p;
+  pair_open(&p, set_drain);
+  wsmsg_timers *t = wsmsg_timers_new();
+  wsmsg_timers_add(t, p.s);
+  assert_int_equal(wsmsg_send_text(p.s, "unread", 6), 0);
+  fake_now = 1000;
+  wsmsg_conn_eof(p.s);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_CLOSED);
+  assert_false(wsmsg_conn_done(p.s)); /* kept for a peer that still reads */
+  assert_int_equal(wsmsg_conn_deadline(p.s), 11000);
+  assert_int_equal(wsmsg_timers_next_ms(t, 1000), 10000);
+  assert_null(wsmsg_timers_expire(t, 10999));
+  assert_ptr_equal(wsmsg_timers_expire(t, 11000), p.s);
+  assert_true(wsmsg_conn_done(p.s));
+  assert_int_equal(wsmsg_conn_pending(p.s, NULL), 0);
+  assert_int_equal(p.sr.closes, 1);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_EOF);
+  wsmsg_timers_free(t);
+  pair_free(&p);
+  /* EOF with nothing pending: done at once, no timer */
+  pair_open(&p, set_drain);
+  wsmsg_conn_eof(p.s);
+  assert_true(wsmsg_conn_done(p.s));
+  assert_int_equal(wsmsg_conn_deadline(p.s), -1);
+  pair_free(&p);
+}
+
+/* The idle timeout: no data message either way for `ms` -> close 1001. */
+static void set_idle(pair *p) {
+  clocks(p);
+  wsmsg_endpoint_set_idle_timeout(p->sep, 500);
+}
+
+static void test_idle_timeout(void **s) {
+  (void)s;
+  fake_now = 0;
+  pair p;
+  pair_init(&p, only_clocks);
+  assert_int_equal(wsmsg_endpoint_set_idle_timeout(p.cep, 5),
+                   WSMSG_ERR_STATE); /* frozen by its connection */
+  assert_int_equal(wsmsg_endpoint_set_idle_timeout(NULL, 5),
+                   WSMSG_ERR_INVALID_ARG);
+  pair_free(&p);
+  pair_open(&p, set_idle);
+  assert_int_equal(wsmsg_conn_deadline(p.s), 500);
+  fake_now = 100;
+  wsmsg_send_text(p.c, "in", 2); /* received at 100 */
+  pump(&p);
+  assert_int_equal(wsmsg_conn_deadline(p.s), 600);
+  fake_now = 300;
+  wsmsg_send_text(p.s, "out", 3); /* sent at 300 */
+  pump(&p);
+  assert_int_equal(wsmsg_conn_deadline(p.s), 800);
+  fake_now = 400;
+  wsmsg_send_ping(p.c, "p", 1); /* control frames do not count */
+  pump(&p);
+  assert_int_equal(wsmsg_conn_deadline(p.s), 800);
+  wsmsg_conn_tick(p.s, fake_now = 799);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  wsmsg_conn_tick(p.s, fake_now = 800);
+  pump(&p);
+  assert_int_equal(p.cr.close.code, 1001);
+  assert_string_equal(p.cr.close_reason, "idle timeout");
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_TIMEOUT);
+  assert_true(wsmsg_conn_done(p.s));
   pair_free(&p);
 }
 
@@ -563,6 +726,11 @@ static void test_timer_set_sees_failure_on_send(void **s) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_receive_timeout_boundary),
+      cmocka_unit_test(test_default_keepalive),
+      cmocka_unit_test(test_default_message_timeout),
+      cmocka_unit_test(test_default_write_timeout),
+      cmocka_unit_test(test_eof_drain_deadline),
+      cmocka_unit_test(test_idle_timeout),
       cmocka_unit_test(test_timeout_actions),
       cmocka_unit_test(test_keepalive),
       cmocka_unit_test(test_ping_without_pong_timeout),

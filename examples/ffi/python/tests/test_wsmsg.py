@@ -320,10 +320,33 @@ class TestTimeouts(unittest.TestCase):
                 p.free()
 
     def test_no_deadline(self):
-        p = Pair(server_ep=wsmsg.Endpoint(close_timeout=0))
+        # keepalive, message and write timeouts are on by default
+        p = Pair(server_ep=wsmsg.Endpoint(
+            close_timeout=0, ping_interval=0, pong_timeout=0,
+            message_timeout=0, write_timeout=0))
         try:
             self.assertIsNone(p.s.next_deadline())
             self.assertIsNone(p.s.deadline())
+        finally:
+            p.free()
+
+    def test_default_keepalive_and_idle(self):
+        clock = Clock()
+        p = Pair(clock=clock)
+        try:  # the keepalive ping is due 20 s after the open
+            self.assertEqual(p.s.deadline(), clock.t + 20000)
+        finally:
+            p.free()
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(idle_timeout=500, ping_interval=0),
+                 clock=clock)
+        try:
+            self.assertEqual(p.s.deadline(), clock.t + 500)
+            clock.t += 500
+            p.s.tick()
+            p.pump()
+            ev = p.c.next_event()
+            self.assertEqual((ev.code, ev.reason), (1001, "idle timeout"))
         finally:
             p.free()
 

@@ -741,9 +741,9 @@ _ENDPOINT_OPTIONS = (
     "origins", "pong_events", "backpressure", "max_queued", "receive_timeout",
     "timeout_action", "heartbeat", "ping_interval", "pong_timeout",
     "message_timeout", "close_timeout", "write_timeout", "handshake_timeout",
-    "json", "schema", "validation", "invalid_policy", "allow_duplicate_keys",
-    "max_errors", "route_field", "routes", "clock", "extra", "error_style",
-    "unhandled",
+    "idle_timeout", "json", "schema", "validation", "invalid_policy",
+    "allow_duplicate_keys", "max_errors", "route_field", "routes", "clock",
+    "extra", "error_style", "unhandled",
     "deflate", "deflate_level", "deflate_window", "deflate_takeover",
     "deflate_threshold")
 
@@ -761,8 +761,9 @@ class Endpoint(_Handle):
       pong_events=False  backpressure=(high, low, "fail"|"close")
       max_queued=(events, bytes)  receive_timeout  timeout_action=
       "event"|"ping"|"heartbeat"|"close_1001"|"close_1011"  heartbeat="HEARTBEAT"
-      ping_interval  pong_timeout  message_timeout  close_timeout=10000
-      write_timeout  handshake_timeout=10000 (client side)
+      ping_interval=20000  pong_timeout=20000  message_timeout=60000
+      close_timeout=10000  write_timeout=30000  idle_timeout (off)
+      handshake_timeout=10000 (client side)
       json=False  schema=Schema  validation=Validate.COERCE|Validate.DEFAULTS
       extra="allow"|"ignore"|"forbid" (Pydantic's model config extra)
       error_style="v1"|"v2" (Pydantic's error shapes; v1 by default)
@@ -798,7 +799,8 @@ class Endpoint(_Handle):
         for k in ("max_message_size", "max_fragments", "require_subprotocol",
                   "pong_events", "receive_timeout", "ping_interval",
                   "pong_timeout", "message_timeout", "close_timeout",
-                  "write_timeout", "handshake_timeout", "json", "schema",
+                  "write_timeout", "handshake_timeout", "idle_timeout",
+                  "json", "schema",
                   "validation", "extra", "error_style", "invalid_policy",
                   "allow_duplicate_keys", "max_errors", "clock", "unhandled"):
             if o.get(k) is not None:
@@ -945,6 +947,12 @@ class Endpoint(_Handle):
         """Pending output without progress for `ms` aborts the connection."""
         return self._set(_lib.wsmsg_endpoint_set_write_timeout,
                          _uint("write_timeout", ms, 32))
+
+    def set_idle_timeout(self, ms):
+        """No data message either way for `ms` closes with 1001 (default
+        0, off)."""
+        return self._set(_lib.wsmsg_endpoint_set_idle_timeout,
+                         _uint("idle_timeout", ms, 32))
 
     def set_handshake_timeout(self, ms):
         """Client connections: the 101 must arrive within `ms`."""
