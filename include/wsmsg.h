@@ -102,6 +102,7 @@ enum wsmsg_error_code {
   WSMSG_ERR_SCHEMA = -18,      /**< a JSON Schema is malformed */
   WSMSG_ERR_UNSUPPORTED = -19, /**< a schema uses an unsupported feature */
   WSMSG_ERR_JSON = -20,        /**< text is not valid JSON */
+  WSMSG_ERR_BUDGET = -21, /**< the server's memory budget is spent (1013) */
 };
 
 /**
@@ -900,6 +901,34 @@ WSMSG_API void wsmsg_server_free(wsmsg_server *srv);
  */
 WSMSG_API int wsmsg_server_route(wsmsg_server *srv, const char *path,
                                  wsmsg_endpoint *ep);
+
+/**
+ * The server-wide memory budget: bytes held in unfinished messages and
+ * output queues (buffer capacities) across all of the server's
+ * connections, on whatever threads they run.  Each connection may hold
+ * `per_conn` bytes whatever the others hold; beyond that its buffers grow
+ * only while the server holds less than `bytes`.  A connection that needs
+ * more past the budget is failed with close 1013 "Try Again Later"
+ * (on_close error WSMSG_ERR_BUDGET; a send returns it; when even the close
+ * frame does not fit its output, the output is dropped and the connection
+ * aborted): it is one of the big holders, and the others keep working.
+ * Memory held is then at most about bytes + connections x per_conn.
+ * Default 256 MiB and 64 KiB; `bytes` 0 turns the budget off.  Control
+ * frames and the handshake are not refused.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL, or `per_conn` > `bytes` with a
+ *    budget.
+ *  - WSMSG_ERR_STATE: `srv` is frozen: it has accepted a connection.
+ */
+WSMSG_API int wsmsg_server_set_memory_budget(wsmsg_server *srv, size_t bytes,
+                                             size_t per_conn);
+
+/**
+ * Bytes the server's connections hold now in message and output buffers
+ * (what the memory budget counts); 0 for NULL.
+ */
+WSMSG_API size_t wsmsg_server_memory_used(const wsmsg_server *srv);
 
 /**
  * Largest upgrade request accepted, in bytes (default 8192; a bigger one gets

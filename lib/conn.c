@@ -171,6 +171,7 @@ void wsmsg_conn_eof(wsmsg_conn *c) {
   if (c->out.len > c->out.off)
     wsm_conn_closing_starts(c);
   deliver_close(c);
+  wsm_conn_trim(c); /* an unfinished message is not needed any more */
 }
 
 void wsm_conn_abort_err(wsmsg_conn *c, int err, const char *detail) {
@@ -327,6 +328,7 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   wsm_pbuf_release(&c->out, c->pool);
   wsm_pbuf_release(&c->msg, c->pool);
   wsm_pbuf_release(&c->deferred, c->pool);
+  wsm_mem_account(c); /* nothing held now */
   wsm_free(m, c->stream_buf);
   wsm_free(m, c->path);
   wsm_free(m, c->detail);
@@ -529,10 +531,9 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   c->in_recv = true;
   r = wsm_rx_process(c, d, n);
   c->in_recv = false;
-  wsm_conn_release_parser(c);   /* kept if it produced output: consume
-                                   returns it */
-  if (!c->msg_op && c->msg.cap) /* between messages: give the buffer back */
-    wsm_pbuf_release(&c->msg, c->pool);
+  wsm_conn_release_parser(c); /* kept if it produced output: consume
+                                 returns it */
+  wsm_conn_trim(c); /* between messages (or failed): the buffer goes back */
   if (r == 0 && c->error && c->failed)
     r = c->error;
   return r;

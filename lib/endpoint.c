@@ -25,6 +25,11 @@
 #define DEFAULT_MAX_EVENT_BYTES (16u << 20)
 #define DEFAULT_VALIDATION (WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS)
 #define DEFAULT_MAX_ERRORS 32u
+/* The server's memory budget (budget.c, docs/reliability.md "Memory
+ * budget"): 2,600 hostile connections stay under 512 MiB RSS with these
+ * (at most budget + connections x share). */
+#define DEFAULT_MEM_BUDGET ((size_t)256 << 20)
+#define DEFAULT_MEM_SHARE ((size_t)64 << 10)
 
 /* ---- endpoints ---- */
 
@@ -476,6 +481,9 @@ wsmsg_server *wsmsg_server_new_mem(const wsmsg_mem *mem) {
   srv->max_headers = DEFAULT_MAX_HEADERS;
   srv->t_handshake = DEFAULT_TIMEOUT;
   srv->clock = wsm_default_clock;
+  srv->mem_budget = DEFAULT_MEM_BUDGET;
+  srv->mem_share = DEFAULT_MEM_SHARE;
+  atomic_init(&srv->mem_used, 0);
   return srv;
 }
 
@@ -551,6 +559,18 @@ wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv, const char *path,
     }
   }
   return best ? best->ep : NULL;
+}
+
+int wsmsg_server_set_memory_budget(wsmsg_server *srv, size_t bytes,
+                                   size_t per_conn) {
+  int r = srv_writable(srv);
+  if (r)
+    return r;
+  if (bytes && per_conn > bytes)
+    return WSMSG_ERR_INVALID_ARG;
+  srv->mem_budget = bytes;
+  srv->mem_share = per_conn;
+  return 0;
 }
 
 int wsmsg_server_set_max_request_size(wsmsg_server *srv, size_t bytes) {

@@ -45,6 +45,8 @@ const char *wsmsg_strerror(int code) {
     return "unsupported JSON Schema feature";
   case WSMSG_ERR_JSON:
     return "invalid JSON";
+  case WSMSG_ERR_BUDGET:
+    return "server memory budget exhausted";
   default:
     return "unknown error";
   }

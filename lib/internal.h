@@ -77,6 +77,10 @@ WSM_HIDDEN int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
                                     size_t min_cap);
 WSM_HIDDEN int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d,
                                size_t n);
+/* How many bytes wsm_pbuf_reserve_min(b, extra, min_cap) would add to the
+ * buffer's capacity (0: it fits). */
+WSM_HIDDEN size_t wsm_pbuf_growth(const wsm_buf *b, size_t extra,
+                                  size_t min_cap);
 WSM_HIDDEN void wsm_pbuf_release(wsm_buf *b, wsm_pool *p);
 
 /* ---- permessage-deflate (deflate.c) ------------------------------------ */
@@ -224,6 +228,10 @@ struct wsmsg_server {
   wsmsg_output_cb on_output; /* a connection got output from elsewhere */
   wsm_pool pool;
   wsmsg_http_cb on_http; /* plain HTTP beside the upgrade (http.c) */
+  /* memory budget (see budget.c): bytes held by the connections' message
+   * and output buffers, counted by every connection's thread */
+  size_t mem_budget, mem_share;
+  atomic_size_t mem_used;
 };
 
 struct wsmsg_timers {
@@ -477,6 +485,7 @@ struct wsmsg_conn {
   wsmsg_timers *timers;
   size_t heap_idx;
   uint64_t heap_key;
+  size_t mem_held; /* bytes counted in srv->mem_used for this connection */
 };
 
 static inline uint64_t wsm_now(const wsmsg_conn *c) {
@@ -650,6 +659,21 @@ WSM_HIDDEN void wsm_pmd_pool_drain(wsm_pool *p);
 /* Broadcast: a key saying which connections can share one compressed frame
  * of a `len`-byte message (0: uncompressed; UINT32_MAX: its own stream). */
 WSM_HIDDEN uint32_t wsm_pmd_share_key(const wsmsg_conn *c, size_t len);
+
+/* budget.c: the server's memory budget */
+
+/* Bring srv->mem_used up to date with what the connection's buffers hold
+ * now (a connection is used by one thread at a time; the counter is
+ * atomic because its server's connections may run on several). */
+WSM_HIDDEN void wsm_mem_account(wsmsg_conn *c);
+/* Reserve `extra` bytes in a data buffer of the connection (its message
+ * or output), growing only within the budget: 0, WSMSG_ERR_BUDGET (the
+ * caller applies the policy) or WSMSG_ERR_NOMEM. */
+WSM_HIDDEN int wsm_budget_reserve(wsmsg_conn *c, wsm_buf *b, size_t extra,
+                                  size_t min_cap);
+/* Give back what a connection no longer needs (the message buffer of a
+ * closed connection), then account. */
+WSM_HIDDEN void wsm_conn_trim(wsmsg_conn *c);
 
 /* json.c: JSON endpoints */
 

@@ -166,6 +166,23 @@ int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
   return 0;
 }
 
+size_t wsm_pbuf_growth(const wsm_buf *b, size_t extra, size_t min_cap) {
+  /* the same steps as wsm_pbuf_reserve_min, without doing them */
+  if (b->cap - b->len + b->off >= extra)
+    return 0;
+  size_t len = b->len - b->off;
+  if (extra > SIZE_MAX / 4 - len)
+    return SIZE_MAX / 4;
+  size_t need = len + extra;
+  if (b->cap && need < 2 * b->cap)
+    need = 2 * b->cap;
+  if (need < min_cap)
+    need = min_cap;
+  int k = class_of(need);
+  size_t cap = k > MAX_CLASS ? need : (size_t)1 << k;
+  return cap > b->cap ? cap - b->cap : 0;
+}
+
 int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d, size_t n) {
   if (n == 0)
     return 0;

@@ -447,7 +447,10 @@ static int frame_data(wsmsg_conn *c, const uint8_t *d, size_t n) {
     size_t want = rest <= 65536 ? (size_t)rest : n + nul;
     if (want < n + nul) /* inflated bytes: the frame says nothing */
       want = n + nul;
-    if (wsm_pbuf_reserve(&c->msg, c->pool, want))
+    int r = wsm_budget_reserve(c, &c->msg, want, 0);
+    if (r == WSMSG_ERR_BUDGET)
+      return wsm_conn_fail(c, r, 1013, "server memory budget exhausted");
+    if (r)
       return wsm_conn_fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
   }
   memcpy(c->msg.p + c->msg.len, d, n);

@@ -149,12 +149,29 @@ int wsm_can_send(const wsmsg_conn *c) {
   return 0;
 }
 
+/* The server's memory budget: room for the frame, or the connection is
+ * closed with 1013 (budget.c). */
+static int admit_budget(wsmsg_conn *c, size_t len) {
+  int r = wsm_budget_reserve(c, sink_for(c, WSLAY_BINARY_FRAME), len + 14,
+                             c->in_recv ? 4096 : 0);
+  if (r != WSMSG_ERR_BUDGET)
+    return r;
+  /* 1013 behind the queued output if it fits; else the output (a peer
+   * that does not read it) is dropped with the connection, rather than
+   * doubling a big buffer for a close frame it would not read either */
+  if (c->out.cap - (c->out.len - c->out.off) >= 256 || c->out.len == 0)
+    wsm_conn_fail(c, r, 1013, "server memory budget exhausted");
+  else
+    wsm_conn_abort_err(c, r, "server memory budget exhausted: output dropped");
+  return r;
+}
+
 /* Backpressure: may this data message of `len` bytes be queued? */
 static int admit(wsmsg_conn *c, size_t len) {
   const wsmsg_endpoint *ep = c->ep;
   size_t b = wsm_buffered(c);
   if (!ep->bp_high || b == 0 || b + len + 14 <= ep->bp_high)
-    return 0;
+    return admit_budget(c, len);
   c->bp_blocked = true;
   if (ep->bp_policy == WSMSG_BACKPRESSURE_CLOSE) {
     char why[96];
@@ -455,6 +472,7 @@ size_t wsmsg_conn_pending(wsmsg_conn *c, const void **bytes) {
   if (c->hr) /* plain HTTP: a streamed body, pipelined requests */
     wsm_http_pull(c);
   stream_pull(c);
+  wsm_mem_account(c);
   if (bytes)
     *bytes = c->out.p ? c->out.p + c->out.off : NULL;
   return c->out.len - c->out.off;
@@ -478,6 +496,7 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
     else
       (void)wsm_ev_queue(c, WSMSG_EV_DRAIN, NULL, 0);
   }
+  wsm_mem_account(c);
 }
 
 int wsmsg_conn_want_write(const wsmsg_conn *c) {

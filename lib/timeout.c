@@ -227,6 +227,7 @@ int wsmsg_conn_tick(wsmsg_conn *c, uint64_t now) {
   if (!c)
     return WSMSG_ERR_INVALID_ARG;
   wsm_conn_tick_count(c, now);
+  wsm_conn_trim(c); /* a timed-out message or aborted output goes back */
   wsm_timers_touch(c);
   return 0;
 }

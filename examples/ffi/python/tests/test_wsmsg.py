@@ -330,6 +330,37 @@ class TestTimeouts(unittest.TestCase):
         finally:
             p.free()
 
+    def test_memory_budget(self):
+        srv = wsmsg.Server(memory_budget=(64 << 10, 16 << 10))
+        ep = wsmsg.Endpoint()
+        srv.route("/ws", ep)
+        cep = wsmsg.Endpoint()
+        s, c = srv.accept(), cep.client("localhost:9", "/ws")
+        try:
+            for _ in range(10):  # the handshake
+                a, b = c.data_to_send(), s.data_to_send()
+                if a:
+                    s.recv(a)
+                if b:
+                    c.recv(b)
+            self.assertEqual(s.state, wsmsg.State.OPEN)
+            self.assertEqual(srv.memory_used, 0)
+            with self.assertRaises(wsmsg.StateError):
+                srv.set_memory_budget(1, 1)
+            sent = 0
+            with self.assertRaises(wsmsg.Error) as cm:
+                for _ in range(100):
+                    s.send_bytes(b"x" * 10240)
+                    sent += 1
+            self.assertEqual(cm.exception.code, wsmsg.ErrorCode.ERR_BUDGET)
+            self.assertTrue(3 <= sent <= 6)
+            self.assertGreater(srv.memory_used, 32 << 10)
+        finally:
+            s.free()
+            c.free()
+        self.assertEqual(srv.memory_used, 0)
+        srv.free()
+
     def test_default_keepalive_and_idle(self):
         clock = Clock()
         p = Pair(clock=clock)

@@ -211,6 +211,8 @@ DECLS = [
     ("wsmsg_server_free", _, [SERVER]),
     ("wsmsg_server_route", c_int, [SERVER, c_char_p, ENDPOINT]),
     ("wsmsg_server_set_max_request_size", c_int, [SERVER, c_size_t]),
+    ("wsmsg_server_set_memory_budget", c_int, [SERVER, c_size_t, c_size_t]),
+    ("wsmsg_server_memory_used", c_size_t, [SERVER]),
     ("wsmsg_server_set_max_headers", c_int, [SERVER, c_uint32]),
     ("wsmsg_server_set_handshake_timeout", c_int, [SERVER, c_uint32]),
     ("wsmsg_server_set_clock", c_int, [SERVER, clock_cb, c_void_p]),

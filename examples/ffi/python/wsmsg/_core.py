@@ -37,6 +37,7 @@ class ErrorCode(enum.IntEnum):
     ERR_SCHEMA = -18
     ERR_UNSUPPORTED = -19
     ERR_JSON = -20
+    ERR_BUDGET = -21
 
 
 class State(enum.IntEnum):
@@ -1087,7 +1088,8 @@ class Server(_Handle):
     (wsmsg_server).
 
     Server(routes={"/ws/chat": ep}, handshake_timeout=10000,
-    max_request_size=8192, max_headers=64, clock=None, on_output=None).
+    max_request_size=8192, max_headers=64, clock=None, on_output=None,
+    memory_budget=(256 MiB, 64 KiB per connection); (0, 0) turns it off).
     Paths ending in "*" are prefix routes.  on_output(conn) is called when
     a broadcast gives a connection its first pending bytes (see
     set_on_output).  Configure first; once it accepted, setters raise
@@ -1097,7 +1099,8 @@ class Server(_Handle):
     _c_free = staticmethod(_lib.wsmsg_server_free)
 
     def __init__(self, routes=None, handshake_timeout=None, max_request_size=None,
-                 max_headers=None, clock=None, on_output=None):
+                 max_headers=None, clock=None, on_output=None,
+                 memory_budget=None):
         p = _lib.wsmsg_server_new()
         if not p:
             raise MemoryError("wsmsg_server_new")
@@ -1121,6 +1124,8 @@ class Server(_Handle):
                       _uint("max_headers", max_headers, 32))
         if clock is not None:
             self.set_clock(clock)
+        if memory_budget is not None:
+            self.set_memory_budget(*memory_budget)
         for path, ep in (routes or {}).items():
             self.route(path, ep)
 
@@ -1133,6 +1138,18 @@ class Server(_Handle):
     def _set(self, fn, *args):
         _check(fn(self._ptr(), *args), fn.__name__)
         return self
+
+    def set_memory_budget(self, total, per_conn):
+        """Bytes all connections may hold in messages and output beyond
+        `per_conn` each; past it a connection asking for more is closed
+        with 1013 (wsmsg_server_set_memory_budget).  total 0: off."""
+        return self._set(_lib.wsmsg_server_set_memory_budget,
+                         _size("total", total), _size("per_conn", per_conn))
+
+    @property
+    def memory_used(self):
+        """Bytes the connections hold now (what the budget counts)."""
+        return _lib.wsmsg_server_memory_used(self._ptr())
 
     @property
     def routes(self):
