@@ -103,6 +103,7 @@ enum wsmsg_error_code {
   WSMSG_ERR_UNSUPPORTED = -19, /**< a schema uses an unsupported feature */
   WSMSG_ERR_JSON = -20,        /**< text is not valid JSON */
   WSMSG_ERR_BUDGET = -21, /**< the server's memory budget is spent (1013) */
+  WSMSG_ERR_RATE_LIMIT = -22, /**< a peer exceeded a rate limit (1008) */
 };
 
 /**
@@ -356,6 +357,13 @@ enum wsmsg_backpressure_policy {
   WSMSG_BACKPRESSURE_CLOSE = 1 /**< the connection is closed with 1008 */
 };
 
+/** What happens to a message over a rate limit
+ *  (wsmsg_endpoint_set_rate_limit). */
+enum wsmsg_limit_policy {
+  WSMSG_LIMIT_CLOSE = 0, /**< the connection is closed with 1008 */
+  WSMSG_LIMIT_DROP = 1   /**< the message is dropped, not delivered */
+};
+
 /** Which messages wsmsg_endpoint_on_chunk streams. */
 enum wsmsg_stream_kind { WSMSG_STREAM_BINARY = 1, WSMSG_STREAM_TEXT = 2 };
 
@@ -499,7 +507,8 @@ WSMSG_API int wsmsg_endpoint_set_unhandled(wsmsg_endpoint *ep, int policy);
 WSMSG_API int wsmsg_endpoint_set_pong_events(wsmsg_endpoint *ep, int on);
 
 /**
- * Largest message accepted, in bytes (default 1 MiB; 0 means no limit other
+ * Largest message accepted, in bytes (default 1 MiB, and 64 KiB once the
+ * endpoint is a JSON one unless this was called; 0 means no limit other
  * than memory).  A bigger message fails the connection with close 1009
  * before its payload is read.
  *
@@ -599,6 +608,46 @@ WSMSG_API int wsmsg_endpoint_allow_origin(wsmsg_endpoint *ep,
  */
 WSMSG_API int wsmsg_endpoint_set_backpressure(wsmsg_endpoint *ep, size_t high,
                                               size_t low, int policy);
+
+/**
+ * Per-connection rate limits on received data messages: at most
+ * `messages_per_s` messages and `bytes_per_s` payload bytes a second, with
+ * bursts of one second's worth (token buckets; 0 turns a limit off).  A
+ * message over a limit is handled by `policy` (enum wsmsg_limit_policy):
+ * WSMSG_LIMIT_CLOSE fails the connection with close 1008 "rate limit
+ * exceeded" (on_close error WSMSG_ERR_RATE_LIMIT), WSMSG_LIMIT_DROP drops
+ * it (not delivered).  Streamed messages (on_chunk) are counted when they
+ * end.  Default: off (legitimate rates differ too much between
+ * applications to guess one).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL or `policy` is not a
+ *    wsmsg_limit_policy.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_rate_limit(wsmsg_endpoint *ep,
+                                            uint32_t messages_per_s,
+                                            uint64_t bytes_per_s, int policy);
+
+/**
+ * JSON endpoints: more than `count` invalid messages (not JSON, or not
+ * valid for the schema or routes) within `window_ms` fail the connection
+ * with close 1008 "too many invalid messages" (on_close error
+ * WSMSG_ERR_RATE_LIMIT) instead of answering them: each error reply is
+ * larger than the message it answers, so a flood of small invalid
+ * messages is amplified.  Default 32 within 10000 ms; `count` 0 turns the
+ * limit off.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL, or `window_ms` is 0 with a
+ *    limit.
+ *  - WSMSG_ERR_STATE: `ep` is frozen: a connection was created on it or routed
+ *    to it.
+ */
+WSMSG_API int wsmsg_endpoint_set_invalid_limit(wsmsg_endpoint *ep,
+                                               uint32_t count,
+                                               uint32_t window_ms);
 
 /**
  * Set the drain callback (see wsmsg_drain_cb); without one a
@@ -1906,7 +1955,10 @@ WSMSG_API int wsmsg_endpoint_on_json(wsmsg_endpoint *ep, wsmsg_json_cb cb);
 
 /**
  * Make `ep` a JSON endpoint (on) or a plain text one (off, the default)
- * without touching callbacks.
+ * without touching callbacks.  A JSON endpoint's default maximum message
+ * size is 64 KiB (the worst document of that size parses in ~2.5 ms; see
+ * wsmsg_endpoint_set_max_message_size), and more than 32 invalid messages
+ * within 10 s close it (wsmsg_endpoint_set_invalid_limit).
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.

@@ -523,7 +523,7 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
     return 0;
   const wsmsg_endpoint *ep = c->ep;
   if (ep->t_receive || ep->t_ping || ep->t_message || ep->t_pong ||
-      ep->t_idle)
+      ep->t_idle || ep->rate_msgs || ep->rate_bytes)
     c->t_last_rx = wsm_now(c); /* one clock read per read, not per frame */
   int r = wsm_conn_acquire_parser(c);
   if (r) /* the bytes cannot be kept for later: the stream would be cut */

@@ -47,6 +47,8 @@ const char *wsmsg_strerror(int code) {
     return "invalid JSON";
   case WSMSG_ERR_BUDGET:
     return "server memory budget exhausted";
+  case WSMSG_ERR_RATE_LIMIT:
+    return "rate limit exceeded";
   default:
     return "unknown error";
   }

@@ -174,7 +174,13 @@ struct wsmsg_endpoint {
   size_t bp_high, bp_low;
   int bp_policy;
   uint64_t max_message;
+  bool max_message_set; /* by the application: JSON keeps it */
   uint32_t max_fragments;
+  /* rate limits (rx.c) and the invalid-message limit (json.c) */
+  uint32_t rate_msgs;
+  uint64_t rate_bytes;
+  int rate_policy;
+  uint32_t inv_max, inv_window;
   bool pong_events;
   bool require_subprotocol;
   bool any_origin;
@@ -486,6 +492,11 @@ struct wsmsg_conn {
   size_t heap_idx;
   uint64_t heap_key;
   size_t mem_held; /* bytes counted in srv->mem_used for this connection */
+  /* rate limits: token buckets in thousandths, refilled from rl_t */
+  bool rl_init;
+  uint64_t rl_t, rl_msgs, rl_bytes;
+  uint32_t inv_count; /* invalid messages in the window from inv_start */
+  uint64_t inv_start;
 };
 
 static inline uint64_t wsm_now(const wsmsg_conn *c) {
@@ -534,6 +545,9 @@ WSM_HIDDEN void wsm_conn_release_parser(wsmsg_conn *c);
 /* wslay's receive callback. */
 WSM_HIDDEN ssize_t wsm_rx_cb_recv(uint8_t *buf, size_t len, int flags,
                                   void *ud);
+/* Charge a received data message of `len` bytes to the rate limits:
+ * true to deliver it; false if it is dropped or the connection failed. */
+WSM_HIDDEN bool wsm_rate_admit(wsmsg_conn *c, uint64_t len);
 /* Parse and deliver n bytes of an open connection (its parser lent). */
 WSM_HIDDEN int wsm_rx_process(wsmsg_conn *c, const uint8_t *d, size_t n);
 /* A message of a push endpoint that no callback takes (`what`: "binary

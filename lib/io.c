@@ -8,8 +8,11 @@
 /* Bytes read per call at most, so that one busy peer cannot starve the
  * others in the host's loop (the fd stays readable: level-triggered polling
  * calls us again).  A short read ends the reading too: this helper is for
- * level-triggered loops. */
-#define READ_BUDGET (1u << 20)
+ * level-triggered loops.  256 KiB (was 1 MiB): four reads; a pass over
+ * 600 busy peers is then ~150 MiB of work instead of ~600 MiB, and with
+ * JSON messages limited to 64 KiB by default a call parses at most about
+ * four worst-case documents (~10 ms). */
+#define READ_BUDGET (256u << 10)
 
 int wsmsg_conn_io_fd(wsmsg_conn *c, int fd) {
   if (!c || fd < 0)

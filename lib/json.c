@@ -49,6 +49,27 @@ static char *allowed_values(const wsmsg_mem *m, const wsmsg_endpoint *ep) {
   return s;
 }
 
+/* More than inv_max invalid messages within inv_window: close 1008 rather
+ * than answer (each reply is larger than what it answers).  False if the
+ * connection was failed. */
+static bool invalid_admit(wsmsg_conn *c) {
+  const wsmsg_endpoint *ep = c->ep;
+  if (!ep->inv_max)
+    return true;
+  uint64_t now = wsm_now(c);
+  if (c->inv_count == 0 || now - c->inv_start >= ep->inv_window) {
+    c->inv_start = now;
+    c->inv_count = 0;
+  }
+  if (++c->inv_count <= ep->inv_max)
+    return true;
+  char why[96];
+  snprintf(why, sizeof(why), "too many invalid messages: over %u within %u ms",
+           ep->inv_max, ep->inv_window);
+  wsm_conn_fail(c, WSMSG_ERR_RATE_LIMIT, 1008, why);
+  return false;
+}
+
 static void invalid_report(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
                            size_t len);
 
@@ -64,6 +85,8 @@ static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
 static void invalid_report(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
                            size_t len) {
   const wsmsg_endpoint *ep = c->ep;
+  if (!invalid_admit(c))
+    return;
   if (ep->on_invalid) {
     ep->on_invalid(c, errs, text, len, c->user);
   } else if (!wsm_ep_push(ep)) {

@@ -172,9 +172,58 @@ ssize_t wsm_rx_cb_recv(uint8_t *buf, size_t len, int flags, void *ud) {
   return (ssize_t)n;
 }
 
+/* ---- rate limits ---- */
+
+bool wsm_rate_admit(wsmsg_conn *c, uint64_t len) {
+  const wsmsg_endpoint *ep = c->ep;
+  if (!ep->rate_msgs && !ep->rate_bytes)
+    return true;
+  /* token buckets in thousandths of a message / byte, one second deep,
+   * refilled by the time since the last message (c->t_last_rx: the clock
+   * is read once per read) */
+  uint64_t now = c->t_last_rx;
+  uint64_t mcap = (uint64_t)ep->rate_msgs * 1000, bcap = ep->rate_bytes * 1000;
+  if (!c->rl_init) {
+    c->rl_init = true;
+    c->rl_t = now;
+    c->rl_msgs = mcap;
+    c->rl_bytes = bcap;
+  }
+  uint64_t dt = now > c->rl_t ? now - c->rl_t : 0;
+  if (dt > 1000)
+    dt = 1000; /* full after a second */
+  c->rl_t = now;
+  c->rl_msgs += dt * ep->rate_msgs;
+  if (c->rl_msgs > mcap)
+    c->rl_msgs = mcap;
+  c->rl_bytes += dt * ep->rate_bytes;
+  if (c->rl_bytes > bcap)
+    c->rl_bytes = bcap;
+  /* a message bigger than a second's worth passes on a full bucket */
+  uint64_t cost = len > UINT64_MAX / 1000 ? UINT64_MAX : len * 1000;
+  bool ok = (!ep->rate_msgs || c->rl_msgs >= 1000) &&
+            (!ep->rate_bytes || c->rl_bytes >= (cost < bcap ? cost : bcap));
+  if (ok) {
+    if (ep->rate_msgs)
+      c->rl_msgs -= 1000;
+    if (ep->rate_bytes)
+      c->rl_bytes -= cost < c->rl_bytes ? cost : c->rl_bytes;
+    return true;
+  }
+  if (ep->rate_policy == WSMSG_LIMIT_CLOSE) {
+    char why[96];
+    snprintf(why, sizeof(why), "rate limit exceeded: over %u messages/s or %llu bytes/s",
+             ep->rate_msgs, (unsigned long long)ep->rate_bytes);
+    wsm_conn_fail(c, WSMSG_ERR_RATE_LIMIT, 1008, why);
+  }
+  return false;
+}
+
 static int deliver_message(wsmsg_conn *c, uint8_t op, uint8_t *d, size_t len) {
   const wsmsg_endpoint *ep = c->ep;
   c->t_last_msg = c->t_last_rx;
+  if (!wsm_rate_admit(c, len))
+    return 0; /* dropped, or the connection failed */
   if (op == WSLAY_TEXT_FRAME) {
     if (ep->json)
       return wsm_json_deliver(c, (const char *)d, len);
@@ -478,6 +527,9 @@ static int chunk_out(wsmsg_conn *c, const uint8_t *d, size_t n, bool final) {
   if (final) {
     c->msg_op = 0;
     c->t_last_msg = c->t_last_rx;
+    /* counted when it ends; a dropped stream was delivered already */
+    if (!wsm_rate_admit(c, c->msg_total) && c->failed)
+      return 0;
   }
   c->ep->on_chunk(c, type, d, n, first, final, c->user);
   return 0;
@@ -552,7 +604,8 @@ static int process_frames(wsmsg_conn *c) {
       c->in_frame = false;
       c->msg_op = 0;
       c->t_last_msg = c->t_last_rx;
-      c->ep->on_binary(c, io.data, io.data_length, c->user);
+      if (wsm_rate_admit(c, io.data_length))
+        c->ep->on_binary(c, io.data, io.data_length, c->user);
       continue;
     }
     if (io.data_length && (r = frame_data(c, io.data, io.data_length)) != 0)

@@ -59,6 +59,7 @@ ENUMS = {
     "wsmsg_schema_option": ("SchemaOption", "WSMSG_SCHEMA_"),
     "wsmsg_validate_flag": ("Validate", "WSMSG_VALIDATE_"),
     "wsmsg_invalid_policy": ("InvalidPolicy", "WSMSG_INVALID_"),
+    "wsmsg_limit_policy": ("LimitPolicy", "WSMSG_LIMIT_"),
     "wsmsg_extra_policy": ("ExtraPolicy", "WSMSG_EXTRA_"),
     "wsmsg_unhandled_policy": ("UnhandledPolicy", "WSMSG_UNHANDLED_"),
     "wsmsg_error_style": ("ErrorStyle", "WSMSG_ERRORS_"),

@@ -130,8 +130,8 @@ static int start_stream(ctx *x, uint8_t p, int text) {
 /* ---- checks shared by every step ---------------------------------------- */
 
 static void check_send_result(ctx *x, int st, int r) {
-  if (st == WSMSG_STATE_OPEN)
-    FZ_CHECK(r == 0 || r == WSMSG_ERR_BACKPRESSURE);
+  if (st == WSMSG_STATE_OPEN) /* or the server's memory budget is spent */
+    FZ_CHECK(r == 0 || r == WSMSG_ERR_BACKPRESSURE || r == WSMSG_ERR_BUDGET);
   else
     FZ_CHECK(r == WSMSG_ERR_CLOSED);
   (void)x;
@@ -750,9 +750,18 @@ static void configure(wsmsg_endpoint *ep, const uint8_t *cfg, ctx *x) {
                  ep, 300, 100,
                  to & TO_BP_CLOSE ? WSMSG_BACKPRESSURE_CLOSE
                                   : WSMSG_BACKPRESSURE_FAIL) == 0);
+  /* issue 20's limits, with the small backpressure: message and byte
+   * rates (close or drop), few invalid JSON messages */
+  if ((epf & EPF_SMALL_BP) && (to & TO_BP_CLOSE))
+    FZ_CHECK(wsmsg_endpoint_set_rate_limit(ep, 4, 1000,
+                                           to & TO_CALLBACK
+                                               ? WSMSG_LIMIT_DROP
+                                               : WSMSG_LIMIT_CLOSE) == 0);
   wsmsg_endpoint_on_drain(ep, cb_drain);
 #if FZ_JSON
   configure_json(ep, x);
+  if (epf & EPF_SMALL_BP)
+    FZ_CHECK(wsmsg_endpoint_set_invalid_limit(ep, 2, base + 1) == 0);
 #endif
 }
 
@@ -808,6 +817,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   srv = wsmsg_server_new();
   FZ_CHECK(srv != NULL);
   wsmsg_server_set_clock(srv, fz_clock, NULL);
+  if (x.epf & EPF_SMALL_BP) /* a memory budget the script can exhaust */
+    FZ_CHECK(wsmsg_server_set_memory_budget(srv, 16384, 2048) == 0);
   FZ_CHECK(wsmsg_server_route(srv, "/ws", ep) == 0);
   wsmsg_endpoint *ep2 = wsmsg_endpoint_new(); /* for x.other */
   FZ_CHECK(ep2 != NULL && wsmsg_server_route(srv, "/other", ep2) == 0);

@@ -154,11 +154,218 @@ static void test_budget_setters(void **s) {
   pair_free(&p);
 }
 
+/* ---- rate limits (fake clock) ---- */
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void *u) {
+  (void)u;
+  return fake_now;
+}
+
+static uint32_t rl_msgs;
+static uint64_t rl_bytes;
+static int rl_policy;
+
+static void set_rate(pair *p) {
+  wsmsg_server_set_clock(p->srv, fake_clock, NULL);
+  wsmsg_endpoint_set_clock(p->cep, fake_clock, NULL);
+  assert_int_equal(
+      wsmsg_endpoint_set_rate_limit(p->sep, rl_msgs, rl_bytes, rl_policy), 0);
+}
+
+static void send_n(pair *p, int n, size_t len) {
+  static char buf[4096];
+  memset(buf, 'm', sizeof(buf));
+  for (int i = 0; i < n; i++)
+    wsmsg_send_text(p->c, buf, len);
+  pump(p);
+}
+
+static void test_rate_limit_close(void **s) {
+  (void)s;
+  fake_now = 1000;
+  rl_msgs = 5, rl_bytes = 0, rl_policy = WSMSG_LIMIT_CLOSE;
+  pair p;
+  pair_open(&p, set_rate);
+  send_n(&p, 5, 10); /* a burst of one second's worth */
+  assert_int_equal(p.sr.texts, 5);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  send_n(&p, 1, 10);
+  assert_int_equal(p.sr.texts, 5);
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_RATE_LIMIT);
+  assert_non_null(strstr(p.sr.close_detail, "rate limit exceeded"));
+  pair_free(&p);
+}
+
+static void test_rate_limit_drop_refill(void **s) {
+  (void)s;
+  fake_now = 1000;
+  rl_msgs = 2, rl_bytes = 0, rl_policy = WSMSG_LIMIT_DROP;
+  pair p;
+  pair_open(&p, set_rate);
+  send_n(&p, 3, 10);
+  assert_int_equal(p.sr.texts, 2); /* the third dropped */
+  fake_now = 1499;
+  send_n(&p, 1, 10);
+  assert_int_equal(p.sr.texts, 2); /* 0.998 of a message refilled */
+  fake_now = 1500;                 /* 1 refilled since 1000 (1 ms kept) */
+  send_n(&p, 2, 10);
+  assert_int_equal(p.sr.texts, 3);
+  fake_now = 5000; /* full again, not more than full */
+  send_n(&p, 3, 10);
+  assert_int_equal(p.sr.texts, 5);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  pair_free(&p);
+}
+
+static void test_rate_limit_bytes(void **s) {
+  (void)s;
+  fake_now = 1000;
+  rl_msgs = 0, rl_bytes = 1000, rl_policy = WSMSG_LIMIT_CLOSE;
+  pair p;
+  pair_open(&p, set_rate);
+  send_n(&p, 1, 2000); /* bigger than a second's worth: a full bucket */
+  assert_int_equal(p.sr.texts, 1);
+  fake_now = 1600; /* 600 bytes refilled */
+  send_n(&p, 1, 600);
+  assert_int_equal(p.sr.texts, 2);
+  send_n(&p, 1, 1);
+  assert_int_equal(p.sr.texts, 2);
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_RATE_LIMIT);
+  pair_free(&p);
+  /* the setter checks the policy and the state */
+  wsmsg_endpoint *ep = wsmsg_endpoint_new();
+  assert_int_equal(wsmsg_endpoint_set_rate_limit(ep, 1, 1, 7),
+                   WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_set_rate_limit(NULL, 1, 1, 0),
+                   WSMSG_ERR_INVALID_ARG);
+  wsmsg_endpoint_free(ep);
+}
+
+/* ---- JSON endpoints: invalid-message limit, default size ---- */
+
+static uint32_t inv_count, inv_window;
+static void set_json_inv(pair *p) {
+  wsmsg_server_set_clock(p->srv, fake_clock, NULL);
+  wsmsg_endpoint_set_clock(p->cep, fake_clock, NULL);
+  assert_int_equal(wsmsg_endpoint_set_json(p->sep, 1), 0);
+  assert_int_equal(
+      wsmsg_endpoint_set_invalid_limit(p->sep, inv_count, inv_window), 0);
+}
+
+static void send_str(pair *p, const char *s) {
+  wsmsg_send_text(p->c, s, strlen(s));
+  pump(p);
+}
+
+/* Finding 6: a flood of small invalid messages was answered message for
+ * message, each reply ~30 times the input. */
+static void test_invalid_limit(void **s) {
+  (void)s;
+  fake_now = 0;
+  inv_count = 3, inv_window = 1000;
+  pair p;
+  pair_open(&p, set_json_inv);
+  for (int i = 0; i < 3; i++)
+    send_str(&p, "{");
+  assert_int_equal(p.cr.texts, 3); /* three error replies */
+  fake_now = 999;
+  send_str(&p, "{");
+  assert_int_equal(p.cr.texts, 3); /* the fourth is not answered */
+  assert_int_equal(p.cr.close.code, 1008);
+  assert_int_equal(p.sr.close.error, WSMSG_ERR_RATE_LIMIT);
+  assert_non_null(strstr(p.cr.close_reason, "too many invalid messages"));
+  pair_free(&p);
+  /* a new window starts afresh; valid messages do not count */
+  fake_now = 0;
+  pair_open(&p, set_json_inv);
+  for (int i = 0; i < 3; i++)
+    send_str(&p, "[");
+  send_str(&p, "{}");
+  fake_now = 1000;
+  for (int i = 0; i < 3; i++)
+    send_str(&p, "[");
+  assert_int_equal(p.cr.texts, 6);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  pair_free(&p);
+  /* the setter */
+  wsmsg_endpoint *ep = wsmsg_endpoint_new();
+  assert_int_equal(wsmsg_endpoint_set_invalid_limit(ep, 1, 0),
+                   WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_endpoint_set_invalid_limit(ep, 0, 0), 0);
+  wsmsg_endpoint_free(ep);
+}
+
+static void test_invalid_limit_default(void **s) {
+  (void)s;
+  pair p;
+  pair_init(&p, NULL);
+  wsmsg_endpoint_set_json(p.sep, 1);
+  pump(&p);
+  for (int i = 0; i < 32; i++)
+    send_str(&p, "x");
+  assert_int_equal(p.cr.texts, 32);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  send_str(&p, "x");
+  assert_int_equal(p.cr.close.code, 1008);
+  pair_free(&p);
+}
+
+/* JSON endpoints take 64 KiB messages by default (one worst-case parse in
+ * low milliseconds); a size the application set stays. */
+static size_t json_max;
+static void set_json_size(pair *p) {
+  if (json_max)
+    wsmsg_endpoint_set_max_message_size(p->sep, json_max);
+  wsmsg_endpoint_set_json(p->sep, 1);
+}
+
+static void test_json_default_size(void **s) {
+  (void)s;
+  size_t n = (64u << 10) + 1;
+  char *big = malloc(n + 1);
+  memset(big, ' ', n);
+  big[0] = '[';
+  big[n - 1] = ']';
+  big[n] = 0;
+  pair p;
+  json_max = 0;
+  pair_open(&p, set_json_size);
+  send_str(&p, big);
+  assert_int_equal(p.cr.close.code, 1009);
+  pair_free(&p);
+  json_max = 1 << 20; /* set before the endpoint became a JSON one */
+  pair_open(&p, set_json_size);
+  send_str(&p, big);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  wsmsg_event ev;
+  assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
+  assert_int_equal(ev.type, WSMSG_EV_JSON);
+  pair_free(&p);
+  /* 64 KiB exactly passes */
+  big[n - 2] = ']';
+  big[n - 1] = 0;
+  json_max = 0;
+  pair_open(&p, set_json_size);
+  send_str(&p, big);
+  assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
+  pair_free(&p);
+  free(big);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_budget_receive),
       cmocka_unit_test(test_budget_send),
       cmocka_unit_test(test_budget_setters),
+      cmocka_unit_test(test_rate_limit_close),
+      cmocka_unit_test(test_rate_limit_drop_refill),
+      cmocka_unit_test(test_rate_limit_bytes),
+      cmocka_unit_test(test_invalid_limit),
+      cmocka_unit_test(test_invalid_limit_default),
+      cmocka_unit_test(test_json_default_size),
   };
   return unit_run("limits", tests, argc, argv);
 }

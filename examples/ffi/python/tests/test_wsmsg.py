@@ -330,6 +330,37 @@ class TestTimeouts(unittest.TestCase):
         finally:
             p.free()
 
+    def test_rate_and_invalid_limits(self):
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(rate_limit=(2, 0, "drop"),
+                                          clock=clock), clock=clock)
+        try:
+            for i in range(3):
+                p.c.send_text("m%d" % i)
+            p.pump()
+            evs = [p.s.next_event() for _ in range(2)]
+            self.assertEqual(evs, [wsmsg.Text("m0"), wsmsg.Text("m1")])
+            self.assertIsNone(p.s.next_event())  # the third was dropped
+        finally:
+            p.free()
+        p = Pair(server_ep=wsmsg.Endpoint(json=True, invalid_limit=(2, 1000)))
+        try:
+            for _ in range(3):
+                p.c.send_text("{")
+            p.pump()
+            evs = []
+            while True:
+                ev = p.c.next_event()
+                if ev is None or isinstance(ev, wsmsg.Close):
+                    break
+                evs.append(ev)
+            self.assertEqual(len(evs), 2)  # two error replies, then 1008
+            self.assertEqual(ev.code, 1008)
+        finally:
+            p.free()
+        with self.assertRaises(ValueError):
+            wsmsg.Endpoint(rate_limit=(1, 1, "bogus"))
+
     def test_memory_budget(self):
         srv = wsmsg.Server(memory_budget=(64 << 10, 16 << 10))
         ep = wsmsg.Endpoint()

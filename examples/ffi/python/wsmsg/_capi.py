@@ -203,6 +203,9 @@ DECLS = [
     ("wsmsg_endpoint_set_close_timeout", c_int, [ENDPOINT, c_uint32]),
     ("wsmsg_endpoint_set_write_timeout", c_int, [ENDPOINT, c_uint32]),
     ("wsmsg_endpoint_set_idle_timeout", c_int, [ENDPOINT, c_uint32]),
+    ("wsmsg_endpoint_set_rate_limit", c_int,
+     [ENDPOINT, c_uint32, c_uint64, c_int]),
+    ("wsmsg_endpoint_set_invalid_limit", c_int, [ENDPOINT, c_uint32, c_uint32]),
     ("wsmsg_endpoint_set_handshake_timeout", c_int, [ENDPOINT, c_uint32]),
     ("wsmsg_endpoint_set_clock", c_int, [ENDPOINT, clock_cb, c_void_p]),
     # servers

@@ -38,6 +38,7 @@ class ErrorCode(enum.IntEnum):
     ERR_UNSUPPORTED = -19
     ERR_JSON = -20
     ERR_BUDGET = -21
+    ERR_RATE_LIMIT = -22
 
 
 class State(enum.IntEnum):
@@ -85,6 +86,12 @@ class BackpressurePolicy(enum.IntEnum):
     """enum wsmsg_backpressure_policy"""
     FAIL = 0
     CLOSE = 1
+
+
+class LimitPolicy(enum.IntEnum):
+    """enum wsmsg_limit_policy"""
+    CLOSE = 0
+    DROP = 1
 
 
 class InvalidPolicy(enum.IntEnum):
@@ -742,9 +749,9 @@ _ENDPOINT_OPTIONS = (
     "origins", "pong_events", "backpressure", "max_queued", "receive_timeout",
     "timeout_action", "heartbeat", "ping_interval", "pong_timeout",
     "message_timeout", "close_timeout", "write_timeout", "handshake_timeout",
-    "idle_timeout", "json", "schema", "validation", "invalid_policy",
-    "allow_duplicate_keys", "max_errors", "route_field", "routes", "clock",
-    "extra", "error_style", "unhandled",
+    "idle_timeout", "rate_limit", "invalid_limit", "json", "schema",
+    "validation", "invalid_policy", "allow_duplicate_keys", "max_errors",
+    "route_field", "routes", "clock", "extra", "error_style", "unhandled",
     "deflate", "deflate_level", "deflate_window", "deflate_takeover",
     "deflate_threshold")
 
@@ -764,6 +771,8 @@ class Endpoint(_Handle):
       "event"|"ping"|"heartbeat"|"close_1001"|"close_1011"  heartbeat="HEARTBEAT"
       ping_interval=20000  pong_timeout=20000  message_timeout=60000
       close_timeout=10000  write_timeout=30000  idle_timeout (off)
+      rate_limit=(messages_per_s, bytes_per_s, "close"|"drop") (off)
+      invalid_limit=(count, window_ms) (JSON: 32 within 10000)
       handshake_timeout=10000 (client side)
       json=False  schema=Schema  validation=Validate.COERCE|Validate.DEFAULTS
       extra="allow"|"ignore"|"forbid" (Pydantic's model config extra)
@@ -821,6 +830,10 @@ class Endpoint(_Handle):
             self.set_backpressure(*o["backpressure"])
         if o.get("max_queued") is not None:
             self.set_max_queued(*o["max_queued"])
+        if o.get("rate_limit") is not None:
+            self.set_rate_limit(*o["rate_limit"])
+        if o.get("invalid_limit") is not None:
+            self.set_invalid_limit(*o["invalid_limit"])
         action = o.get("timeout_action")
         if action is not None or o.get("heartbeat") is not None:
             # heartbeat= alone means the HEARTBEAT action
@@ -948,6 +961,22 @@ class Endpoint(_Handle):
         """Pending output without progress for `ms` aborts the connection."""
         return self._set(_lib.wsmsg_endpoint_set_write_timeout,
                          _uint("write_timeout", ms, 32))
+
+    def set_rate_limit(self, messages_per_s, bytes_per_s, policy="close"):
+        """At most `messages_per_s` received messages and `bytes_per_s`
+        bytes a second per connection (0: no limit); over it "close"
+        (1008) or "drop" the message."""
+        return self._set(_lib.wsmsg_endpoint_set_rate_limit,
+                         _uint("messages_per_s", messages_per_s, 32),
+                         _uint("bytes_per_s", bytes_per_s, 64),
+                         _enum("policy", policy, LimitPolicy))
+
+    def set_invalid_limit(self, count, window_ms):
+        """JSON: more than `count` invalid messages within `window_ms`
+        close the connection with 1008 (count 0: off)."""
+        return self._set(_lib.wsmsg_endpoint_set_invalid_limit,
+                         _uint("count", count, 32),
+                         _uint("window_ms", window_ms, 32))
 
     def set_idle_timeout(self, ms):
         """No data message either way for `ms` closes with 1001 (default
