@@ -526,6 +526,8 @@ static void push_setup(pair *p) {
   assert_int_equal(
       wsmsg_endpoint_route_json(p->sep, "type", "other", NULL, NULL), 0);
   wsmsg_endpoint_set_invalid_policy(p->sep, push_policy);
+  /* 5000 invalid messages: above the default invalid-message limit */
+  wsmsg_endpoint_set_invalid_limit(p->sep, 0, 0);
 }
 
 /* Invalid JSON on an endpoint with routes but no on_invalid was queued as
