@@ -149,7 +149,7 @@ $(EXAMPLES):
 
 # The load generator links no wsmsg (it must be able to measure anything).
 examples/wsbench: examples/wsbench.c examples/common/ws_frame.h
-	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lm
+	$(CC) $(STD) $(WARN) $(CFLAGS) $< -o $@ -lm -lz
 
 # ---- benchmarks -------------------------------------------------------------------
 # Built by `all` so that they keep compiling; run by `make bench`

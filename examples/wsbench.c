@@ -33,6 +33,18 @@
  *                         goes to stderr)
  *       --label S         label copied into the JSON line
  *       --allow-remote    allow a target that is not a loopback address
+ *       --deflate         offer permessage-deflate (RFC 7692) with no
+ *                         context takeover either way; the server must
+ *                         accept it.  Every message is sent compressed
+ *                         (compressed once at start-up, level 6, window
+ *                         2^15, which no context takeover allows) and
+ *                         replies are inflated and checked
+ *       --realistic       text payloads are demo-like JSON records with
+ *                         varied words (compressible like real traffic)
+ *                         instead of a cycle of printable ASCII
+ *
+ * The report includes the bytes on the wire per message each way
+ * (frame headers included), to compare with and without compression.
  *
  * Latencies come from a log-linear histogram (256 sub-buckets per power of
  * two, so every percentile is within 0.4 % of the true sample) in
@@ -66,6 +78,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* ---- limits ---------------------------------------------------------------
  */
@@ -101,7 +114,7 @@ static struct {
   size_t size;
   int type;
   double duration, warmup, rate, hold, connect_timeout;
-  bool idle, json, allow_remote;
+  bool idle, json, allow_remote, deflate, realistic;
   int cpu;
   long server_pid;
   int sources;
@@ -200,6 +213,7 @@ static struct {
       overruns;
   uint64_t opened;
   uint64_t msgs, bytes; /* replies inside the measurement window */
+  uint64_t wire_in;     /* bytes read inside the window */
   uint64_t sent;        /* messages sent inside the window */
   uint64_t max_lag;     /* rate mode: worst lateness vs the schedule (ns) */
   char first_error[200];
@@ -252,6 +266,10 @@ typedef struct conn {
   bool got_close;
   char *jbuf; /* json mode: the reply text (JSON_REPLY_MAX) */
   size_t jlen;
+  /* --deflate: the reply being inflated */
+  z_stream *z;
+  bool zmsg;      /* the message in progress is compressed (RSV1) */
+  uint64_t zout;  /* its inflated bytes so far */
   /* in-flight messages: send times, oldest first */
   uint64_t *ts;
   uint32_t ts_head, ts_count;
@@ -306,6 +324,11 @@ static void conn_close(conn *c) {
   free(c->hbuf);
   c->hbuf = NULL;
   free(c->jbuf);
+  if (c->z) {
+    inflateEnd(c->z);
+    free(c->z);
+    c->z = NULL;
+  }
   c->jbuf = NULL;
 }
 
@@ -483,7 +506,8 @@ static void frame_begin(conn *c) {
   }
   c->left = len;
   c->in_payload = true;
-  if (b0 & 0x70) {
+  bool rsv1 = (b0 & 0x70) == 0x40 && opt.deflate && (c->op == 1 || c->op == 2);
+  if ((b0 & 0x70) && !rsv1) {
     conn_fail(c, &st.unexpected, "server frame with RSV bits set");
     return;
   }
@@ -508,6 +532,8 @@ static void frame_begin(conn *c) {
     c->msg_op = c->op;
     c->msg_len = 0;
     c->jlen = 0;
+    c->zmsg = rsv1;
+    c->zout = 0;
   } else {
     conn_fail(c, &st.unexpected, "reserved opcode from the server");
     return;
@@ -516,12 +542,63 @@ static void frame_begin(conn *c) {
     c->msg_len += len;
 }
 
+static void keep_json(conn *c, const uint8_t *p, size_t n);
+
+/* --deflate: inflate a piece of a compressed reply (`last`: the message's
+ * payload ended: the 00 00 ff ff tail goes in, then a reset, since the
+ * server does not keep its context). */
+static void inflate_piece(conn *c, const uint8_t *p, size_t n, bool last) {
+  static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+  static uint8_t out[16384];
+  if (!c->z) {
+    c->z = calloc(1, sizeof(z_stream));
+    if (!c->z || inflateInit2(c->z, -15) != Z_OK) {
+      conn_fail(c, &st.unexpected, "out of memory for inflate");
+      return;
+    }
+  }
+  for (int round = 0; round < 2; round++) {
+    if (round == 1) {
+      if (!last)
+        break;
+      p = tail;
+      n = sizeof(tail);
+    }
+    c->z->next_in = (Bytef *)(uintptr_t)p;
+    c->z->avail_in = (uInt)n;
+    for (int guard = 0; guard < 1 << 20; guard++) {
+      c->z->next_out = out;
+      c->z->avail_out = sizeof(out);
+      int zr = inflate(c->z, Z_SYNC_FLUSH);
+      size_t got = sizeof(out) - c->z->avail_out;
+      if (zr != Z_OK && zr != Z_BUF_ERROR && zr != Z_STREAM_END) {
+        conn_fail(c, &st.unexpected, "corrupt compressed reply");
+        return;
+      }
+      c->zout += got;
+      keep_json(c, out, got);
+      if (c->z->avail_in == 0 && c->z->avail_out != 0)
+        break;
+    }
+  }
+  if (last)
+    inflateReset(c->z);
+}
+
 static void frame_payload(conn *c, const uint8_t *p, size_t n) {
   if (c->op >= 8) {
     memcpy(c->cbuf + c->clen, p, n);
     c->clen = (uint8_t)(c->clen + n);
     return;
   }
+  if (c->zmsg) {
+    inflate_piece(c, p, n, false);
+    return;
+  }
+  keep_json(c, p, n);
+}
+
+static void keep_json(conn *c, const uint8_t *p, size_t n) {
   if (opt.type == T_JSON && c->msg_op == 1) {
     if (!c->jbuf)
       c->jbuf = malloc(JSON_REPLY_MAX);
@@ -556,6 +633,12 @@ static void frame_end(conn *c, uint64_t now) {
     }
     return;
   default:
+    if (c->fin && c->zmsg) {
+      inflate_piece(c, NULL, 0, true);
+      if (c->fd < 0)
+        return;
+      c->msg_len = c->zout; /* the checks are on the inflated message */
+    }
     if (c->fin)
       message_done(c, now);
   }
@@ -661,6 +744,14 @@ static void handshake_input(conn *c, const uint8_t *p, size_t n, uint64_t now) {
     conn_fail(c, &st.handshake_failed, "bad Sec-WebSocket-Accept");
     return;
   }
+  if (opt.deflate) {
+    const char *ext = find_header(c->hbuf, "Sec-WebSocket-Extensions");
+    if (!ext || strncasecmp(ext, "permessage-deflate", 18) != 0) {
+      conn_fail(c, &st.handshake_failed,
+                "--deflate: the server declined permessage-deflate");
+      return;
+    }
+  }
   /* bytes after the head already belong to the frame stream */
   size_t extra = c->hlen - head;
   uint8_t tail[HS_MAX];
@@ -741,6 +832,8 @@ static void on_readable(conn *c) {
     ssize_t n = recv(c->fd, rbuf, RBUF_SIZE, MSG_DONTWAIT);
     if (n > 0) {
       uint64_t now = now_ns();
+      if (now >= m_start && now < m_end)
+        st.wire_in += (uint64_t)n;
       budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
       if (c->state == C_HANDSHAKE)
         handshake_input(c, rbuf, (size_t)n, now);
@@ -940,6 +1033,34 @@ static int build_frame(void) {
     for (size_t i = 0; i < pad; i++)
       payload[strlen(pre) + i] = (uint8_t)('a' + i % 26);
     memcpy(payload + strlen(pre) + pad, post, strlen(post));
+  } else if (opt.type == T_TEXT && opt.realistic) {
+    /* demo-like JSON records, one per line, with varied words */
+    static const char *users[] = {"alice", "bob", "carol", "dave", "erin"};
+    static const char *words[] = {"hello", "world", "how",  "are",   "you",
+                                  "today", "the",   "build", "is",   "green",
+                                  "lunch", "at",    "noon",  "ok",   "thanks",
+                                  "see",   "later", "merge", "the",  "branch"};
+    size_t k = 0;
+    uint32_t x = 12345u;
+    for (int rec = 0; k < n; rec++) {
+      char line[256];
+      char content[160];
+      size_t cl = 0;
+      x = x * 1103515245u + 12345u;
+      int nw = 3 + (int)((x >> 16) % 9);
+      for (int w = 0; w < nw; w++) {
+        x = x * 1103515245u + 12345u;
+        cl += (size_t)snprintf(content + cl, sizeof(content) - cl, "%s%s",
+                               w ? " " : "", words[(x >> 16) % 20]);
+      }
+      int m = snprintf(line, sizeof(line),
+                       "{\"user\":\"%s\",\"content\":\"%s\",\"timestamp\":"
+                       "%.3f}\n",
+                       users[rec % 5], content, 1733400000.0 + rec * 0.731);
+      size_t take = (size_t)m < n - k ? (size_t)m : n - k;
+      memcpy(payload + k, line, take);
+      k += take;
+    }
   } else if (opt.type == T_TEXT) {
     for (size_t i = 0; i < n; i++)
       payload[i] = (uint8_t)(' ' + i % 95); /* printable ASCII */
@@ -957,13 +1078,39 @@ static int build_frame(void) {
     seed = seed * 1103515245u + 12345u;
     mask_key[i] = (uint8_t)(seed >> 16);
   }
+  uint8_t b0 = (uint8_t)(0x80 | (opt.type == T_BINARY ? 2 : 1));
+  if (opt.deflate) { /* no context takeover: every copy is the same */
+    uLong cap = compressBound((uLong)n) + 16;
+    uint8_t *z = malloc(cap);
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (!z || deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY)) {
+      free(z);
+      free(payload);
+      return -1;
+    }
+    zs.next_in = payload;
+    zs.avail_in = (uInt)n;
+    zs.next_out = z;
+    zs.avail_out = (uInt)cap;
+    deflate(&zs, Z_SYNC_FLUSH);
+    size_t zn = cap - zs.avail_out;
+    deflateEnd(&zs);
+    if (zn >= 4)
+      zn -= 4; /* the 00 00 ff ff tail (RFC 7692 7.2.1) */
+    if (zn == 0)
+      z[zn++] = 0;
+    free(payload);
+    payload = z;
+    n = zn;
+    b0 |= 0x40; /* RSV1 */
+  }
   frame_buf = malloc(n + 14);
   if (!frame_buf) {
     free(payload);
     return -1;
   }
-  size_t k = ws_frame_header(
-      frame_buf, (uint8_t)(0x80 | (opt.type == T_BINARY ? 2 : 1)), n, mask_key);
+  size_t k = ws_frame_header(frame_buf, b0, n, mask_key);
   if (n)
     memcpy(frame_buf + k, payload, n);
   ws_frame_mask(frame_buf + k, n, mask_key);
@@ -979,7 +1126,8 @@ static void usage(FILE *f) {
           "  -t, --type text|binary|json   -d, --duration S   -w, --warmup S\n"
           "  -r, --rate R (msgs/s per connection, open loop)\n"
           "  --idle [--hold S]   --cpu N   --server-pid PID   --sources N\n"
-          "  --connect-timeout S   --json   --label S   --allow-remote\n");
+          "  --connect-timeout S   --json   --label S   --allow-remote\n"
+          "  --deflate   --realistic\n");
 }
 
 static bool num_arg(const char *s, double lo, double hi, double *out) {
@@ -1056,6 +1204,10 @@ static int parse_args(int argc, char **argv) {
     } else if (!strcmp(a, "--connect-timeout")) {
       NUM(0.1, 3600);
       opt.connect_timeout = d;
+    } else if (!strcmp(a, "--deflate")) {
+      opt.deflate = true;
+    } else if (!strcmp(a, "--realistic")) {
+      opt.realistic = true;
     } else if (!strcmp(a, "--json")) {
       opt.json = true;
     } else if (!strcmp(a, "--label")) {
@@ -1146,9 +1298,14 @@ int main(int argc, char **argv) {
                         "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Key: %s\r\n"
-                        "Sec-WebSocket-Version: 13\r\n"
+                        "Sec-WebSocket-Version: 13\r\n%s"
                         "User-Agent: wsbench\r\n\r\n",
-                        opt.path, opt.host, opt.port, WS_KEY);
+                        opt.path, opt.host, opt.port, WS_KEY,
+                        opt.deflate ? "Sec-WebSocket-Extensions: "
+                                      "permessage-deflate; "
+                                      "server_no_context_takeover; "
+                                      "client_no_context_takeover\r\n"
+                                    : "");
   if (rl_len <= 0 || (size_t)rl_len >= sizeof(request)) {
     fprintf(stderr, "wsbench: path too long\n");
     return 2;
@@ -1441,6 +1598,11 @@ int main(int argc, char **argv) {
           (unsigned long long)st.handshake_failed,
           (unsigned long long)st.unexpected, (unsigned long long)st.closed,
           (unsigned long long)st.timeouts, (unsigned long long)st.overruns);
+  double wire_in = st.msgs ? (double)st.wire_in / (double)st.msgs : 0;
+  if (!opt.idle)
+    fprintf(out,
+            "  wire          %zu B per message sent, %.1f B read per reply%s\n",
+            frame_len, wire_in, opt.deflate ? " (permessage-deflate)" : "");
   if (st.first_error[0])
     fprintf(out, "  first error   %s\n", st.first_error);
   if (opt.json) {
@@ -1471,7 +1633,9 @@ int main(int argc, char **argv) {
            (unsigned long long)st.unexpected, (unsigned long long)st.closed,
            (unsigned long long)st.timeouts, (unsigned long long)st.overruns);
     json_str(stdout, st.first_error);
-    printf("}\n");
+    printf(",\"deflate\":%d,\"wire_out_per_msg\":%zu,"
+           "\"wire_in_per_msg\":%.1f}\n",
+           opt.deflate, frame_len, wire_in);
   }
   free(ts_all);
   free(conns);

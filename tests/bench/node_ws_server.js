@@ -7,16 +7,22 @@
 //                  "status": "PROCESSED" added, JSON.stringify back;
 //                  invalid input gets {"detail": [...]} like FastAPI
 //
-//   node tests/bench/node_ws_server.js [--host 127.0.0.1] [--port 9004]
+//   node tests/bench/node_ws_server.js [--host 127.0.0.1] [--port 9004] [--deflate]
+//
+// --deflate: perMessageDeflate on with wsmsg's WSMSG_DEFLATE_ON settings
+// (zlib level 6, memLevel 8, threshold 128 bytes; the client's offer
+// decides context takeover), for tests/bench/deflate_bench.sh
 'use strict';
 const path = require('path');
 const { WebSocketServer } = require(path.join(__dirname, 'node', 'node_modules', 'ws'));
 
 let host = '127.0.0.1';
 let port = 9004;
+let deflate = false;
 for (let i = 2; i < process.argv.length; i++) {
   if (process.argv[i] === '--host') host = process.argv[++i];
   else if (process.argv[i] === '--port') port = Number(process.argv[++i]);
+  else if (process.argv[i] === '--deflate') deflate = true;
 }
 
 function validate(doc) {
@@ -34,7 +40,12 @@ function validate(doc) {
   return errors;
 }
 
-const wss = new WebSocketServer({ host, port, backlog: 4096, maxPayload: 64 * 1024 * 1024 });
+const wss = new WebSocketServer({
+  host, port, backlog: 4096, maxPayload: 64 * 1024 * 1024,
+  perMessageDeflate: deflate
+    ? { threshold: 128, zlibDeflateOptions: { level: 6, memLevel: 8 } }
+    : false,
+});
 wss.on('connection', (ws, req) => {
   const url = (req.url || '/').split('?')[0];
   if (url === '/ws/json-demo') {

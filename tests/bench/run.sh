@@ -14,7 +14,10 @@
 #     compare the servers' work per message, not the round trip)
 #   - 5,000 idle connections (server VmRSS per connection)
 #   - 10,000 connections x 1 msg/s (server CPU %)
-# then tests/bench/micro (in-process, no sockets).
+# then tests/bench/micro (in-process, no sockets), and permessage-deflate:
+# tests/bench/deflate_mem (memory, allocations, ratio per setting) and
+# tests/bench/deflate_bench.sh (wsmsg vs node ws vs python-websockets with
+# and without compression).
 #
 # Throughput scenarios run REPS times, servers interleaved, and the best run
 # is reported (other work on a shared machine only slows runs down).  Nothing here asserts on time: targets are printed as
@@ -291,6 +294,14 @@ BENCH_FFI_OUT=$WORK/ffi.md WSBENCH=$WSBENCH PYTHON=$PY BENCH_QUICK=$QUICK \
   bash tests/bench/ffi_json.sh >>"$WORK/ffi.log" 2>&1 ||
   echo "(ffi_json failed: $(tail -3 "$WORK/ffi.log"))" >>"$WORK/ffi.md"
 
+log "permessage-deflate memory per setting (deflate_mem)"
+"$BUILD/bench/deflate_mem" "${MICRO_ARGS[@]}" >"$WORK/deflate_mem.md" 2>>"$WORK/deflate.log" ||
+  echo "(deflate_mem failed)" >>"$WORK/deflate_mem.md"
+log "permessage-deflate: wsmsg, node ws, python-websockets (deflate_bench.sh)"
+DEFLATE_DUR=$([ "$QUICK" = 1 ] && echo 1 || echo 3) DEFLATE_WARM=$WARM WSBENCH=$WSBENCH \
+  PYTHON=$PY bash tests/bench/deflate_bench.sh >"$WORK/deflate.md" 2>>"$WORK/deflate.log" ||
+  echo "(deflate_bench failed: $(tail -3 "$WORK/deflate.log"))" >>"$WORK/deflate.md"
+
 # ---- report -----------------------------------------------------------------------------
 T_END=$(date +%s)
 log "waited ${QUIET_WAITED} s in total for the machine to be quiet"
@@ -302,7 +313,9 @@ SKIP_TEXT=$(printf '%s; ' "${SKIPPED[@]:-}")
   --skipped "$SKIP_TEXT" --have-demo "$HAVE_DEMO" --elapsed $((T_END - T_START)) \
   --section "Timer set: wsmsg_timers with 10k and 100k connections (tests/bench/bench_timers.c)=$WORK/timers.md" \
   --section "JSON Schema validation vs pydantic 1.10 (tests/bench/schema_bench.sh)=$WORK/schema.md" \
-  --section "Python: asyncio + wsmsg (ctypes) vs FastAPI + uvicorn (tests/bench/ffi_json.sh)=$WORK/ffi.md"
+  --section "Python: asyncio + wsmsg (ctypes) vs FastAPI + uvicorn (tests/bench/ffi_json.sh)=$WORK/ffi.md" \
+  --section "permessage-deflate: wsmsg vs node ws vs python-websockets (tests/bench/deflate_bench.sh)=$WORK/deflate.md" \
+  --section "permessage-deflate memory and ratio per setting (tests/bench/deflate_mem.c)=$WORK/deflate_mem.md"
 rc=$?
 # keep the raw numbers: report.py can be re-run on them
 mkdir -p "$BUILD/bench/last"

@@ -151,7 +151,7 @@ def wsbench(*args, timeout=60):
 
 passed = failed = 0
 ONLY = os.environ.get("CASE")
-MIN_CHECKS = 13
+MIN_CHECKS = 16
 
 
 def selected(*names):
@@ -179,7 +179,13 @@ ECHO_CASES = [
     ("echo_server binary 200000 B", ["-c", "2", "-s", "200000", "-t", "binary"]),
     ("echo_server text 1 KiB", ["-c", "2", "-s", "1024", "-t", "text"]),
     ("echo_server rate mode", ["-c", "50", "-r", "20", "-s", "32"]),
+    # permessage-deflate: wsbench inflates every reply and checks its length
+    ("echo_server --deflate text 16 KiB realistic",
+     ["-c", "2", "-p", "2", "-s", "16384", "-t", "text", "--realistic", "--deflate"]),
+    # random bytes do not compress: the echo comes back without RSV1
+    ("echo_server --deflate binary 3000 B", ["-c", "2", "-s", "3000", "-t", "binary", "--deflate"]),
 ]
+DEFLATE_WIRE = "--deflate: replies smaller on the wire than the messages"
 IDLE = "echo_server idle mode opens every connection"
 ECHO_EXIT = "echo_server exits 0 with no sanitizer report"
 
@@ -226,7 +232,7 @@ def main():
         rc, r, err = wsbench("-c", "2", "-d", "0.3", "-w", "0", "ws://127.0.0.1:1/")
         check(name, rc == 1 and r.get("connect_failed") == 2, f"{r}")
 
-    if selected(*[n for n, _ in ECHO_CASES], IDLE, ECHO_EXIT):
+    if selected(*[n for n, _ in ECHO_CASES], IDLE, ECHO_EXIT, DEFLATE_WIRE):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -245,6 +251,14 @@ def main():
                 rc, r, err = wsbench(*args, "-d", "0.5", "-w", "0", "--server-pid",
                                      str(proc.pid), url)
                 check(name, rc == 0 and r.get("errors") == 0 and r.get("messages", 0) > 0,
+                      f"rc={rc} {r}")
+            if selected(DEFLATE_WIRE):
+                rc, r, err = wsbench("-c", "1", "-s", "4096", "-t", "text", "--realistic",
+                                     "--deflate", "-d", "0.3", "-w", "0", url)
+                check(DEFLATE_WIRE,
+                      rc == 0 and r.get("deflate") == 1 and r.get("messages", 0) > 0
+                      and 0 < r.get("wire_in_per_msg", 0) < 4096 / 2
+                      and r.get("wire_out_per_msg", 0) < 4096 / 2,
                       f"rc={rc} {r}")
             if selected(IDLE):
                 rc, r, err = wsbench("-c", "300", "--idle", "--hold", "0.3",
