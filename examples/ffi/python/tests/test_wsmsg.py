@@ -285,6 +285,41 @@ class TestTimeouts(unittest.TestCase):
         finally:
             p.free()
 
+    def test_message_timeout(self):
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(message_timeout=200), clock=clock)
+        try:
+            key = b"\x01\x02\x03\x04"  # the first fragment of a text
+            p.s.recv(bytes([0x01, 0x80 | 3]) + key +
+                     bytes(b ^ key[i] for i, b in enumerate(b"abc")))
+            clock.t += 199
+            p.s.tick(clock.t)
+            self.assertIsNone(p.s.next_event())
+            clock.t += 1  # the rest never comes
+            p.s.tick(clock.t)
+            ev = p.s.next_event()
+            self.assertEqual((ev.code, ev.error), (1008, wsmsg.ErrorCode.ERR_TIMEOUT))
+            self.assertIn("message not completed", ev.detail)
+        finally:
+            p.free()
+
+    def test_write_timeout(self):
+        clock = Clock()
+        p = Pair(server_ep=wsmsg.Endpoint(write_timeout=300), clock=clock)
+        try:
+            p.s.send_text("never read")  # the client reads nothing
+            clock.t += 299
+            p.s.tick(clock.t)
+            self.assertIsNone(p.s.next_event())
+            clock.t += 1
+            p.s.tick(clock.t)
+            ev = p.s.next_event()
+            self.assertEqual(ev.error, wsmsg.ErrorCode.ERR_TIMEOUT)
+            self.assertIn("peer read nothing", ev.detail)
+            self.assertTrue(p.s.done)
+        finally:
+            p.free()
+
     def test_rtt(self):
         clock = Clock()
         p = Pair(server_ep=wsmsg.Endpoint(ping_interval=100), clock=clock)
@@ -1290,7 +1325,7 @@ class TestClient(unittest.TestCase):
             wsmsg.Client("http://127.0.0.1/x")
 
 
-MIN_TESTS = 52  # the test_* methods above: fewer means some were lost
+MIN_TESTS = 54  # the test_* methods above: fewer means some were lost
 
 if __name__ == "__main__":
     prog = unittest.main(verbosity=1, exit=False)
