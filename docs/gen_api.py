@@ -49,6 +49,8 @@ INFALLIBLE = {
     "wsmsg_conn_rtt_ms": "-1 means not measured",
     "wsmsg_timers_next_ms": "-1 means no deadline",
     "wsmsg_verrors_truncated": "predicate",
+    "wsmsg_server_draining": "predicate",
+    "wsmsg_topic_is_subscribed": "predicate",
 }
 # pointer-returning functions, besides wsmsg_*_new*, whose NULL is a failure
 NULL_ON_FAILURE = {"wsmsg_server_accept", "wsmsg_json_loads",

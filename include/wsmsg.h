@@ -147,6 +147,8 @@ typedef struct wsmsg_mem {
 typedef struct wsmsg_endpoint wsmsg_endpoint;
 /** A routing table from request paths to endpoints (server side). */
 typedef struct wsmsg_server wsmsg_server;
+/** A set of topics (publish/subscribe), see wsmsg_topics_new. */
+typedef struct wsmsg_topics wsmsg_topics;
 /** One WebSocket connection, server or client side, over a host socket. */
 typedef struct wsmsg_conn wsmsg_conn;
 /** Read-only view of an HTTP request head, valid during on_handshake or a
@@ -315,13 +317,15 @@ typedef void (*wsmsg_drain_cb)(wsmsg_conn *conn, void *user);
 
 /**
  * A connection got output from a call made elsewhere — a wsmsg_broadcast
- * or wsmsg_broadcast_json (and, later, other fan-out calls) — while it had
+ * or wsmsg_broadcast_json, a topic publish, wsmsg_server_close_all — while it had
  * nothing pending: the host must write it (watch the socket for writing),
  * since no call of its own on that connection will show it.  Called once
  * per transition from "nothing pending" to "output pending", for every
  * such recipient (the connection whose callback broadcasts included),
  * after the message was queued on all of them; a recipient that already
  * had output pending is not called (the host is already writing it).
+ * wsmsg_server_close_all and wsmsg_server_drain also report connections
+ * they ended (the host then sees wsmsg_conn_done and frees them).
  * Output a connection gets from calls on itself (a send, recv, tick) is
  * not reported: the host checks wsmsg_conn_want_write after those.  The
  * callback may write and consume the connection's output, send on it or
@@ -1045,6 +1049,61 @@ WSMSG_API int wsmsg_server_on_output(wsmsg_server *srv, wsmsg_output_cb cb);
  */
 WSMSG_API wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user);
 
+/* ------------------------------------------------------------------------ */
+/* Registry and graceful drain                                               */
+/* ------------------------------------------------------------------------ */
+/* A server knows the connections it accepted until wsmsg_conn_free (an
+ * intrusive list, no allocation).  Accept and free may run on any thread
+ * (the list has a lock); closing connections touches them, so
+ * wsmsg_server_close_all and wsmsg_server_drain belong to the thread that
+ * runs all of the server's connections: with one event loop per thread,
+ * give each thread its own server (docs/scaling.md). */
+
+/** How many connections `srv` accepted that are not freed yet (any state).
+ *  0 for NULL.  A draining host exits when this reaches 0. */
+WSMSG_API size_t wsmsg_server_conn_count(const wsmsg_server *srv);
+
+/**
+ * Close every open connection of `srv` with `code` and `reason` (as
+ * wsmsg_close: a close frame is queued; the closing handshake and the close
+ * timeout then run as usual).  Connections still in the opening handshake
+ * are ended at once (nothing reported to the application) unless they are
+ * writing an HTTP response; connections already closing are left alone.
+ * Every connection this changes that had no output pending is reported
+ * to the server's on_output callback (wsmsg_server_on_output), so the host
+ * learns without scanning which sockets to write (the close frame) or to
+ * free (wsmsg_conn_done: the handshakes ended here); without the callback,
+ * the host looks at all of them.
+ *
+ * Returns how many connections a close frame was queued on, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL.
+ *  - WSMSG_ERR_CLOSE_CODE: `code` is not one wsmsg_close accepts.
+ *  - WSMSG_ERR_UTF8: `reason` is not valid UTF-8.
+ */
+WSMSG_API int64_t wsmsg_server_close_all(wsmsg_server *srv, int code,
+                                         const char *reason);
+
+/**
+ * Start a graceful drain (SIGTERM in a rolling deploy): from now on every
+ * WebSocket upgrade request `srv` receives is refused with 503 Service
+ * Unavailable (plain HTTP requests still reach wsmsg_server_on_http's hook,
+ * which can answer health checks with 503 by looking at
+ * wsmsg_server_draining), and every open connection is closed with 1001
+ * "going away" (wsmsg_server_close_all).  The host keeps its loop running
+ * until wsmsg_server_conn_count is 0 or its own drain timeout passes, then
+ * frees what is left.  Calling it again closes what opened since (nothing,
+ * unless connections were accepted before the first call and upgraded
+ * after it, which the 503 prevents).
+ *
+ * Returns how many connections a close frame was queued on, or:
+ *  - WSMSG_ERR_INVALID_ARG: `srv` is NULL.
+ */
+WSMSG_API int64_t wsmsg_server_drain(wsmsg_server *srv);
+
+/** 1 once wsmsg_server_drain was called on `srv` (any thread may ask),
+ *  else 0 (also for NULL). */
+WSMSG_API int wsmsg_server_draining(const wsmsg_server *srv);
+
 /**
  * Plain HTTP beside the upgrade (like python-websockets' process_request):
  * `cb` sees every request head the server receives -- WebSocket upgrades
@@ -1486,6 +1545,158 @@ WSMSG_API int wsmsg_send_stream(wsmsg_conn *conn, int type, wsmsg_read_cb cb,
  */
 WSMSG_API int64_t wsmsg_broadcast(wsmsg_conn *const *conns, size_t n, int type,
                                   const void *data, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Topics (publish/subscribe)                                                */
+/* ------------------------------------------------------------------------ */
+/* A topic set maps names to the connections subscribed to them (what
+ * uWebSockets calls subscribe/publish and Socket.IO calls rooms).  Publish
+ * frames a message once and appends the same bytes to every subscriber's
+ * output: O(subscribers), no allocation per recipient; subscribe and
+ * unsubscribe are O(1) (hash tables).  Each recipient's backpressure
+ * policy applies (wsmsg_endpoint_set_backpressure): a subscriber over its
+ * high mark is skipped (WSMSG_BACKPRESSURE_FAIL) or closed with 1008
+ * (WSMSG_BACKPRESSURE_CLOSE), so a slow reader never makes memory grow
+ * without bound.  A connection leaves all its topics when it closes (after
+ * its on_close or CLOSE event) or is freed.
+ *
+ * Threads: a set belongs to one thread, like the connections in it (no
+ * locks).  With one event loop per thread, each thread has its own set,
+ * and what one thread publishes reaches the others through a bus (Redis
+ * pub/sub in examples/chat) or a hand-off the host owns: docs/scaling.md.
+ * A connection may be in several sets. */
+
+/** Publish flags. */
+enum wsmsg_publish_flags {
+  /** The message came from elsewhere (a bus): the publish hook
+   *  (wsmsg_topics_on_publish) is not called, so it is not sent back. */
+  WSMSG_PUBLISH_REMOTE = 1
+};
+
+/**
+ * The publish hook: called once for every local publish (flags without
+ * WSMSG_PUBLISH_REMOTE) to a topic of `topics`, whether or not the topic
+ * has local subscribers, after the local subscribers have the message, so
+ * the host can forward it to a bus.  `type` is WSMSG_EV_TEXT (JSON
+ * publishes arrive serialized, as text) or WSMSG_EV_BINARY; `topic` and
+ * `data` are valid during the call only.  It must not publish to, or
+ * subscribe to, `topics` (WSMSG_ERR_STATE).
+ */
+typedef void (*wsmsg_publish_cb)(wsmsg_topics *topics, const char *topic,
+                                 int type, const void *data, size_t len,
+                                 void *user);
+
+/**
+ * Create an empty topic set.  Free it with wsmsg_topics_free.
+ *
+ * Returns the set, or NULL if out of memory.
+ */
+WSMSG_API wsmsg_topics *wsmsg_topics_new(void);
+
+/**
+ * As wsmsg_topics_new with a custom allocator (copied; NULL: libc).
+ *
+ * Returns the set, or NULL if out of memory.
+ */
+WSMSG_API wsmsg_topics *wsmsg_topics_new_mem(const wsmsg_mem *mem);
+
+/** Free a topic set, unsubscribing every connection (the connections stay
+ *  open).  NULL is ignored.  Not from a publish hook. */
+WSMSG_API void wsmsg_topics_free(wsmsg_topics *topics);
+
+/**
+ * Set the publish hook (see wsmsg_publish_cb) and its `user` pointer; NULL
+ * removes it.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `topics` is NULL.
+ */
+WSMSG_API int wsmsg_topics_on_publish(wsmsg_topics *topics, wsmsg_publish_cb cb,
+                                      void *user);
+
+/**
+ * Subscribe an open connection to `topic` (a NUL-terminated name, copied;
+ * any bytes, compared exactly), creating the topic on first use.
+ *
+ * Returns 0 (subscribed), 1 (it already was), or:
+ *  - WSMSG_ERR_INVALID_ARG: `topics`, `conn` or `topic` is NULL.
+ *  - WSMSG_ERR_STATE: the connection is still connecting, or a publish to
+ *    this topic is running (a callback it caused).
+ *  - WSMSG_ERR_CLOSED: the connection is closing or closed.
+ *  - WSMSG_ERR_NOMEM: out of memory (nothing changed).
+ */
+WSMSG_API int wsmsg_topic_subscribe(wsmsg_topics *topics, wsmsg_conn *conn,
+                                    const char *topic);
+
+/**
+ * Unsubscribe `conn` from `topic`; a topic left without subscribers is
+ * freed.  Allowed from callbacks a publish causes (the connection gets
+ * nothing more from it).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `topics`, `conn` or `topic` is NULL.
+ *  - WSMSG_ERR_NOT_FOUND: `conn` is not subscribed to `topic`.
+ */
+WSMSG_API int wsmsg_topic_unsubscribe(wsmsg_topics *topics, wsmsg_conn *conn,
+                                      const char *topic);
+
+/** 1 if `conn` is subscribed to `topic` in `topics`, else 0 (also for
+ *  NULL arguments). */
+WSMSG_API int wsmsg_topic_is_subscribed(const wsmsg_topics *topics,
+                                        const wsmsg_conn *conn,
+                                        const char *topic);
+
+/** How many connections are subscribed to `topic` (0 for NULL arguments
+ *  or an unknown topic). */
+WSMSG_API size_t wsmsg_topic_subscribers(const wsmsg_topics *topics,
+                                         const char *topic);
+
+/** How many topics have subscribers in `topics` (0 for NULL). */
+WSMSG_API size_t wsmsg_topics_count(const wsmsg_topics *topics);
+
+/** How many topics `conn` is subscribed to, in all sets (0 for NULL). */
+WSMSG_API size_t wsmsg_conn_topic_count(const wsmsg_conn *conn);
+
+/**
+ * Publish a text (WSMSG_EV_TEXT, checked for UTF-8 once) or binary
+ * (WSMSG_EV_BINARY) message to every connection subscribed to `topic`, as
+ * wsmsg_broadcast does (framed once, no allocation per recipient;
+ * subscribers that cannot take it -- closing, or refused by their
+ * backpressure policy -- are skipped), then call the publish hook unless
+ * `flags` has WSMSG_PUBLISH_REMOTE.  The host writes the recipients'
+ * output: those that had none pending are reported to their server's
+ * on_output callback (wsmsg_server_on_output) once the message is queued
+ * on all of them, as for wsmsg_broadcast.  Not from a callback a publish
+ * to the same set causes (the publish hook, or on_close of a subscriber
+ * its backpressure policy closed).
+ *
+ * Returns how many subscribers queued it (0 if the topic has none), or:
+ *  - WSMSG_ERR_INVALID_ARG: `topics` or `topic` is NULL, `data` is NULL
+ *    with `len` > 0, `type` is neither WSMSG_EV_TEXT nor WSMSG_EV_BINARY,
+ *    or `flags` has an unknown bit (nothing sent).
+ *  - WSMSG_ERR_UTF8: the text is not valid UTF-8 (nothing sent).
+ *  - WSMSG_ERR_STATE: called from a callback of a publish to this set
+ *    (nothing sent).
+ */
+WSMSG_API int64_t wsmsg_topic_publish(wsmsg_topics *topics, const char *topic,
+                                      int type, const void *data, size_t len,
+                                      int flags);
+
+/**
+ * wsmsg_topic_publish for a JSON document: serialized once (compact; into
+ * a 4 KiB stack buffer when it fits, else one allocation from the set's
+ * allocator) and published as text.  `msg` is borrowed.
+ *
+ * Returns how many subscribers queued it, or:
+ *  - WSMSG_ERR_INVALID_ARG: `topics`, `topic` or `msg` is NULL, `flags` has
+ *    an unknown bit, or jansson cannot serialize `msg` (nothing sent).
+ *  - WSMSG_ERR_NOMEM: no memory for a document over 4 KiB (nothing sent).
+ *  - WSMSG_ERR_STATE: called from a callback of a publish to this set
+ *    (nothing sent).
+ */
+WSMSG_API int64_t wsmsg_topic_publish_json(wsmsg_topics *topics,
+                                           const char *topic,
+                                           const json_t *msg, int flags);
 
 /**
  * wsmsg_broadcast for a JSON document: serialized once (compact, into a 4

@@ -101,6 +101,8 @@ static void deliver_close(wsmsg_conn *c) {
     c->ep->on_close(c, &ci, c->user);
   else
     wsm_ev_close(c, &ci);
+  if (c->subs) /* after on_close, which may still look at them */
+    wsm_topics_conn_gone(c);
 }
 
 /* A peer broke a rule: send a close frame with `code`, stop reading, and
@@ -229,6 +231,7 @@ wsmsg_conn *wsmsg_server_accept(wsmsg_server *srv, void *user) {
   c->t_handshake = srv->t_handshake;
   c->hs->limit = srv->max_request;
   c->hs->max_headers = srv->max_headers;
+  wsm_registry_add(c);
   return c;
 }
 
@@ -317,6 +320,10 @@ void wsmsg_conn_free(wsmsg_conn *c) {
     return;
   const wsmsg_mem *m = c->mem;
   wsmsg_timers_remove(c);
+  if (c->subs)
+    wsm_topics_conn_gone(c);
+  if (c->srv)
+    wsm_registry_remove(c);
   if (c->slot)
     wsm_pool_put_slot(c->pool, c->slot,
                       !c->in_frame && c->in_fed == c->in_used);
@@ -413,6 +420,8 @@ static int server_handshake(wsmsg_conn *c) {
   }
   wsm_hs_verdict v;
   wsm_hs_server_check(c->hs, c->mem, c->srv, &v);
+  if (v.status == 101 && atomic_load(&c->srv->draining))
+    v.status = 503, v.why = "the server is shutting down";
   if (v.ep) {
     atomic_store(&v.ep->frozen, 1);
     c->ep = v.ep;

@@ -525,6 +525,10 @@ wsmsg_server *wsmsg_server_new_mem(const wsmsg_mem *mem) {
   if (!srv)
     return NULL;
   srv->mem = m;
+  if (wsm_registry_init(srv)) {
+    wsm_free(&m, srv);
+    return NULL;
+  }
   wsm_pool_init(&srv->pool, &srv->mem);
   atomic_init(&srv->frozen, 0);
   srv->max_request = DEFAULT_MAX_REQUEST;
@@ -547,6 +551,7 @@ void wsmsg_server_free(wsmsg_server *srv) {
     wsm_free(&m, srv->routes[i].path);
   wsm_free(&m, srv->routes);
   wsm_pool_destroy(&srv->pool);
+  wsm_registry_destroy(srv);
   wsm_free(&m, srv);
 }
 

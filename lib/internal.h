@@ -238,6 +238,11 @@ struct wsmsg_server {
    * and output buffers, counted by every connection's thread */
   size_t mem_budget, mem_share;
   atomic_size_t mem_used;
+  /* the registry of its connections (registry.c) */
+  pthread_mutex_t reg_mu; /* recursive: close_all runs callbacks */
+  struct wsmsg_conn *reg_head;
+  size_t reg_count;
+  atomic_int draining; /* upgrades are refused with 503 */
 };
 
 struct wsmsg_timers {
@@ -362,6 +367,8 @@ WSM_HIDDEN int wsm_hs_client_check(wsm_http *h, const wsmsg_mem *m,
                                    const wsmsg_endpoint *ep, wsm_hs_verdict *v);
 
 /* ---- connections (conn.c) ------------------------------------------------ */
+
+typedef struct wsm_sub wsm_sub; /* a topic subscription (topic.c) */
 
 typedef struct wsm_evnode {
   struct wsm_evnode *next;
@@ -497,6 +504,14 @@ struct wsmsg_conn {
   uint64_t rl_t, rl_msgs, rl_bytes;
   uint32_t inv_count; /* invalid messages in the window from inv_start */
   uint64_t inv_start;
+
+  /* fan-out: the server's registry (registry.c), its topics (topic.c) */
+  struct wsmsg_conn *reg_prev, *reg_next;
+  bool registered;
+  wsm_sub *subs;
+  /* left a topic during a publish that had already given it output: its
+   * on_output is owed once the publish is over (topic.c) */
+  struct wsmsg_conn *notify_next;
 };
 
 static inline uint64_t wsm_now(const wsmsg_conn *c) {
@@ -573,7 +588,8 @@ WSM_HIDDEN void wsm_stream_end(wsmsg_conn *c, bool flush_deferred);
 WSM_HIDDEN int wsm_can_send(const wsmsg_conn *c);
 /* Send one message to many connections (op: text or binary; text already
  * UTF-8-checked), then call on_output for those it gave their first
- * pending bytes: the engine of wsmsg_broadcast and wsmsg_broadcast_json. */
+ * pending bytes: the engine of wsmsg_broadcast, wsmsg_broadcast_json
+ * and topic publishing (topic.c). */
 WSM_HIDDEN int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n,
                                  uint8_t op, const void *data, size_t len);
 /* Queue a data message with backpressure (after can_send checks). */
@@ -673,6 +689,15 @@ WSM_HIDDEN void wsm_pmd_pool_drain(wsm_pool *p);
 /* Broadcast: a key saying which connections can share one compressed frame
  * of a `len`-byte message (0: uncompressed; UINT32_MAX: its own stream). */
 WSM_HIDDEN uint32_t wsm_pmd_share_key(const wsmsg_conn *c, size_t len);
+/* topic.c: drop every subscription of a connection (it closed or is
+ * being freed). */
+WSM_HIDDEN void wsm_topics_conn_gone(wsmsg_conn *c);
+
+/* registry.c: a server's connections */
+WSM_HIDDEN int wsm_registry_init(wsmsg_server *srv);
+WSM_HIDDEN void wsm_registry_destroy(wsmsg_server *srv);
+WSM_HIDDEN void wsm_registry_add(wsmsg_conn *c);
+WSM_HIDDEN void wsm_registry_remove(wsmsg_conn *c);
 
 /* budget.c: the server's memory budget */
 

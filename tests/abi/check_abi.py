@@ -64,6 +64,7 @@ ENUMS = {
     "wsmsg_unhandled_policy": ("UnhandledPolicy", "WSMSG_UNHANDLED_"),
     "wsmsg_error_style": ("ErrorStyle", "WSMSG_ERRORS_"),
     "wsmsg_deflate_mode": ("DeflateMode", "WSMSG_DEFLATE_"),
+    "wsmsg_publish_flags": ("PublishFlag", "WSMSG_PUBLISH_"),
 }
 
 errors = []

@@ -51,6 +51,10 @@ class _Timers(Structure):
     """struct wsmsg_timers (opaque)"""
 
 
+class _Topics(Structure):
+    """struct wsmsg_topics (opaque)"""
+
+
 class _Schema(Structure):
     """struct wsmsg_schema (opaque)"""
 
@@ -68,6 +72,7 @@ SERVER = POINTER(_Server)
 CONN = POINTER(_Conn)
 REQUEST = POINTER(_Request)
 TIMERS = POINTER(_Timers)
+TOPICS = POINTER(_Topics)
 SCHEMA = POINTER(_Schema)
 VERRORS = POINTER(_Verrors)
 JSON = POINTER(_Json)
@@ -136,6 +141,8 @@ read_cb = CFUNCTYPE(c_int64, CONN, c_void_p, c_size_t, POINTER(c_int),
 json_cb = CFUNCTYPE(None, CONN, JSON, c_void_p)
 invalid_cb = CFUNCTYPE(None, CONN, VERRORS, c_void_p, c_size_t, c_void_p)
 output_cb = CFUNCTYPE(None, CONN, c_void_p)
+publish_cb = CFUNCTYPE(None, TOPICS, c_char_p, c_int, c_void_p, c_size_t,
+                       c_void_p)
 
 #: C typedef name -> ctypes type, for tests/abi/check_abi.py
 CALLBACKS = {
@@ -147,12 +154,13 @@ CALLBACKS = {
     "wsmsg_drain_cb": drain_cb, "wsmsg_chunk_cb": chunk_cb,
     "wsmsg_read_cb": read_cb, "wsmsg_json_cb": json_cb,
     "wsmsg_invalid_cb": invalid_cb, "wsmsg_output_cb": output_cb,
+    "wsmsg_publish_cb": publish_cb,
 }
 #: C struct/handle name -> ctypes type, for tests/abi/check_abi.py
 STRUCTS = {
     "wsmsg_endpoint": _Endpoint, "wsmsg_server": _Server,
     "wsmsg_conn": _Conn, "wsmsg_request": _Request,
-    "wsmsg_timers": _Timers, "wsmsg_schema": _Schema,
+    "wsmsg_timers": _Timers, "wsmsg_topics": _Topics, "wsmsg_schema": _Schema,
     "wsmsg_verrors": _Verrors, "json_t": _Json,
     "wsmsg_event": wsmsg_event, "wsmsg_close_info": wsmsg_close_info,
     "wsmsg_mem": wsmsg_mem,
@@ -221,6 +229,11 @@ DECLS = [
     ("wsmsg_server_set_clock", c_int, [SERVER, clock_cb, c_void_p]),
     ("wsmsg_server_on_output", c_int, [SERVER, output_cb]),
     ("wsmsg_server_accept", CONN, [SERVER, c_void_p]),
+    # registry and graceful drain
+    ("wsmsg_server_conn_count", c_size_t, [SERVER]),
+    ("wsmsg_server_close_all", c_int64, [SERVER, c_int, c_char_p]),
+    ("wsmsg_server_drain", c_int64, [SERVER]),
+    ("wsmsg_server_draining", c_int, [SERVER]),
     # clients
     ("wsmsg_client_new", CONN, [ENDPOINT, c_char_p, c_char_p, c_void_p]),
     ("wsmsg_client_add_header", c_int, [CONN, c_char_p, c_char_p]),
@@ -271,6 +284,20 @@ DECLS = [
     ("wsmsg_broadcast", c_int64, [POINTER(CONN), c_size_t, c_int, c_void_p,
                                   c_size_t]),
     ("wsmsg_broadcast_json", c_int64, [POINTER(CONN), c_size_t, JSON]),
+    # topics
+    ("wsmsg_topics_new", TOPICS, []),
+    ("wsmsg_topics_new_mem", TOPICS, [POINTER(wsmsg_mem)]),
+    ("wsmsg_topics_free", _, [TOPICS]),
+    ("wsmsg_topics_on_publish", c_int, [TOPICS, publish_cb, c_void_p]),
+    ("wsmsg_topic_subscribe", c_int, [TOPICS, CONN, c_char_p]),
+    ("wsmsg_topic_unsubscribe", c_int, [TOPICS, CONN, c_char_p]),
+    ("wsmsg_topic_is_subscribed", c_int, [TOPICS, CONN, c_char_p]),
+    ("wsmsg_topic_subscribers", c_size_t, [TOPICS, c_char_p]),
+    ("wsmsg_topics_count", c_size_t, [TOPICS]),
+    ("wsmsg_conn_topic_count", c_size_t, [CONN]),
+    ("wsmsg_topic_publish", c_int64, [TOPICS, c_char_p, c_int, c_void_p,
+                                      c_size_t, c_int]),
+    ("wsmsg_topic_publish_json", c_int64, [TOPICS, c_char_p, JSON, c_int]),
     ("wsmsg_conn_resume_stream", c_int, [CONN]),
     ("wsmsg_conn_streaming", c_int, [CONN]),
     ("wsmsg_conn_buffered_amount", c_size_t, [CONN]),

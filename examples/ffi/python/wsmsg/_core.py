@@ -94,6 +94,11 @@ class LimitPolicy(enum.IntEnum):
     DROP = 1
 
 
+class PublishFlag(enum.IntEnum):
+    """enum wsmsg_publish_flags (wsmsg_topic_publish)"""
+    REMOTE = 1
+
+
 class InvalidPolicy(enum.IntEnum):
     """enum wsmsg_invalid_policy"""
     REPLY = 0
