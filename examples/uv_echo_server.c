@@ -450,14 +450,13 @@ static void on_signal(uv_signal_t *s, int signum) {
     return;
   fprintf(stderr, "uv_echo_server: closing connections\n");
   uv_close((uv_handle_t *)&listener, NULL);
+  /* the library's registry: 1001 "going away" to every open connection,
+   * handshakes in progress ended, later upgrades 503 */
+  wsmsg_server_drain(srv);
   for (client *cl = clients, *next; cl; cl = next) {
     next = cl->next;
     if (cl->closing || cl->lingering)
       continue;
-    if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_OPEN)
-      wsmsg_close(cl->conn, 1001, "server shutting down");
-    else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
-      wsmsg_conn_abort(cl->conn);
     flush(cl);
   }
   stopping = 1;

@@ -491,15 +491,14 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
       stop_listening(0);
       close(L.lfd);
       L.lfd = -1;
+      /* the library's registry: 1001 "going away" to every open
+       * connection, handshakes in progress ended, later upgrades 503;
+       * on_output marked each one it changed for writing */
+      wsmsg_server_drain(srv);
       for (client *cl = L.clients, *next; cl; cl = next) {
         next = cl->next;
-        if (!cl->conn)
-          continue;
-        if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_OPEN)
-          wsmsg_close(cl->conn, 1001, "server shutting down");
-        else if (wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING)
-          wsmsg_conn_abort(cl->conn);
-        serve(cl, 0);
+        if (cl->conn)
+          serve(cl, 0);
       }
     }
   }

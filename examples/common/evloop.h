@@ -4,7 +4,8 @@
  * so the other sockets get their turn; the rest on the next one), gives
  * each socket a wsmsg_conn from `srv`, drives it with wsmsg_conn_io_fd,
  * keeps every connection's deadlines in one wsmsg_timers heap, and on
- * SIGINT/SIGTERM closes every connection with 1001 and returns once they
+ * SIGINT/SIGTERM stops listening and drains (wsmsg_server_drain: 1001
+ * "going away" to every connection, 503 to late upgrades), returning once they
  * are done (or after 2 s).  Finished sockets are half-closed and drained
  * until the peer's EOF (at most 1 s), so a peer still sending never gets a
  * TCP reset that destroys our close frame.

@@ -77,7 +77,7 @@ def shutdown_with_clients(sig):
                     assert e.rcvd is not None, f"client {i}: no close frame"
                     assert e.rcvd.code == 1001, \
                         f"client {i}: close code {e.rcvd.code}"
-                    assert e.rcvd.reason == "server shutting down", \
+                    assert e.rcvd.reason == "going away", \
                         e.rcvd.reason
                 await asyncio.wait_for(ws.wait_closed(), BOUND)
             return t_sig

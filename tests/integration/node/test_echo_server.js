@@ -290,7 +290,7 @@ async function main() {
       srv.proc.kill('SIGTERM');
       const got = await c;
       assert.equal(got.code, 1001, `close code ${got.code}`);
-      assert.equal(got.reason, 'server shutting down');
+      assert.equal(got.reason, 'going away');
       const ex = await withTimeout(srv.exited, 5000, 'echo_server exit');
       assert.deepEqual(ex, { code: 0, sig: null }, `exit ${JSON.stringify(ex)}: ${srv.stderr()}`);
       console.log(`  PASS sigtermCloses1001 (${((Date.now() - t) / 1000).toFixed(2)}s)`);
