@@ -49,7 +49,8 @@ DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
 .PHONY: all lib examples test bench-smoke unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
         check-asan check-valgrind soak install uninstall deps run clean help \
-        bench bench-build fuzz-build fuzz-smoke fuzz check-attacks
+        bench bench-build fuzz-build fuzz-smoke fuzz check-attacks \
+        chat chat-demo check-cluster
 
 all: lib examples bench-build
 
@@ -65,6 +66,8 @@ help:
 	@echo "make bench-build    the benchmark binaries (part of all)"
 	@echo "make run            install missing packages, build, start demo_server on 127.0.0.1:8080 (PORT=, HOST=)"
 	@echo "make deps           install the missing Debian packages (DEB_PKGS)"
+	@echo "make chat           examples/chat/chat_server (installs redis-server, haproxy, libhiredis-dev)"
+	@echo "make chat-demo      redis-server, 3 chat_servers and HAProxy on 127.0.0.1:8080; Ctrl-C stops them"
 	@echo "make install        PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make uninstall      remove what install put there"
 	@echo "make clean          remove build outputs"
@@ -85,6 +88,7 @@ help:
 	@echo "Not in make test"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
+	@echo "make check-cluster  chat_server x3 + redis-server + haproxy: exactly-once, kill -9, SIGTERM, redis restart (~1-2 min)"
 	@echo "make check-attacks  hostile clients against the example servers (tests/attacks; ~2 min)"
 	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (~10 min)"
 	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"
@@ -146,6 +150,26 @@ $(EXDIR)/file_transfer/ft_client: EXTRA_LIBS = $(JSON_LIBS)
 $(EXAMPLES):
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< $(EXTRA_SRCS) -o $@ $(STATIC) $(DEP_LIBS) $(EXTRA_LIBS)
+
+# The chat example (issue 16) links hiredis: built only by the targets that
+# need it (chat, chat-demo, check-cluster), whose Debian packages are
+# CLUSTER_PKGS, so neither `make` nor `make test` needs them.
+CLUSTER_PKGS := redis-server haproxy libhiredis-dev
+CHAT_SERVER  := $(EXDIR)/chat/chat_server
+
+chat:
+	@bash .ci/deps.sh $(CLUSTER_PKGS)
+	@$(MAKE) --no-print-directory $(CHAT_SERVER)
+
+$(CHAT_SERVER): examples/chat/chat_server.c $(STATIC) include/wsmsg.h
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS) -lhiredis -lpthread
+
+chat-demo: lib chat
+	@bash examples/chat/demo.sh
+
+check-cluster: lib chat
+	@$(PYTHON) tests/cluster/run.py
 
 # The load generator links no wsmsg (it must be able to measure anything).
 examples/wsbench: examples/wsbench.c examples/common/ws_frame.h
