@@ -181,7 +181,8 @@ examples/wsbench: examples/wsbench.c examples/common/ws_frame.h
 # stdout and docs/benchmarks.md).  No timed assertions anywhere.
 
 BENCH_BINS := $(BUILD)/bench/wslay_echo_server $(BUILD)/bench/micro \
-              $(BUILD)/bench/bench_timers $(BUILD)/bench/deflate_mem
+              $(BUILD)/bench/bench_timers $(BUILD)/bench/deflate_mem \
+              $(BUILD)/bench/fanout
 
 bench-build: $(BENCH_BINS) examples/wsbench
 
@@ -197,14 +198,20 @@ $(BUILD)/bench/deflate_mem: tests/bench/deflate_mem.c $(STATIC) include/wsmsg.h
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
 
+$(BUILD)/bench/fanout: tests/bench/fanout.c $(STATIC) include/wsmsg.h
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
+
 $(BUILD)/bench/bench_timers: tests/bench/bench_timers.c $(STATIC) include/wsmsg.h
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(DEP_LIBS)
 
 # the in-process benchmarks once, tiny: they still build, run and answer
 # every message (no timing is judged)
-bench-smoke: $(BUILD)/bench/micro $(BUILD)/bench/bench_timers $(BUILD)/bench/deflate_mem
+bench-smoke: $(BUILD)/bench/micro $(BUILD)/bench/bench_timers $(BUILD)/bench/deflate_mem \
+             $(BUILD)/bench/fanout
 	@echo "== bench-smoke"
+	@$(BUILD)/bench/fanout 100 0.01 >/dev/null
 	@$(BUILD)/bench/micro --quick >/dev/null
 	@$(BUILD)/bench/deflate_mem --quick >/dev/null
 	@$(BUILD)/bench/bench_timers 1000 >/dev/null

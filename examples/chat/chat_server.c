@@ -51,6 +51,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -730,6 +731,14 @@ static void *worker_main(void *arg) {
   while (w->clients)
     drop(w->clients);
   flush_pending(w);
+  /* what was published last may still sit in hiredis' buffer: write it
+   * (bounded) so a drain loses nothing it accepted */
+  for (int i = 0; i < 50 && w->pub && w->pub_up && sdslen(w->pub->c.obuf);
+       i++) {
+    struct pollfd p = {.fd = w->pub->c.fd, .events = POLLOUT};
+    if (poll(&p, 1, 20) > 0)
+      redisAsyncHandleWrite(w->pub);
+  }
   w->quitting = 1;
   if (w->pub)
     redisAsyncFree(w->pub);

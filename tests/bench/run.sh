@@ -301,6 +301,11 @@ log "permessage-deflate: wsmsg, node ws, python-websockets (deflate_bench.sh)"
 DEFLATE_DUR=$([ "$QUICK" = 1 ] && echo 1 || echo 3) DEFLATE_WARM=$WARM WSBENCH=$WSBENCH \
   PYTHON=$PY bash tests/bench/deflate_bench.sh >"$WORK/deflate.md" 2>>"$WORK/deflate.log" ||
   echo "(deflate_bench failed: $(tail -3 "$WORK/deflate.log"))" >>"$WORK/deflate.md"
+log "fan-out and end-to-end chat (fanout.sh; numbers go to docs/benchmarks.md by hand)"
+bash tests/bench/fanout.sh "$([ "$QUICK" = 1 ] && echo 0.2 || echo 2)" \
+  >"$WORK/fanout.md" 2>>"$WORK/fanout.log" ||
+  echo "(fanout failed: $(tail -3 "$WORK/fanout.log"))" >>"$WORK/fanout.md"
+cat "$WORK/fanout.md" >&2
 
 # ---- report -----------------------------------------------------------------------------
 T_END=$(date +%s)
@@ -321,5 +326,6 @@ rc=$?
 mkdir -p "$BUILD/bench/last"
 cp "$RESULTS" "$BUILD/bench/last/results.jsonl"
 cp "$WORK/micro.md" "$BUILD/bench/last/micro.md"
+cp "$WORK/fanout.md" "$BUILD/bench/last/fanout.md"
 log "raw results in $BUILD/bench/last/; done in $((T_END - T_START)) s"
 exit $rc
