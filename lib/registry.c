@@ -87,8 +87,7 @@ int64_t wsmsg_server_close_all(wsmsg_server *srv, int code,
     if (c->state == WSMSG_STATE_CONNECTING) {
       /* no WebSocket yet: end it unless it is writing an HTTP answer */
       if (idle && !c->aborted) {
-        wsm_conn_abort_err(c, WSMSG_ERR_ABORTED,
-                           "the server is shutting down");
+        wsm_conn_abort_err(c, WSMSG_ERR_ABORTED, "the server is shutting down");
         changed = true;
       }
     } else if (wsmsg_close(c, code, reason) == 0) {

@@ -99,8 +99,7 @@ wsmsg_topics *wsmsg_topics_new_mem(const wsmsg_mem *mem) {
 
 wsmsg_topics *wsmsg_topics_new(void) { return wsmsg_topics_new_mem(NULL); }
 
-int wsmsg_topics_on_publish(wsmsg_topics *t, wsmsg_publish_cb cb,
-                            void *user) {
+int wsmsg_topics_on_publish(wsmsg_topics *t, wsmsg_publish_cb cb, void *user) {
   if (!t)
     return WSMSG_ERR_INVALID_ARG;
   t->on_publish = cb;
@@ -316,8 +315,7 @@ nomem:
   return WSMSG_ERR_NOMEM;
 }
 
-int wsmsg_topic_unsubscribe(wsmsg_topics *t, wsmsg_conn *c,
-                            const char *topic) {
+int wsmsg_topic_unsubscribe(wsmsg_topics *t, wsmsg_conn *c, const char *topic) {
   if (!t || !c || !topic)
     return WSMSG_ERR_INVALID_ARG;
   size_t len = strlen(topic);

@@ -41,6 +41,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -51,7 +52,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -524,8 +524,8 @@ static void on_join(wsmsg_conn *c, json_t *msg, void *user) {
   m->next = cl->rooms;
   cl->rooms = m;
   cl->nrooms++;
-  json_t *j = json_pack("{s:s,s:s,s:s}", "type", "joined", "room", room,
-                        "name", name);
+  json_t *j =
+      json_pack("{s:s,s:s,s:s}", "type", "joined", "room", room, "name", name);
   publish(cl->w, room, j);
   json_decref(j);
 }
@@ -559,8 +559,8 @@ static void on_leave(wsmsg_conn *c, json_t *msg, void *user) {
     return;
   }
   member *m = *pp;
-  json_t *j = json_pack("{s:s,s:s,s:s}", "type", "left", "room", room, "name",
-                        m->name);
+  json_t *j =
+      json_pack("{s:s,s:s,s:s}", "type", "left", "room", room, "name", m->name);
   publish(cl->w, room, j); /* the leaver hears it too */
   json_decref(j);
   char topic[5 + 4 * ROOM_MAX + 1];
@@ -672,8 +672,8 @@ static void *worker_main(void *arg) {
       redis_retry(w);
     int64_t wait = wsmsg_timers_next_ms(w->timers, now);
     if (G.use_redis && w->retry_at)
-      wait = min_wait(wait, w->retry_at > now ? (int64_t)(w->retry_at - now)
-                                              : 0);
+      wait =
+          min_wait(wait, w->retry_at > now ? (int64_t)(w->retry_at - now) : 0);
     if (stopping) {
       if (w->nclients == 0 || now >= stop_at)
         break;
@@ -889,10 +889,11 @@ int main(int argc, char **argv) {
   /* only now: the hook may hand off to any worker */
   if (G.workers == 1 && !G.use_redis)
     wsmsg_topics_on_publish(G.w[0].topics, NULL, NULL);
-  fprintf(stderr,
-          "chat_server (wsmsg %s) listening on ws://%s:%d/ with %d worker(s)%s%s\n",
-          wsmsg_version(), G.host, G.port, G.workers,
-          G.use_redis ? ", redis " : "", G.use_redis ? G.redis_host : "");
+  fprintf(
+      stderr,
+      "chat_server (wsmsg %s) listening on ws://%s:%d/ with %d worker(s)%s%s\n",
+      wsmsg_version(), G.host, G.port, G.workers, G.use_redis ? ", redis " : "",
+      G.use_redis ? G.redis_host : "");
   for (int i = 0; i < G.workers; i++)
     pthread_create(&G.w[i].th, NULL, worker_main, &G.w[i]);
   int sig = 0;

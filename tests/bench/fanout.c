@@ -96,8 +96,8 @@ int main(int argc, char **argv) {
       int64_t r =
           wsmsg_topic_publish(t, "room", WSMSG_EV_TEXT, msg, sizeof(msg), 0);
       if (r != (int64_t)n) {
-        fprintf(stderr, "fanout: publish reached %lld of %zu\n",
-                (long long)r, n);
+        fprintf(stderr, "fanout: publish reached %lld of %zu\n", (long long)r,
+                n);
         return 1;
       }
       deliveries += (uint64_t)r;

@@ -15,10 +15,11 @@
 #define NT 4
 
 static const char *const TOPIC[NT] = {"a", "b", "room:c", ""};
-static const char REQ[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n";
+static const char REQ[] =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n\r\n";
 
 typedef struct slot {
   wsmsg_conn *c;
@@ -128,10 +129,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FZ_CHECK(ep && SRV && T);
   wsmsg_endpoint_on_close(ep, on_close);
   wsmsg_endpoint_on_text(ep, NULL);
-  FZ_CHECK(wsmsg_endpoint_set_backpressure(
-               ep, 2048, 512,
-               flags & 1 ? WSMSG_BACKPRESSURE_CLOSE : WSMSG_BACKPRESSURE_FAIL) ==
-           0);
+  FZ_CHECK(wsmsg_endpoint_set_backpressure(ep, 2048, 512,
+                                           flags & 1
+                                               ? WSMSG_BACKPRESSURE_CLOSE
+                                               : WSMSG_BACKPRESSURE_FAIL) == 0);
   FZ_CHECK(wsmsg_server_route(SRV, "/ws", ep) == 0);
   FZ_CHECK(wsmsg_server_on_output(SRV, on_output) == 0);
   victim = flags & 2 ? (flags >> 2) % NC : -1;

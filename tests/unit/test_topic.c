@@ -243,8 +243,7 @@ static void test_publish_hook_local_only(void **state) {
   hook_rec r = {0};
   assert_int_equal(wsmsg_topics_on_publish(t, on_publish, &r), 0);
   assert_int_equal(wsmsg_topic_subscribe(t, h.p[0].s, "news"), 0);
-  assert_int_equal(wsmsg_topic_publish(t, "news", WSMSG_EV_TEXT, "a", 1, 0),
-                   1);
+  assert_int_equal(wsmsg_topic_publish(t, "news", WSMSG_EV_TEXT, "a", 1, 0), 1);
   assert_int_equal(r.calls, 1);
   assert_string_equal(r.topic, "news");
   assert_int_equal(r.type, WSMSG_EV_TEXT);
@@ -314,8 +313,7 @@ static void test_publish_allocates_nothing_per_recipient(void **state) {
   for (int round = 0; round < 3; round++) {
     n_allocs = 0;
     assert_int_equal(
-        wsmsg_topic_publish(t, "all", WSMSG_EV_TEXT, msg, sizeof(msg), 0),
-        200);
+        wsmsg_topic_publish(t, "all", WSMSG_EV_TEXT, msg, sizeof(msg), 0), 200);
     assert_int_equal(n_allocs, 0);
     hub_flush(&h);
   }
@@ -331,8 +329,7 @@ static void setup_bp_fail(hub *h) {
   wsmsg_endpoint_set_backpressure(h->sep, 4096, 1024, WSMSG_BACKPRESSURE_FAIL);
 }
 static void setup_bp_close(hub *h) {
-  wsmsg_endpoint_set_backpressure(h->sep, 4096, 1024,
-                                  WSMSG_BACKPRESSURE_CLOSE);
+  wsmsg_endpoint_set_backpressure(h->sep, 4096, 1024, WSMSG_BACKPRESSURE_CLOSE);
 }
 
 static void test_slow_subscriber_skipped(void **state) {
@@ -366,8 +363,7 @@ static void test_slow_subscriber_skipped(void **state) {
  * message and the topic is consistent afterwards. */
 static wsmsg_topics *close_topics;
 static wsmsg_conn *also_drop;
-static void on_close_unsub(wsmsg_conn *c, const wsmsg_close_info *ci,
-                           void *u) {
+static void on_close_unsub(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
   cb_close(c, ci, u);
   if (also_drop) {
     assert_int_equal(wsmsg_topic_unsubscribe(close_topics, also_drop, "r"), 0);
@@ -566,8 +562,8 @@ static void *worker_main(void *arg) {
     wsmsg_topic_subscribe(t, h.p[i].s, i % 2 ? "odd" : "even");
   int ok = 1;
   for (int k = 0; k < 300; k++) {
-    ok &= wsmsg_topic_publish(t, k % 2 ? "odd" : "even", WSMSG_EV_TEXT, "m",
-                              1, 0) == 10;
+    ok &= wsmsg_topic_publish(t, k % 2 ? "odd" : "even", WSMSG_EV_TEXT, "m", 1,
+                              0) == 10;
     if (k % 10 == 9)
       hub_flush(&h);
   }
@@ -621,8 +617,7 @@ static void test_close_all(void **state) {
                    WSMSG_ERR_INVALID_ARG);
   assert_int_equal(wsmsg_server_close_all(h.srv, 1005, ""),
                    WSMSG_ERR_CLOSE_CODE);
-  assert_int_equal(wsmsg_server_close_all(h.srv, 1001, "\xff"),
-                   WSMSG_ERR_UTF8);
+  assert_int_equal(wsmsg_server_close_all(h.srv, 1001, "\xff"), WSMSG_ERR_UTF8);
   assert_int_equal(wsmsg_close(h.p[1].s, 1000, "already"), 0);
   assert_int_equal(wsmsg_server_close_all(h.srv, 4000, "maintenance"), 2);
   hub_flush(&h);
