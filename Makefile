@@ -97,6 +97,7 @@ help:
 	@echo "make soak           SOAK_SECONDS=60 SOAK_CONNS=10000: echo_server under a long mixed load"
 	@echo "make bench          benchmarks (~10 min; BENCH_QUICK=1: <1 min) -> docs/benchmarks.md"
 	@echo "make bench-ffi      asyncio + wsmsg (ctypes) vs FastAPI + uvicorn, JSON workload"
+	@echo "make bench-asgi     FastAPI under uvicorn: ws=wsmsg vs websockets vs wsproto"
 
 # ---- library ----------------------------------------------------------------
 
@@ -287,6 +288,12 @@ check-abi: check-symbols
 .PHONY: bench-ffi
 bench-ffi: all
 	@PYTHON=$(PYTHON) bash tests/bench/ffi_json.sh
+
+# FastAPI on wsmsg: the article's app under uvicorn with ws=wsmsg vs the
+# built-in websockets and wsproto protocols (tests/bench/asgi_bench.sh)
+.PHONY: bench-asgi
+bench-asgi: all
+	@PYTHON=$(PYTHON) bash tests/bench/asgi_bench.sh
 
 # The Python binding's unit tests (examples/ffi/python), with $(PYTHON) and,
 # when it is another interpreter, the python3 on PATH (any CPython >= 3.9).

@@ -293,6 +293,10 @@ log "Python servers on wsmsg vs FastAPI (ffi_json.sh)"
 BENCH_FFI_OUT=$WORK/ffi.md WSBENCH=$WSBENCH PYTHON=$PY BENCH_QUICK=$QUICK \
   bash tests/bench/ffi_json.sh >>"$WORK/ffi.log" 2>&1 ||
   echo "(ffi_json failed: $(tail -3 "$WORK/ffi.log"))" >>"$WORK/ffi.md"
+log "FastAPI under uvicorn: ws=wsmsg vs websockets vs wsproto (asgi_bench.sh)"
+BENCH_ASGI_OUT=$WORK/asgi.md WSBENCH=$WSBENCH PYTHON=$PY BENCH_QUICK=$QUICK \
+  bash tests/bench/asgi_bench.sh >>"$WORK/asgi.log" 2>&1 ||
+  echo "(asgi_bench failed: $(tail -3 "$WORK/asgi.log"))" >>"$WORK/asgi.md"
 
 log "permessage-deflate memory per setting (deflate_mem)"
 "$BUILD/bench/deflate_mem" "${MICRO_ARGS[@]}" >"$WORK/deflate_mem.md" 2>>"$WORK/deflate.log" ||
@@ -320,7 +324,8 @@ SKIP_TEXT=$(printf '%s; ' "${SKIPPED[@]:-}")
   --section "JSON Schema validation vs pydantic 1.10 (tests/bench/schema_bench.sh)=$WORK/schema.md" \
   --section "Python: asyncio + wsmsg (ctypes) vs FastAPI + uvicorn (tests/bench/ffi_json.sh)=$WORK/ffi.md" \
   --section "permessage-deflate: wsmsg vs node ws vs python-websockets (tests/bench/deflate_bench.sh)=$WORK/deflate.md" \
-  --section "permessage-deflate memory and ratio per setting (tests/bench/deflate_mem.c)=$WORK/deflate_mem.md"
+  --section "permessage-deflate memory and ratio per setting (tests/bench/deflate_mem.c)=$WORK/deflate_mem.md" \
+  --section "FastAPI on wsmsg: uvicorn with ws=wsmsg vs websockets vs wsproto (tests/bench/asgi_bench.sh)=$WORK/asgi.md"
 rc=$?
 # keep the raw numbers: report.py can be re-run on them
 mkdir -p "$BUILD/bench/last"

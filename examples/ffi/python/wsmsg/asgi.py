@@ -45,6 +45,8 @@ import collections
 import logging
 from urllib.parse import unquote
 
+from ctypes import string_at as _string_at
+
 from . import _core as _c
 
 __all__ = ["WSMsgProtocol", "ClientDisconnected"]
@@ -66,6 +68,9 @@ MAX_CACHED_SERVERS = 32   # (config, subprotocol) pairs kept for reuse
 
 _STATUS = {400: "Bad Request", 403: "Forbidden", 426: "Upgrade Required",
            500: "Internal Server Error"}
+
+_next_event = _c._next_event
+_EV_TEXT, _EV_BINARY = _c._EV_TEXT, _c._EV_BINARY
 
 # connection phases
 _HEAD, _CONNECTING, _OPEN, _DENIED, _GONE = range(5)
@@ -222,6 +227,7 @@ class WSMsgProtocol(asyncio.Protocol):
         self.write_paused = False
         self.writable = None        # a future while write_paused
         self.flush_handle = None
+        self.unflushed = 0          # bytes sent since the last flush
         self.timer = None
         self.timer_at = None
         self.lingering = False
@@ -412,22 +418,29 @@ class WSMsgProtocol(asyncio.Protocol):
     # ---- wsmsg -> application --------------------------------------------------
 
     def take_events(self):
+        """wsmsg's queued events -> websocket.receive messages (text and
+        bytes straight from the C event; the rest through the binding)."""
         conn = self.conn
-        q = self.queue
-        n = 0
-        for ev in conn:
-            t = type(ev)
-            if t is _c.Text:
-                q.append({"type": "websocket.receive", "text": ev.data})
-                self.queued_bytes += len(ev.data)
-                n += 1
-            elif t is _c.Binary:
-                q.append({"type": "websocket.receive", "bytes": ev.data})
-                self.queued_bytes += len(ev.data)
-                n += 1
-            elif t is _c.Close:
-                self.set_disconnect(ev.code or 1005)
+        p, ev, evp = conn._p, conn._ev, conn._evp
+        append = self.queue.append
+        n = nbytes = 0
+        while _next_event(p, evp) == 1:
+            t = ev.type
+            if t == _EV_TEXT:
+                data = _string_at(ev.data, ev.len).decode() if ev.len else ""
+                append({"type": "websocket.receive", "text": data})
+            elif t == _EV_BINARY:
+                data = _string_at(ev.data, ev.len) if ev.len else b""
+                append({"type": "websocket.receive", "bytes": data})
+            else:
+                e = conn._convert(ev)
+                if type(e) is _c.Close:
+                    self.set_disconnect(e.code or 1005)
+                continue
+            n += 1
+            nbytes += len(data)  # as asgi_receive counts it
         if n:
+            self.queued_bytes += nbytes
             self.wake()
 
     def wake(self):
@@ -471,6 +484,7 @@ class WSMsgProtocol(asyncio.Protocol):
         if h is not None:
             h.cancel()
             self.flush_handle = None
+        self.unflushed = 0
         conn = self.conn
         if conn is None or conn.freed:
             return
@@ -618,17 +632,17 @@ class WSMsgProtocol(asyncio.Protocol):
                 if data is not None:
                     conn.send_bytes(data)
                 else:
-                    text = message.get("text")
-                    if text is None:
+                    data = message.get("text")
+                    if data is None:
                         raise RuntimeError("websocket.send without text or bytes")
-                    conn.send_text(text)
+                    conn.send_text(data)
             except _c.ClosedError:
                 raise ClientDisconnected() from None
-            if self.flush_handle is None:
-                if conn.buffered_amount >= FLUSH_BYTES:
-                    self.pump()
-                else:
-                    self.flush_handle = self.loop.call_soon(self.on_flush)
+            self.unflushed += len(data)
+            if self.unflushed >= FLUSH_BYTES:
+                self.pump()
+            elif self.flush_handle is None:
+                self.flush_handle = self.loop.call_soon(self.on_flush)
         elif mtype == "websocket.close":
             code = message.get("code", 1000)
             code = 1000 if code is None else code
