@@ -25,7 +25,8 @@ application's extra headers added) is what the client gets.
 uvicorn settings used: ws_max_size (wsmsg's max message size: bigger
 messages close with 1009), ws_ping_interval / ws_ping_timeout (wsmsg's
 ping interval and pong timeout), ws_per_message_deflate (wsmsg's
-permessage-deflate when the library has it), root_path.
+permessage-deflate when the library has it), root_path, and with newer
+uvicorn ws_max_queue (messages waiting before reading pauses; 32 without).
 
 What the application sees is what uvicorn's built-ins give it; on the wire
 (see docs/ffi.md, "FastAPI on wsmsg"):
@@ -58,6 +59,7 @@ except ImportError:  # uvicorn <= 0.2x, or no uvicorn at all
         """send() after the WebSocket connection ended."""
 
 HIGH_MESSAGES = 32      # pause reading when this many messages wait for the app
+                        # (newer uvicorn's ws_max_queue, when it has one)
 HIGH_BYTES = 1 << 20    # ... or this many bytes
 FLUSH_BYTES = 64 << 10  # write at once when this much output waits
 MAX_HEAD = 64 << 10     # most bytes of a request head we take
@@ -204,6 +206,8 @@ class WSMsgProtocol(asyncio.Protocol):
         self.app_state = app_state
         self.connections = server_state.connections
         self.tasks = server_state.tasks
+        self.high_messages = max(1, int(getattr(config, "ws_max_queue", None)
+                                        or HIGH_MESSAGES))
 
         self.transport = None
         self.server = self.client = None
@@ -466,7 +470,7 @@ class WSMsgProtocol(asyncio.Protocol):
         if conn.done:
             self.linger()
             return
-        if (len(self.queue) >= HIGH_MESSAGES or self.queued_bytes >= HIGH_BYTES) \
+        if (len(self.queue) >= self.high_messages or self.queued_bytes >= HIGH_BYTES) \
                 and not self.read_paused and not self.app_done:
             self.read_paused = True
             self.transport.pause_reading()
@@ -589,7 +593,7 @@ class WSMsgProtocol(asyncio.Protocol):
         msg = q.popleft()
         if msg is not self.disconnect:
             self.queued_bytes -= len(msg.get("text") or msg.get("bytes") or "")
-            if self.read_paused and len(q) < HIGH_MESSAGES // 2 and \
+            if self.read_paused and len(q) <= self.high_messages // 2 and \
                     self.queued_bytes < HIGH_BYTES // 2 and self.phase == _OPEN \
                     and not self.write_paused and not self.lingering:
                 self.read_paused = False
