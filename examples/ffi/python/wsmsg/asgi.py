@@ -105,10 +105,11 @@ def _endpoint_options(config):
          "backpressure": (0, 0, "fail")}
     interval = getattr(config, "ws_ping_interval", None)
     timeout = getattr(config, "ws_ping_timeout", None)
-    if interval:
-        o["ping_interval"] = max(1, int(interval * 1000))
-        if timeout:
-            o["pong_timeout"] = max(1, int(timeout * 1000))
+    # explicit, also when off: uvicorn's settings, not the library's defaults
+    o["ping_interval"] = max(1, int(interval * 1000)) if interval else 0
+    o["pong_timeout"] = max(1, int(timeout * 1000)) if interval and timeout else 0
+    if "idle_timeout" in _c._ENDPOINT_OPTIONS:  # off, as in uvicorn
+        o["idle_timeout"] = 0
     if getattr(config, "ws_per_message_deflate", False) and \
             "deflate" in _c._ENDPOINT_OPTIONS:
         o["deflate"] = "on"
