@@ -16,7 +16,8 @@
 #include "internal.h"
 
 static size_t held_now(const wsmsg_conn *c) {
-  return c->msg.cap + c->out.cap + c->deferred.cap;
+  /* zlib streams (permessage-deflate) count while a connection holds one */
+  return c->msg.cap + c->out.cap + c->deferred.cap + wsm_pmd_held(c);
 }
 
 void wsm_mem_account(wsmsg_conn *c) {
@@ -34,7 +35,7 @@ void wsm_mem_account(wsmsg_conn *c) {
   c->mem_held = now;
 }
 
-static bool admit(const wsmsg_conn *c, size_t grow) {
+bool wsm_budget_admit(const wsmsg_conn *c, size_t grow) {
   const wsmsg_server *srv = c->srv;
   if (!srv || !srv->mem_budget || grow == 0)
     return true;
@@ -49,7 +50,7 @@ int wsm_budget_reserve(wsmsg_conn *c, wsm_buf *b, size_t extra,
                        size_t min_cap) {
   if (b->cap - b->len >= extra)
     return 0;
-  if (!admit(c, wsm_pbuf_growth(b, extra, min_cap)))
+  if (!wsm_budget_admit(c, wsm_pbuf_growth(b, extra, min_cap)))
     return WSMSG_ERR_BUDGET;
   int r = wsm_pbuf_reserve_min(b, c->pool, extra, min_cap);
   wsm_mem_account(c);
@@ -60,6 +61,8 @@ void wsm_conn_trim(wsmsg_conn *c) {
   if (c->msg.cap && !c->in_recv &&
       (!c->msg_op || c->failed || c->state == WSMSG_STATE_CLOSED))
     wsm_pbuf_release(&c->msg, c->pool);
+  if (!c->in_recv && (c->failed || c->state == WSMSG_STATE_CLOSED))
+    wsm_pmd_release(c); /* no message will be compressed or inflated */
   if (c->aborted && c->out.cap && c->out.len == c->out.off)
     wsm_pbuf_release(&c->out, c->pool);
   wsm_mem_account(c);

@@ -309,17 +309,38 @@ int wsm_pmd_check_answer(const wsm_header *hdrs, size_t n,
 typedef struct wsm_zs {
   z_stream z;
   struct wsm_zs *next;
+  const wsmsg_mem *mem;
+  size_t bytes; /* what zlib allocated for it (it frees only at the end) */
   bool inflate;
   uint8_t wbits, mem_level, level;
 } wsm_zs;
 
 static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
+  wsm_zs *s = opaque;
   if (size && items > SIZE_MAX / size)
     return Z_NULL;
-  return wsm_malloc(opaque, (size_t)items * size);
+  void *p = wsm_malloc(s->mem, (size_t)items * size);
+  if (p)
+    s->bytes += (size_t)items * size;
+  return p;
 }
 
-static void z_free(voidpf opaque, voidpf p) { wsm_free(opaque, p); }
+static void z_free(voidpf opaque, voidpf p) {
+  wsm_free(((wsm_zs *)opaque)->mem, p);
+}
+
+/* What a stream will hold once it has run (zlib's formulas, docs of
+ * deflateInit2/inflateInit2, plus its state structs), for the budget. */
+static size_t zs_estimate(bool inflate, unsigned wbits, unsigned mem_level) {
+  if (inflate)
+    return ((size_t)1 << wbits) + 7168;
+  return ((size_t)1 << (wbits + 2)) + ((size_t)1 << (mem_level + 9)) + 5888;
+}
+
+size_t wsm_pmd_held(const wsmsg_conn *c) {
+  return (c->pmd.def ? sizeof(wsm_zs) + c->pmd.def->bytes : 0) +
+         (c->pmd.inf ? sizeof(wsm_zs) + c->pmd.inf->bytes : 0);
+}
 
 static void zs_destroy(const wsmsg_mem *m, wsm_zs *s) {
   if (s->inflate)
@@ -357,9 +378,10 @@ static wsm_zs *zs_get(wsm_pool *p, bool inflate, uint8_t wbits,
   s->wbits = wbits;
   s->mem_level = mem_level;
   s->level = level;
+  s->mem = p->mem;
   s->z.zalloc = z_alloc;
   s->z.zfree = z_free;
-  s->z.opaque = (voidpf)p->mem;
+  s->z.opaque = s;
   int zr = inflate ? inflateInit2(&s->z, -(int)wbits)
                    : deflateInit2(&s->z, level, Z_DEFLATED, -(int)wbits,
                                   mem_level, Z_DEFAULT_STRATEGY);
@@ -398,9 +420,13 @@ void wsm_pmd_pool_drain(wsm_pool *p) {
 }
 
 void wsm_pmd_release(wsmsg_conn *c) {
+  if (!c->pmd.def && !c->pmd.inf)
+    return;
   zs_put(c->pool, c->pmd.def);
   zs_put(c->pool, c->pmd.inf);
   c->pmd.def = c->pmd.inf = NULL;
+  c->pmd.rx_ended = false;
+  wsm_mem_account(c);
 }
 
 /* ---- compressing ------------------------------------------------------------
@@ -421,9 +447,13 @@ int wsm_pmd_compress(wsmsg_conn *c, const uint8_t *d, size_t n, bool final,
   wsm_pmd *m = &c->pmd;
   const wsm_pmd_cfg *g = &c->ep->pmd;
   if (!m->def) {
+    /* over the server's memory budget the caller sends plain */
+    if (!wsm_budget_admit(c, zs_estimate(false, m->tx_wbits, g->mem_level)))
+      return WSMSG_ERR_BUDGET;
     m->def = zs_get(c->pool, false, m->tx_wbits, g->mem_level, g->level);
     if (!m->def)
       return WSMSG_ERR_NOMEM;
+    wsm_mem_account(c);
   }
   z_stream *z = &m->def->z;
   z->next_in = (Bytef *)(uintptr_t)d;
@@ -474,6 +504,7 @@ int wsm_pmd_compress(wsmsg_conn *c, const uint8_t *d, size_t n, bool final,
       zs_put(c->pool, m->def);
     }
     m->def = NULL;
+    wsm_mem_account(c);
   }
   return r;
 }
@@ -517,6 +548,11 @@ int wsm_pmd_inflate(wsmsg_conn *c, const uint8_t *d, size_t n, bool final,
     /* a peer that claims window 8 may deflate with 9 (zlib does): a
      * larger window than the peer's is always safe */
     uint8_t wb = m->rx_wbits < 9 ? 9 : m->rx_wbits;
+    /* an unfinished compressed message holds an inflater: it counts in
+     * the server's memory budget like the message buffer (budget.c) */
+    if (!wsm_budget_admit(c, zs_estimate(true, wb, 0)))
+      return wsm_conn_fail(c, WSMSG_ERR_BUDGET, 1013,
+                           "server memory budget exhausted");
     m->inf = zs_get(c->pool, true, wb, 0, 0);
     if (!m->inf)
       return wsm_conn_fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
@@ -595,5 +631,6 @@ int wsm_pmd_inflate(wsmsg_conn *c, const uint8_t *d, size_t n, bool final,
       m->inf = NULL;
     }
   }
+  wsm_mem_account(c); /* the inflater's window is allocated on first use */
   return r;
 }

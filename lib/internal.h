@@ -671,7 +671,8 @@ static inline bool wsm_pmd_tx(const wsmsg_conn *c, size_t len) {
 }
 /* Compress d[0..n) into `out` (pool storage, appended): a whole message
  * or one fragment of a streamed one (`final`: the message ends here, the
- * 00 00 ff ff tail is removed).  0 or WSMSG_ERR_NOMEM. */
+ * 00 00 ff ff tail is removed).  0, WSMSG_ERR_NOMEM, or WSMSG_ERR_BUDGET
+ * (no compressor yet and none fits the memory budget: send it plain). */
 WSM_HIDDEN int wsm_pmd_compress(wsmsg_conn *c, const uint8_t *d, size_t n,
                                 bool final, wsm_buf *out);
 /* Where wsm_pmd_inflate hands inflated bytes (`final`: the last piece). */
@@ -682,8 +683,10 @@ typedef int (*wsm_pmd_sink)(wsmsg_conn *c, const uint8_t *p, size_t n,
  * and corrupt data failing the connection (1007). */
 WSM_HIDDEN int wsm_pmd_inflate(wsmsg_conn *c, const uint8_t *d, size_t n,
                                bool final, wsm_pmd_sink sink);
-/* Give back a connection's zlib streams (conn free). */
+/* Give back a connection's zlib streams (conn free, closed), accounted. */
 WSM_HIDDEN void wsm_pmd_release(wsmsg_conn *c);
+/* Bytes of zlib state the connection holds (the memory budget's count). */
+WSM_HIDDEN size_t wsm_pmd_held(const wsmsg_conn *c);
 /* Free the idle zlib streams of a pool (pool destroy). */
 WSM_HIDDEN void wsm_pmd_pool_drain(wsm_pool *p);
 /* Broadcast: a key saying which connections can share one compressed frame
@@ -710,8 +713,11 @@ WSM_HIDDEN void wsm_mem_account(wsmsg_conn *c);
  * caller applies the policy) or WSMSG_ERR_NOMEM. */
 WSM_HIDDEN int wsm_budget_reserve(wsmsg_conn *c, wsm_buf *b, size_t extra,
                                   size_t min_cap);
+/* May the connection grow by `grow` bytes (its share, or the server is
+ * under the budget)? */
+WSM_HIDDEN bool wsm_budget_admit(const wsmsg_conn *c, size_t grow);
 /* Give back what a connection no longer needs (the message buffer of a
- * closed connection), then account. */
+ * closed connection, its zlib streams), then account. */
 WSM_HIDDEN void wsm_conn_trim(wsmsg_conn *c);
 
 /* json.c: JSON endpoints */

@@ -197,8 +197,9 @@ static int queue_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
   wsm_buf z = {0}; /* pool storage: no allocation once warm */
   int r = wsm_pmd_compress(c, data, len, true, &z);
   /* incompressible: without context takeover nothing depends on this
-   * message's compressed form, so it may go plain */
-  if (!r && c->pmd.tx_no_ctx && z.len >= len)
+   * message's compressed form, so it may go plain; so may a message when
+   * no compressor fits the server's memory budget */
+  if (r == WSMSG_ERR_BUDGET || (!r && c->pmd.tx_no_ctx && z.len >= len))
     r = wsm_queue_frame(c, op, data, len);
   else if (!r)
     r = queue_frame_ex(c, op, z.p, z.len, true, 4, sink_for(c, op));
@@ -442,9 +443,14 @@ static void stream_pull(wsmsg_conn *c) {
     if (c->pmd.tx_stream) { /* compressed across its fragments */
       wsm_buf z = {0};
       r = wsm_pmd_compress(c, c->stream_buf, (size_t)n, eof != 0, &z);
-      if (!r)
+      if (r == WSMSG_ERR_BUDGET) { /* first fragment: the stream goes plain */
+        c->pmd.tx_stream = false;
+        r = queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, 0,
+                           &c->out);
+      } else if (!r) {
         r = queue_frame_ex(c, op, z.p, z.len, eof != 0,
                            op != WSLAY_CONTINUATION_FRAME ? 4 : 0, &c->out);
+      }
       wsm_pbuf_release(&z, c->pool);
     } else {
       r = queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, 0,

@@ -1015,6 +1015,87 @@ static void test_alloc_failures(void **st) {
   free(m);
 }
 
+/* Unfinished compressed messages hold inflaters: they count in the
+ * server's memory budget, and past it a new one is refused with 1013
+ * while the connections that hold theirs go on; a send that finds no
+ * room for a compressor goes plain. */
+static void test_memory_budget(void **st) {
+  (void)st;
+  enum { N = 12 };
+  wsmsg_server *srv = wsmsg_server_new();
+  wsmsg_endpoint *sep = wsmsg_endpoint_new();
+  ep_callbacks(sep);
+  wsmsg_endpoint_set_deflate(sep, WSMSG_DEFLATE_ON);
+  wsmsg_endpoint_set_deflate_threshold(sep, 0);
+  wsmsg_server_route(srv, "/ws", sep);
+  /* each inflater (window 2^15) is about 40 KiB, plus the message so far:
+   * 3 fit in 150 KiB with room left to finish a message, and the 8 KiB
+   * share fits none */
+  assert_int_equal(wsmsg_server_set_memory_budget(srv, 150 * 1024, 8192), 0);
+  wsmsg_endpoint *cep = wsmsg_endpoint_new();
+  ep_callbacks(cep);
+  wsmsg_endpoint_set_deflate(cep, WSMSG_DEFLATE_ON);
+  wsmsg_conn *s[N], *c[N];
+  rec sr[N], cr[N];
+  memset(sr, 0, sizeof(sr));
+  memset(cr, 0, sizeof(cr));
+  char *m = make_text(3000, 12);
+  uint8_t z[4096], fr[4200];
+  size_t zn = deflate_raw(m, 3000, z, sizeof(z), 15);
+  size_t fn = frame(fr, 0, 4, 1, z, zn / 2, 1); /* first half, FIN=0 */
+  int refused = 0, held = 0;
+  for (int i = 0; i < N; i++) {
+    s[i] = wsmsg_server_accept(srv, &sr[i]);
+    c[i] = wsmsg_client_new(cep, "h:1", "/ws", &cr[i]);
+    pump1(c[i], s[i], 0);
+    pump1(s[i], c[i], 0);
+    assert_true(wsmsg_conn_deflate(s[i]));
+    wsmsg_conn_recv(s[i], fr, fn);
+    if (sr[i].closes) {
+      assert_int_equal(sr[i].close.error, WSMSG_ERR_BUDGET);
+      assert_int_equal(pending_close_code(s[i]), 1013);
+      refused++;
+    } else {
+      held++;
+    }
+  }
+  assert_true(held >= 2 && held <= 4);
+  for (int i = 0; i < N; i++) /* the refused ones' close frames go out */
+    if (sr[i].closes)
+      pump1(s[i], c[i], 0);
+  assert_int_equal(refused, N - held);
+  size_t used = wsmsg_server_memory_used(srv);
+  assert_true(used <= 150 * 1024 + 48 * 1024);
+  assert_true(used >= (size_t)held * 32 * 1024);
+  /* a holder finishes its message: delivered, and its inflater goes back */
+  int h = 0;
+  while (sr[h].closes)
+    h++;
+  fn = frame(fr, 1, 0, 0, z + zn / 2, zn - zn / 2, 1);
+  assert_int_equal(wsmsg_conn_recv(s[h], fr, fn), 0);
+  assert_int_equal(sr[h].texts, 1);
+  assert_memory_equal(sr[h].last, m, 3000);
+  assert_true(wsmsg_server_memory_used(srv) < used);
+  /* no room for a compressor (about 260 KiB at window 15, memLevel 8):
+   * a send still goes, plain */
+  int before = cr[h].texts;
+  assert_int_equal(wsmsg_send_text(s[h], m, 3000), 0);
+  pump1(s[h], c[h], 0);
+  assert_int_equal(cr[h].texts, before + 1);
+  assert_memory_equal(cr[h].last, m, 3000);
+  for (int i = 0; i < N; i++) {
+    wsmsg_conn_free(s[i]);
+    wsmsg_conn_free(c[i]);
+    free(sr[i].last);
+    free(cr[i].last);
+  }
+  assert_int_equal(wsmsg_server_memory_used(srv), 0);
+  free(m);
+  wsmsg_server_free(srv);
+  wsmsg_endpoint_free(sep);
+  wsmsg_endpoint_free(cep);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_table),
@@ -1037,6 +1118,7 @@ int main(void) {
       cmocka_unit_test(test_broadcast),
       cmocka_unit_test(test_idle_memory),
       cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_memory_budget),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
