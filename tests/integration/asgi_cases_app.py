@@ -17,7 +17,11 @@ Paths (the first segment picks the behaviour):
   /send-after    accept, wait for the disconnect, then send (must raise)
   /never-receive accept, send "ready", never receive (flow control)
   /flood         accept, send 128 messages of 1 MiB (backpressure), close
-  /release       ends the /never-receive apps (403)
+  /close-unread  accept, "ready", close once /release-close is opened, then
+                 stay alive without receiving until /release-end
+  /push          send "tick" every 20 ms, never receive; prints how the
+                 send failed at the end ("push ended: ...")
+  /release, /release-close, /release-end: set those events (403)
   /report        accept, send REPORT (JSON: what the cases above saw, and
                  with wsmsg the number of live wsmsg connections), close
 """
@@ -31,6 +35,8 @@ import sys
 REPORT = {"flood_sent": 0, "disconnect_codes": [], "send_after": [],
           "close_twice": [], "lifespan": []}
 RELEASE = asyncio.Event()  # set by /release
+RELEASE_CLOSE = asyncio.Event()  # set by /release-close
+RELEASE_END = asyncio.Event()  # set by /release-end
 
 
 async def app(scope, receive, send):
@@ -117,6 +123,23 @@ async def app(scope, receive, send):
             await send({"type": "websocket.send", "bytes": blob})
             REPORT["flood_sent"] += 1
         await send({"type": "websocket.close", "code": 1000})
+    elif what == "close-unread":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "ready"})
+        await RELEASE_CLOSE.wait()
+        await send({"type": "websocket.close", "code": 1000})
+        await RELEASE_END.wait()  # alive after its close, still not receiving
+    elif what == "push":  # a producer that never receives
+        await send({"type": "websocket.accept"})
+        try:
+            for _ in range(3000):  # bounded: 60 s
+                await send({"type": "websocket.send", "text": "tick"})
+                await asyncio.sleep(0.02)
+        except Exception as e:  # noqa: BLE001 - how the push learnt it ended
+            print("push ended: %s" % type(e).__name__, file=sys.stderr, flush=True)
+    elif what in ("release-close", "release-end"):
+        (RELEASE_CLOSE if what == "release-close" else RELEASE_END).set()
+        await send({"type": "websocket.close"})
     elif what == "release":
         RELEASE.set()
         await send({"type": "websocket.close"})
@@ -143,8 +166,11 @@ def main():
     if ws == "wsmsg":
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                         "..", "..", "examples", "ffi", "python"))
-        from wsmsg.asgi import WSMsgProtocol
-        ws = WSMsgProtocol
+        from wsmsg import asgi
+        # longer than any test waits: a closing handshake that completes
+        # does so on its own, not by the close timeout
+        asgi.CLOSE_TIMEOUT_MS = 60000
+        ws = asgi.WSMsgProtocol
     import uvicorn
     uvicorn.run(app, host="127.0.0.1", port=args.port, ws=ws,
                 ws_max_size=1 << 20, ws_ping_interval=args.ping_interval or None,

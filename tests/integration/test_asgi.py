@@ -80,6 +80,15 @@ WIRE = {
     "invalid_utf8": {"wsmsg": 1007, "websockets": 1007, "wsproto": None},
     # Sec-WebSocket-Version: 12 (426 with the version we speak, RFC 6455 4.4)
     "bad_version": {"wsmsg": 426, "websockets": 400, "wsproto": 426},
+    # the app closes while reading is paused and the peer's close frame is
+    # behind unread data: wsmsg reads on (dropping data) and completes the
+    # handshake; websockets never reads it (the peer's send fails after
+    # 20 s), wsproto resets the connection
+    "close_unread": {"wsmsg": True, "websockets": False, "wsproto": False},
+    # what a producer's send raises once uvicorn is stopping
+    "push_after_shutdown": {"wsmsg": "ClientDisconnected",
+                            "websockets": "ConnectionClosedError",
+                            "wsproto": "LocalProtocolError"},
     # what a send after the disconnect raises in the app
     "send_after": {"wsmsg": "ClientDisconnected", "websockets": "RuntimeError",
                    "wsproto": "LocalProtocolError"},
@@ -438,6 +447,42 @@ def c_never_receive(s):
     return "paused"
 
 
+def c_close_unread(s):
+    """The app stopped reading (the peer flooded it), closes, and stays
+    alive without receiving: its close frame goes out, and the peer's reply,
+    behind megabytes the app will never take, is still read (reading
+    resumes and the data is dropped): the closing handshake completes."""
+    if not WIRE["close_unread"][s.ws]:
+        return "n/a"
+    raw = RawWS(s.port, "/close-unread", timeout=BOUND)
+    try:
+        assert raw.recv_message() == (OP_TEXT, b"ready")
+        frame = raw.frame(0x2, os.urandom(64 << 10))
+        raw.sock.setblocking(False)
+        sent, view = 0, memoryview(b"")
+        import select
+        while sent < 96 << 20:
+            if not view:
+                view = memoryview(frame)
+            try:
+                n = raw.sock.send(view)
+                sent += n
+                view = view[n:]
+            except BlockingIOError:
+                if not select.select([], [raw.sock], [], 1.0)[1]:
+                    break  # paused
+        raw.sock.settimeout(BOUND)
+        asyncio.run(expect_status(s.url + "/release-close", 403))
+        code, _ = raw.expect_close()
+        assert code == 1000, code
+        raw.send_raw(bytes(view))  # the rest of the frame under way
+        raw.send_raw(raw.frame(OP_CLOSE, struct.pack("!H", 1000)))
+        raw.expect_eof()
+    finally:
+        raw.close()
+        asyncio.run(expect_status(s.url + "/release-end", 403))
+
+
 async def c_flood(s):
     """The app sends 128 MiB to a client that does not read: its sends
     wait (backpressure) instead of buffering everything."""
@@ -527,17 +572,25 @@ async def c_no_leak(s):
 
 CORNER_CASES = [c_scope, c_deny, c_raise_before, c_return_before, c_raise_after,
                 c_return_after, c_close_code, c_disconnect_code, c_send_after,
-                c_never_receive, c_flood, c_invalid_utf8, c_bad_version,
+                c_never_receive, c_close_unread, c_flood, c_invalid_utf8, c_bad_version,
                 c_keepalive, c_no_leak]
 
 
 async def shutdown_case(s):
     """SIGTERM: uvicorn shuts down; open WebSockets are closed with 1012
-    (see WIRE) and the server exits 0 (checked by finish())."""
-    async with websockets.connect(s.url + "/scope/x") as ws:
+    (see WIRE) and the server exits 0 (checked by finish()); a producer
+    app that never receives learns it from its next send."""
+    async with websockets.connect(s.url + "/scope/x") as ws, \
+            websockets.connect(s.url + "/push") as push:
         await ws.recv()
+        assert await push.recv() == "tick"
         s.send_signal(signal.SIGTERM)
         await expect_closed(ws, WIRE["shutdown_close"][s.ws])
+        await expect_closed(push, WIRE["shutdown_close"][s.ws])
+    rc = s.wait(BOUND)
+    assert rc == 0, rc
+    want = "push ended: " + WIRE["push_after_shutdown"][s.ws]
+    assert want in s.stderr(), s.stderr()[-2000:]
 
 
 # ---- the runner ---------------------------------------------------------------
@@ -554,7 +607,7 @@ def main():
     total = len(names) * len(PROTOCOLS)
     print(f"test_asgi: {total} cases ({len(names)} x {' '.join(PROTOCOLS)})",
           flush=True)
-    if not count_ok("test_asgi", total, 25 * len(PROTOCOLS)):
+    if not count_ok("test_asgi", total, 26 * len(PROTOCOLS)):
         return 1
     failed = []
     transcripts = {}

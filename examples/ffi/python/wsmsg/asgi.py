@@ -66,6 +66,8 @@ MAX_HEAD = 64 << 10     # most bytes of a request head we take
 MAX_EARLY = 1 << 20     # bytes the client may send before the app accepted
 LINGER_S = 1.0          # how long a finished socket waits for the peer's EOF
 CLOSE_TIMEOUT_MS = 10000  # closing handshake (websockets' default)
+# (these are read when a connection is accepted: set them before the
+# server starts)
 MAX_CACHED_SERVERS = 32   # (config, subprotocol) pairs kept for reuse
 
 _STATUS = {400: "Bad Request", 403: "Forbidden", 426: "Upgrade Required",
@@ -73,6 +75,10 @@ _STATUS = {400: "Bad Request", 403: "Forbidden", 426: "Upgrade Required",
 
 _next_event = _c._next_event
 _EV_TEXT, _EV_BINARY = _c._EV_TEXT, _c._EV_BINARY
+
+def _drop(_msg):
+    pass
+
 
 # connection phases
 _HEAD, _CONNECTING, _OPEN, _DENIED, _GONE = range(5)
@@ -227,6 +233,7 @@ class WSMsgProtocol(asyncio.Protocol):
         self.connect_sent = False
         self.disconnect = None      # the disconnect message, once known
         self.close_sent = False     # the app sent websocket.close
+        self.server_closing = False  # shutdown() sent 1012
         self.app_done = False
         self.read_paused = False
         self.write_paused = False
@@ -316,15 +323,23 @@ class WSMsgProtocol(asyncio.Protocol):
         500 to those the application has not accepted yet."""
         if self.phase == _OPEN and not self.lingering:
             self.set_disconnect(1012)
-            if not self.close_sent:
-                self.close_sent = True
-                try:
-                    self.conn.close(1012, "")
-                except _c.Error:
-                    pass
+            self.server_closing = True
+            try:
+                self.conn.close(1012, "")
+            except _c.Error:
+                pass  # closing already
+            self.resume()
             self.pump()
         elif self.phase in (_HEAD, _CONNECTING):
             self.reject(500, "Server shutting down.")
+
+    def resume(self):
+        """Read again (the app caught up, or the closing handshake needs
+        the peer's close frame)."""
+        if self.read_paused and self.transport is not None and \
+                not self.transport.is_closing():
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def on_task_complete(self, task):
         self.tasks.discard(task)
@@ -412,9 +427,7 @@ class WSMsgProtocol(asyncio.Protocol):
         self.transport.write(resp[:-2] + b"".join(extra) + b"\r\n")
         for ev in conn:  # Open
             pass
-        if self.read_paused and not self.write_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
+        self.resume()  # paused while the app decided, if it sent much early
         if self.early:
             early, self.early = bytes(self.early), bytearray()
             conn.recv(early)
@@ -429,6 +442,8 @@ class WSMsgProtocol(asyncio.Protocol):
         p, ev, evp = conn._p, conn._ev, conn._evp
         append = self.queue.append
         n = nbytes = 0
+        if self.close_sent or self.server_closing:
+            append = _drop  # closing: data the peer still sends is dropped
         while _next_event(p, evp) == 1:
             t = ev.type
             if t == _EV_TEXT:
@@ -472,7 +487,8 @@ class WSMsgProtocol(asyncio.Protocol):
             self.linger()
             return
         if (len(self.queue) >= self.high_messages or self.queued_bytes >= HIGH_BYTES) \
-                and not self.read_paused and not self.app_done:
+                and not self.read_paused and not self.app_done \
+                and not self.close_sent and not self.server_closing:
             self.read_paused = True
             self.transport.pause_reading()
         d = conn.deadline()
@@ -572,10 +588,8 @@ class WSMsgProtocol(asyncio.Protocol):
                 try:
                     self.conn.close(code, "")
                 except _c.Error:
-                    pass  # the peer closed first
-            if self.read_paused and not self.write_paused:
-                self.read_paused = False
-                self.transport.resume_reading()
+                    pass  # the peer (or shutdown) closed first
+            self.resume()
             self.pump()
 
     async def asgi_receive(self):
@@ -596,9 +610,8 @@ class WSMsgProtocol(asyncio.Protocol):
             self.queued_bytes -= len(msg.get("text") or msg.get("bytes") or "")
             if self.read_paused and len(q) <= self.high_messages // 2 and \
                     self.queued_bytes < HIGH_BYTES // 2 and self.phase == _OPEN \
-                    and not self.write_paused and not self.lingering:
-                self.read_paused = False
-                self.transport.resume_reading()
+                    and not self.lingering:
+                self.resume()
         return msg
 
     async def asgi_send(self, message):
@@ -619,6 +632,11 @@ class WSMsgProtocol(asyncio.Protocol):
         if self.close_sent:
             raise RuntimeError("Unexpected ASGI message '%s', after sending "
                                "'websocket.close'." % mtype)
+        if self.server_closing:  # uvicorn is stopping: 1012 was sent
+            if mtype == "websocket.close":
+                self.close_sent = True
+                return
+            raise ClientDisconnected()
         if phase != _OPEN or self.lingering:
             if mtype in ("websocket.send", "websocket.close") and phase != _HEAD:
                 raise ClientDisconnected()
@@ -660,6 +678,7 @@ class WSMsgProtocol(asyncio.Protocol):
                 raise ValueError("websocket.close: %s" % e) from None
             self.close_sent = True
             self.set_disconnect(code)
+            self.resume()  # the peer's close frame must be read
             self.pump()
         else:
             raise RuntimeError("Expected ASGI message 'websocket.send' or "
