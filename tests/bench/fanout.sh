@@ -9,18 +9,29 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-.build}
 PY=${PYTHON:-/usr/bin/python3}
 SECS=${1:-2}
-echo "### Fan-out: one publish to N local subscribers (in process, sockets discard)"
+echo "### Fan-out: one publish to N local subscribers (in process, sockets discard; deliveries per CPU second, best of 3)"
 echo
 echo "| subscribers | wsmsg deliveries/s | wsmsg bytes allocated / delivery | node ws send loop deliveries/s | python-websockets broadcast() deliveries/s | wsmsg / node |"
 echo "|---:|---:|---:|---:|---:|---:|"
 for n in 1 100 10000; do
-  w=$("$BUILD/bench/fanout" "$n" "$SECS")
+  best() { # command... : the run with the most deliveries/s of 3
+    local b='' v bv=0
+    for _ in 1 2 3; do
+      v=$("$@") || continue
+      local d=${v#*\"deliveries_per_s\":}
+      d=${d%%[,\}]*}
+      d=${d// /}
+      if [ "${d%.*}" -gt "$bv" ]; then bv=${d%.*} b=$v; fi
+    done
+    echo "${b:-\{\"deliveries_per_s\":0\}}"
+  }
+  w=$(best "$BUILD/bench/fanout" "$n" "$SECS")
   if command -v node >/dev/null && [ -d tests/bench/node/node_modules/ws ]; then
-    nd=$(node tests/bench/fanout_node.js "$n" "$SECS")
+    nd=$(best node tests/bench/fanout_node.js "$n" "$SECS")
   else
     nd='{"deliveries_per_s":0}'
   fi
-  p=$("$PY" tests/bench/fanout_python.py "$n" "$SECS")
+  p=$(best "$PY" tests/bench/fanout_python.py "$n" "$SECS")
   "$PY" - "$n" "$w" "$nd" "$p" <<'PYEOF'
 import json, sys
 n, w, nd, p = sys.argv[1], *(json.loads(x) for x in sys.argv[2:])

@@ -61,13 +61,13 @@ async def main(n, secs):
     peak = tracemalloc.get_traced_memory()[1] - snap0
     tracemalloc.stop()
     deliveries = publishes = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < secs:
+    t0 = time.process_time()  # CPU time: wall time would measure the neighbours
+    while time.process_time() - t0 < secs:
         for _ in range(4):
             websockets.broadcast(conns, msg)
             deliveries += n
             publishes += 1
-    el = time.perf_counter() - t0
+    el = time.process_time() - t0
     print(json.dumps({"impl": "python-websockets", "subscribers": n,
                       "publishes": publishes,
                       "deliveries_per_s": round(deliveries / el),
