@@ -6,7 +6,8 @@
  *   chat_server --port P [--host H] [--redis HOST:PORT] [--workers N]
  *               [--drain-timeout MS] [--verbose]
  *
- * The WebSocket is at "/"; GET /healthz answers 200 "ok" while the server
+ * The WebSocket is at "/" (a plain GET / gets a page to chat from a
+ * browser); GET /healthz answers 200 "ok" while the server
  * takes clients (and, with --redis, is subscribed to Redis), else 503.
  * Messages (JSON, validated by schema, routed by "type"):
  *   client -> server  {"type":"join","room":R,"name":N}
@@ -606,10 +607,38 @@ static void flush_pending(worker *w) {
   }
 }
 
-/* GET /healthz for the balancer */
+/* GET / without an upgrade: a page to chat from a browser */
+static const char PAGE[] =
+    "<!doctype html><meta charset=utf-8><title>wsmsg chat</title>\n"
+    "<style>body{font:15px sans-serif;margin:2em}#log{border:1px solid #ccc;"
+    "height:20em;overflow:auto;padding:.5em;white-space:pre-wrap}</style>\n"
+    "<p>name <input id=name value=guest size=10> room <input id=room "
+    "value=lobby size=10> <button id=join>join</button></p>\n"
+    "<div id=log></div><p><input id=text size=50> <button id=say>say</button>"
+    "</p>\n<script>\n"
+    "const $=id=>document.getElementById(id),log=t=>{$('log').textContent+=t+"
+    "'\\n';$('log').scrollTop=1e9};\n"
+    "const ws=new WebSocket((location.protocol=='https:'?'wss://':'ws://')+"
+    "location.host+'/');\n"
+    "ws.onmessage=e=>{const m=JSON.parse(e.data);log(m.type=='said'?"
+    "`[${m.room}] ${m.from}: ${m.text}`:m.type=='joined'||m.type=='left'?"
+    "`[${m.room}] ${m.name} ${m.type}`:e.data)};\n"
+    "ws.onclose=e=>log('closed '+e.code+' '+e.reason);\n"
+    "$('join').onclick=()=>ws.send(JSON.stringify({type:'join',room:"
+    "$('room').value,name:$('name').value}));\n"
+    "$('say').onclick=()=>{ws.send(JSON.stringify({type:'say',room:"
+    "$('room').value,text:$('text').value}));$('text').value=''};\n"
+    "</script>\n";
+
+/* GET /healthz for the balancer, and the page at / */
 static int on_http(wsmsg_conn *c, const wsmsg_request *req, void *user) {
   client *cl = user;
   const char *path = wsmsg_request_path(req);
+  if (path && !strcmp(path, "/") && !wsmsg_request_header(req, "Upgrade")) {
+    wsmsg_http_respond(c, 200, "Content-Type: text/html; charset=utf-8\r\n",
+                       PAGE, sizeof(PAGE) - 1);
+    return 0;
+  }
   if (!path || strcmp(path, "/healthz"))
     return 0; /* the upgrade (or wsmsg's 404/426) */
   worker *w = cl->w;

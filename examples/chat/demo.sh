@@ -46,8 +46,9 @@ pids+=($!)
 wait_port 127.0.0.1 "$PORT" haproxy
 cat <<MSG
 chat-demo: redis-server on 127.0.0.1:$REDIS_PORT, chat_server on ports $BASE-$((BASE + 2)),
-HAProxy on ws://127.0.0.1:$PORT/ (health checks: GET /healthz).  Try, in two
-terminals (each line typed is one message; replies are printed):
+HAProxy on ws://127.0.0.1:$PORT/ (health checks: GET /healthz).  Open
+http://127.0.0.1:$PORT/ in two browser tabs, or in two terminals (each line
+typed is one message; replies are printed):
   ./examples/echo_client ws://127.0.0.1:$PORT/
   {"type":"join","room":"lobby","name":"ann"}
   {"type":"say","room":"lobby","text":"hello"}

@@ -317,6 +317,16 @@ async def case_exactly_once_300_clients_3_backends():
     every said reaches every member of its room exactly once, in order."""
     cl = await Cluster(backends=3).start()
     try:
+        # the page for browsers, through the balancer
+        with socket.create_connection(("127.0.0.1", cl.lb_port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            page = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                page += chunk
+        assert page.startswith(b"HTTP/1.1 200") and b"new WebSocket(" in page, page[:200]
         clients = [Client("c%d" % i, "room%d" % (i % 20), cl.url()) for i in range(300)]
         await connect_all(clients)
         for _ in range(5):
