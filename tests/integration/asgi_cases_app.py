@@ -13,6 +13,8 @@ Paths (the first segment picks the behaviour):
   /raise-after   accept, send "ok", raise (the connection must end)
   /return-after  accept, send "ok", return without closing
   /close-code    accept, close with 4001 "custom", close again (RuntimeError)
+  /late-accept   wait for the disconnect before accepting; REPORT says
+                 what receive gave and what accept raised
   /disconnect    accept, receive until disconnect; the code goes to REPORT
   /send-after    accept, wait for the disconnect, then send (must raise)
   /never-receive accept, send "ready", never receive (flow control)
@@ -33,7 +35,7 @@ import os
 import sys
 
 REPORT = {"flood_sent": 0, "disconnect_codes": [], "send_after": [],
-          "close_twice": [], "lifespan": []}
+          "close_twice": [], "lifespan": [], "late_accept": []}
 RELEASE = asyncio.Event()  # set by /release
 RELEASE_CLOSE = asyncio.Event()  # set by /release-close
 RELEASE_END = asyncio.Event()  # set by /release-end
@@ -94,6 +96,14 @@ async def app(scope, receive, send):
         except Exception as e:  # noqa: BLE001 - what kind is the report
             REPORT["close_twice"].append(type(e).__name__)
             raise
+    elif what == "late-accept":  # accepts after the client has gone
+        m = await receive()  # the disconnect
+        REPORT["late_accept"].append(m.get("code"))
+        try:
+            await send({"type": "websocket.accept"})
+            REPORT["late_accept"].append("no error")
+        except Exception as e:  # noqa: BLE001
+            REPORT["late_accept"].append(type(e).__name__)
     elif what == "disconnect":
         await send({"type": "websocket.accept"})
         while True:

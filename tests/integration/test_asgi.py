@@ -85,6 +85,10 @@ WIRE = {
     # handshake; websockets never reads it (the peer's send fails after
     # 20 s), wsproto resets the connection
     "close_unread": {"wsmsg": True, "websockets": False, "wsproto": False},
+    # the client left before the app accepted: what receive gave, what a
+    # late accept raised (None: receive never returns)
+    "late_accept": {"wsmsg": [1006, "ClientDisconnected"],
+                    "websockets": None, "wsproto": None},
     # what a producer's send raises once uvicorn is stopping
     "push_after_shutdown": {"wsmsg": "ClientDisconnected",
                             "websockets": "ConnectionClosedError",
@@ -408,6 +412,22 @@ async def c_disconnect_code(s):
     assert r["disconnect_codes"] == [4321], r
 
 
+def c_late_accept(s):
+    """The client leaves before the app accepts: the app's receive says
+    so, and its late accept raises instead of writing to a closed socket."""
+    want = WIRE["late_accept"][s.ws]
+    if want is None:
+        return "n/a"  # the app's receive never returns (it would hang the test)
+    raw = RawWS(s.port, handshake=False, timeout=BOUND)
+    raw.send_raw(b"GET /late-accept HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: "
+                 b"dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    raw.close()
+    # both entries are made in one step of the app's task
+    r = asyncio.run(poll_report(s, "late_accept"))
+    assert r["late_accept"] == want, r
+
+
 async def c_send_after(s):
     async with websockets.connect(s.url + "/send-after") as ws:
         await ws.close(1000)
@@ -571,7 +591,8 @@ async def c_no_leak(s):
 
 
 CORNER_CASES = [c_scope, c_deny, c_raise_before, c_return_before, c_raise_after,
-                c_return_after, c_close_code, c_disconnect_code, c_send_after,
+                c_return_after, c_close_code, c_disconnect_code, c_late_accept,
+                c_send_after,
                 c_never_receive, c_close_unread, c_flood, c_invalid_utf8, c_bad_version,
                 c_keepalive, c_no_leak]
 
@@ -607,7 +628,7 @@ def main():
     total = len(names) * len(PROTOCOLS)
     print(f"test_asgi: {total} cases ({len(names)} x {' '.join(PROTOCOLS)})",
           flush=True)
-    if not count_ok("test_asgi", total, 26 * len(PROTOCOLS)):
+    if not count_ok("test_asgi", total, 27 * len(PROTOCOLS)):
         return 1
     failed = []
     transcripts = {}
@@ -636,7 +657,7 @@ def main():
                         # lifespan ran around the connections
                         assert "Application shutdown complete" in err, err[-2000:]
                 except Exception as e:  # noqa: BLE001
-                    failed.append(f"server [{ws}]")
+                    failed.append(f"server ({ws})")
                     print(f"  FAIL server [{ws}] {os.path.basename(script)}: {e}",
                           flush=True)
     # wsmsg and uvicorn's default (websockets) give the app's clients the

@@ -638,9 +638,7 @@ class WSMsgProtocol(asyncio.Protocol):
                 return
             raise ClientDisconnected()
         if phase != _OPEN or self.lingering:
-            if mtype in ("websocket.send", "websocket.close") and phase != _HEAD:
-                raise ClientDisconnected()
-            raise RuntimeError("Unexpected ASGI message '%s'." % mtype)
+            raise ClientDisconnected()  # gone (also before the app accepted)
         if self.write_paused:
             w = self.writable
             if w is None:
