@@ -831,6 +831,45 @@ class TestHandshake(unittest.TestCase):
         finally:
             p.free()
 
+    def test_deflate(self):
+        # permessage-deflate from Python: presets, a setting, the agreement,
+        # compressed traffic both ways (smaller on the wire than the text)
+        sep = wsmsg.Endpoint(deflate="low_memory", deflate_threshold=0)
+        cep = wsmsg.Endpoint(deflate=wsmsg.DeflateMode.LOW_MEMORY,
+                             deflate_window=(11, 11), deflate_takeover=(1, 1),
+                             deflate_level=(6, 4))
+        p = Pair(server_ep=sep, client_ep=cep, open=False)
+        try:
+            head = p.c.pending().split(b"\r\n\r\n", 1)[0]
+            self.assertIn(b"Sec-WebSocket-Extensions: permessage-deflate", head)
+            p.pump()
+            self.assertIsInstance(p.s.next_event(), wsmsg.Open)
+            self.assertIsInstance(p.c.next_event(), wsmsg.Open)
+            self.assertTrue(p.s.deflate)
+            self.assertTrue(p.c.deflate)
+            text = '{"user": "ann", "content": "hello hello hello"}' * 40
+            p.s.send_text(text)
+            wire = p.s.pending()
+            self.assertLess(len(wire), len(text) // 4)
+            self.assertEqual(wire[0], 0xC1)  # FIN + RSV1 + text
+            p.pump()
+            self.assertEqual(p.c.next_event().data, text)
+            p.c.send_text(text)
+            p.pump()
+            self.assertEqual(p.s.next_event().data, text)
+        finally:
+            p.free()
+        p = Pair(client_ep=wsmsg.Endpoint(deflate="on"))  # server: off
+        try:
+            self.assertFalse(p.s.deflate)
+            self.assertFalse(p.c.deflate)
+        finally:
+            p.free()
+        with self.assertRaises(ValueError):
+            wsmsg.Endpoint(deflate="fast")
+        with self.assertRaises(wsmsg.InvalidArgumentError):
+            wsmsg.Endpoint(deflate_window=(7, 15))
+
     def test_404(self):
         p = Pair(path="/nope", open=False)
         try:
@@ -1325,7 +1364,7 @@ class TestClient(unittest.TestCase):
             wsmsg.Client("http://127.0.0.1/x")
 
 
-MIN_TESTS = 54  # the test_* methods above: fewer means some were lost
+MIN_TESTS = 55  # the test_* methods above: fewer means some were lost
 
 if __name__ == "__main__":
     prog = unittest.main(verbosity=1, exit=False)
