@@ -20,7 +20,7 @@ PYTHON    ?= /usr/bin/python3
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion \
              -Wstrict-prototypes -Wmissing-prototypes
 STD       := -std=c11 -D_GNU_SOURCE
-DEP_PKGS  := nettle jansson libpcre2-8 zlib
+DEP_PKGS  := nettle jansson libpcre2-8 zlib yaml-0.1
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS  := -lwslay $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null)
 
@@ -42,7 +42,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # Debian packages needed to build and test (checked by `make deps`).
 # g++ and clang: check-abi compiles wsmsg.h with gcc, g++, clang and clang++.
 DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
-             zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev \
+             zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev libyaml-dev \
              python3 python3-websockets nodejs valgrind g++ clang \
              python3-fastapi python3-uvicorn python3-pydantic python3-wsproto
 

@@ -54,7 +54,8 @@ INFALLIBLE = {
 }
 # pointer-returning functions, besides wsmsg_*_new*, whose NULL is a failure
 NULL_ON_FAILURE = {"wsmsg_server_accept", "wsmsg_json_loads",
-                   "wsmsg_verrors_to_json"}
+                   "wsmsg_verrors_to_json", "wsmsg_server_asyncapi",
+                   "wsmsg_yaml_loads"}
 
 def clean(text):
     lines = [re.sub(r"^\s*\* ?", "", l) for l in text.strip().splitlines()]

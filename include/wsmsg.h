@@ -123,8 +123,9 @@ WSMSG_API const char *wsmsg_strerror(int code);
  * at creation (the `_mem` constructors); a connection uses the allocator of
  * the server or endpoint that created it, and so does everything it owns
  * (its buffers, events, error list, JSON send buffers).  The libraries
- * wsmsg builds on allocate with their own allocators: wslay (frame parsers)
- * and jansson (json_t values; see json_set_alloc_funcs); PCRE2's compiled
+ * wsmsg builds on allocate with their own allocators: wslay (frame parsers),
+ * jansson (json_t values; see json_set_alloc_funcs) and libyaml (its parser,
+ * while an AsyncAPI document is read); PCRE2's compiled
  * patterns, contexts and match data go through the allocator of the schema
  * or error list they belong to (a PCRE2 general context over the hook; the
  * JIT's executable memory excepted).  tests/unit/test_alloc.c checks the promise: a
@@ -2395,6 +2396,251 @@ WSMSG_API json_t *wsmsg_json_loads(const char *text, size_t len);
  *    jansson cannot serialize `j`.
  */
 WSMSG_API int64_t wsmsg_json_dumpb(const json_t *j, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* AsyncAPI                                                                  */
+/* ------------------------------------------------------------------------ */
+/*
+ * Contract first (docs/asyncapi.md): load an AsyncAPI 3.0 / 3.1 document
+ * (JSON or YAML text, or a json_t), validate it against the official JSON
+ * Schema of its version, and serve its WebSocket channels on a server: one
+ * route per channel address, messages validated against the payloads of
+ * the receive operations and told apart by a discriminator (explicit,
+ * inferred from a const, or by trying each), handlers per operation id.
+ * And the other direction: describe a configured server as an AsyncAPI
+ * 3.0 document (wsmsg_server_asyncapi).
+ */
+
+/** A loaded AsyncAPI document and the endpoints built from it. */
+typedef struct wsmsg_asyncapi wsmsg_asyncapi;
+
+/**
+ * Load the document a relative "$ref" names (`uri`: the part before '#',
+ * e.g. "common/messages.yaml").  Return a new reference (parse YAML with
+ * wsmsg_yaml_loads), or NULL if it cannot be loaded.
+ */
+typedef json_t *(*wsmsg_asyncapi_loader_cb)(const char *uri, void *user);
+
+/**
+ * A message of a receive operation arrived and is valid: `operation` is
+ * the operation id, `message` the message's name (its "name", else its
+ * key), `msg` the validated document (borrowed, as for wsmsg_json_cb).
+ * `user` is the pointer given to wsmsg_asyncapi_on_operation; the
+ * connection's own is wsmsg_conn_user(conn).
+ */
+typedef void (*wsmsg_operation_cb)(wsmsg_conn *conn, const char *operation,
+                                   const char *message, json_t *msg,
+                                   void *user);
+
+/**
+ * Create an empty AsyncAPI object with a custom allocator (copied; NULL:
+ * libc) for itself, its compiled schemas and the endpoints it builds.
+ *
+ * Returns the object, or NULL if out of memory.
+ */
+WSMSG_API wsmsg_asyncapi *wsmsg_asyncapi_new(const wsmsg_mem *mem);
+
+/** Free the object and the endpoints it built (NULL is ignored).  Free the
+ *  server it serves on and the server's connections first. */
+WSMSG_API void wsmsg_asyncapi_free(wsmsg_asyncapi *a);
+
+/**
+ * The directory holding the official AsyncAPI JSON Schemas as
+ * <version>.json (3.0.0.json, 3.1.0.json; the spec-json-schemas
+ * repository's schemas/ directory).  Loading needs it: a document is
+ * validated against the schema of its "asyncapi" version first.  Copied.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` or `dir` is NULL.
+ *  - WSMSG_ERR_STATE: a document was loaded already.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ */
+WSMSG_API int wsmsg_asyncapi_set_schema_dir(wsmsg_asyncapi *a,
+                                            const char *dir);
+
+/**
+ * Resolve "$ref"s to other files with `cb` (NULL: such refs fail the
+ * load).  Each file is loaded once and mounted into the document under
+ * "x-wsmsg-external"; its own refs are rewritten to point there.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` is NULL.
+ *  - WSMSG_ERR_STATE: a document was loaded already.
+ */
+WSMSG_API int wsmsg_asyncapi_set_loader(wsmsg_asyncapi *a,
+                                        wsmsg_asyncapi_loader_cb cb,
+                                        void *user);
+
+/**
+ * Load a document from `len` bytes of JSON (text starting with '{') or
+ * YAML (YAML 1.2 core schema: 1.8.0 and "on" stay strings; anchors,
+ * aliases and merge keys; one document).  Then as wsmsg_asyncapi_load_json.
+ * On failure wsmsg_asyncapi_detail says why.  One load per object.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` is NULL, or `text` is NULL with `len` > 0.
+ *  - WSMSG_ERR_STATE: a document was loaded already (or the schema
+ *    directory is not set).
+ *  - WSMSG_ERR_JSON: the text is neither JSON nor YAML that maps to JSON.
+ *  - WSMSG_ERR_VALIDATION: the document does not match the official
+ *    schema: wsmsg_asyncapi_errors lists where (loc is a path into the
+ *    document).
+ *  - WSMSG_ERR_UNSUPPORTED: not AsyncAPI 3.x, no official schema for its
+ *    version, or a relative "$ref" without a loader.
+ *  - WSMSG_ERR_NOT_FOUND: the loader could not load a referenced file.
+ *  - WSMSG_ERR_SCHEMA: a "$ref" does not resolve, or a message payload
+ *    does not compile.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ */
+WSMSG_API int wsmsg_asyncapi_load(wsmsg_asyncapi *a, const char *text,
+                                  size_t len);
+
+/**
+ * Load a document from a jansson value (deep copied): validate it against
+ * the official schema of its version, mount external refs (loader), and
+ * compile the payload of every message of every channel (JSON Schema
+ * draft-07 / AsyncAPI schemas; a message in another schemaFormat is noted
+ * and refused only when served).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` or `doc` is NULL.
+ *  - WSMSG_ERR_STATE: a document was loaded already (or the schema
+ *    directory is not set).
+ *  - WSMSG_ERR_VALIDATION: not an object, or it does not match the
+ *    official schema (wsmsg_asyncapi_errors).
+ *  - WSMSG_ERR_UNSUPPORTED: as for wsmsg_asyncapi_load.
+ *  - WSMSG_ERR_NOT_FOUND: the loader could not load a referenced file.
+ *  - WSMSG_ERR_SCHEMA: as for wsmsg_asyncapi_load.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ */
+WSMSG_API int wsmsg_asyncapi_load_json(wsmsg_asyncapi *a, const json_t *doc);
+
+/** The errors of the last validation against the official schema (empty
+ *  if it passed); NULL if `a` is NULL. */
+WSMSG_API const wsmsg_verrors *wsmsg_asyncapi_errors(const wsmsg_asyncapi *a);
+
+/** Why the last call failed, in one line ("" if nothing failed); valid
+ *  until the next call on `a`. */
+WSMSG_API const char *wsmsg_asyncapi_detail(const wsmsg_asyncapi *a);
+
+/** What loading and serving chose or skipped, one line each (channels
+ *  without an address, non-WebSocket servers, the discriminator of each
+ *  address); "" if nothing. */
+WSMSG_API const char *wsmsg_asyncapi_notes(const wsmsg_asyncapi *a);
+
+/** The loaded document (borrowed; do not modify), or NULL before a
+ *  successful load. */
+WSMSG_API json_t *wsmsg_asyncapi_document(const wsmsg_asyncapi *a);
+
+/**
+ * Call `cb` for the valid messages of receive operation `operation`
+ * (NULL: the default handler, for the operations without one; it gets the
+ * first matching operation's id).  Call before connections arrive.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` is NULL, or `operation` is a send
+ *    operation.
+ *  - WSMSG_ERR_STATE: no document is loaded (an operation id needs one).
+ *  - WSMSG_ERR_NOT_FOUND: the document has no such operation.
+ */
+WSMSG_API int wsmsg_asyncapi_on_operation(wsmsg_asyncapi *a,
+                                          const char *operation,
+                                          wsmsg_operation_cb cb, void *user);
+
+/**
+ * Validation flags (WSMSG_VALIDATE_*) of the endpoints wsmsg_asyncapi_serve
+ * builds (default WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS, as any
+ * endpoint).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` is NULL or `flags` has an unknown bit.
+ *  - WSMSG_ERR_STATE: the document is served already.
+ */
+WSMSG_API int wsmsg_asyncapi_set_validation(wsmsg_asyncapi *a,
+                                            unsigned flags);
+
+/**
+ * Route every channel of the loaded document that WebSocket server
+ * `server_name` carries (NULL: every server whose protocol is ws or wss;
+ * a document without servers: every channel) on `srv`, at the server's
+ * pathname + the channel's address.  A templated address
+ * ("/v1/marketdata/{symbol}") routes its literal prefix and is matched in
+ * the handshake: a path that does not fit gets 404, a parameter outside
+ * its enum or x-pattern 400; the channel's bindings.ws query and headers
+ * schemas are checked there too (400).  A 400's body is
+ * {"error": "validation_error", "detail": [...]} with loc ["path" |
+ * "query" | "header", name, ...].  The endpoints belong to `a`, which must
+ * outlive `srv`.  Once per object.
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` or `srv` is NULL.
+ *  - WSMSG_ERR_STATE: no document is loaded, it is served already, or
+ *    `srv` is frozen or already routes one of the paths.
+ *  - WSMSG_ERR_NOT_FOUND: no server `server_name`, or none speaks ws/wss.
+ *  - WSMSG_ERR_UNSUPPORTED: the server is not ws/wss, a received message's
+ *    schemaFormat is not JSON Schema, or two templated addresses share
+ *    their literal prefix.
+ *  - WSMSG_ERR_SCHEMA: a "$ref" does not resolve, or a parameter or
+ *    binding schema does not compile.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ */
+WSMSG_API int wsmsg_asyncapi_serve(wsmsg_asyncapi *a, wsmsg_server *srv,
+                                   const char *server_name);
+
+/**
+ * The id of the channel a connection of a served document talks on (the
+ * first channel at its address), or NULL if `conn` is not one of `a`'s.
+ */
+WSMSG_API const char *wsmsg_asyncapi_conn_channel(const wsmsg_asyncapi *a,
+                                                  const wsmsg_conn *conn);
+
+/**
+ * Send `msg` as operation `operation` says: a send operation's messages,
+ * or a receive operation's reply messages.  `msg` must be valid (strictly,
+ * unchanged) against one of them, else nothing is sent and `errors` (may
+ * be NULL) gets the closest message's errors.  `conn` NULL: validate only
+ * (a debug check of what the host would send).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a`, `operation` or `msg` is NULL, or the
+ *    operation receives and has no reply.
+ *  - WSMSG_ERR_NOT_FOUND: the document has no such operation.
+ *  - WSMSG_ERR_VALIDATION: `msg` matches none of the messages.
+ *  - WSMSG_ERR_STATE: the connection is still connecting.
+ *  - WSMSG_ERR_CLOSED: a close frame was sent, or the connection is closed.
+ *  - WSMSG_ERR_BACKPRESSURE: the output queue is over its high mark.
+ *  - WSMSG_ERR_NOMEM: out of memory.
+ */
+WSMSG_API int wsmsg_asyncapi_send(wsmsg_asyncapi *a, wsmsg_conn *conn,
+                                  const char *operation, const json_t *msg,
+                                  wsmsg_verrors *errors);
+
+/**
+ * Describe a configured server as an AsyncAPI 3.0.0 document: one channel
+ * per route (a prefix route "/ws/" + "*" becomes "/ws/{path}"), one
+ * message per discriminator route of its endpoint (payload: the endpoint's
+ * schema, the route's and the discriminator's const), else one message
+ * with the endpoint's schema (JSON endpoints) or a string (text); one
+ * receive operation per channel.  `info` (borrowed, may be NULL) is the
+ * Info object (title and version at least); NULL gives a placeholder.
+ * 2020-12 schemas are embedded as multi-format schemas.
+ *
+ * Returns a new reference, or NULL if `srv` is NULL or out of memory.
+ */
+WSMSG_API json_t *wsmsg_server_asyncapi(const wsmsg_server *srv,
+                                        const json_t *info);
+
+/**
+ * Parse YAML text (`len` bytes) into a jansson value as
+ * wsmsg_asyncapi_load reads documents (YAML 1.2 core schema, anchors,
+ * merge keys, one document).  On failure a message goes to `err` (if not
+ * NULL; `err_size` bytes, NUL-terminated).
+ *
+ * Returns a new reference, or NULL if the text is not such YAML (or out
+ * of memory).
+ */
+WSMSG_API json_t *wsmsg_yaml_loads(const char *text, size_t len, char *err,
+                                   size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* Utilities                                                                 */

@@ -206,6 +206,8 @@ struct wsmsg_endpoint {
   /* event queue bounds */
   size_t max_events, max_event_bytes;
   wsm_pmd_cfg pmd; /* permessage-deflate settings */
+  /* asyncapi.c: the address an endpoint it built serves (else NULL) */
+  void *owner;
 };
 
 typedef struct wsm_jroute {
@@ -269,6 +271,18 @@ WSM_HIDDEN const wsm_jroute *wsm_ep_find_route(const wsmsg_endpoint *ep,
                                                const char *v, size_t *pos);
 WSM_HIDDEN wsmsg_endpoint *wsm_server_lookup(const wsmsg_server *srv,
                                              const char *path, size_t len);
+
+/* ---- JSON and AsyncAPI (json.c, asyncapi*.c) ------------------------------ */
+
+/* Report an invalid JSON message as the endpoint's invalid policy says
+ * (on_invalid, the INVALID event, the error reply or the 1008 close), then
+ * empty `errs`. */
+WSM_HIDDEN void wsm_json_invalid(wsmsg_conn *c, wsmsg_verrors *errs,
+                                 const char *text, size_t len);
+/* YAML text -> a new jansson value (YAML 1.2 core schema; see
+ * asyncapi_yaml.c), or NULL with a message in err. */
+WSM_HIDDEN json_t *wsm_yaml_load(const wsmsg_mem *mem, const char *text,
+                                 size_t len, char *err, size_t errsz);
 
 /* ---- HTTP handshake (handshake.c) ---------------------------------------- */
 

@@ -76,8 +76,8 @@ static void invalid_report(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
 /* Report an invalid message, then empty the list: v2 errors hold
  * references to the document ("input"), which must not stay alive on an
  * idle connection. */
-static void invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
-                    size_t len) {
+void wsm_json_invalid(wsmsg_conn *c, wsmsg_verrors *errs, const char *text,
+                      size_t len) {
   invalid_report(c, errs, text, len);
   wsmsg_verrors_clear(errs);
 }
@@ -144,7 +144,7 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   json_t *doc = json_loadb(text, len, pflags, &jerr);
   if (!doc) {
     (void)wsm_verrors_add_jsondecode(errs, &jerr, text, len);
-    invalid(c, errs, text, len);
+    wsm_json_invalid(c, errs, text, len);
     return 0;
   }
   wsmsg_json_cb cb = ep->on_json;
@@ -199,7 +199,7 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
     }
     if (!route) {
       json_decref(doc);
-      invalid(c, errs, text, len);
+      wsm_json_invalid(c, errs, text, len);
       return 0;
     }
     if (route->schema) {
@@ -216,7 +216,7 @@ int wsm_json_deliver(wsmsg_conn *c, const char *text, size_t len) {
   }
   if (!ok) {
     json_decref(doc);
-    invalid(c, errs, text, len);
+    wsm_json_invalid(c, errs, text, len);
     return 0;
   }
   if (cb) {

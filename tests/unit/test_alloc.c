@@ -458,6 +458,96 @@ static void session(const wsmsg_mem *mem) {
   wsmsg_schema_free(model2);
 }
 
+
+/* ---- an AsyncAPI document: load (YAML), serve, handshake, messages ---- */
+
+static const char AAPI[] =
+    "asyncapi: 3.0.0\n"
+    "info: {title: t, version: '1'}\n"
+    "servers:\n"
+    "  s: {host: localhost, protocol: ws}\n"
+    "channels:\n"
+    "  c:\n"
+    "    address: '/room/{id}'\n"
+    "    parameters: {id: {enum: [a, b]}}\n"
+    "    bindings: {ws: {query: {type: object, properties: "
+    "{n: {type: integer}}}}}\n"
+    "    messages:\n"
+    "      p: &p\n"
+    "        payload: {type: object, required: [x], properties: {x: {type: "
+    "integer}}}\n"
+    "      q:\n"
+    "        <<: *p\n"
+    "        payload: {type: object, required: [y], properties: {y: {type: "
+    "string, pattern: '^[a-z]+$'}}}\n"
+    "operations:\n"
+    "  r: {action: receive, channel: {$ref: '#/channels/c'}}\n"
+    "  s: {action: send, channel: {$ref: '#/channels/c'}, messages: "
+    "[{$ref: '#/channels/c/messages/p'}]}\n";
+
+static void aapi_op(wsmsg_conn *c, const char *op, const char *m, json_t *msg,
+                    void *u) {
+  (void)op;
+  (void)m;
+  (void)u;
+  jsons++;
+  wsmsg_send_json(c, msg);
+}
+
+static void test_asyncapi_no_direct_libc_calls(void **st) {
+  (void)st;
+  hook_allocs = hook_frees = hook_live = 0;
+  direct = 0;
+  first_call[0] = '\0';
+  jsons = 0;
+  wsmsg_asyncapi *a = wsmsg_asyncapi_new(&hook);
+  assert_non_null(a);
+  assert_int_equal(
+      wsmsg_asyncapi_set_schema_dir(a, "../shared/data/asyncapi/schemas"), 0);
+  assert_int_equal(wsmsg_asyncapi_load(a, AAPI, strlen(AAPI)), 0);
+  assert_int_equal(wsmsg_asyncapi_on_operation(a, NULL, aapi_op, NULL), 0);
+  wsmsg_server *srv = wsmsg_server_new_mem(&hook);
+  assert_int_equal(wsmsg_asyncapi_serve(a, srv, NULL), 0);
+  wsmsg_endpoint *cep = wsmsg_endpoint_new_mem(&hook);
+  wsmsg_conn *s = wsmsg_server_accept(srv, NULL);
+  wsmsg_conn *c = wsmsg_client_new(cep, "localhost:1", "/room/a?n=3", NULL);
+  pump(c, s);
+  assert_int_equal(wsmsg_conn_state(s), WSMSG_STATE_OPEN);
+  send_str(c, "{\"x\": 1}");   /* try each: p */
+  send_str(c, "{\"y\": \"a\"}"); /* q */
+  send_str(c, "{\"y\": 1}");   /* neither: q's errors */
+  send_str(c, "nope");
+  pump(c, s);
+  assert_int_equal(jsons, 2);
+  wsmsg_verrors *e = wsmsg_verrors_new_mem(&hook);
+  json_t *bad = json_pack("{s:s}", "x", "1");
+  assert_int_equal(wsmsg_asyncapi_send(a, s, "s", bad, e),
+                   WSMSG_ERR_VALIDATION);
+  json_decref(bad);
+  wsmsg_verrors_free(e);
+  wsmsg_conn *s2 = wsmsg_server_accept(srv, NULL);
+  wsmsg_conn *c2 = wsmsg_client_new(cep, "localhost:1", "/room/z?n=x", NULL);
+  pump(c2, s2);
+  assert_int_equal(wsmsg_conn_http_status(s2), 400);
+  json_t *info = json_pack("{s:s, s:s}", "title", "t", "version", "1");
+  json_t *doc = wsmsg_server_asyncapi(srv, info);
+  json_decref(doc);
+  json_decref(info);
+  wsmsg_conn_free(s);
+  wsmsg_conn_free(c);
+  wsmsg_conn_free(s2);
+  wsmsg_conn_free(c2);
+  wsmsg_server_free(srv);
+  wsmsg_endpoint_free(cep);
+  wsmsg_asyncapi_free(a);
+  if (direct)
+    fprintf(stderr, "%d direct libc allocator calls, the first: %s\n", direct,
+            first_call);
+  assert_int_equal(direct, 0);
+  assert_true(hook_allocs > 100);
+  assert_int_equal(hook_live, 0);
+}
+
 static void test_no_direct_libc_calls(void **st) {
   (void)st;
   hook_allocs = hook_frees = hook_live = 0;
@@ -494,6 +584,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_probe_sees_libc),
       cmocka_unit_test(test_no_direct_libc_calls),
       cmocka_unit_test(test_no_direct_libc_calls_without_realloc),
+      cmocka_unit_test(test_asyncapi_no_direct_libc_calls),
   };
   return unit_run("alloc", tests, argc, argv);
 }

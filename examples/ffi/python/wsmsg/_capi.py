@@ -63,6 +63,10 @@ class _Verrors(Structure):
     """struct wsmsg_verrors (opaque)"""
 
 
+class _Asyncapi(Structure):
+    """struct wsmsg_asyncapi (opaque)."""
+
+
 class _Json(Structure):
     """jansson's json_t (opaque to the binding)"""
 
@@ -76,6 +80,7 @@ TOPICS = POINTER(_Topics)
 SCHEMA = POINTER(_Schema)
 VERRORS = POINTER(_Verrors)
 JSON = POINTER(_Json)
+ASYNCAPI = POINTER(_Asyncapi)
 
 # ---- public structs (passed by pointer only) ------------------------------
 
@@ -143,6 +148,8 @@ invalid_cb = CFUNCTYPE(None, CONN, VERRORS, c_void_p, c_size_t, c_void_p)
 output_cb = CFUNCTYPE(None, CONN, c_void_p)
 publish_cb = CFUNCTYPE(None, TOPICS, c_char_p, c_int, c_void_p, c_size_t,
                        c_void_p)
+asyncapi_loader_cb = CFUNCTYPE(JSON, c_char_p, c_void_p)
+operation_cb = CFUNCTYPE(None, CONN, c_char_p, c_char_p, JSON, c_void_p)
 
 #: C typedef name -> ctypes type, for tests/abi/check_abi.py
 CALLBACKS = {
@@ -155,6 +162,8 @@ CALLBACKS = {
     "wsmsg_read_cb": read_cb, "wsmsg_json_cb": json_cb,
     "wsmsg_invalid_cb": invalid_cb, "wsmsg_output_cb": output_cb,
     "wsmsg_publish_cb": publish_cb,
+    "wsmsg_asyncapi_loader_cb": asyncapi_loader_cb,
+    "wsmsg_operation_cb": operation_cb,
 }
 #: C struct/handle name -> ctypes type, for tests/abi/check_abi.py
 STRUCTS = {
@@ -163,7 +172,7 @@ STRUCTS = {
     "wsmsg_timers": _Timers, "wsmsg_topics": _Topics, "wsmsg_schema": _Schema,
     "wsmsg_verrors": _Verrors, "json_t": _Json,
     "wsmsg_event": wsmsg_event, "wsmsg_close_info": wsmsg_close_info,
-    "wsmsg_mem": wsmsg_mem,
+    "wsmsg_mem": wsmsg_mem, "wsmsg_asyncapi": _Asyncapi,
 }
 
 # ---- functions: (name, restype, argtypes) ----------------------------------
@@ -369,6 +378,26 @@ DECLS = [
     ("wsmsg_json_loads", JSON, [c_char_p, c_size_t]),
     ("wsmsg_json_dumpb", c_int64, [JSON, c_char_p, c_size_t]),
     ("wsmsg_endpoint_set_max_queued", c_int, [ENDPOINT, c_size_t, c_size_t]),
+    # AsyncAPI
+    ("wsmsg_asyncapi_new", ASYNCAPI, [POINTER(wsmsg_mem)]),
+    ("wsmsg_asyncapi_free", _, [ASYNCAPI]),
+    ("wsmsg_asyncapi_set_schema_dir", c_int, [ASYNCAPI, c_char_p]),
+    ("wsmsg_asyncapi_set_loader", c_int,
+     [ASYNCAPI, asyncapi_loader_cb, c_void_p]),
+    ("wsmsg_asyncapi_load", c_int, [ASYNCAPI, c_char_p, c_size_t]),
+    ("wsmsg_asyncapi_load_json", c_int, [ASYNCAPI, JSON]),
+    ("wsmsg_asyncapi_errors", VERRORS, [ASYNCAPI]),
+    ("wsmsg_asyncapi_detail", c_char_p, [ASYNCAPI]),
+    ("wsmsg_asyncapi_notes", c_char_p, [ASYNCAPI]),
+    ("wsmsg_asyncapi_document", JSON, [ASYNCAPI]),
+    ("wsmsg_asyncapi_on_operation", c_int,
+     [ASYNCAPI, c_char_p, operation_cb, c_void_p]),
+    ("wsmsg_asyncapi_set_validation", c_int, [ASYNCAPI, c_uint]),
+    ("wsmsg_asyncapi_serve", c_int, [ASYNCAPI, SERVER, c_char_p]),
+    ("wsmsg_asyncapi_conn_channel", c_char_p, [ASYNCAPI, CONN]),
+    ("wsmsg_asyncapi_send", c_int, [ASYNCAPI, CONN, c_char_p, JSON, VERRORS]),
+    ("wsmsg_server_asyncapi", JSON, [SERVER, JSON]),
+    ("wsmsg_yaml_loads", JSON, [c_char_p, c_size_t, c_char_p, c_size_t]),
     # utilities
     ("wsmsg_utf8_valid", c_int, [c_void_p, c_size_t]),
     ("wsmsg_accept_key", c_int, [c_char_p, c_char_p, c_size_t]),
