@@ -123,7 +123,8 @@ lib/libwsmsg.so: lib/$(SONAME)
 
 EXDIR     ?= examples
 EX_NAMES  := echo_server echo_client uv_echo_server demo_server \
-             file_transfer/ft_server file_transfer/ft_client minimal_server
+             file_transfer/ft_server file_transfer/ft_client minimal_server \
+             asyncapi_mock
 EXAMPLES  := $(addprefix $(EXDIR)/,$(EX_NAMES))
 JSON_LIBS := $(shell pkg-config --cflags --libs jansson)
 UV_LIBS   := $(shell pkg-config --cflags --libs libuv)
@@ -136,6 +137,9 @@ $(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) examples/common/message_model.h $(STATIC) include/wsmsg.h
 $(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
+$(EXDIR)/asyncapi_mock: examples/asyncapi_mock.c $(EVLOOP) $(STATIC) include/wsmsg.h
+$(EXDIR)/asyncapi_mock: EXTRA_SRCS = examples/common/evloop.c
+$(EXDIR)/asyncapi_mock: EXTRA_LIBS = -lm
 $(EXDIR)/echo_client: examples/echo_client.c examples/common/log_escape.h $(STATIC) include/wsmsg.h
 # the README's epoll loop, verbatim (test_minimal_server.py checks that)
 $(EXDIR)/minimal_server: examples/minimal_server.c $(STATIC) include/wsmsg.h

@@ -22,6 +22,8 @@
  *                      the room as {"text": <msg>, "members": <n>}
  *                      (wsmsg_broadcast_json; evloop writes to the members
  *                      through the server's on_output callback)
+ *   GET /asyncapi.json the server described as an AsyncAPI 3.0 document
+ *                      (wsmsg_server_asyncapi; plain HTTP, on_http)
  *
  * Every endpoint has a message callback, so it is a push endpoint: a kind
  * of message it has no callback for (binary on /ws/chat, /ws/with-timeout
@@ -55,6 +57,20 @@
 #include <unistd.h>
 
 static const char MESSAGE_MODEL[] = MESSAGE_MODEL_SCHEMA;
+
+/* GET /asyncapi.json: the server's own description, made once routes are
+ * set (wsmsg_server_asyncapi); other requests go on as without the hook. */
+static char *asyncapi_json;
+static int on_http(wsmsg_conn *c, const wsmsg_request *req, void *u) {
+  (void)u;
+  const char *m = wsmsg_request_method(req);
+  if (!asyncapi_json || strcmp(wsmsg_request_path(req), "/asyncapi.json") ||
+      (strcmp(m, "GET") && strcmp(m, "HEAD")))
+    return 0;
+  wsmsg_http_respond(c, 200, "Content-Type: application/json\r\n",
+                     asyncapi_json, strlen(asyncapi_json));
+  return 0;
+}
 
 static char dir[4096];
 
@@ -357,7 +373,7 @@ static void usage(void) {
           "[--quiet]\n"
           "                   [--no-deflate] " EVLOOP_USAGE "\n\n"
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
-          "/ws/with-timeout /ws/echo /ws/room\n"
+          "/ws/with-timeout /ws/echo /ws/room; GET /asyncapi.json\n"
           "timeouts in milliseconds (0 = off; not given: the library's "
           "default);\n--receive-timeout is the\n"
           "HEARTBEAT period of /ws/with-timeout (default 10000)\n"
@@ -492,9 +508,20 @@ int main(int argc, char **argv) {
   wsmsg_server_route(srv, "/ws/with-timeout", tmo);
   wsmsg_server_route(srv, "/ws/echo", echo);
   wsmsg_server_route(srv, "/ws/room", roomep);
+  json_t *info = json_pack(
+      "{s:s, s:s, s:s}", "title", "wsmsg demo_server", "version",
+      wsmsg_version(), "description",
+      "The endpoints of the FastAPI WebSocket article, described by "
+      "wsmsg_server_asyncapi.");
+  json_t *described = wsmsg_server_asyncapi(srv, info);
+  asyncapi_json = described ? json_dumps(described, JSON_INDENT(2)) : NULL;
+  json_decref(described);
+  json_decref(info);
+  wsmsg_server_on_http(srv, on_http);
   fprintf(stderr, "demo_server: files go to %s\n", dir);
   int r = evloop_serve(srv, host, port, &lo);
   wsmsg_server_free(srv);
+  free(asyncapi_json);
   for (size_t i = 0; i < 6; i++)
     wsmsg_endpoint_free(all[i]);
   free(room);

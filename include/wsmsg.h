@@ -2548,6 +2548,27 @@ WSMSG_API int wsmsg_asyncapi_on_operation(wsmsg_asyncapi *a,
                                           wsmsg_operation_cb cb, void *user);
 
 /**
+ * Called by wsmsg_asyncapi_serve for each endpoint it builds, with the
+ * address it serves (maybe a template), after the document's settings and
+ * before the endpoint is routed: set limits, timeouts, on_open, on_close
+ * there.  Leave on_json, on_text, on_handshake, schemas and routes alone:
+ * they are the document's.
+ */
+typedef void (*wsmsg_asyncapi_endpoint_cb)(wsmsg_endpoint *ep,
+                                           const char *path, void *user);
+
+/**
+ * Set the endpoint hook (see wsmsg_asyncapi_endpoint_cb; NULL: none).
+ *
+ * Returns 0, or:
+ *  - WSMSG_ERR_INVALID_ARG: `a` is NULL.
+ *  - WSMSG_ERR_STATE: the document is served already.
+ */
+WSMSG_API int wsmsg_asyncapi_on_endpoint(wsmsg_asyncapi *a,
+                                         wsmsg_asyncapi_endpoint_cb cb,
+                                         void *user);
+
+/**
  * Validation flags (WSMSG_VALIDATE_*) of the endpoints wsmsg_asyncapi_serve
  * builds (default WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS, as any
  * endpoint).

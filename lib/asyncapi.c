@@ -85,6 +85,8 @@ struct wsmsg_asyncapi {
   size_t naddrs;
   wsmsg_operation_cb def_cb;
   void *def_user;
+  wsmsg_asyncapi_endpoint_cb ep_cb;
+  void *ep_user;
   unsigned vflags;
   bool loaded, served;
 };
@@ -997,6 +999,17 @@ int wsmsg_asyncapi_on_operation(wsmsg_asyncapi *a, const char *operation,
   return WSMSG_ERR_NOT_FOUND;
 }
 
+int wsmsg_asyncapi_on_endpoint(wsmsg_asyncapi *a,
+                               wsmsg_asyncapi_endpoint_cb cb, void *user) {
+  if (!a)
+    return WSMSG_ERR_INVALID_ARG;
+  if (a->served)
+    return WSMSG_ERR_STATE;
+  a->ep_cb = cb;
+  a->ep_user = user;
+  return 0;
+}
+
 static aa_addr *conn_addr(const wsmsg_conn *c) {
   wsmsg_endpoint *ep = wsmsg_conn_endpoint(c);
   return ep ? (aa_addr *)ep->owner : NULL;
@@ -1625,6 +1638,8 @@ static int build_addr(wsmsg_asyncapi *a, aa_addr *d, wsmsg_server *srv) {
   if (rc)
     return fail(a, rc, "%s: configuring its endpoint: %s", d->path,
                 wsmsg_strerror(rc));
+  if (a->ep_cb)
+    a->ep_cb(ep, d->path, a->ep_user);
   for (size_t i = 0; i < a->naddrs && &a->addrs[i] != d; i++)
     if (a->addrs[i].route && !strcmp(a->addrs[i].route, d->route))
       return fail(a, WSMSG_ERR_UNSUPPORTED,

@@ -436,6 +436,9 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
 
   int stopping = 0;
   uint64_t stop_at = 0;
+  uint64_t next_tick = L.o.tick && L.o.tick_ms > 0
+                           ? wsmsg_now_ms() + (uint64_t)L.o.tick_ms
+                           : 0;
   struct epoll_event evs[256];
   for (;;) {
     uint64_t now = wsmsg_now_ms();
@@ -450,6 +453,13 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
     wait = min_ms(wait, q_expire(&L.drain, now));
     if (!L.listening && L.lfd >= 0)
       wait = min_ms(wait, ms_until(L.resume_at, now));
+    if (next_tick && !stopping) {
+      if (now >= next_tick) {
+        L.o.tick(L.o.tick_user);
+        next_tick = now + (uint64_t)L.o.tick_ms;
+      }
+      wait = min_ms(wait, ms_until(next_tick, now));
+    }
     uint64_t trim = mem_return_due(&L.mem);
     if (trim)
       wait = min_ms(wait, ms_until(trim, now));

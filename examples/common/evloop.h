@@ -42,6 +42,11 @@ typedef struct evloop_opts {
   long max_conns;   /* 0: no cap but the descriptor limit */
   long drain_ms;    /* after the peer stops being read: time to write what
                        is left (0: no limit); default 10000 */
+  long tick_ms;     /* > 0: call tick(tick_user) every tick_ms from the
+                       loop (connections it gives output through
+                       wsmsg_broadcast* are written) */
+  void (*tick)(void *user);
+  void *tick_user;
 } evloop_opts;
 
 /* The defaults: no cap, 10 s drain. */

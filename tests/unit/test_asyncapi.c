@@ -836,6 +836,137 @@ static void test_gemini_example(void **state) {
   served_free(&sv);
 }
 
+
+/* ---- describing a server ---- */
+
+static const char *ROUTE_A =
+    "{\"$schema\": \"http://json-schema.org/draft-07/schema#\", "
+    "\"type\": \"object\", \"required\": [\"n\"], "
+    "\"properties\": {\"n\": {\"$ref\": \"#/definitions/pos\"}}, "
+    "\"definitions\": {\"pos\": {\"type\": \"integer\", \"minimum\": 0}}}";
+static const char *MODEL2020 =
+    "{\"type\": \"object\", \"required\": [\"user\"], "
+    "\"properties\": {\"user\": {\"$ref\": \"#/$defs/name\"}}, "
+    "\"$defs\": {\"name\": {\"type\": \"string\", \"minLength\": 1}}}";
+
+static wsmsg_schema *compile(const char *text) {
+  wsmsg_schema *s = NULL;
+  char err[256];
+  if (wsmsg_schema_compile(text, strlen(text), 0, &s, err, sizeof(err)))
+    fail_msg("%s", err);
+  return s;
+}
+
+static void test_describe_server(void **state) {
+  (void)state;
+  wsmsg_schema *ra = compile(ROUTE_A), *model = compile(MODEL2020);
+  wsmsg_endpoint *routed = wsmsg_endpoint_new(), *json = wsmsg_endpoint_new(),
+                 *text = wsmsg_endpoint_new();
+  assert_int_equal(
+      wsmsg_endpoint_route_json(routed, "type", "count", ra, NULL), 0);
+  assert_int_equal(
+      wsmsg_endpoint_route_json(routed, "type", "hello world", NULL, NULL), 0);
+  assert_int_equal(wsmsg_endpoint_set_schema(json, model), 0);
+  wsmsg_endpoint_on_text(text, cb_text);
+  wsmsg_server *srv = wsmsg_server_new();
+  assert_int_equal(wsmsg_server_route(srv, "/ws/routed", routed), 0);
+  assert_int_equal(wsmsg_server_route(srv, "/ws/json-demo", json), 0);
+  assert_int_equal(wsmsg_server_route(srv, "/ws/chat", text), 0);
+  assert_int_equal(wsmsg_server_route(srv, "/files/*", text), 0);
+  json_t *info = json_pack("{s:s, s:s}", "title", "demo", "version", "1.0");
+  json_t *doc = wsmsg_server_asyncapi(srv, info);
+  assert_non_null(doc);
+  json_decref(info);
+  assert_null(wsmsg_server_asyncapi(NULL, NULL));
+
+  /* valid against the official 3.0.0 schema, by wsmsg's own validator */
+  size_t len;
+  char *official = slurp(SCHEMAS "/3.0.0.json", &len);
+  assert_non_null(official);
+  wsmsg_schema *s = NULL;
+  char err[256];
+  assert_int_equal(wsmsg_schema_compile(official, len, WSMSG_SCHEMA_DRAFT7, &s,
+                                        err, sizeof(err)),
+                   0);
+  free(official);
+  wsmsg_verrors *e = wsmsg_verrors_new();
+  int rc = wsmsg_schema_validate(s, doc, WSMSG_VALIDATE_STRICT, e);
+  if (rc) {
+    char buf[2048];
+    wsmsg_verrors_dump(e, buf, sizeof(buf));
+    char *d = json_dumps(doc, JSON_INDENT(1));
+    fail_msg("export invalid: %s\n%s", buf, d);
+  }
+  wsmsg_schema_free(s);
+  wsmsg_verrors_free(e);
+  /* shape: channels, their messages with the discriminator's const */
+  json_t *chans = json_object_get(doc, "channels");
+  assert_int_equal(json_object_size(chans), 4);
+  json_t *rc_ch = json_object_get(chans, "ws_routed");
+  assert_non_null(rc_ch);
+  assert_string_equal(json_string_value(json_object_get(rc_ch, "address")),
+                      "/ws/routed");
+  json_t *msgs = json_object_get(rc_ch, "messages");
+  assert_non_null(json_object_get(msgs, "count"));
+  assert_non_null(json_object_get(msgs, "hello_world"));
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(msgs, "hello_world"),
+                                        "name")),
+      "hello world");
+  json_t *files = json_object_get(chans, "files_path");
+  assert_non_null(files);
+  assert_string_equal(json_string_value(json_object_get(files, "address")),
+                      "/files/{path}");
+  json_t *jd = json_object_get(json_object_get(json_object_get(chans,
+                                                               "ws_json-demo"),
+                                               "messages"),
+                               "message");
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(jd, "payload"),
+                                        "schemaFormat")),
+      "application/schema+json;version=2020-12");
+  assert_non_null(json_object_get(json_object_get(doc, "operations"),
+                                  "receive_ws_routed"));
+
+  /* and back: the description loads and serves, routes told apart by the
+   * inferred discriminator, refs into $defs/definitions rewritten */
+  served sv;
+  memset(&sv, 0, sizeof(sv));
+  sv.a = wsmsg_asyncapi_new(NULL);
+  wsmsg_asyncapi_set_schema_dir(sv.a, SCHEMAS);
+  rc = wsmsg_asyncapi_load_json(sv.a, doc);
+  if (rc)
+    fail_msg("reload: %s", wsmsg_asyncapi_detail(sv.a));
+  sv.srv = wsmsg_server_new();
+  wsmsg_asyncapi_on_operation(sv.a, NULL, on_op, &sv);
+  assert_int_equal(wsmsg_asyncapi_serve(sv.a, sv.srv, NULL), 0);
+  assert_non_null(strstr(wsmsg_asyncapi_notes(sv.a), "\"type\" (inferred)"));
+  connect_to(&sv, "/ws/routed");
+  exchange(&sv, "{\"type\":\"count\",\"n\":3}");
+  assert_int_equal(sv.calls, 1);
+  assert_string_equal(sv.msg, "count");
+  exchange(&sv, "{\"type\":\"count\",\"n\":-1}");
+  assert_int_equal(sv.calls, 0);
+  assert_non_null(strstr((char *)sv.cr.last, "\"n\""));
+  connect_to(&sv, "/ws/json-demo");
+  exchange(&sv, "{\"user\":\"\"}");
+  assert_int_equal(sv.calls, 0);
+  assert_non_null(strstr((char *)sv.cr.last, "user"));
+  exchange(&sv, "{\"user\":\"ann\"}");
+  assert_int_equal(sv.calls, 1);
+  connect_to(&sv, "/files/a");
+  assert_int_equal(wsmsg_conn_state(sv.s), WSMSG_STATE_OPEN);
+  served_free(&sv);
+
+  json_decref(doc);
+  wsmsg_server_free(srv);
+  wsmsg_endpoint_free(routed);
+  wsmsg_endpoint_free(json);
+  wsmsg_endpoint_free(text);
+  wsmsg_schema_free(ra);
+  wsmsg_schema_free(model);
+}
+
 /* Every allocation of a load and a serve goes through the hook; each
  * failing allocation makes the call fail cleanly (no leak: ASan). */
 static void test_asyncapi_alloc_failures(void **state) {
@@ -880,6 +1011,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_serve_parameters_and_bindings),
       cmocka_unit_test(test_serve_refusals),
       cmocka_unit_test(test_gemini_example),
+      cmocka_unit_test(test_describe_server),
       cmocka_unit_test(test_asyncapi_alloc_failures),
   };
   return unit_run("asyncapi", tests, argc, argv);

@@ -150,6 +150,7 @@ publish_cb = CFUNCTYPE(None, TOPICS, c_char_p, c_int, c_void_p, c_size_t,
                        c_void_p)
 asyncapi_loader_cb = CFUNCTYPE(JSON, c_char_p, c_void_p)
 operation_cb = CFUNCTYPE(None, CONN, c_char_p, c_char_p, JSON, c_void_p)
+asyncapi_endpoint_cb = CFUNCTYPE(None, ENDPOINT, c_char_p, c_void_p)
 
 #: C typedef name -> ctypes type, for tests/abi/check_abi.py
 CALLBACKS = {
@@ -164,6 +165,7 @@ CALLBACKS = {
     "wsmsg_publish_cb": publish_cb,
     "wsmsg_asyncapi_loader_cb": asyncapi_loader_cb,
     "wsmsg_operation_cb": operation_cb,
+    "wsmsg_asyncapi_endpoint_cb": asyncapi_endpoint_cb,
 }
 #: C struct/handle name -> ctypes type, for tests/abi/check_abi.py
 STRUCTS = {
@@ -392,6 +394,8 @@ DECLS = [
     ("wsmsg_asyncapi_document", JSON, [ASYNCAPI]),
     ("wsmsg_asyncapi_on_operation", c_int,
      [ASYNCAPI, c_char_p, operation_cb, c_void_p]),
+    ("wsmsg_asyncapi_on_endpoint", c_int,
+     [ASYNCAPI, asyncapi_endpoint_cb, c_void_p]),
     ("wsmsg_asyncapi_set_validation", c_int, [ASYNCAPI, c_uint]),
     ("wsmsg_asyncapi_serve", c_int, [ASYNCAPI, SERVER, c_char_p]),
     ("wsmsg_asyncapi_conn_channel", c_char_p, [ASYNCAPI, CONN]),
