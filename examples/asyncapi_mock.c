@@ -34,7 +34,7 @@
 static wsmsg_asyncapi *A;
 static json_t *DOC; /* borrowed from A */
 static const char *DOC_DIR = ".";
-static char *DOC_JSON;    /* GET /asyncapi.json */
+static char *DOC_JSON; /* GET /asyncapi.json */
 static size_t DOC_JSON_LEN;
 static int VERBOSE = 1;
 static long EMIT_MS = 0;
@@ -158,7 +158,10 @@ static int from_regex(const char *re, char *out, size_t cap) {
           q++;
       } else {
         if (*q == '\\' && q[1]) {
-          pick = q[1] == 'd' ? '0' : q[1] == 'w' ? 'a' : q[1] == 's' ? ' ' : q[1];
+          pick = q[1] == 'd'   ? '0'
+                 : q[1] == 'w' ? 'a'
+                 : q[1] == 's' ? ' '
+                               : q[1];
         } else {
           pick = *q;
         }
@@ -292,7 +295,10 @@ static json_t *gen_number(json_t *s, int integer) {
   double xmax = num_at(s, "exclusiveMaximum", &hxmax);
   double mul = num_at(s, "multipleOf", &hmul);
   double step = hmul && mul > 0 ? mul : 1;
-  double lo = hmin ? min : hxmin ? xmin + (integer ? 1 : step) : hmax || hxmax ? -INFINITY : 1;
+  double lo = hmin            ? min
+              : hxmin         ? xmin + (integer ? 1 : step)
+              : hmax || hxmax ? -INFINITY
+                              : 1;
   double hi = hmax ? max : hxmax ? xmax - (integer ? 1 : step) : INFINITY;
   double v = isinf(lo) ? (isinf(hi) ? 1 : hi) : lo;
   if (hmul && mul > 0)
@@ -473,8 +479,9 @@ static void set_pointer(json_t *root, const char *p, json_t *val) {
 static void log_refusal(wsmsg_conn *c, const char *op, const wsmsg_verrors *e) {
   char buf[512];
   wsmsg_verrors_dump(e, buf, sizeof(buf));
-  fprintf(stderr, "asyncapi_mock: %s: a generated message failed validation, "
-                  "not sent: %s\n",
+  fprintf(stderr,
+          "asyncapi_mock: %s: a generated message failed validation, "
+          "not sent: %s\n",
           op, buf);
   (void)c;
   REFUSED++;
@@ -522,8 +529,8 @@ static void on_message(wsmsg_conn *c, const char *op, const char *name,
   json_array_foreach(json_object_get(o, "messages"), i, m) {
     json_t *md = deref(m);
     json_t *nm = json_object_get(md, "name");
-    if (req_corr == NULL || (json_is_string(nm) &&
-                             !strcmp(json_string_value(nm), name)))
+    if (req_corr == NULL ||
+        (json_is_string(nm) && !strcmp(json_string_value(nm), name)))
       req_corr = corr_pointer(md) ? corr_pointer(md) : req_corr;
   }
   json_t *list = json_object_get(reply, "messages");
@@ -616,8 +623,8 @@ static void emit(void *u) {
           strcmp(ca, addr))
         continue;
       json_t *list = json_object_get(o, "messages");
-      json_t *first = json_array_size(list) ? deref(json_array_get(list, 0))
-                                            : NULL;
+      json_t *first =
+          json_array_size(list) ? deref(json_array_get(list, 0)) : NULL;
       if (!first) {
         const char *mk;
         json_t *mv;

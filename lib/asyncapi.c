@@ -25,9 +25,9 @@
 #define AA_MAX_EXTERNAL 256
 
 typedef struct aa_msg {
-  const json_t *obj; /* the message object (inside a->doc) */
-  char *ptr;         /* its JSON pointer, unescaped form "/a/b" escaped */
-  char *name;        /* "name", else its key */
+  const json_t *obj;    /* the message object (inside a->doc) */
+  char *ptr;            /* its JSON pointer, unescaped form "/a/b" escaped */
+  char *name;           /* "name", else its key */
   wsmsg_schema *schema; /* NULL: no payload (anything goes) */
   char *unsupported;    /* why it cannot be compiled, or NULL */
 } aa_msg;
@@ -409,9 +409,8 @@ static int official_schema(wsmsg_asyncapi *a, const char *version,
   fclose(f);
   if (!rc) {
     char err[256];
-    rc = wsmsg_schema_compile_mem(sb.p ? sb.p : "", sb.n,
-                                  WSMSG_SCHEMA_DRAFT7, &a->mem, out, err,
-                                  sizeof(err));
+    rc = wsmsg_schema_compile_mem(sb.p ? sb.p : "", sb.n, WSMSG_SCHEMA_DRAFT7,
+                                  &a->mem, out, err, sizeof(err));
     if (rc)
       fail(a, rc, "%s: %s", path, err);
   }
@@ -523,8 +522,8 @@ static int ext_walk(ext_ctx *x, json_t *j, size_t file, int depth) {
         nr = wsm_asprintf(&x->a->mem, "#/x-wsmsg-external/%zu%s", file - 1,
                           r + 1);
     } else {
-      char *uri = wsm_strndup(&x->a->mem, r, hash ? (size_t)(hash - r)
-                                                  : strlen(r));
+      char *uri =
+          wsm_strndup(&x->a->mem, r, hash ? (size_t)(hash - r) : strlen(r));
       if (!uri)
         return fail(x->a, WSMSG_ERR_NOMEM, "out of memory");
       size_t idx = 0;
@@ -571,8 +570,8 @@ static bool has_external(const json_t *j, int depth) {
     return true;
   const char *k;
   json_t *v;
-  json_object_foreach((json_t *)j, k, v) if (has_external(v, depth + 1)) return
-      true;
+  json_object_foreach((json_t *)j, k,
+                      v) if (has_external(v, depth + 1)) return true;
   return false;
 }
 
@@ -584,10 +583,10 @@ static int resolve_external(wsmsg_asyncapi *a) {
     return fail(a, WSMSG_ERR_NOMEM, "out of memory");
   x->a = a;
   x->mounts = json_array();
-  int rc = x->mounts && json_object_set(a->doc, "x-wsmsg-external",
-                                        x->mounts) == 0
-               ? ext_walk(x, a->doc, 0, 0)
-               : fail(a, WSMSG_ERR_NOMEM, "out of memory");
+  int rc =
+      x->mounts && json_object_set(a->doc, "x-wsmsg-external", x->mounts) == 0
+          ? ext_walk(x, a->doc, 0, 0)
+          : fail(a, WSMSG_ERR_NOMEM, "out of memory");
   json_decref(x->mounts);
   for (size_t i = 0; i < x->nfiles; i++)
     wsm_free(&a->mem, x->files[i].uri);
@@ -749,9 +748,10 @@ static int message_index(wsmsg_asyncapi *a, json_t *node, const char *ptr,
       tail = "/schema";
       if (schema_dialect(json_string_value(fmt), &dialect)) {
         msg->unsupported =
-            wsm_asprintf(&a->mem, "message %s: schemaFormat \"%s\" is not "
-                                  "supported (JSON Schema and AsyncAPI "
-                                  "schemas only)",
+            wsm_asprintf(&a->mem,
+                         "message %s: schemaFormat \"%s\" is not "
+                         "supported (JSON Schema and AsyncAPI "
+                         "schemas only)",
                          p, json_string_value(fmt));
         note(a, "%s", msg->unsupported ? msg->unsupported : "?");
         wsm_free(&a->mem, pp);
@@ -999,8 +999,8 @@ int wsmsg_asyncapi_on_operation(wsmsg_asyncapi *a, const char *operation,
   return WSMSG_ERR_NOT_FOUND;
 }
 
-int wsmsg_asyncapi_on_endpoint(wsmsg_asyncapi *a,
-                               wsmsg_asyncapi_endpoint_cb cb, void *user) {
+int wsmsg_asyncapi_on_endpoint(wsmsg_asyncapi *a, wsmsg_asyncapi_endpoint_cb cb,
+                               void *user) {
   if (!a)
     return WSMSG_ERR_INVALID_ARG;
   if (a->served)
@@ -1263,8 +1263,7 @@ static int on_handshake(wsmsg_conn *c, const wsmsg_request *req, void *user) {
   int status = 500;
   if (!vals || !detail || !e)
     goto out;
-  if (d->templ &&
-      !match_template(m, d->path, wsmsg_request_path(req), vals)) {
+  if (d->templ && !match_template(m, d->path, wsmsg_request_path(req), vals)) {
     status = 404;
     goto out;
   }
@@ -1312,8 +1311,8 @@ static int on_handshake(wsmsg_conn *c, const wsmsg_request *req, void *user) {
   }
   status = json_array_size(detail) ? 400 : 0;
   if (status) {
-    json_t *body = json_pack("{s:s, s:O}", "error", "validation_error",
-                             "detail", detail);
+    json_t *body =
+        json_pack("{s:s, s:O}", "error", "validation_error", "detail", detail);
     char buf[4096];
     size_t n = body ? json_dumpb(body, buf, sizeof(buf), JSON_COMPACT) : 0;
     if (n && n <= sizeof(buf))
@@ -1377,7 +1376,8 @@ static bool push_size(const wsmsg_mem *m, size_t **arr, size_t *n, size_t v) {
   for (size_t i = 0; i < *n; i++)
     if ((*arr)[i] == v)
       return true;
-  size_t *p = wsm_realloc(m, *arr, *n * sizeof(size_t), (*n + 1) * sizeof(size_t));
+  size_t *p =
+      wsm_realloc(m, *arr, *n * sizeof(size_t), (*n + 1) * sizeof(size_t));
   if (!p)
     return false;
   p[(*n)++] = v;
@@ -1490,8 +1490,8 @@ static int discriminate(wsmsg_asyncapi *a, aa_addr *d) {
       size_t i;
       json_t *s;
       json_array_foreach(json_object_get(pl0, "allOf"), i, s) {
-        json_object_foreach(json_object_get(deref(a, s, NULL), "properties"),
-                            k, v) {
+        json_object_foreach(json_object_get(deref(a, s, NULL), "properties"), k,
+                            v) {
           if (field_values(a, d, k, false, vals)) {
             field = k;
             break;
@@ -1512,8 +1512,8 @@ static int discriminate(wsmsg_asyncapi *a, aa_addr *d) {
       if (!(d->values[i] = wsm_strdup(&a->mem, vals[i])))
         rc = fail(a, WSMSG_ERR_NOMEM, "out of memory");
     if (!rc)
-      note(a, "%s: %zu messages told apart by \"%s\"%s", d->path, d->nrx,
-           field, field == ex ? " (explicit discriminator)" : " (inferred)");
+      note(a, "%s: %zu messages told apart by \"%s\"%s", d->path, d->nrx, field,
+           field == ex ? " (explicit discriminator)" : " (inferred)");
   } else {
     note(a, "%s: %zu messages without a discriminator: each is tried", d->path,
          d->nrx);
@@ -1593,11 +1593,11 @@ static int build_addr(wsmsg_asyncapi *a, aa_addr *d, wsmsg_server *srv) {
       rc = fail(a, WSMSG_ERR_NOMEM, "out of memory");
   }
   /* bindings.ws */
-  json_t *ws = deref(a, json_object_get(deref(a, json_object_get(d->channel,
-                                                                 "bindings"),
-                                              NULL),
-                                        "ws"),
-                     NULL);
+  json_t *ws =
+      deref(a,
+            json_object_get(
+                deref(a, json_object_get(d->channel, "bindings"), NULL), "ws"),
+            NULL);
   if (!rc && json_object_get(ws, "query")) {
     char *bp = wsm_asprintf(&a->mem, "%s/bindings/ws", chptr);
     rc = bp ? compile_at(a, bp, "/query", WSMSG_SCHEMA_DRAFT7, &d->query)
@@ -1618,8 +1618,7 @@ static int build_addr(wsmsg_asyncapi *a, aa_addr *d, wsmsg_server *srv) {
   if (rc)
     return rc;
   if (!d->nrx)
-    note(a, "%s: no receive operation: incoming messages are dropped",
-         d->path);
+    note(a, "%s: no receive operation: incoming messages are dropped", d->path);
   d->ep = wsmsg_endpoint_new_mem(&a->mem);
   if (!d->ep)
     return fail(a, WSMSG_ERR_NOMEM, "out of memory");
@@ -1705,17 +1704,17 @@ int wsmsg_asyncapi_serve(wsmsg_asyncapi *a, wsmsg_server *srv,
       const json_t *server = nchosen ? chosen[s] : NULL;
       if (server && !channel_on_server(a, ch, server))
         continue;
-      char *path = join_path(&a->mem, server ? str_at(server, "pathname") : NULL,
-                             address);
+      char *path = join_path(
+          &a->mem, server ? str_at(server, "pathname") : NULL, address);
       aa_addr *d = path ? addr_for(a, path) : NULL;
       wsm_free(&a->mem, path);
       if (!d)
         return fail(a, WSMSG_ERR_NOMEM, "out of memory");
       if (!d->channel)
         d->channel = ch;
-      const json_t **cl = wsm_realloc(&a->mem, d->chans,
-                                      d->nchans * sizeof(*cl),
-                                      (d->nchans + 1) * sizeof(*cl));
+      const json_t **cl =
+          wsm_realloc(&a->mem, d->chans, d->nchans * sizeof(*cl),
+                      (d->nchans + 1) * sizeof(*cl));
       if (!cl)
         return fail(a, WSMSG_ERR_NOMEM, "out of memory");
       d->chans = cl;
@@ -1762,8 +1761,8 @@ int wsmsg_asyncapi_send(wsmsg_asyncapi *a, wsmsg_conn *conn,
     json_t *copy = json_deep_copy(msg);
     if (!copy)
       return WSMSG_ERR_NOMEM;
-    int r = wsmsg_schema_validate(m->schema, copy, WSMSG_VALIDATE_STRICT,
-                                  errors);
+    int r =
+        wsmsg_schema_validate(m->schema, copy, WSMSG_VALIDATE_STRICT, errors);
     json_decref(copy);
     if (r == 0)
       ok = true;

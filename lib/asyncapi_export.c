@@ -50,8 +50,8 @@ static bool rewrite_refs(const wsmsg_mem *m, json_t *j, const char *base,
   if (json_is_array(j)) {
     size_t i;
     json_t *v;
-    json_array_foreach(j, i, v) if (!rewrite_refs(m, v, base, depth + 1))
-        return false;
+    json_array_foreach(
+        j, i, v) if (!rewrite_refs(m, v, base, depth + 1)) return false;
     return true;
   }
   if (!json_is_object(j))
@@ -144,9 +144,9 @@ static json_t *payload(const wsmsg_mem *m, const char *ch, const char *msg,
     json_t *props = json_object();
     json_t *c = json_pack("{s:s, s:[s], s:o}", "type", "object", "required",
                           field, "properties", props);
-    if (!c || json_object_set_new(props, field,
-                                  json_pack("{s:s, s:s}", "type", "string",
-                                            "const", value))) {
+    if (!c || json_object_set_new(
+                  props, field,
+                  json_pack("{s:s, s:s}", "type", "string", "const", value))) {
       json_decref(c);
       json_decref(all);
       return NULL;
@@ -162,8 +162,7 @@ static json_t *payload(const wsmsg_mem *m, const char *ch, const char *msg,
   if (!schema || !v2020)
     return schema;
   return json_pack("{s:s, s:o}", "schemaFormat",
-                   "application/schema+json;version=2020-12", "schema",
-                   schema);
+                   "application/schema+json;version=2020-12", "schema", schema);
 }
 
 static json_t *messages_of(const wsmsg_mem *m, const wsmsg_endpoint *ep,
@@ -191,8 +190,7 @@ static json_t *messages_of(const wsmsg_mem *m, const wsmsg_endpoint *ep,
     if (r && r->schema)
       schemas[ns++] = r->schema;
     json_t *pl = key ? payload(m, ch, key, schemas, ns,
-                               r ? ep->route_field : NULL,
-                               r ? r->value : NULL)
+                               r ? ep->route_field : NULL, r ? r->value : NULL)
                      : NULL;
     json_t *msg = pl ? json_pack("{s:s, s:o}", "contentType",
                                  "application/json", "payload", pl)
@@ -230,15 +228,14 @@ json_t *wsmsg_server_asyncapi(const wsmsg_server *srv, const json_t *info) {
                            : wsm_strdup(m, r->path);
     char *ck = addr ? key_for(m, r->prefix ? addr : r->path, chans) : NULL;
     json_t *msgs = ck ? messages_of(m, r->ep, ck) : NULL;
-    json_t *ch = msgs ? json_pack("{s:s, s:o}", "address", addr, "messages",
-                                  msgs)
-                      : NULL;
+    json_t *ch =
+        msgs ? json_pack("{s:s, s:o}", "address", addr, "messages", msgs)
+             : NULL;
     bool ok = ch != NULL;
     if (ok && r->prefix)
-      ok = json_object_set_new(
-               ch, "parameters",
-               json_pack("{s:{s:s}}", "path", "description",
-                         "the rest of the request path")) == 0;
+      ok = json_object_set_new(ch, "parameters",
+                               json_pack("{s:{s:s}}", "path", "description",
+                                         "the rest of the request path")) == 0;
     if (ok)
       ok = json_object_set_new(chans, ck, ch) == 0;
     else

@@ -86,8 +86,8 @@ static bool all_digits(const char *s, const char *digits) {
 /* YAML 1.2 core schema resolution of a plain scalar. */
 static json_t *core_scalar(yctx *c, const char *s, size_t n,
                            const yaml_mark_t *m) {
-  if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") ||
-      !strcmp(s, "Null") || !strcmp(s, "NULL"))
+  if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+      !strcmp(s, "NULL"))
     return json_null();
   if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
     return json_true();
@@ -157,8 +157,8 @@ static json_t *core_scalar(yctx *c, const char *s, size_t n,
   return json_stringn(s, n);
 }
 
-static json_t *tagged_scalar(yctx *c, const char *tag, const char *s,
-                             size_t n, const yaml_mark_t *m) {
+static json_t *tagged_scalar(yctx *c, const char *tag, const char *s, size_t n,
+                             const yaml_mark_t *m) {
   const char *t = tag + strlen("tag:yaml.org,2002:");
   json_t *v = core_scalar(c, s, n, m);
   if (!v)
@@ -183,8 +183,8 @@ static json_t *tagged_scalar(yctx *c, const char *tag, const char *s,
 static bool add_anchor(yctx *c, const char *name, json_t *v, size_t size) {
   if (c->nanchors == c->capanchors) {
     size_t cap = c->capanchors ? c->capanchors * 2 : 16;
-    yanchor *a = wsm_realloc(c->mem, c->anchors,
-                             c->capanchors * sizeof(*a), cap * sizeof(*a));
+    yanchor *a = wsm_realloc(c->mem, c->anchors, c->capanchors * sizeof(*a),
+                             cap * sizeof(*a));
     if (!a)
       return false;
     c->anchors = a;
@@ -213,8 +213,10 @@ static void add_value(yctx *c, json_t *v, size_t size, const yaml_mark_t *m) {
   c->total += size;
   if (c->total > YAML_MAX_NODES) {
     json_decref(v);
-    yfail(c, m, "document too large once aliases are expanded (over %u "
-                "nodes)", YAML_MAX_NODES);
+    yfail(c, m,
+          "document too large once aliases are expanded (over %u "
+          "nodes)",
+          YAML_MAX_NODES);
     return;
   }
   if (c->depth == 0) {

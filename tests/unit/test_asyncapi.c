@@ -109,9 +109,8 @@ static void test_yaml_blocks_anchors_merge(void **state) {
   assert_int_equal(json_integer_value(json_object_get(d, "y")), 20);
   assert_int_equal(json_integer_value(json_object_get(d, "z")), 3);
   assert_null(json_object_get(d, "<<"));
-  assert_int_equal(json_integer_value(
-                       json_object_get(json_object_get(j, "alias"), "y")),
-                   2);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(j, "alias"), "y")), 2);
   assert_int_equal(json_array_size(json_object_get(j, "list")), 3);
   json_decref(j);
 }
@@ -128,7 +127,8 @@ static void test_yaml_refused(void **state) {
   yaml_fails("a: <<\n<<: 3\n", "merge key");
   /* billion laughs: 10 levels of 10 aliases = 10^10 nodes once expanded */
   char big[4096];
-  size_t n = (size_t)snprintf(big, sizeof(big), "l0: &l0 [x,x,x,x,x,x,x,x,x,x]\n");
+  size_t n =
+      (size_t)snprintf(big, sizeof(big), "l0: &l0 [x,x,x,x,x,x,x,x,x,x]\n");
   for (int i = 1; i < 10; i++)
     n += (size_t)snprintf(big + n, sizeof(big) - n,
                           "l%d: &l%d [*l%d,*l%d,*l%d,*l%d,*l%d,*l%d,*l%d,*l%d,"
@@ -251,8 +251,7 @@ static void test_load_invalid_document(void **state) {
                    WSMSG_ERR_STATE);
   wsmsg_asyncapi_free(a);
   assert_int_equal(wsmsg_asyncapi_load(NULL, "", 0), WSMSG_ERR_INVALID_ARG);
-  assert_int_equal(wsmsg_asyncapi_load_json(NULL, NULL),
-                   WSMSG_ERR_INVALID_ARG);
+  assert_int_equal(wsmsg_asyncapi_load_json(NULL, NULL), WSMSG_ERR_INVALID_ARG);
   wsmsg_asyncapi_free(NULL);
 }
 
@@ -316,16 +315,17 @@ static json_t *loader(const char *uri, void *user) {
 
 static void test_load_external_refs(void **state) {
   (void)state;
-  const char *doc = HEAD "channels:\n"
-                         "  c:\n"
-                         "    address: /c\n"
-                         "    messages:\n"
-                         "      m: {$ref: 'common.yaml#/components/messages/m'}\n"
-                         "      n: {$ref: 'common.yaml#/components/messages/n'}\n"
-                         "  d:\n"
-                         "    address: /d\n"
-                         "    messages:\n"
-                         "      x: {$ref: 'missing.yaml#/x'}\n";
+  const char *doc =
+      HEAD "channels:\n"
+           "  c:\n"
+           "    address: /c\n"
+           "    messages:\n"
+           "      m: {$ref: 'common.yaml#/components/messages/m'}\n"
+           "      n: {$ref: 'common.yaml#/components/messages/n'}\n"
+           "  d:\n"
+           "    address: /d\n"
+           "    messages:\n"
+           "      x: {$ref: 'missing.yaml#/x'}\n";
   wsmsg_asyncapi *a = wsmsg_asyncapi_new(NULL);
   wsmsg_asyncapi_set_schema_dir(a, SCHEMAS);
   wsmsg_asyncapi_set_loader(a, loader, NULL);
@@ -335,17 +335,18 @@ static void test_load_external_refs(void **state) {
   wsmsg_asyncapi_free(a);
 
   /* without the missing file: both messages compile, each file once */
-  const char *ok = HEAD "channels:\n"
-                        "  c:\n"
-                        "    address: /c\n"
-                        "    messages:\n"
-                        "      m: {$ref: 'common.yaml#/components/messages/m'}\n"
-                        "      n: {$ref: 'common.yaml#/components/messages/n'}\n"
-                        "operations:\n"
-                        "  out:\n"
-                        "    action: send\n"
-                        "    channel: {$ref: '#/channels/c'}\n"
-                        "    messages: [{$ref: '#/channels/c/messages/m'}]\n";
+  const char *ok =
+      HEAD "channels:\n"
+           "  c:\n"
+           "    address: /c\n"
+           "    messages:\n"
+           "      m: {$ref: 'common.yaml#/components/messages/m'}\n"
+           "      n: {$ref: 'common.yaml#/components/messages/n'}\n"
+           "operations:\n"
+           "  out:\n"
+           "    action: send\n"
+           "    channel: {$ref: '#/channels/c'}\n"
+           "    messages: [{$ref: '#/channels/c/messages/m'}]\n";
   loader_calls = 0;
   a = wsmsg_asyncapi_new(NULL);
   wsmsg_asyncapi_set_schema_dir(a, SCHEMAS);
@@ -532,9 +533,8 @@ static void test_serve_inferred_discriminator(void **state) {
   /* a handler per operation wins over the default */
   served other;
   memset(&other, 0, sizeof(other));
-  assert_int_equal(wsmsg_asyncapi_on_operation(sv.a, "receivePing", on_op,
-                                               &other),
-                   0);
+  assert_int_equal(
+      wsmsg_asyncapi_on_operation(sv.a, "receivePing", on_op, &other), 0);
   assert_int_equal(wsmsg_asyncapi_on_operation(sv.a, "sendPong", on_op, NULL),
                    WSMSG_ERR_INVALID_ARG);
   assert_int_equal(wsmsg_asyncapi_on_operation(sv.a, "nope", on_op, NULL),
@@ -667,28 +667,28 @@ static void test_serve_try_each(void **state) {
   served_free(&sv);
 }
 
-static const char *param_doc =
-    HEAD "servers:\n"
-         "  s: {host: 'localhost', protocol: wss}\n"
-         "channels:\n"
-         "  md:\n"
-         "    address: '/v1/marketdata/{symbol}'\n"
-         "    parameters:\n"
-         "      symbol: {enum: [btcusd, ethusd, 'x y'], x-pattern: '^[a-z]+$'}\n"
-         "    bindings:\n"
-         "      ws:\n"
-         "        query:\n"
-         "          type: object\n"
-         "          properties:\n"
-         "            heartbeat: {type: boolean}\n"
-         "            depth: {type: integer, maximum: 10}\n"
-         "        headers:\n"
-         "          type: object\n"
-         "          required: [X-Token]\n"
-         "          properties:\n"
-         "            X-Token: {type: string, minLength: 3}\n"
-         "  plain:\n"
-         "    address: '/v1/plain'\n";
+static const char *param_doc = HEAD
+    "servers:\n"
+    "  s: {host: 'localhost', protocol: wss}\n"
+    "channels:\n"
+    "  md:\n"
+    "    address: '/v1/marketdata/{symbol}'\n"
+    "    parameters:\n"
+    "      symbol: {enum: [btcusd, ethusd, 'x y'], x-pattern: '^[a-z]+$'}\n"
+    "    bindings:\n"
+    "      ws:\n"
+    "        query:\n"
+    "          type: object\n"
+    "          properties:\n"
+    "            heartbeat: {type: boolean}\n"
+    "            depth: {type: integer, maximum: 10}\n"
+    "        headers:\n"
+    "          type: object\n"
+    "          required: [X-Token]\n"
+    "          properties:\n"
+    "            X-Token: {type: string, minLength: 3}\n"
+    "  plain:\n"
+    "    address: '/v1/plain'\n";
 
 static void test_serve_parameters_and_bindings(void **state) {
   (void)state;
@@ -762,16 +762,17 @@ static void test_serve_refusals(void **state) {
   wsmsg_server_free(srv);
   wsmsg_asyncapi_free(a);
   /* an Avro payload on a received message */
-  a = load(HEAD "channels:\n"
-                "  c:\n"
-                "    address: /c\n"
-                "    messages:\n"
-                "      m:\n"
-                "        payload:\n"
-                "          schemaFormat: application/vnd.apache.avro;version=1.9.0\n"
-                "          schema: {type: record, name: x, fields: []}\n"
-                "operations:\n"
-                "  r: {action: receive, channel: {$ref: '#/channels/c'}}\n",
+  a = load(HEAD
+           "channels:\n"
+           "  c:\n"
+           "    address: /c\n"
+           "    messages:\n"
+           "      m:\n"
+           "        payload:\n"
+           "          schemaFormat: application/vnd.apache.avro;version=1.9.0\n"
+           "          schema: {type: record, name: x, fields: []}\n"
+           "operations:\n"
+           "  r: {action: receive, channel: {$ref: '#/channels/c'}}\n",
            0);
   assert_non_null(strstr(wsmsg_asyncapi_notes(a), "avro"));
   srv = wsmsg_server_new();
@@ -836,7 +837,6 @@ static void test_gemini_example(void **state) {
   served_free(&sv);
 }
 
-
 /* ---- describing a server ---- */
 
 static const char *ROUTE_A =
@@ -862,8 +862,8 @@ static void test_describe_server(void **state) {
   wsmsg_schema *ra = compile(ROUTE_A), *model = compile(MODEL2020);
   wsmsg_endpoint *routed = wsmsg_endpoint_new(), *json = wsmsg_endpoint_new(),
                  *text = wsmsg_endpoint_new();
-  assert_int_equal(
-      wsmsg_endpoint_route_json(routed, "type", "count", ra, NULL), 0);
+  assert_int_equal(wsmsg_endpoint_route_json(routed, "type", "count", ra, NULL),
+                   0);
   assert_int_equal(
       wsmsg_endpoint_route_json(routed, "type", "hello world", NULL, NULL), 0);
   assert_int_equal(wsmsg_endpoint_set_schema(json, model), 0);
@@ -909,24 +909,21 @@ static void test_describe_server(void **state) {
   json_t *msgs = json_object_get(rc_ch, "messages");
   assert_non_null(json_object_get(msgs, "count"));
   assert_non_null(json_object_get(msgs, "hello_world"));
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(msgs, "hello_world"),
-                                        "name")),
-      "hello world");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(msgs, "hello_world"), "name")),
+                      "hello world");
   json_t *files = json_object_get(chans, "files_path");
   assert_non_null(files);
   assert_string_equal(json_string_value(json_object_get(files, "address")),
                       "/files/{path}");
-  json_t *jd = json_object_get(json_object_get(json_object_get(chans,
-                                                               "ws_json-demo"),
-                                               "messages"),
-                               "message");
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(jd, "payload"),
-                                        "schemaFormat")),
-      "application/schema+json;version=2020-12");
-  assert_non_null(json_object_get(json_object_get(doc, "operations"),
-                                  "receive_ws_routed"));
+  json_t *jd = json_object_get(
+      json_object_get(json_object_get(chans, "ws_json-demo"), "messages"),
+      "message");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(jd, "payload"), "schemaFormat")),
+                      "application/schema+json;version=2020-12");
+  assert_non_null(
+      json_object_get(json_object_get(doc, "operations"), "receive_ws_routed"));
 
   /* and back: the description loads and serves, routes told apart by the
    * inferred discriminator, refs into $defs/definitions rewritten */
