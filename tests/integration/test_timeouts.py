@@ -148,9 +148,11 @@ def case_client_pings(name):
 
 
 def case_receive_timeout_ping(name):
-    # --pong-timeout 0: no keepalive; only the receive timeout's ping action
-    srv = EchoServer("--receive-timeout", "200", "--pong-timeout", "0",
-                     name=name)
+    # --ping-interval 0: no keepalive pings (the library's default is 20 s,
+    # which would pass for the receive timeout's action); only the receive
+    # timeout's ping action pings
+    srv = EchoServer("--receive-timeout", "200", "--ping-interval", "0",
+                     "--pong-timeout", "0", name=name)
     try:
         ws = RawWS(srv.port, path="/idle", timeout=BOUND)
         t0 = time.monotonic()
