@@ -90,7 +90,7 @@ help:
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make check-cluster  chat_server x3 + redis-server + haproxy: exactly-once, kill -9, SIGTERM, redis restart (~1-2 min)"
 	@echo "make check-attacks  hostile clients against the example servers (tests/attacks; ~2 min)"
-	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (~10 min)"
+	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (15-30 min)"
 	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"
 	@echo "make fuzz-smoke     every fuzz target, $(FUZZ_SMOKE_SECONDS) s in all (skips without clang's fuzzer runtime)"
 	@echo "make fuzz           long runs: FUZZ_SECONDS=N per target [FUZZ_TARGETS=...]"
