@@ -1263,7 +1263,8 @@ static int on_handshake(wsmsg_conn *c, const wsmsg_request *req, void *user) {
   int status = 500;
   if (!vals || !detail || !e)
     goto out;
-  if (d->templ && !match_template(m, d->path, wsmsg_request_path(req), vals)) {
+  const char *path = wsmsg_request_path(req);
+  if (d->templ && (!path || !match_template(m, d->path, path, vals))) {
     status = 404;
     goto out;
   }
