@@ -1,12 +1,15 @@
 /* minimal_server: an echo server on ws://127.0.0.1:PORT/ws/chat in one
- * epoll loop.  Usage: minimal_server [PORT [PING_MS]]   (8080, 20000) */
+ * epoll loop; SIGTERM drains it.  Usage: minimal_server [PORT [PING_MS]]
+ * (8080, 20000) */
 #include <wsmsg.h> /* cc app.c $(pkg-config --cflags --libs wsmsg) */
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,9 +26,9 @@ static void on_text(wsmsg_conn *c, const char *s, size_t n, void *user) {
   wsmsg_send_text(c, s, n); /* echo it back */
 }
 
-/* A broadcast (wsmsg_broadcast) gave this connection output while nothing
- * was pending: watch for EPOLLOUT so serve() writes it.  (This echo server
- * does not broadcast; a chat room that does needs it.) */
+/* A broadcast, a topic publish or the drain gave this connection output
+ * (or ended it) while nothing was pending: watch for EPOLLOUT so serve()
+ * writes it.  (This echo server does not broadcast; a chat room does.) */
 static void on_output(wsmsg_conn *c, void *user) {
   (void)c;
   struct client *cl = user;
@@ -81,22 +84,47 @@ int main(int argc, char **argv) {
   struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(efd, EPOLL_CTL_ADD, lfd, &lev);
   uint64_t resume = 0; /* out of descriptors: listen again at this time */
+  /* SIGTERM/SIGINT arrive as a readable descriptor (epoll tag &sfd) */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigprocmask(SIG_BLOCK, &sigs, NULL);
+  static int sfd;
+  sfd = signalfd(-1, &sigs, SFD_NONBLOCK);
+  struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &sfd};
+  epoll_ctl(efd, EPOLL_CTL_ADD, sfd, &sev);
+  uint64_t stop_at = 0; /* draining: exit when all are gone, or then */
   printf("listening on ws://127.0.0.1:%d/ws/chat\n", port);
   fflush(stdout);
 
   for (;;) {
     uint64_t now = wsmsg_now_ms();
-    if (resume && now >= resume) {
+    if (stop_at && (wsmsg_server_conn_count(srv) == 0 || now >= stop_at))
+      return 0; /* every close handshake finished, or 2 s passed */
+    if (resume && now >= resume && !stop_at) {
       epoll_ctl(efd, EPOLL_CTL_ADD, lfd, &lev);
       resume = 0;
     }
     int64_t wait = wsmsg_timers_next_ms(timers, now); /* -1: none */
     if (resume && (wait < 0 || (uint64_t)wait > resume - now))
       wait = (int64_t)(resume - now);
+    if (stop_at && (wait < 0 || (uint64_t)wait > stop_at - now))
+      wait = (int64_t)(stop_at - now);
     struct epoll_event ev[64];
     int n =
         epoll_wait(efd, ev, 64, wait < 0 || wait > 60000 ? 60000 : (int)wait);
     for (int i = 0; i < n; i++) {
+      if (ev[i].data.ptr == &sfd) { /* drain: stop listening, tell every */
+        struct signalfd_siginfo si; /* client 1001 "going away" (on_output */
+        if (read(sfd, &si, sizeof(si)) > 0 && !stop_at) { /* marks them) */
+          epoll_ctl(efd, EPOLL_CTL_DEL, lfd, NULL);
+          close(lfd);
+          wsmsg_server_drain(srv);
+          stop_at = wsmsg_now_ms() + 2000;
+        }
+        continue;
+      }
       if (ev[i].data.ptr) {
         serve(ev[i].data.ptr, ev[i].events);
         continue;

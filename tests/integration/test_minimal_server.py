@@ -9,6 +9,7 @@ one is closed).
 import asyncio
 import os
 import re
+import signal
 import sys
 import time
 
@@ -52,10 +53,10 @@ class Minimal(H.Proc):
         H.wait_listening(self.port, self.p, timeout=BOUND)
 
     def finish(self):
-        # it has no signal handling: SIGTERM ends it (status -15)
+        # SIGTERM drains it (wsmsg_server_drain), then it exits 0
         rc = self.stop()
         err = self.stderr()
-        assert rc == -15, f"minimal_server exited {rc}:\n{err[-2000:]}"
+        assert rc == 0, f"minimal_server exited {rc}:\n{err[-2000:]}"
         rep = H.sanitizer_report(err)
         assert not rep, rep
 
@@ -135,5 +136,29 @@ def case_keepalive_timers():
         srv.stop()
 
 
+def case_sigterm_drains():
+    """SIGTERM: every open client gets 1001 "going away" at once and the
+    server exits 0 once they answered (wsmsg_server_drain and
+    wsmsg_server_conn_count, as the README shows)."""
+    srv = Minimal()
+    try:
+        async def go():
+            url = f"ws://127.0.0.1:{srv.port}/ws/chat"
+            clients = [await websockets.connect(url) for _ in range(5)]
+            for ws in clients:
+                await ws.send("x")
+                assert await ws.recv() == "x"
+            srv.p.send_signal(signal.SIGTERM)
+            for ws in clients:
+                await asyncio.wait_for(ws.wait_closed(), BOUND)
+                assert ws.close_code == 1001, ws.close_code
+                assert ws.close_reason == "going away", ws.close_reason
+        asyncio.run(asyncio.wait_for(go(), BOUND))
+        rc = srv.p.wait(BOUND)
+        assert rc == 0, f"minimal_server exited {rc}"
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
-    H.run_cases(globals(), minimum=4)
+    H.run_cases(globals(), minimum=5)
