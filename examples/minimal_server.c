@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
   for (;;) {
     uint64_t now = wsmsg_now_ms();
     if (stop_at && (wsmsg_server_conn_count(srv) == 0 || now >= stop_at))
-      return 0; /* every close handshake finished, or 2 s passed */
+      break; /* every close handshake finished, or 2 s passed */
     if (resume && now >= resume && !stop_at) {
       epoll_ctl(efd, EPOLL_CTL_ADD, lfd, &lev);
       resume = 0;
@@ -155,4 +155,10 @@ int main(int argc, char **argv) {
     while ((due = wsmsg_timers_expire(timers, wsmsg_now_ms())) != NULL)
       serve(wsmsg_conn_user(due), 0);
   }
+  if (wsmsg_server_conn_count(srv) == 0) { /* else the OS takes what is left */
+    wsmsg_timers_free(timers);
+    wsmsg_server_free(srv);
+    wsmsg_endpoint_free(ep);
+  }
+  return 0;
 }
