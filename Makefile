@@ -90,7 +90,8 @@ help:
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make check-cluster  chat_server x3 + redis-server + haproxy: exactly-once, kill -9, SIGTERM, redis restart (~1-2 min)"
 	@echo "make check-attacks  hostile clients against the example servers (tests/attacks; ~2 min)"
-	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (15-30 min)"
+	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (30 min or more)"
+	@echo "make check-mutations-ci  one rotating shard of them (by HEAD's hash), ~150 s"
 	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"
 	@echo "make fuzz-smoke     every fuzz target, $(FUZZ_SMOKE_SECONDS) s in all (skips without clang's fuzzer runtime)"
 	@echo "make fuzz           long runs: FUZZ_SECONDS=N per target [FUZZ_TARGETS=...]"
@@ -369,9 +370,18 @@ check-attacks: examples
 # tree (never to this checkout), rebuilds and runs them.  Not in `test`.
 # MUTATIONS=name,... picks some; MUTATION_DISCOVER=1 shows every suite that
 # kills each.  See docs/testing.md.
-.PHONY: check-mutations
+.PHONY: check-mutations check-mutations-ci
 check-mutations:
 	@$(PYTHON) tests/mutations/run.py
+
+# CI's share: one of MUTATION_SHARDS shards, chosen by HEAD's hash (each
+# commit runs another one), and no mutation started after
+# MUTATION_CI_BUDGET seconds (docs/testing.md, "Mutations").
+MUTATION_SHARDS ?= 8
+MUTATION_CI_BUDGET ?= 150
+check-mutations-ci:
+	@MUTATION_SHARD=commit/$(MUTATION_SHARDS) \
+	  MUTATION_BUDGET_SECONDS=$(MUTATION_CI_BUDGET) $(PYTHON) tests/mutations/run.py
 
 # ---- soak: long run, many connections, misbehaving peers (not in `test`) ----
 # tests/soak/soak.c is library-free: it starts SOAK_SERVER itself and

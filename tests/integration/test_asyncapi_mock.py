@@ -323,6 +323,7 @@ def case_parameters_and_header_binding():
                 ("/rooms/lobby", {}, 400),          # header required
                 ("/rooms/lobby", {"X-Api-Key": "abc"}, 400),  # minLength
                 ("/rooms/lobby/x", hdr, 404),       # not the template
+                ("/rooms/", hdr, 404),              # a parameter is never empty
                 ("/nowhere", hdr, 404)):
             try:
                 async with websockets.connect(srv.url(path),

@@ -25,6 +25,15 @@ Environment:
                    also run every unit binary and every integration suite
                    on each mutation and print which kill it (slow; to
                    choose the suites of a new mutation)
+  MUTATION_SHARD=k/n
+                   only the mutations whose position in the list is k
+                   modulo n (0 <= k < n); k may be `day` (the UTC day
+                   number) or `commit` (HEAD's hash), so that successive
+                   days or commits rotate through the n shards
+  MUTATION_BUDGET_SECONDS=N
+                   start no mutation once N seconds have passed (the
+                   baseline included); those left are reported as not
+                   run, not as failures
   KEEP=1           keep the scratch copy (its path is printed)
   SUITE_DIR        the JSON Schema Test Suite (default ../shared/...)
 
@@ -213,8 +222,40 @@ def all_suites(tree):
     return specs + [["node"], ["ffi"], ["schema"]]
 
 
+def shard_of(spec):
+    """(k, n, text) of MUTATION_SHARD=k/n, k a number, `day` or `commit`."""
+    try:
+        k, n = spec.split("/")
+        n = int(n)
+        if n < 1:
+            raise ValueError
+        if k == "day":
+            k = int(time.time() // 86400) % n
+        elif k == "commit":
+            head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"],
+                                  capture_output=True, text=True,
+                                  check=True).stdout.strip()
+            k = int(head, 16) % n
+        else:
+            k = int(k)
+        if not 0 <= k < n:
+            raise ValueError
+    except (ValueError, subprocess.CalledProcessError):
+        sys.exit(f"check-mutations: MUTATION_SHARD={spec!r}: want k/n with "
+                 "0 <= k < n, k a number, day or commit")
+    return k, n
+
+
 def main():
     muts = parse(os.path.join(HERE, "mutations.txt"))
+    total = len(muts)
+    shard = os.environ.get("MUTATION_SHARD", "")
+    if shard:
+        k, n = shard_of(shard)
+        muts = [m for i, m in enumerate(muts) if i % n == k]
+        print(f"check-mutations: shard {k}/{n} of {total} mutations "
+              f"(MUTATION_SHARD={shard})", flush=True)
+    budget = float(os.environ.get("MUTATION_BUDGET_SECONDS", "0") or 0)
     only = [s for s in os.environ.get("MUTATIONS", "").split(",") if s]
     if only:
         muts = [m for m in muts if any(s in m.name for s in only)]
@@ -226,9 +267,16 @@ def main():
     suite_dir = os.path.abspath(os.environ.get(
         "SUITE_DIR", os.path.join(ROOT, "..", "shared", "data",
                                   "json-schema-test-suite")))
-    scratch = tempfile.mkdtemp(prefix="wsmsg-mutations-")
+    # the copy goes one level down, next to a link to ../shared, so that
+    # the suites find ../shared/data (the AsyncAPI schemas and examples)
+    base = tempfile.mkdtemp(prefix="wsmsg-mutations-")
+    scratch = os.path.join(base, "wsmsg")
+    shared = os.path.abspath(os.path.join(ROOT, "..", "shared"))
+    if os.path.isdir(shared):
+        os.symlink(shared, os.path.join(base, "shared"))
     t0 = time.monotonic()
     try:
+        os.mkdir(scratch)
         copy_tree(scratch)
         bad = [(m.name, e) for m in muts if (e := locate(scratch, m))]
         if bad:
@@ -256,15 +304,22 @@ def main():
                 return 1
         print(f"  baseline: every suite passes ({time.monotonic() - t0:.0f} s)",
               flush=True)
-        killed, problems = 0, []
+        killed, problems, skipped = 0, [], []
         for m in muts:
+            if budget and time.monotonic() - t0 > budget:
+                skipped.append(m.name)
+                continue
             path = os.path.join(scratch, m.file)
             with open(path, encoding="utf-8") as f:
                 orig = f.read()
             with open(path, "w", encoding="utf-8") as f:
                 f.write(orig.replace(m.search, m.replace, 1))
             try:
-                ok, out = build(scratch, targets)
+                # only what this mutation's suites need: make rebuilds the
+                # rest when a later mutation needs it
+                mine = targets if discover else sorted(
+                    {t for s in m.kill for t in suite_targets(s)})
+                ok, out = build(scratch, mine)
                 if not ok:
                     problems.append(f"{m.name}: does not compile")
                     print(f"  BROKEN {m.name} ({m.file}): does not compile:"
@@ -300,15 +355,21 @@ def main():
             finally:
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(orig)
-        print(f"check-mutations: {killed}/{len(muts)} mutations killed in "
+        ran = len(muts) - len(skipped)
+        if skipped:
+            print(f"  NOT RUN (over MUTATION_BUDGET_SECONDS={budget:g}): "
+                  f"{', '.join(skipped)}", flush=True)
+        print(f"check-mutations: {killed}/{ran} mutations killed in "
               f"{time.monotonic() - t0:.0f} s"
+              + (f" ({len(skipped)} not run: time budget)" if skipped else "")
+              + (f" ({total} in the list)" if ran != total else "")
               + (f"; FAILED: {'; '.join(problems)}" if problems else ""))
-        return 0 if killed == len(muts) and not problems else 1
+        return 0 if killed == ran and not problems else 1
     finally:
         if os.environ.get("KEEP") == "1":
             print(f"check-mutations: kept {scratch}")
         else:
-            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

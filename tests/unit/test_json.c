@@ -489,17 +489,15 @@ static void test_schema_and_routes(void **s) {
   json_t *r = client_got(&p);
   json_t *d = json_object_get(r, "detail");
   assert_int_equal(json_array_size(d), 2);
-  assert_string_equal(
-      json_string_value(json_array_get(
-          json_object_get(json_array_get(d, 0), "loc"), 0)),
-      "id");
+  assert_string_equal(json_string_value(json_array_get(
+                          json_object_get(json_array_get(d, 0), "loc"), 0)),
+                      "id");
   assert_string_equal(
       json_string_value(json_object_get(json_array_get(d, 1), "type")),
       "value_error.missing");
-  assert_string_equal(
-      json_string_value(json_array_get(
-          json_object_get(json_array_get(d, 1), "loc"), 0)),
-      "text");
+  assert_string_equal(json_string_value(json_array_get(
+                          json_object_get(json_array_get(d, 1), "loc"), 0)),
+                      "text");
   json_decref(r);
   /* valid for both (the id coerced by the base schema) */
   const char *ok = "{\"type\":\"chat\",\"id\":\"7\",\"text\":\"hi\"}";
@@ -508,6 +506,43 @@ static void test_schema_and_routes(void **s) {
   pump(&p);
   assert_int_equal(chats, 1);
   assert_int_equal(pings, 1);
+  pair_free(&p);
+  wsmsg_schema_free(base_s);
+  wsmsg_schema_free(chat_s);
+  reset();
+}
+
+static void base_route_forbid_setup(pair *p) {
+  base_route_setup(p);
+  assert_int_equal(wsmsg_endpoint_set_extra(p->sep, WSMSG_EXTRA_FORBID), 0);
+}
+
+/* With routes, extra=forbid/ignore is the route schema's: the endpoint's
+ * schema runs with extras allowed, or it would refuse (or drop) a field
+ * only the route declares ("text" here). */
+static void test_schema_and_routes_extra(void **s) {
+  (void)s;
+  reset();
+  chats = pings = 0;
+  base_s = compile("{\"type\": \"object\", \"properties\": {"
+                   "\"type\": {\"type\": \"string\"},"
+                   "\"id\": {\"type\": \"integer\"}},"
+                   "\"required\": [\"type\", \"id\"]}");
+  chat_s = compile("{\"properties\": {\"type\": {}, \"id\": {},"
+                   "\"text\": {\"type\": \"string\"}},"
+                   "\"required\": [\"text\"]}");
+  pair p;
+  pair_open(&p, base_route_forbid_setup);
+  const char *ok = "{\"type\":\"chat\",\"id\":7,\"text\":\"hi\"}";
+  wsmsg_send_text(p.c, ok, strlen(ok));
+  pump(&p);
+  assert_int_equal(chats, 1);
+  /* the route's schema still forbids what it does not declare */
+  const char *extra = "{\"type\":\"chat\",\"id\":7,\"text\":\"hi\",\"x\":1}";
+  wsmsg_send_text(p.c, extra, strlen(extra));
+  pump(&p);
+  assert_int_equal(chats, 1);
+  assert_string_equal(err_type(&p), "value_error.extra|x");
   pair_free(&p);
   wsmsg_schema_free(base_s);
   wsmsg_schema_free(chat_s);
@@ -824,6 +859,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_invalid_close_long_reason),
       cmocka_unit_test(test_routing),
       cmocka_unit_test(test_schema_and_routes),
+      cmocka_unit_test(test_schema_and_routes_extra),
       cmocka_unit_test(test_push_json_queues_nothing),
       cmocka_unit_test(test_pull_json_events),
       cmocka_unit_test(test_send_json),

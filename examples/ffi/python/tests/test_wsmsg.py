@@ -376,6 +376,10 @@ class TestTimeouts(unittest.TestCase):
             evs = [p.s.next_event() for _ in range(2)]
             self.assertEqual(evs, [wsmsg.Text("m0"), wsmsg.Text("m1")])
             self.assertIsNone(p.s.next_event())  # the third was dropped
+            clock.t += 1000  # a second later the bucket is full again
+            p.c.send_text("m3")
+            p.pump()
+            self.assertEqual(p.s.next_event(), wsmsg.Text("m3"))
         finally:
             p.free()
         p = Pair(server_ep=wsmsg.Endpoint(json=True, invalid_limit=(2, 1000)))
@@ -610,6 +614,21 @@ class TestJsonEndpoint(unittest.TestCase):
                              [(["id"], "type_error.integer"),
                               (["text"], "value_error.missing")])
             self.assertEqual(evs[2].data, {"type": "ping", "id": 3})
+        finally:
+            p.free()
+        # extra="ignore" is the route schema's: the endpoint's runs with
+        # extras allowed, or it would drop "text" that only the route declares
+        chat2 = wsmsg.Schema({"type": "object", "required": ["text"],
+                              "properties": {"type": {}, "id": {},
+                                             "text": {"type": "string"}}})
+        ep = wsmsg.Endpoint(schema=base, route_field="type",
+                            routes={"chat": chat2}).set_extra("ignore")
+        p = Pair(server_ep=ep)
+        try:
+            p.c.send_json({"type": "chat", "id": 1, "text": "hi", "x": 0})
+            p.pump()
+            self.assertEqual(p.s.next_event().data,
+                             {"type": "chat", "id": 1, "text": "hi"})
         finally:
             p.free()
 
