@@ -703,8 +703,9 @@ static int message_index(wsmsg_asyncapi *a, json_t *node, const char *ptr,
   json_t *m = deref(a, node, &p);
   if (!m || !json_is_object(m)) {
     wsm_free(&a->mem, p);
-    return m ? fail(a, WSMSG_ERR_SCHEMA, "%s is not a message object", ptr)
-             : WSMSG_ERR_SCHEMA;
+    return a->detail[0]
+               ? WSMSG_ERR_SCHEMA
+               : fail(a, WSMSG_ERR_SCHEMA, "%s is not a message object", ptr);
   }
   for (size_t i = 0; i < a->nmsgs; i++)
     if (a->msgs[i].obj == m) {
@@ -739,7 +740,8 @@ static int message_index(wsmsg_asyncapi *a, json_t *node, const char *ptr,
   json_t *pl = deref(a, payload, &pp);
   int rc = 0;
   if (!pl) {
-    rc = WSMSG_ERR_SCHEMA;
+    rc = a->detail[0] ? WSMSG_ERR_SCHEMA
+                      : fail(a, WSMSG_ERR_SCHEMA, "%s: no payload", p);
   } else {
     unsigned dialect = WSMSG_SCHEMA_DRAFT7;
     const char *tail = "";
@@ -880,8 +882,13 @@ static int read_operations(wsmsg_asyncapi *a) {
       char *chp = wsm_strdup(&a->mem, "");
       json_t *ch = chp ? deref(a, json_object_get(o, "channel"), &chp) : NULL;
       char *mlp = ptr_join(&a->mem, opp, "messages");
-      if (!ch)
-        rc = chp ? WSMSG_ERR_SCHEMA : WSMSG_ERR_NOMEM;
+      if (!ch && !chp)
+        rc = fail(a, WSMSG_ERR_NOMEM, "out of memory");
+      else if (!ch || !json_is_object(ch))
+        rc = a->detail[0]
+                 ? WSMSG_ERR_SCHEMA
+                 : fail(a, WSMSG_ERR_SCHEMA,
+                        "operation %s: \"channel\" is not a channel", k);
       else if (!mlp)
         rc = WSMSG_ERR_NOMEM;
       else
@@ -902,7 +909,10 @@ static int read_operations(wsmsg_asyncapi *a) {
         }
         char *rmp = rp ? ptr_join(&a->mem, rp, "messages") : NULL;
         if (!r || !rmp)
-          rc = WSMSG_ERR_SCHEMA;
+          rc = a->detail[0]
+                   ? WSMSG_ERR_SCHEMA
+                   : fail(a, WSMSG_ERR_SCHEMA,
+                          "operation %s: its reply does not resolve", k);
         else
           rc = op_messages(a, json_object_get(r, "messages"), rmp,
                            rch ? rch : ch, rch ? rchp : "", &op->reply,
@@ -940,6 +950,8 @@ int wsmsg_asyncapi_load_json(wsmsg_asyncapi *a, const json_t *doc) {
     rc = resolve_external(a);
   if (!rc)
     rc = read_operations(a);
+  if (rc && !a->detail[0]) /* every failure says why */
+    fail(a, rc, "%s", wsmsg_strerror(rc));
   return rc;
 }
 
@@ -1652,6 +1664,9 @@ static int build_addr(wsmsg_asyncapi *a, aa_addr *d, wsmsg_server *srv) {
   return 0;
 }
 
+static int serve_impl(wsmsg_asyncapi *a, wsmsg_server *srv,
+                      const char *server_name);
+
 int wsmsg_asyncapi_serve(wsmsg_asyncapi *a, wsmsg_server *srv,
                          const char *server_name) {
   if (!a || !srv)
@@ -1659,6 +1674,15 @@ int wsmsg_asyncapi_serve(wsmsg_asyncapi *a, wsmsg_server *srv,
   if (!a->loaded || !a->doc || a->served)
     return WSMSG_ERR_STATE;
   a->served = true;
+  a->detail[0] = '\0';
+  int rc = serve_impl(a, srv, server_name);
+  if (rc && !a->detail[0]) /* every failure says why */
+    fail(a, rc, "%s", wsmsg_strerror(rc));
+  return rc;
+}
+
+static int serve_impl(wsmsg_asyncapi *a, wsmsg_server *srv,
+                      const char *server_name) {
   json_t *servers = json_object_get(a->doc, "servers");
   const json_t *chosen[64];
   size_t nchosen = 0;
@@ -1695,7 +1719,9 @@ int wsmsg_asyncapi_serve(wsmsg_asyncapi *a, wsmsg_server *srv,
   json_object_foreach(chans, k, v) {
     json_t *ch = deref(a, v, NULL);
     if (!ch)
-      return WSMSG_ERR_SCHEMA;
+      return a->detail[0]
+                 ? WSMSG_ERR_SCHEMA
+                 : fail(a, WSMSG_ERR_SCHEMA, "channel %s: not a channel", k);
     const char *address = str_at(ch, "address");
     if (!address) {
       note(a, "channel %s: no address: skipped", k);

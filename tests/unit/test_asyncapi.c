@@ -284,6 +284,20 @@ static void test_load_json_text_and_bad_ref(void **state) {
                 "        payload: {$ref: '#/components/schemas/nope'}\n",
            WSMSG_ERR_SCHEMA);
   wsmsg_asyncapi_free(a);
+  /* an operation that is itself a $ref to a channel (the official schema
+   * takes it for a Reference Object): refused with a reason (found by
+   * fuzz_asyncapi) */
+  a = load(HEAD "channels:\n"
+                "  c:\n"
+                "    address: /c\n"
+                "operations:\n"
+                "  o:\n"
+                "    action: send\n"
+                "    channel:\n"
+                "    $ref: '#/channels/c'\n",
+           WSMSG_ERR_SCHEMA);
+  assert_non_null(strstr(wsmsg_asyncapi_detail(a), "operation o"));
+  wsmsg_asyncapi_free(a);
   /* a relative file without a loader */
   a = load(HEAD "channels:\n"
                 "  c:\n"
