@@ -774,7 +774,12 @@ WSMSG_API int wsmsg_endpoint_set_deflate_threshold(wsmsg_endpoint *ep,
 
 /* ---- timeouts (all in milliseconds; 0 turns one off) ---- */
 /* Time is whatever the clock hook says (default wsmsg_now_ms); timers fire
- * in wsmsg_conn_tick / wsmsg_timers_expire, never on their own. */
+ * in wsmsg_conn_tick / wsmsg_timers_expire, never on their own: a host that
+ * sets any timeout below (or keeps the defaults: keepalive, message, write,
+ * close and handshake deadlines are on) must drive them, either by calling
+ * wsmsg_conn_tick at wsmsg_conn_next_deadline, or by keeping its connections
+ * in a wsmsg_timers set and calling wsmsg_timers_expire when
+ * wsmsg_timers_next_ms says (examples/minimal_server.c does this). */
 
 /**
  * Set the receive-timeout callback (see wsmsg_timeout_cb).
@@ -789,7 +794,8 @@ WSMSG_API int wsmsg_endpoint_on_timeout(wsmsg_endpoint *ep,
 
 /**
  * No data message within `ms` (counted from the open, then from the last
- * message): on_timeout, or the action below.  Default 0 (off).
+ * message): on_timeout, or the action below.  Default 0 (off).  Fires only
+ * when the host drives timers (wsmsg_conn_tick or wsmsg_timers_expire).
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `ep` is NULL.
