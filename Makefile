@@ -43,14 +43,14 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # g++ and clang: check-abi compiles wsmsg.h with gcc, g++, clang and clang++.
 DEB_PKGS  := gcc make pkg-config libwslay-dev libjansson-dev nettle-dev \
              zlib1g-dev libpcre2-dev libcmocka-dev libuv1-dev libyaml-dev \
-             python3 python3-websockets nodejs valgrind g++ clang \
+             python3 python3-websockets nodejs valgrind g++ clang libssl-dev \
              python3-fastapi python3-uvicorn python3-pydantic python3-wsproto
 
 .PHONY: all lib examples test bench-smoke unit schema-suite integration check-install \
         check-symbols check-docs check-abi check-ffi \
         check-asan check-valgrind soak install uninstall deps run clean help \
         bench bench-build fuzz-build fuzz-smoke fuzz check-attacks \
-        chat chat-demo check-cluster
+        chat chat-demo check-cluster test-browser
 
 all: lib examples bench-build
 
@@ -82,10 +82,12 @@ help:
 	@echo "make check-abi      exported symbols, header as C11/C++, versions, ctypes-callable API, ABI baseline"
 	@echo "make check-ffi      the Python binding's unit tests"
 	@echo "make integration    the examples against real peers (python3-websockets, node ws); CASE=... per file"
+	@echo "make browser        the demo page in headless chromium over http:// and https:// (run when /usr/bin/chromium exists)"
 	@echo "make check-install  install into a scratch prefix, build and run a program against it, uninstall"
 	@echo "make bench-smoke    the in-process benchmarks once, tiny (nothing timed)"
 	@echo
 	@echo "Not in make test"
+	@echo "make test-browser   install chromium (as root), build, run the browser test (tests/browser; <2 min)"
 	@echo "make check-asan     unit + integration tests built with ASan+UBSan"
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make check-cluster  chat_server x3 + redis-server + haproxy: exactly-once, kill -9, SIGTERM, redis restart (~1-2 min)"
@@ -129,6 +131,8 @@ EX_NAMES  := echo_server echo_client uv_echo_server demo_server \
 EXAMPLES  := $(addprefix $(EXDIR)/,$(EX_NAMES))
 JSON_LIBS := $(shell pkg-config --cflags --libs jansson)
 UV_LIBS   := $(shell pkg-config --cflags --libs libuv)
+# OpenSSL: the examples' TLS (wss://, https://); never linked into lib/
+TLS_LIBS  := $(shell pkg-config --cflags --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 EVLOOP    := examples/common/evloop.c examples/common/evloop.h \
              examples/common/log_escape.h examples/common/mem_return.h
 
@@ -136,12 +140,15 @@ examples: $(EXAMPLES)
 
 $(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
+$(EXDIR)/echo_server: EXTRA_LIBS = $(TLS_LIBS)
 $(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) examples/common/message_model.h $(STATIC) include/wsmsg.h
 $(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/asyncapi_mock: examples/asyncapi_mock.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/asyncapi_mock: EXTRA_SRCS = examples/common/evloop.c
-$(EXDIR)/asyncapi_mock: EXTRA_LIBS = -lm
+$(EXDIR)/asyncapi_mock: EXTRA_LIBS = -lm $(TLS_LIBS)
+$(EXDIR)/demo_server: EXTRA_LIBS = $(TLS_LIBS)
 $(EXDIR)/echo_client: examples/echo_client.c examples/common/log_escape.h $(STATIC) include/wsmsg.h
+$(EXDIR)/echo_client: EXTRA_LIBS = $(TLS_LIBS)
 # the README's epoll loop, verbatim (test_minimal_server.py checks that)
 $(EXDIR)/minimal_server: examples/minimal_server.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: examples/uv_echo_server.c examples/common/log_escape.h \
@@ -149,7 +156,7 @@ $(EXDIR)/uv_echo_server: examples/uv_echo_server.c examples/common/log_escape.h 
 $(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)
 $(EXDIR)/file_transfer/ft_server: examples/file_transfer/ft_server.c $(EVLOOP) $(STATIC)
 $(EXDIR)/file_transfer/ft_server: EXTRA_SRCS = examples/common/evloop.c
-$(EXDIR)/file_transfer/ft_server: EXTRA_LIBS = $(JSON_LIBS)
+$(EXDIR)/file_transfer/ft_server: EXTRA_LIBS = $(JSON_LIBS) $(TLS_LIBS)
 $(EXDIR)/file_transfer/ft_client: examples/file_transfer/ft_client.c examples/common/log_escape.h $(STATIC)
 $(EXDIR)/file_transfer/ft_client: EXTRA_LIBS = $(JSON_LIBS)
 
@@ -319,9 +326,24 @@ test: deps
 	@$(MAKE) --no-print-directory check-abi
 	@$(MAKE) --no-print-directory check-ffi
 	@$(MAKE) --no-print-directory integration
+	@if [ -x /usr/bin/chromium ]; then $(MAKE) --no-print-directory browser; \
+	 else echo "== browser test: skipped: /usr/bin/chromium is not installed (make test-browser installs it as root)"; fi
 	@$(MAKE) --no-print-directory check-install
 	@$(MAKE) --no-print-directory bench-smoke
 	@echo "make test: all suites passed"
+
+# The demo page in Debian's chromium, headless (tests/browser/test_browser.py):
+# test-browser installs chromium first when run as root (~100 MB, so it is
+# not in DEB_PKGS); `make test` runs the browser test when it is there.
+test-browser:
+	@if [ "$$(id -u)" -eq 0 ]; then bash .ci/deps.sh chromium; fi
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory browser
+
+.PHONY: browser
+browser:
+	@echo "== tests/browser/test_browser.py"
+	@timeout 150 $(PYTHON) tests/browser/test_browser.py
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 check-asan:

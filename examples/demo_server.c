@@ -5,6 +5,19 @@
  *   /ws/file-transfer  binary: each message is stored as a file under --dir
  *                      (upload-N.bin, N above every number already there)
  *                      and answered with the binary message "FILE_RECEIVED";
+ *                      or, after a JSON header (the article's "small header
+ *                      protocol", as the demo page speaks it):
+ *                        client: {"name": "a.bin", "size": N,
+ *                                 "sha256": "<64 hex>" (optional)}
+ *                        server: {"status": "READY", "file": "upload-N.bin"}
+ *                        client: binary messages, N bytes in all
+ *                        server: {"status": "PROGRESS", "received": n}
+ *                                after each, then {"status":
+ *                                "FILE_RECEIVED", "file", "size",
+ *                                "sha256": "<the server's SHA-256>"}
+ *                        or {"status": "error", "error": CODE, "detail"}
+ *                        (bad_header, size_exceeded, too_large,
+ *                        sha256_mismatch; the partial file is removed);
  *                      limits: --max-file per file (1009), --max-files files
  *                      and --max-total bytes in the directory, --max-client
  *                      bytes per connection (1008 and the partial file
@@ -25,6 +38,13 @@
  *   GET /asyncapi.json the server described as an AsyncAPI 3.0 document
  *                      (wsmsg_server_asyncapi; plain HTTP, on_http)
  *
+ * Plain HTTP on the same port (wsmsg_server_on_http): GET / is the demo
+ * page, examples/web/index.html, and GET /<file> the static files beside
+ * it (--web DIR; default: the "web" directory next to this binary), GET
+ * /healthz answers 200 "ok" for load balancers.  With --tls-cert and
+ * --tls-key the port speaks TLS: https:// for the page, wss:// for the
+ * endpoints.
+ *
  * Every endpoint has a message callback, so it is a push endpoint: a kind
  * of message it has no callback for (binary on /ws/chat, /ws/with-timeout
  * or /ws/json-demo) is refused with close 1003 "binary messages are not
@@ -37,7 +57,8 @@
  *               [--max-client BYTES] [--receive-timeout MS]
  *               [--ping-interval MS] [--pong-timeout MS]
  *               [--handshake-timeout MS] [--close-timeout MS] [--quiet]
- *               [--max-conns N] [--drain-timeout MS]
+ *               [--max-conns N] [--drain-timeout MS] [--web DIR]
+ *               [--tls-cert FILE --tls-key FILE]
  *
  * One log line per connection event on stderr (unless --quiet).  Without
  * --dir, files go to a new /tmp/wsmsg-demo-XXXXXX, removed with what it
@@ -49,6 +70,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,39 +81,43 @@
 static const char MESSAGE_MODEL[] = MESSAGE_MODEL_SCHEMA;
 
 /* GET /asyncapi.json: the server's own description, made once routes are
- * set (wsmsg_server_asyncapi); other requests go on as without the hook. */
+ * set (wsmsg_server_asyncapi); served by on_http below. */
 static char *asyncapi_json;
-static int on_http(wsmsg_conn *c, const wsmsg_request *req, void *u) {
-  (void)u;
-  const char *m = wsmsg_request_method(req);
-  if (!asyncapi_json || strcmp(wsmsg_request_path(req), "/asyncapi.json") ||
-      (strcmp(m, "GET") && strcmp(m, "HEAD")))
-    return 0;
-  wsmsg_http_respond(c, 200, "Content-Type: application/json\r\n",
-                     asyncapi_json, strlen(asyncapi_json));
-  return 0;
-}
 
 static char dir[4096];
 
 /* /ws/file-transfer limits and what is used of them.  In-progress uploads
  * count as they arrive, so stalled uploads cannot exceed them either. */
 static uint64_t max_total = 256ull << 20, max_client = 64ull << 20;
+static uint64_t max_file = 16ull << 20;
 static unsigned long max_files = 1000;
 static uint64_t total_bytes;  /* in the directory: stored + in progress */
 static unsigned long nfiles;  /* likewise */
 static unsigned long next_no; /* the next upload-N.bin to try */
 
+/* What a connection's evloop slot holds: an uploader (WebSocket) or a
+ * file being sent (plain HTTP). */
+enum { SLOT_UPLOADER = 1, SLOT_FILE = 2 };
+
 /* /ws/file-transfer: one connection's uploads */
 typedef struct uploader {
+  int kind;      /* SLOT_UPLOADER */
   int fd;        /* the file being received, or -1 */
   uint64_t got;  /* its bytes so far */
   uint64_t used; /* bytes this connection stored (finished + current) */
   char path[4200];
+  /* after a JSON header: the upload spans binary messages */
+  int framed;        /* a header announced this upload */
+  int skipping;      /* it failed: binary messages are dropped until the
+                        next header */
+  uint64_t expect;   /* its size */
+  char want_sha[65]; /* the client's SHA-256, "" if none */
+  struct sha256_ctx sha;
 } uploader;
 
 /* Stop the current upload; without `keep` its file goes, with its bytes. */
 static void upload_end(uploader *up, int keep) {
+  up->framed = 0;
   if (up->fd < 0)
     return;
   close(up->fd);
@@ -252,20 +278,71 @@ static int upload_open(uploader *up) {
   return -1;
 }
 
-static void file_chunk(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
-                       int first, int final, void *u) {
-  (void)type;
-  (void)u;
+static uploader *uploader_of(wsmsg_conn *c) {
   uploader **slot = (uploader **)evloop_app(c);
   if (!*slot) {
     if (!(*slot = calloc(1, sizeof(**slot)))) {
       wsmsg_close(c, 1011, "out of memory");
-      return;
+      return NULL;
     }
+    (*slot)->kind = SLOT_UPLOADER;
     (*slot)->fd = -1;
   }
-  uploader *up = *slot;
-  if (first) {
+  return *slot;
+}
+
+static void reply_json(wsmsg_conn *c, json_t *msg) {
+  char *s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+  if (s)
+    wsmsg_send_text(c, s, strlen(s));
+  free(s);
+  json_decref(msg);
+}
+
+/* A framed upload failed: its file goes; the connection stays. */
+static void framed_error(wsmsg_conn *c, uploader *up, const char *code,
+                         const char *detail) {
+  evloop_log(c, "upload error %s: %s", code, detail);
+  upload_end(up, 0);
+  up->skipping = 1;
+  reply_json(c, json_pack("{s:s, s:s, s:s}", "status", "error", "error", code,
+                          "detail", detail));
+}
+
+/* A binary message of a framed upload ended: progress, or the end. */
+static void framed_message_end(wsmsg_conn *c, uploader *up) {
+  if (up->got < up->expect) {
+    reply_json(c, json_pack("{s:s, s:I}", "status", "PROGRESS", "received",
+                            (json_int_t)up->got));
+    return;
+  }
+  uint8_t dig[SHA256_DIGEST_SIZE];
+  char hex[2 * SHA256_DIGEST_SIZE + 1];
+  sha256_digest(&up->sha, sizeof(dig), dig);
+  for (size_t i = 0; i < sizeof(dig); i++)
+    snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+  if (up->want_sha[0] && strcmp(up->want_sha, hex) != 0) {
+    framed_error(c, up, "sha256_mismatch", hex);
+    return;
+  }
+  const char *base = strrchr(up->path, '/');
+  json_t *r = json_pack("{s:s, s:s, s:I, s:s}", "status", "FILE_RECEIVED",
+                        "file", base ? base + 1 : up->path, "size",
+                        (json_int_t)up->got, "sha256", hex);
+  evloop_log(c, "stored %s: %llu bytes, sha256 %s", up->path,
+             (unsigned long long)up->got, hex);
+  upload_end(up, 1);
+  reply_json(c, r);
+}
+
+static void file_chunk(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
+                       int first, int final, void *u) {
+  (void)type;
+  (void)u;
+  uploader *up = uploader_of(c);
+  if (!up || up->skipping)
+    return;
+  if (first && !up->framed) {
     if (nfiles >= max_files) {
       evloop_log(c, "refused: %lu files stored, the limit", nfiles);
       wsmsg_close(c, 1008, "file count limit reached");
@@ -292,6 +369,10 @@ static void file_chunk(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
     wsmsg_close(c, 1008, over);
     return;
   }
+  if (up->framed && up->got + n > up->expect) {
+    framed_error(c, up, "too_large", "more bytes than the header announced");
+    return;
+  }
   for (size_t off = 0; off < n;) {
     ssize_t w = write(up->fd, d + off, n - off);
     if (w < 0 && errno == EINTR)
@@ -306,6 +387,12 @@ static void file_chunk(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
     up->used += (size_t)w;
     total_bytes += (size_t)w;
   }
+  if (up->framed) {
+    sha256_update(&up->sha, n, d);
+    if (final)
+      framed_message_end(c, up);
+    return;
+  }
   if (final) {
     upload_end(up, 1);
     wsmsg_send_binary(c, "FILE_RECEIVED", 13);
@@ -313,10 +400,67 @@ static void file_chunk(wsmsg_conn *c, int type, const uint8_t *d, size_t n,
 }
 
 static void file_text(wsmsg_conn *c, const char *d, size_t n, void *u) {
-  (void)d;
-  (void)n;
   (void)u;
-  wsmsg_send_text(c, "send files as binary messages", 29);
+  json_t *h = json_loadb(d, n, 0, NULL);
+  if (!json_is_object(h)) { /* not a header */
+    json_decref(h);
+    wsmsg_send_text(c, "send files as binary messages", 29);
+    return;
+  }
+  uploader *up = uploader_of(c);
+  if (!up) {
+    json_decref(h);
+    return;
+  }
+  json_t *name = json_object_get(h, "name"), *size = json_object_get(h, "size");
+  json_t *sha = json_object_get(h, "sha256");
+  const char *bad = NULL;
+  if (up->fd >= 0)
+    bad = "an upload is in progress";
+  else if (!json_is_string(name) || !json_is_integer(size) ||
+           json_integer_value(size) < 0)
+    bad = "need {\"name\": string, \"size\": integer >= 0}";
+  else if (sha && (!json_is_string(sha) || json_string_length(sha) != 64 ||
+                   strspn(json_string_value(sha), "0123456789abcdef") != 64))
+    bad = "sha256 must be 64 lowercase hex digits";
+  if (bad) {
+    json_decref(h);
+    reply_json(c, json_pack("{s:s, s:s, s:s}", "status", "error", "error",
+                            "bad_header", "detail", bad));
+    return;
+  }
+  uint64_t want = (uint64_t)json_integer_value(size);
+  snprintf(up->want_sha, sizeof(up->want_sha), "%s",
+           sha ? json_string_value(sha) : "");
+  json_decref(h);
+  if (want > max_file) {
+    reply_json(c,
+               json_pack("{s:s, s:s, s:s}", "status", "error", "error",
+                         "size_exceeded", "detail", "larger than --max-file"));
+    return;
+  }
+  if (nfiles >= max_files) {
+    wsmsg_close(c, 1008, "file count limit reached");
+    return;
+  }
+  up->fd = upload_open(up);
+  if (up->fd < 0) {
+    wsmsg_close(c, 1011, "cannot store the file");
+    return;
+  }
+  up->got = 0;
+  up->skipping = 0;
+  up->framed = 1;
+  up->expect = want;
+  sha256_init(&up->sha);
+  nfiles++;
+  evloop_log(c, "storing %s (%llu bytes announced)", up->path,
+             (unsigned long long)want);
+  const char *base = strrchr(up->path, '/');
+  reply_json(c, json_pack("{s:s, s:s}", "status", "READY", "file",
+                          base ? base + 1 : up->path));
+  if (want == 0)
+    framed_message_end(c, up);
 }
 
 /* ---- /ws/json-demo ---- */
@@ -361,6 +505,177 @@ static void echo_binary(wsmsg_conn *c, const uint8_t *d, size_t n, void *u) {
   wsmsg_send_binary(c, d, n);
 }
 
+/* ---- plain HTTP: the demo page, its files, /healthz ---- */
+
+static char web_dir[4096];
+
+typedef struct sending { /* a file being sent, in the evloop slot */
+  int kind;              /* SLOT_FILE */
+  int fd;
+  uint64_t left;
+} sending;
+
+static void slot_free(void *app) {
+  if (*(int *)app == SLOT_FILE) {
+    close(((sending *)app)->fd);
+  } else {
+    upload_end(app, 0);
+  }
+  free(app);
+}
+
+static int64_t file_read(wsmsg_conn *c, uint8_t *buf, size_t len, int *eof,
+                         void *u) {
+  sending *f = u;
+  if (len > f->left)
+    len = (size_t)f->left;
+  ssize_t n;
+  do
+    n = read(f->fd, buf, len);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) { /* an error, or the file shrank: the response is cut */
+    slot_free(f);
+    *evloop_app(c) = NULL;
+    return -1;
+  }
+  f->left -= (uint64_t)n;
+  if (f->left == 0) { /* all of it: wsmsg asks no more */
+    *eof = 1;
+    slot_free(f);
+    *evloop_app(c) = NULL;
+  }
+  return n;
+}
+
+static const char *content_type(const char *path) {
+  static const char *const types[][2] = {
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".txt", "text/plain; charset=utf-8"},
+  };
+  const char *dot = strrchr(path, '.');
+  for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+    if (!strcmp(dot, types[i][0]))
+      return types[i][1];
+  return "application/octet-stream";
+}
+
+/* Only plain names under the web directory: letters, digits, '-', '_',
+ * '.', '/' separating segments that do not start with '.' (no "..", no
+ * hidden files, no encoded characters). */
+static int safe_path(const char *p) {
+  if (p[0] != '/' || strlen(p) > 200)
+    return 0;
+  for (const char *q = p; *q; q++) {
+    if (*q == '/') {
+      if (q[1] == '/' || q[1] == '.' || q[1] == '\0')
+        return 0;
+      continue;
+    }
+    if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+          (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' || *q == '.'))
+      return 0;
+  }
+  return 1;
+}
+
+static int text_reply(wsmsg_conn *c, int status, const char *extra,
+                      const char *body) {
+  char hdrs[256];
+  snprintf(hdrs, sizeof(hdrs),
+           "Content-Type: text/plain; charset=utf-8\r\n"
+           "Cache-Control: no-store\r\n%s",
+           extra);
+  return wsmsg_http_respond(c, status, hdrs, body, strlen(body));
+}
+
+static int on_http(wsmsg_conn *c, const wsmsg_request *req, void *u) {
+  (void)u;
+  const char *path = wsmsg_request_path(req);
+  const char *method = wsmsg_request_method(req);
+  if (!strncmp(path, "/ws/", 4))
+    return 0; /* the WebSocket endpoints: the upgrade goes on */
+  int head = !strcmp(method, "HEAD");
+  if (strcmp(method, "GET") != 0 && !head) {
+    evloop_log(c, "HTTP %s %s: 405", method, path);
+    return text_reply(c, 405, "Allow: GET, HEAD\r\n", "method not allowed\n");
+  }
+  if (!strcmp(path, "/healthz"))
+    return text_reply(c, 200, "", "ok\n");
+  if (!strcmp(path, "/asyncapi.json") && asyncapi_json)
+    return wsmsg_http_respond(c, 200,
+                              "Content-Type: application/json\r\n"
+                              "Cache-Control: no-store\r\n",
+                              asyncapi_json, strlen(asyncapi_json));
+  if (!strcmp(path, "/"))
+    path = "/index.html";
+  char file[4400];
+  int fd = -1;
+  struct stat st;
+  if (safe_path(path) && web_dir[0]) {
+    snprintf(file, sizeof(file), "%s%s", web_dir, path);
+    fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (fd < 0) {
+    evloop_log(c, "HTTP %s %s: 404", method, path);
+    return text_reply(c, 404, "", "not found\n");
+  }
+  evloop_log(c, "HTTP %s %s: 200, %lld bytes", method, path,
+             (long long)st.st_size);
+  char hdrs[256];
+  snprintf(hdrs, sizeof(hdrs),
+           "Content-Type: %s\r\nCache-Control: no-cache\r\n"
+           "X-Content-Type-Options: nosniff\r\n",
+           content_type(path));
+  sending *f = NULL;
+  if (!head && st.st_size > 0) /* else wsmsg asks for no bytes */
+    f = malloc(sizeof(*f));
+  if (f) {
+    f->kind = SLOT_FILE;
+    f->fd = fd;
+    f->left = (uint64_t)st.st_size;
+    *evloop_app(c) = f;
+  } else {
+    close(fd);
+    if (!head && st.st_size > 0)
+      return 500;
+  }
+  int r = wsmsg_http_respond_stream(c, 200, hdrs, (int64_t)st.st_size,
+                                    file_read, f);
+  if (r && f) {
+    slot_free(f);
+    *evloop_app(c) = NULL;
+  }
+  return r ? 500 : 0;
+}
+
+/* The "web" directory next to this binary (examples/web for examples/
+ * demo_server), if there is one. */
+static void default_web_dir(void) {
+  char exe[4000];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0)
+    return;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash)
+    return;
+  *slash = '\0';
+  snprintf(web_dir, sizeof(web_dir), "%s/web", exe);
+  struct stat st;
+  if (stat(web_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    web_dir[0] = '\0';
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: demo_server [--host ADDR] [--port N] [--dir DIR] "
@@ -371,7 +686,7 @@ static void usage(void) {
           "[--pong-timeout MS]\n"
           "                   [--handshake-timeout MS] [--close-timeout MS] "
           "[--quiet]\n"
-          "                   [--no-deflate] " EVLOOP_USAGE "\n\n"
+          "                   [--no-deflate] [--web DIR] " EVLOOP_USAGE "\n\n"
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
           "/ws/with-timeout /ws/echo /ws/room; GET /asyncapi.json\n"
           "timeouts in milliseconds (0 = off; not given: the library's "
@@ -383,7 +698,10 @@ static void usage(void) {
           "--max-client 64 MiB per connection; without --dir, a temporary\n"
           "directory removed at exit\n"
           "permessage-deflate (no context takeover) is on for every endpoint "
-          "but\n/ws/file-transfer unless --no-deflate\n");
+          "but\n/ws/file-transfer unless --no-deflate\n"
+          "plain HTTP: GET / (the demo page) and the files of --web DIR\n"
+          "(default: the web directory next to this binary), GET /healthz;\n"
+          "--tls-cert/--tls-key: https:// and wss:// on the same port\n");
 }
 
 int main(int argc, char **argv) {
@@ -392,7 +710,8 @@ int main(int argc, char **argv) {
   int port = 8080;
   evloop_opts lo = EVLOOP_OPTS("demo_server");
   lo.verbose = 1;
-  unsigned long long max_file = 16ull << 20;
+  lo.app_free = slot_free;
+  default_web_dir();
   long recv_to = 10000; /* the HEARTBEAT period */
   /* -1: not given, the library's default stays */
   long ping = -1, pong = -1, hs_to = -1, close_to = -1;
@@ -408,6 +727,8 @@ int main(int argc, char **argv) {
       port = atoi(argv[++i]);
     else if (!strcmp(a, "--dir") && more)
       dir_arg = argv[++i];
+    else if (!strcmp(a, "--web") && more)
+      snprintf(web_dir, sizeof(web_dir), "%s", argv[++i]);
     else if (!strcmp(a, "--max-file") && more)
       max_file = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(a, "--max-files") && more)
@@ -519,6 +840,12 @@ int main(int argc, char **argv) {
   json_decref(info);
   wsmsg_server_on_http(srv, on_http);
   fprintf(stderr, "demo_server: files go to %s\n", dir);
+  if (web_dir[0])
+    fprintf(stderr, "demo_server: the demo page is http%s://%s:%d/ (from %s)\n",
+            lo.tls_cert ? "s" : "", host, port, web_dir);
+  else
+    fprintf(stderr, "demo_server: no web directory: GET / answers 404 "
+                    "(--web DIR)\n");
   int r = evloop_serve(srv, host, port, &lo);
   wsmsg_server_free(srv);
   free(asyncapi_json);

@@ -1,6 +1,7 @@
 /* echo_client — a small wscat built on wsmsg.
  *
  *   echo_client [options] ws://host:port/path
+ *   echo_client [options] [--ca FILE | --insecure] wss://host:port/path
  *
  * Sends each line of stdin as a text message (or, with --binary FILE, the
  * file as one binary message) and prints what comes back: text messages as
@@ -19,6 +20,13 @@
  *                     when the server agreed)
  *   --deflate-window OURS,PEERS  window bits (8-15) with --deflate
  *   --quiet           print nothing but errors
+ *   --ca FILE         wss://: trust the CA certificates in FILE (PEM)
+ *                     instead of the system's
+ *   --insecure        wss://: do not verify the server's certificate
+ *
+ * wss:// runs TLS (OpenSSL) between the socket and wsmsg: wsmsg sees only
+ * plaintext (docs/tls.md).  The server's certificate must be valid for the
+ * URL's host name or IP address.
  *
  * Exit status: 0 after a clean close (or --count reached), 1 otherwise.
  */
@@ -26,11 +34,15 @@
 
 #include "common/log_escape.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -99,10 +111,11 @@ static long long now_ms(void) {
 }
 
 static int parse_url(const char *url, char *host, size_t hsz, char *port,
-                     size_t psz, const char **path) {
-  if (strncmp(url, "ws://", 5) != 0)
+                     size_t psz, const char **path, int *tls) {
+  *tls = strncmp(url, "wss://", 6) == 0;
+  if (!*tls && strncmp(url, "ws://", 5) != 0)
     return -1;
-  const char *h = url + 5;
+  const char *h = url + (*tls ? 6 : 5);
   const char *slash = strchr(h, '/');
   *path = slash ? slash : "/";
   size_t hl = slash ? (size_t)(slash - h) : strlen(h);
@@ -119,7 +132,138 @@ static int parse_url(const char *url, char *host, size_t hsz, char *port,
     memcpy(port, colon + 1, pl);
     port[pl] = '\0';
   } else {
-    snprintf(port, psz, "80");
+    snprintf(port, psz, *tls ? "443" : "80");
+  }
+  return 0;
+}
+
+/* ---- TLS: OpenSSL between the socket and wsmsg (docs/tls.md) ---- */
+
+static SSL_CTX *tls_ctx;
+static SSL *tls;
+static short tls_want; /* POLLIN/POLLOUT that OpenSSL waits for */
+
+static void tls_errors(const char *what) {
+  unsigned long e = ERR_get_error();
+  char buf[256] = "";
+  if (e)
+    ERR_error_string_n(e, buf, sizeof(buf));
+  long v = tls ? SSL_get_verify_result(tls) : X509_V_OK;
+  fprintf(stderr, "echo_client: %s: %s%s%s\n", what, buf[0] ? buf : "failed",
+          v != X509_V_OK ? ": " : "",
+          v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+  ERR_clear_error();
+}
+
+/* Connect TLS over the non-blocking socket before `deadline`: 0 or -1. */
+static int tls_connect(int fd, const char *host, const char *ca, int insecure,
+                       long long deadline) {
+  tls_ctx = SSL_CTX_new(TLS_client_method());
+  if (!tls_ctx)
+    return -1;
+  SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (insecure) {
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+  } else {
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+    if ((ca ? SSL_CTX_load_verify_locations(tls_ctx, ca, NULL)
+            : SSL_CTX_set_default_verify_paths(tls_ctx)) != 1) {
+      tls_errors(ca ? ca : "the system's CA certificates");
+      return -1;
+    }
+  }
+  static const unsigned char alpn[] = "\x08http/1.1";
+  SSL_CTX_set_alpn_protos(tls_ctx, alpn, sizeof(alpn) - 1);
+  tls = SSL_new(tls_ctx);
+  if (!tls || SSL_set_fd(tls, fd) != 1)
+    return -1;
+  unsigned char ip[16];
+  int is_ip =
+      inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+  if (!is_ip) /* SNI names hosts, never addresses */
+    SSL_set_tlsext_host_name(tls, host);
+  if (!insecure) { /* the certificate must be for this host */
+    X509_VERIFY_PARAM *vp = SSL_get0_param(tls);
+    if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+               : X509_VERIFY_PARAM_set1_host(vp, host, 0)) != 1)
+      return -1;
+  }
+  for (;;) {
+    ERR_clear_error();
+    int r = SSL_connect(tls);
+    if (r == 1)
+      return 0;
+    int e = SSL_get_error(tls, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      tls_errors("TLS handshake");
+      return -1;
+    }
+    long long left = deadline - now_ms();
+    if (left <= 0) {
+      fprintf(stderr, "echo_client: timeout in the TLS handshake\n");
+      return -1;
+    }
+    struct pollfd p = {fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
+    if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+      return -1;
+  }
+}
+
+/* wsmsg_conn_io_fd over TLS: 1 when done, 0 to go on, <0 on an error. */
+static int tls_io(wsmsg_conn *c) {
+  tls_want = 0;
+  uint8_t buf[16384];
+  while (wsmsg_conn_want_read(c)) {
+    size_t n = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(tls, buf, sizeof(buf), &n) == 1) {
+      (void)wsmsg_conn_recv(c, buf, n);
+      continue;
+    }
+    int e = SSL_get_error(tls, 0);
+    if (e == SSL_ERROR_WANT_READ)
+      break;
+    if (e == SSL_ERROR_WANT_WRITE) { /* a read may need a write */
+      tls_want |= POLLOUT;
+      break;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN ||
+        (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+      wsmsg_conn_eof(c); /* close_notify, or EOF without it */
+      break;
+    }
+    tls_errors("TLS read");
+    wsmsg_conn_abort(c);
+    return -1;
+  }
+  const void *p;
+  size_t len;
+  while ((len = wsmsg_conn_pending(c, &p)) > 0) {
+    size_t w = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(tls, p, len, &w) == 1) {
+      wsmsg_conn_consume(c, w);
+      continue;
+    }
+    int e = SSL_get_error(tls, 0);
+    if (e == SSL_ERROR_WANT_WRITE) {
+      tls_want |= POLLOUT;
+      break;
+    }
+    if (e == SSL_ERROR_WANT_READ) {
+      tls_want |= POLLIN;
+      break;
+    }
+    tls_errors("TLS write");
+    wsmsg_conn_abort(c);
+    return -1;
+  }
+  if (wsmsg_conn_done(c)) {
+    ERR_clear_error();
+    (void)SSL_shutdown(tls); /* close_notify, best effort */
+    return 1;
   }
   return 0;
 }
@@ -175,6 +319,8 @@ static char *read_file(const char *path, size_t *len) {
 static int finish(int status, wsmsg_conn *c, wsmsg_endpoint *ep, int fd) {
   wsmsg_conn_free(c);
   wsmsg_endpoint_free(ep);
+  SSL_free(tls);
+  SSL_CTX_free(tls_ctx);
   if (fd >= 0)
     close(fd);
   if (out_file)
@@ -188,11 +334,14 @@ static void usage(void) {
                   "                   [--subprotocol P] [--header 'K: V'] "
                   "[--timeout MS] [--quiet]\n"
                   "                   [--deflate on|low_memory|max_ratio] "
-                  "[--deflate-window OURS,PEERS] ws://host:port/path\n");
+                  "[--deflate-window OURS,PEERS] ws://host:port/path\n"
+                  "                   [--ca FILE | --insecure] "
+                  "wss://host:port/path\n");
 }
 
 int main(int argc, char **argv) {
-  const char *url = NULL, *binary = NULL, *out = NULL;
+  const char *url = NULL, *binary = NULL, *out = NULL, *ca = NULL;
+  int insecure = 0, use_tls = 0;
   int do_close = 0, code = 1000;
   long long timeout = 30000;
   const char *subs[16], *hdrs[16];
@@ -232,6 +381,10 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--deflate-window") && more &&
                sscanf(argv[i + 1], "%d,%d", &w_ours, &w_peers) == 2)
       i++;
+    else if (!strcmp(a, "--ca") && more)
+      ca = argv[++i];
+    else if (!strcmp(a, "--insecure"))
+      insecure = 1;
     else if (a[0] != '-' && !url)
       url = a;
     else {
@@ -241,7 +394,8 @@ int main(int argc, char **argv) {
   }
   char host[256], port[16];
   const char *path;
-  if (!url || parse_url(url, host, sizeof(host), port, sizeof(port), &path)) {
+  if (!url ||
+      parse_url(url, host, sizeof(host), port, sizeof(port), &path, &use_tls)) {
     usage();
     return 2;
   }
@@ -271,6 +425,9 @@ int main(int argc, char **argv) {
   int fd = connect_to(host, port);
   if (fd < 0)
     return finish(1, NULL, ep, -1);
+  long long deadline = now_ms() + timeout;
+  if (use_tls && tls_connect(fd, host, ca, insecure, deadline) != 0)
+    return finish(1, NULL, ep, fd);
   wsmsg_conn *c = wsmsg_client_new(ep, hostport, path, NULL);
   if (!c) {
     fprintf(stderr, "echo_client: invalid URL\n");
@@ -295,7 +452,6 @@ int main(int argc, char **argv) {
     }
   }
 
-  long long deadline = now_ms() + timeout;
   int input_done = 0, sent_binary = 0, close_requested = 0, status = 1;
   /* stdin is read with read(2) into our own buffer: stdio buffering would
    * hide lines from poll */
@@ -325,7 +481,7 @@ int main(int argc, char **argv) {
         close_requested = 1;
       }
     }
-    if (wsmsg_conn_io_fd(c, fd) != 0)
+    if ((tls ? tls_io(c) : wsmsg_conn_io_fd(c, fd)) != 0)
       break;
     if (wsmsg_conn_state(c) == WSMSG_STATE_CLOSED && !wsmsg_conn_want_write(c))
       break;
@@ -350,6 +506,9 @@ int main(int argc, char **argv) {
       p[0].events |= POLLIN;
     if (wsmsg_conn_want_write(c))
       p[0].events |= POLLOUT;
+    p[0].events |= tls_want;
+    if (tls && wsmsg_conn_want_read(c) && SSL_pending(tls) > 0)
+      left = 0; /* decrypted bytes wait inside OpenSSL: poll cannot see them */
     int np =
         (in && !input_done && wsmsg_conn_state(c) == WSMSG_STATE_OPEN) ? 2 : 1;
     int64_t next = wsmsg_conn_next_deadline(c);

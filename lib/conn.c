@@ -517,7 +517,7 @@ static int recv_bytes(wsmsg_conn *c, const void *bytes, size_t n) {
   if (c->state == WSMSG_STATE_CONNECTING) {
     if (c->client && !c->request_built)
       return WSMSG_ERR_STATE; /* the request was not even sent */
-    if (wsm_http_busy(c)) /* a response is being written: later */
+    if (wsm_http_busy(c))     /* a response is being written: later */
       return wsm_http_stash(c, d, n);
     size_t used = 0;
     int r = feed_handshake(c, d, n, &used);

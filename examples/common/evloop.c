@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,7 +43,13 @@ typedef struct client {
   uint64_t until;   /* its deadline there */
   struct client *qprev, *qnext;
   struct client *prev, *next; /* all clients */
+  SSL *ssl;                   /* TLS, or NULL */
+  uint8_t tls_want;           /* what OpenSSL waits for: TW_READ/TW_WRITE */
+  uint8_t tls_up;             /* the TLS handshake is done */
+  uint8_t tls_ready;          /* decrypted bytes wait inside OpenSSL */
 } client;
+
+enum { TW_READ = 1, TW_WRITE = 2 };
 
 /* A FIFO of clients with deadlines; every entry of one queue gets the same
  * delay, so the oldest is always the first due. */
@@ -63,6 +71,8 @@ static struct {
   unsigned long refused;
   uint64_t refuse_logged;
   mem_return mem;
+  SSL_CTX *tls;      /* TLS, or NULL */
+  size_t tls_nready; /* clients with tls_ready set */
 } L;
 
 void **evloop_app(wsmsg_conn *conn) {
@@ -132,6 +142,188 @@ int evloop_arg(evloop_opts *o, int argc, char **argv, int *i) {
     o->drain_ms = evloop_ms_arg(o->name, argv[++*i]);
     return 1;
   }
+  if (!strcmp(a, "--tls-cert")) {
+    o->tls_cert = argv[++*i];
+    return 1;
+  }
+  if (!strcmp(a, "--tls-key")) {
+    o->tls_key = argv[++*i];
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- TLS (docs/tls.md) ---- */
+
+static void tls_log_errors(const char *what) {
+  unsigned long e;
+  char buf[256];
+  int any = 0;
+  while ((e = ERR_get_error()) != 0) {
+    ERR_error_string_n(e, buf, sizeof(buf));
+    fprintf(stderr, "[%s] %s: %s\n", L.o.name, what, buf);
+    any = 1;
+  }
+  if (!any)
+    fprintf(stderr, "[%s] %s\n", L.o.name, what);
+}
+
+/* Browsers offer h2 and http/1.1 over https://; WebSocket and our pages
+ * are HTTP/1.1. */
+static int tls_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                    const unsigned char *in, unsigned int inlen, void *arg) {
+  (void)ssl;
+  (void)arg;
+  static const unsigned char h11[] = "\x08http/1.1";
+  unsigned char *o;
+  if (SSL_select_next_proto(&o, outlen, h11, sizeof(h11) - 1, in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = o;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+/* A server context for the certificate chain and key in PEM files. */
+static SSL_CTX *tls_ctx_new(const char *cert, const char *key) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx)
+    return NULL;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  /* renegotiation (TLS 1.2) would let a peer make us do a handshake's work
+   * at will, and makes SSL_write wait for reads: off */
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  /* SSL_write may take part of wsmsg's output (PARTIAL_WRITE) and be
+   * retried with wsmsg's buffer at another address after it grew
+   * (ACCEPT_MOVING_WRITE_BUFFER); idle connections give their record
+   * buffers back (RELEASE_BUFFERS) */
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_alpn_select_cb(ctx, tls_alpn, NULL);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+/* SIGHUP: new connections get the files' current certificate and key;
+ * connections already up keep theirs (each SSL holds a reference). */
+static void tls_reload(void) {
+  if (!L.tls)
+    return;
+  SSL_CTX *ctx = tls_ctx_new(L.o.tls_cert, L.o.tls_key);
+  if (!ctx) {
+    tls_log_errors("TLS reload failed, keeping the old certificate");
+    return;
+  }
+  SSL_CTX_free(L.tls);
+  L.tls = ctx;
+  fprintf(stderr, "[%s] TLS certificate reloaded from %s\n", L.o.name,
+          L.o.tls_cert);
+}
+
+static void tls_set_ready(client *cl, int ready) {
+  if (cl->tls_ready == (uint8_t)ready)
+    return;
+  cl->tls_ready = (uint8_t)ready;
+  if (ready)
+    L.tls_nready++;
+  else
+    L.tls_nready--;
+}
+
+/* wsmsg_conn_io_fd for a TLS socket: 1 when the connection is done, 0 to
+ * go on, -1 to drop it.  Sets tls_want to what OpenSSL waits for. */
+static int tls_io(client *cl) {
+  SSL *s = cl->ssl;
+  wsmsg_conn *c = cl->conn;
+  cl->tls_want = 0;
+  if (!cl->tls_up) {
+    if (wsmsg_conn_state(c) == WSMSG_STATE_CLOSED)
+      return -1; /* timed out (or shut down) before TLS was up */
+    ERR_clear_error();
+    int r = SSL_do_handshake(s);
+    if (r != 1) {
+      int e = SSL_get_error(s, r);
+      if (e == SSL_ERROR_WANT_READ) {
+        cl->tls_want = TW_READ;
+        return 0;
+      }
+      if (e == SSL_ERROR_WANT_WRITE) {
+        cl->tls_want = TW_WRITE;
+        return 0;
+      }
+      if (L.o.verbose)
+        tls_log_errors("TLS handshake failed");
+      ERR_clear_error();
+      return -1;
+    }
+    cl->tls_up = 1;
+  }
+  uint8_t buf[16384];
+  size_t budget = 1u << 20; /* as wsmsg_conn_io_fd: others get a turn */
+  while (wsmsg_conn_want_read(c) && budget > 0) {
+    ERR_clear_error();
+    size_t n = 0;
+    if (SSL_read_ex(s, buf, sizeof(buf), &n) == 1) {
+      (void)wsmsg_conn_recv(c, buf, n);
+      budget = n >= budget ? 0 : budget - n;
+      continue;
+    }
+    int e = SSL_get_error(s, 0);
+    if (e == SSL_ERROR_WANT_READ)
+      break;                         /* epoll tells when more comes */
+    if (e == SSL_ERROR_WANT_WRITE) { /* a read may need a write */
+      cl->tls_want |= TW_WRITE;
+      break;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN ||
+        (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+      /* close_notify, or TCP EOF without it (a truncation: wsmsg's own
+       * close handshake says whether anything was lost) */
+      wsmsg_conn_eof(c);
+      break;
+    }
+    if (L.o.verbose)
+      tls_log_errors("TLS read failed");
+    ERR_clear_error();
+    wsmsg_conn_abort(c);
+    return -1;
+  }
+  const void *p;
+  size_t len;
+  while ((len = wsmsg_conn_pending(c, &p)) > 0) {
+    ERR_clear_error();
+    size_t w = 0;
+    if (SSL_write_ex(s, p, len, &w) == 1) {
+      wsmsg_conn_consume(c, w);
+      continue;
+    }
+    int e = SSL_get_error(s, 0);
+    if (e == SSL_ERROR_WANT_WRITE) {
+      cl->tls_want |= TW_WRITE;
+      break;
+    }
+    if (e == SSL_ERROR_WANT_READ) {
+      cl->tls_want |= TW_READ;
+      break;
+    }
+    ERR_clear_error();
+    wsmsg_conn_abort(c);
+    return -1;
+  }
+  /* plaintext OpenSSL already decrypted is invisible to epoll: if wsmsg
+   * wants it, serve this connection again without waiting */
+  tls_set_ready(cl, wsmsg_conn_want_read(c) && SSL_pending(s) > 0);
+  if (wsmsg_conn_done(c)) {
+    ERR_clear_error();
+    (void)SSL_shutdown(s); /* close_notify, best effort */
+    return 1;
+  }
   return 0;
 }
 
@@ -168,14 +360,25 @@ static void q_push(queue *q, client *cl, uint64_t until) {
 
 static void listen_again(void);
 
+/* Free the connection, and what the application's slot still holds. */
+static void conn_free(client *cl) {
+  wsmsg_conn_free(cl->conn);
+  cl->conn = NULL;
+  if (cl->app && L.o.app_free)
+    L.o.app_free(cl->app);
+  cl->app = NULL;
+}
+
 static void drop(client *cl) {
   epoll_ctl(L.ep, EPOLL_CTL_DEL, cl->fd, NULL);
   close(cl->fd);
   if (cl->conn) {
     /* still open: let the application see the end (on_close) */
     wsmsg_conn_abort(cl->conn);
-    wsmsg_conn_free(cl->conn);
+    conn_free(cl);
   }
+  tls_set_ready(cl, 0);
+  SSL_free(cl->ssl);
   q_remove(cl);
   if (cl->prev)
     cl->prev->next = cl->next;
@@ -213,8 +416,8 @@ static void set_interest(client *cl, uint32_t want) {
 
 /* Done and written: half-close, then wait for the peer's EOF. */
 static void linger(client *cl) {
-  wsmsg_conn_free(cl->conn);
-  cl->conn = NULL;
+  conn_free(cl);
+  tls_set_ready(cl, 0);
   shutdown(cl->fd, SHUT_WR);
   q_push(&L.linger, cl, wsmsg_now_ms() + LINGER_MS);
   set_interest(cl, EPOLLIN);
@@ -247,7 +450,7 @@ static void serve(client *cl, uint32_t revents) {
     discard(cl);
     return;
   }
-  int r = wsmsg_conn_io_fd(cl->conn, cl->fd);
+  int r = cl->ssl ? tls_io(cl) : wsmsg_conn_io_fd(cl->conn, cl->fd);
   if (r == 1) {
     linger(cl);
     return;
@@ -264,11 +467,27 @@ static void serve(client *cl, uint32_t revents) {
     drop(cl);
     return;
   }
-  set_interest(cl, (reading ? EPOLLIN : 0u) |
-                       (wsmsg_conn_want_write(cl->conn) ? EPOLLOUT : 0u));
+  uint32_t want = (reading ? EPOLLIN : 0u) |
+                  (wsmsg_conn_want_write(cl->conn) ? EPOLLOUT : 0u);
+  if (cl->ssl) { /* what OpenSSL waits for, too */
+    if (cl->tls_ready)
+      want &= ~(uint32_t)EPOLLIN; /* served again from the ready pass */
+    want |= (cl->tls_want & TW_READ ? EPOLLIN : 0u) |
+            (cl->tls_want & TW_WRITE ? EPOLLOUT : 0u);
+    if (!cl->tls_up)
+      want = cl->tls_want & TW_WRITE ? EPOLLOUT : EPOLLIN;
+  }
+  set_interest(cl, want);
   /* No longer reading, output left: wsmsg runs no deadline for a
-   * connection the peer half-closed, so evloop gives it drain_ms. */
-  if (!reading && cl->q != &L.drain && L.o.drain_ms > 0)
+   * connection the peer half-closed, so evloop gives it drain_ms.  An
+   * HTTP response (the connection still CONNECTING) pauses reading only
+   * while it is written: its drain time runs from its last progress, and
+   * it ends when reading resumes. */
+  int http = wsmsg_conn_state(cl->conn) == WSMSG_STATE_CONNECTING;
+  if (reading && cl->q == &L.drain)
+    q_remove(cl);
+  else if (!reading && L.o.drain_ms > 0 &&
+           (cl->q != &L.drain || (http && (revents & EPOLLOUT))))
     q_push(&L.drain, cl, wsmsg_now_ms() + (uint64_t)L.o.drain_ms);
 }
 
@@ -356,6 +575,17 @@ static void accept_all(wsmsg_server *srv) {
     }
     cl->fd = fd;
     cl->id = ++L.next_id;
+    if (L.tls) {
+      cl->ssl = SSL_new(L.tls);
+      if (!cl->ssl || SSL_set_fd(cl->ssl, fd) != 1) {
+        SSL_free(cl->ssl);
+        wsmsg_conn_free(cl->conn);
+        free(cl);
+        close(fd);
+        continue;
+      }
+      SSL_set_accept_state(cl->ssl);
+    }
     cl->events = EPOLLIN;
     cl->next = L.clients;
     if (L.clients)
@@ -414,14 +644,25 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
     fprintf(stderr, "%s: the server is already in use\n", o->name);
     return 1;
   }
-  L.lfd = listen_on(host, port);
-  if (L.lfd < 0)
+  if (!o->tls_cert != !o->tls_key) {
+    fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", L.o.name);
     return 1;
+  }
+  if (o->tls_cert && !(L.tls = tls_ctx_new(o->tls_cert, o->tls_key))) {
+    tls_log_errors("cannot load the TLS certificate and key");
+    return 1;
+  }
+  L.lfd = listen_on(host, port);
+  if (L.lfd < 0) {
+    SSL_CTX_free(L.tls);
+    return 1;
+  }
   L.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGHUP); /* TLS: reload the certificate */
   sigprocmask(SIG_BLOCK, &mask, NULL);
   signal(SIGPIPE, SIG_IGN);
   int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -431,8 +672,8 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
   listen_again();
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &signal_tag};
   epoll_ctl(L.ep, EPOLL_CTL_ADD, sfd, &ev);
-  fprintf(stderr, "%s (wsmsg %s) listening on ws://%s:%d/\n", L.o.name,
-          wsmsg_version(), host, port);
+  fprintf(stderr, "%s (wsmsg %s) listening on %s://%s:%d/\n", L.o.name,
+          wsmsg_version(), L.tls ? "wss" : "ws", host, port);
 
   int stopping = 0;
   uint64_t stop_at = 0;
@@ -468,6 +709,8 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
         break;
       wait = min_ms(wait, (int64_t)(stop_at - now));
     }
+    if (L.tls_nready)
+      wait = 0; /* plaintext waits inside OpenSSL */
     int timeout = wait < 0 ? -1 : wait > 60000 ? 60000 : (int)wait;
     int n = epoll_wait(L.ep, evs, 256, timeout);
     if (n < 0 && errno != EINTR) {
@@ -482,11 +725,22 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
           accept_all(srv);
       } else if (p == &signal_tag) {
         struct signalfd_siginfo si;
-        while (read(sfd, &si, sizeof(si)) == sizeof(si))
-          ;
-        signalled = 1;
+        while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+          if (si.ssi_signo == SIGHUP)
+            tls_reload();
+          else
+            signalled = 1;
+        }
       } else {
         serve(p, evs[i].events);
+      }
+    }
+    /* TLS: connections with decrypted bytes epoll cannot see */
+    if (L.tls_nready) {
+      for (client *cl = L.clients, *next; cl; cl = next) {
+        next = cl->next;
+        if (cl->tls_ready)
+          serve(cl, 0);
       }
     }
     /* deadlines: pings to send, idle or silent peers to drop */
@@ -521,6 +775,7 @@ int evloop_serve(wsmsg_server *srv, const char *host, int port,
   close(sfd);
   close(L.ep);
   wsmsg_timers_free(L.timers);
+  SSL_CTX_free(L.tls);
   fprintf(stderr, "%s: bye\n", L.o.name);
   return 0;
 }

@@ -30,7 +30,22 @@
  * The connection's user pointer belongs to evloop; an application keeps
  * its own per-connection state in the slot evloop_app() returns (NULL at
  * first).  Clean it up in on_close: evloop aborts connections it has to
- * drop while they are open, so on_close always runs for opened ones. */
+ * drop while they are open, so on_close always runs for opened ones.
+ * Connections that never open (plain HTTP requests, see
+ * wsmsg_server_on_http) have no on_close: set app_free to release what the
+ * slot still holds when evloop frees the connection.
+ *
+ * TLS (--tls-cert FILE --tls-key FILE): the same port then speaks only TLS
+ * (wss://, and https:// for plain HTTP).  Each socket gets an OpenSSL SSL
+ * object driven non-blocking over the socket; wsmsg sees plaintext only
+ * (docs/tls.md): SSL_read's plaintext goes to wsmsg_conn_recv, what
+ * wsmsg_conn_pending returns goes to SSL_write.  The socket is polled for
+ * what OpenSSL asks (a read may need a write and the other way round), and
+ * a connection with decrypted bytes waiting inside OpenSSL (SSL_pending) is
+ * served again without waiting for epoll, which cannot see them.
+ * Renegotiation is off, TLS 1.2 is the minimum, close_notify is sent when a
+ * connection is done.  SIGHUP reloads the certificate and key (new
+ * connections get them; a bad pair is logged and the old one kept). */
 #ifndef WSMSG_EXAMPLE_EVLOOP_H
 #define WSMSG_EXAMPLE_EVLOOP_H
 
@@ -47,21 +62,29 @@ typedef struct evloop_opts {
                        wsmsg_broadcast* are written) */
   void (*tick)(void *user);
   void *tick_user;
+  const char *tls_cert, *tls_key; /* PEM files: serve TLS (both or none) */
+  void (*app_free)(void *app);    /* the slot of a connection being freed,
+                                     if not NULL (see above) */
 } evloop_opts;
 
 /* The defaults: no cap, 10 s drain. */
 #define EVLOOP_OPTS(n)                                                         \
-  { .name = (n), .verbose = 0, .max_conns = 0, .drain_ms = 10000 }
+  {                                                                            \
+    .name = (n), .verbose = 0, .max_conns = 0, .drain_ms = 10000,              \
+    .tls_cert = NULL, .tls_key = NULL, .app_free = NULL                        \
+  }
 
 /* The usage text of the options evloop_arg parses. */
-#define EVLOOP_USAGE "[--max-conns N] [--drain-timeout MS]"
+#define EVLOOP_USAGE                                                           \
+  "[--max-conns N] [--drain-timeout MS] [--tls-cert FILE --tls-key FILE]"
 
-/* If argv[*i] is an evloop option (--max-conns N, --drain-timeout MS),
- * store it, advance *i past its value and return 1; else return 0.  A bad
- * value exits with status 2. */
+/* If argv[*i] is an evloop option (--max-conns N, --drain-timeout MS,
+ * --tls-cert FILE, --tls-key FILE), store it, advance *i past its value and
+ * return 1; else return 0.  A bad value exits with status 2. */
 int evloop_arg(evloop_opts *o, int argc, char **argv, int *i);
 
-/* Serve until SIGINT/SIGTERM.  Returns 0, or 1 if it cannot listen. */
+/* Serve until SIGINT/SIGTERM.  Returns 0, or 1 if it cannot listen (or
+ * load the TLS certificate and key). */
 int evloop_serve(wsmsg_server *srv, const char *host, int port,
                  const evloop_opts *o);
 

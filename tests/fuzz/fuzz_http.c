@@ -159,8 +159,8 @@ static int on_handshake(wsmsg_conn *c, const wsmsg_request *req, void *u) {
   ctx *x = u;
   if (!(x->flags & F_HANDSHAKE_DENY))
     return 0;
-  FZ_CHECK(wsmsg_http_respond(c, 401, "WWW-Authenticate: Basic\r\n", "no",
-                              2) == 0);
+  FZ_CHECK(wsmsg_http_respond(c, 401, "WWW-Authenticate: Basic\r\n", "no", 2) ==
+           0);
   record(x, req, 401, 2);
   return 0;
 }
@@ -344,8 +344,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   int st = wsmsg_conn_http_status(c);
   int cut_ok = wsmsg_conn_error(c) == WSMSG_ERR_ABORTED ||
-               wsmsg_conn_error(c) == WSMSG_ERR_TIMEOUT ||
-               out.n + 65536 >= cap;
+               wsmsg_conn_error(c) == WSMSG_ERR_TIMEOUT || out.n + 65536 >= cap;
   check_output(&x, out.p, out.n, cut_ok, st);
   fz_buf_free(&out);
   wsmsg_conn_free(c);

@@ -6,6 +6,10 @@
   what well-behaved libraries refuse to send (bad frames, bad close codes).
 - Runner: runs the case_* functions of a test module, prints one line per
   case and a summary, exits 1 if any case failed.
+- TLS: with WS_TLS_CERT, WS_TLS_KEY and WS_TLS_CA set (test_tls.py sets
+  them), EchoServer passes --tls-cert/--tls-key and RawWS speaks TLS with
+  that CA, so a suite written for ws:// runs over wss:// unchanged;
+  make_certs() makes a throwaway CA and server certificate with openssl.
 
 Every wait here is bounded: sockets have timeouts, processes are waited for
 with a timeout and killed when it passes.
@@ -17,6 +21,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -27,6 +32,38 @@ import traceback
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 EXAMPLE_BIN = os.path.join(ROOT, os.environ.get("EXAMPLE_BIN", "examples"))
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+TLS_CERT = os.environ.get("WS_TLS_CERT")
+TLS_KEY = os.environ.get("WS_TLS_KEY")
+TLS_CA = os.environ.get("WS_TLS_CA")
+
+
+def tls_client_context(ca=None):
+    """A client context trusting only `ca` (default: $WS_TLS_CA)."""
+    return ssl.create_default_context(cafile=ca or TLS_CA)
+
+
+def make_certs(d, cn="localhost"):
+    """A throwaway CA and a server certificate for `cn`, localhost and
+    127.0.0.1 signed by it, made with the openssl command in directory d:
+    (ca.pem, server cert, server key)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True,
+                       capture_output=True, timeout=60)
+    if not os.path.exists(os.path.join(d, "ca.pem")):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+            "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
+            "/CN=wsmsg test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", cn + ".key",
+        "-out", cn + ".csr", "-subj", "/CN=" + cn)
+    with open(os.path.join(d, cn + ".ext"), "w") as f:
+        f.write(f"subjectAltName=DNS:{cn},DNS:localhost,IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", cn + ".csr", "-CA", "ca.pem", "-CAkey",
+        "ca.key", "-CAcreateserial", "-out", cn + ".pem", "-days", "2",
+        "-extfile", cn + ".ext")
+    return (os.path.join(d, "ca.pem"), os.path.join(d, cn + ".pem"),
+            os.path.join(d, cn + ".key"))
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -172,12 +209,16 @@ class EchoServer(Proc):
     def __init__(self, *args, name=None):
         self.port = free_port()
         self.name = name or ECHO_SERVER
+        tls = ["--tls-cert", TLS_CERT, "--tls-key", TLS_KEY] \
+            if TLS_CERT else []
         super().__init__([binary(self.name), "--host", "127.0.0.1",
-                          "--port", str(self.port), *args])
+                          "--port", str(self.port), *tls, *args])
         wait_listening(self.port, self.p)
 
     @property
     def url(self):
+        if TLS_CERT:
+            return f"wss://localhost:{self.port}"
         return f"ws://127.0.0.1:{self.port}"
 
     def finish(self):
@@ -273,6 +314,9 @@ class RawWS:
                  extra_headers=()):
         self.sock = socket.create_connection(("127.0.0.1", port),
                                              timeout=timeout)
+        if TLS_CA:  # the server under test speaks TLS (WS_TLS_*)
+            self.sock = tls_client_context().wrap_socket(
+                self.sock, server_hostname="localhost")
         self.sock.settimeout(timeout)
         self.buf = b""
         self.status = None

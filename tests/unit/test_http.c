@@ -21,10 +21,10 @@ typedef struct hk {
   int respond_ret; /* wsmsg_http_respond's result */
   /* streamed body */
   size_t body_size, body_sent;
-  int pause_at;     /* pause once at this many bytes (0: never) */
+  int pause_at; /* pause once at this many bytes (0: never) */
   int paused;
-  int fail;         /* 1: return -1; 2: eof early; 3: give too much */
-  int64_t length;   /* given to respond_stream */
+  int fail;       /* 1: return -1; 2: eof early; 3: give too much */
+  int64_t length; /* given to respond_stream */
   int stream_calls;
 } hk;
 
@@ -67,15 +67,14 @@ static int on_http(wsmsg_conn *c, const wsmsg_request *req, void *user) {
   snprintf(h->host, sizeof(h->host), "%s", host ? host : "");
   switch (h->mode) {
   case M_TEXT:
-    h->respond_ret = wsmsg_http_respond(
-        c, 200, "Content-Type: text/plain\r\n", "hello", 5);
+    h->respond_ret =
+        wsmsg_http_respond(c, 200, "Content-Type: text/plain\r\n", "hello", 5);
     /* a second answer is refused */
-    assert_int_equal(wsmsg_http_respond(c, 200, NULL, "x", 1),
-                     WSMSG_ERR_STATE);
+    assert_int_equal(wsmsg_http_respond(c, 200, NULL, "x", 1), WSMSG_ERR_STATE);
     return 0;
   case M_CLOSE_HDR:
-    h->respond_ret = wsmsg_http_respond(c, 200, "Connection: close\r\n", "bye",
-                                        3);
+    h->respond_ret =
+        wsmsg_http_respond(c, 200, "Connection: close\r\n", "bye", 3);
     return 0;
   case M_STREAM:
     h->respond_ret =
@@ -215,8 +214,8 @@ static void test_http10(void **s) {
   fx_init(&f, 1);
   f.h.mode = M_TEXT;
   /* 1.0 with keep-alive keeps it and says so */
-  assert_int_equal(
-      feed(&f, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+  assert_int_equal(feed(&f, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+                   0);
   char out[1024];
   take(&f, out, sizeof(out), 0);
   assert_non_null(strstr(out, "\r\nConnection: keep-alive\r\n"));
@@ -500,11 +499,11 @@ static void test_requests_not_offered(void **s) {
       "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
       "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: "
       "0\r\n\r\n",
-      "GET / HTTP/1.1\r\n\r\n",                 /* no Host in 1.1 */
-      "GET / HTTP/2.0\r\nHost: h\r\n\r\n",      /* not HTTP/1.x */
-      "GET * HTTP/1.1\r\nHost: h\r\n\r\n",      /* not a path */
-      "G(T / HTTP/1.1\r\nHost: h\r\n\r\n",      /* method not a token */
-      "GET / HTTP/1.1\r\nHost h\r\n\r\n",       /* malformed header */
+      "GET / HTTP/1.1\r\n\r\n",            /* no Host in 1.1 */
+      "GET / HTTP/2.0\r\nHost: h\r\n\r\n", /* not HTTP/1.x */
+      "GET * HTTP/1.1\r\nHost: h\r\n\r\n", /* not a path */
+      "G(T / HTTP/1.1\r\nHost: h\r\n\r\n", /* method not a token */
+      "GET / HTTP/1.1\r\nHost h\r\n\r\n",  /* malformed header */
       "GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -522,7 +521,8 @@ static void test_requests_not_offered(void **s) {
   fx_init(&f, 1);
   f.h.mode = M_TEXT;
   assert_int_equal(
-      feed(&f, "DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"), 0);
+      feed(&f, "DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
+      0);
   assert_int_equal(f.h.calls, 1);
   assert_string_equal(f.h.method, "DELETE");
   fx_free(&f);
@@ -542,11 +542,11 @@ static int bad_calls(wsmsg_conn *c, const wsmsg_request *req, void *u) {
   (void)req;
   (void)u;
   static const char *const hdrs[] = {
-      "X: 1",                    /* no CRLF */
-      "X 1\r\n",                 /* no colon */
-      ": 1\r\n",                 /* empty name */
-      "X: a\rb\r\n",             /* control character */
-      "Content-Length: 3\r\n",   /* wsmsg's own */
+      "X: 1",                  /* no CRLF */
+      "X 1\r\n",               /* no colon */
+      ": 1\r\n",               /* empty name */
+      "X: a\rb\r\n",           /* control character */
+      "Content-Length: 3\r\n", /* wsmsg's own */
       "transfer-encoding: x\r\n",
       "Connection: keep-alive\r\n",
   };
