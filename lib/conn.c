@@ -327,8 +327,8 @@ void wsmsg_conn_free(wsmsg_conn *c) {
   if (c->slot)
     wsm_pool_put_slot(c->pool, c->slot,
                       !c->in_frame && c->in_fed == c->in_used);
+  wsm_http_free_resp(c); /* it lives in c->hs */
   wsm_http_free(c->hs, m);
-  wsm_http_free_resp(c);
   free_client_hs(c);
   wsm_free(m, c->chs);
   wsm_pmd_release(c);
@@ -394,6 +394,7 @@ static int store_names(wsmsg_conn *c, const char *path, size_t plen,
 
 /* The handshake succeeded: the connection is open. */
 static int conn_opened(wsmsg_conn *c) {
+  wsm_http_free_resp(c); /* a page may have come first: nothing is left */
   wsm_http_free(c->hs, c->mem);
   c->hs = NULL;
   free_client_hs(c);

@@ -187,9 +187,11 @@ void wsm_http_reset(wsm_http *h, const wsmsg_mem *m) {
   wsm_free(m, h->hdrs);
   size_t limit = h->limit;
   uint32_t max_headers = h->max_headers;
+  struct wsm_http_resp *resp = h->resp; /* http.c's, kept */
   memset(h, 0, sizeof(*h));
   h->limit = limit;
   h->max_headers = max_headers;
+  h->resp = resp;
 }
 
 void wsm_http_free(wsm_http *h, const wsmsg_mem *m) {

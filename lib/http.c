@@ -92,10 +92,19 @@ static bool has_body(const wsm_http *h) {
   return false;
 }
 
+/* The state lives in the request head's struct (wsm_http), which exists
+ * while the connection is CONNECTING (or closed without opening): an open
+ * connection pays nothing for it. */
+static wsm_http_resp *hr_of(const wsmsg_conn *c) {
+  return c->hs ? c->hs->resp : NULL;
+}
+
 static wsm_http_resp *resp_of(wsmsg_conn *c) {
-  if (!c->hr)
-    c->hr = wsm_calloc(c->mem, sizeof(wsm_http_resp));
-  return c->hr;
+  if (!c->hs)
+    return NULL;
+  if (!c->hs->resp)
+    c->hs->resp = wsm_calloc(c->mem, sizeof(wsm_http_resp));
+  return c->hs->resp;
 }
 
 static const char *reason_phrase(int s) {
@@ -171,7 +180,7 @@ static const char *reason_phrase(int s) {
 /* The response is complete (all of it queued): ready the connection for
  * the next request, or let it close once the output is written. */
 static void finish(wsmsg_conn *c) {
-  wsm_http_resp *hr = c->hr;
+  wsm_http_resp *hr = hr_of(c);
   hr->responded = false;
   hr->served = true;
   c->t_created = wsm_now(c); /* the next head's (or the drain's) period */
@@ -187,7 +196,7 @@ static void finish(wsmsg_conn *c) {
 }
 
 static void end_body(wsmsg_conn *c) {
-  wsm_http_resp *hr = c->hr;
+  wsm_http_resp *hr = hr_of(c);
   hr->cb = NULL;
   hr->user = NULL;
   hr->paused = false;
@@ -245,7 +254,8 @@ int wsm_http_offer(wsmsg_conn *c) {
 }
 
 int wsm_http_denied(const wsmsg_conn *c) {
-  return c->hr && c->hr->responded ? c->hr->status : 0;
+  const wsm_http_resp *hr = hr_of(c);
+  return hr && hr->responded ? hr->status : 0;
 }
 
 /* ---- responses ---- */
@@ -305,7 +315,7 @@ static int respond(wsmsg_conn *c, int status, const char *headers,
   if (!c || c->client)
     return WSMSG_ERR_INVALID_ARG;
   if (c->http_cb == CB_NONE || c->state != WSMSG_STATE_CONNECTING || !c->hs ||
-      (c->hr && c->hr->responded))
+      (hr_of(c) && hr_of(c)->responded))
     return WSMSG_ERR_STATE;
   bool nobody = status == 204 || status == 304;
   bool close = false;
@@ -394,7 +404,7 @@ int wsmsg_http_respond_stream(wsmsg_conn *c, int status, const char *headers,
 /* ---- the body and pipelined requests, pulled by wsmsg_conn_pending ---- */
 
 static void pull_body(wsmsg_conn *c) {
-  wsm_http_resp *hr = c->hr;
+  wsm_http_resp *hr = hr_of(c);
   for (int guard = 0; guard < 64; guard++) {
     if (!hr->cb || hr->paused)
       return;
@@ -447,7 +457,7 @@ static void pull_body(wsmsg_conn *c) {
 }
 
 void wsm_http_pull(wsmsg_conn *c) {
-  wsm_http_resp *hr = c->hr;
+  wsm_http_resp *hr = hr_of(c);
   if (!hr)
     return;
   pull_body(c);
@@ -461,12 +471,12 @@ void wsm_http_pull(wsmsg_conn *c) {
   hr->stash_len = hr->stash_cap = 0;
   (void)wsmsg_conn_recv(c, d, n); /* what follows it is stashed again */
   wsm_free(c->mem, d);
-  if (c->hr)
+  if (hr_of(c)) /* (gone if the request was an upgrade) */
     pull_body(c);
 }
 
 int wsm_http_stash(wsmsg_conn *c, const uint8_t *d, size_t n) {
-  wsm_http_resp *hr = c->hr;
+  wsm_http_resp *hr = hr_of(c);
   if (!n || hr->overflow)
     return 0;
   size_t limit = c->srv ? c->srv->max_request : 8192;
@@ -496,13 +506,13 @@ int wsm_http_stash(wsmsg_conn *c, const uint8_t *d, size_t n) {
 }
 
 bool wsm_http_busy(const wsmsg_conn *c) {
-  const wsm_http_resp *hr = c->hr;
+  const wsm_http_resp *hr = hr_of(c);
   return hr && c->state == WSMSG_STATE_CONNECTING &&
          (hr->cb || hr->stash_len || c->out.len != c->out.off);
 }
 
 bool wsm_http_want_write(const wsmsg_conn *c) {
-  const wsm_http_resp *hr = c->hr;
+  const wsm_http_resp *hr = hr_of(c);
   return hr && !c->aborted &&
          ((hr->cb && !hr->paused) ||
           (hr->stash_len && c->out.len == c->out.off &&
@@ -510,26 +520,29 @@ bool wsm_http_want_write(const wsmsg_conn *c) {
 }
 
 bool wsm_http_body_pending(const wsmsg_conn *c) {
-  return c->hr && c->hr->cb && !c->aborted;
+  const wsm_http_resp *hr = hr_of(c);
+  return hr && hr->cb && !c->aborted;
 }
 
 bool wsm_http_served(const wsmsg_conn *c) {
-  return c->hr && (c->hr->served || c->hr->cb);
+  const wsm_http_resp *hr = hr_of(c);
+  return hr && (hr->served || hr->cb);
 }
 
 int wsm_http_resume(wsmsg_conn *c) {
-  if (!c->hr || !c->hr->cb)
+  wsm_http_resp *hr = hr_of(c);
+  if (!hr || !hr->cb)
     return WSMSG_ERR_STATE;
-  c->hr->paused = false;
+  hr->paused = false;
   return 0;
 }
 
 void wsm_http_free_resp(wsmsg_conn *c) {
-  wsm_http_resp *hr = c->hr;
+  wsm_http_resp *hr = hr_of(c);
   if (!hr)
     return;
   wsm_free(c->mem, hr->chunk);
   wsm_free(c->mem, hr->stash);
   wsm_free(c->mem, hr);
-  c->hr = NULL;
+  c->hs->resp = NULL;
 }

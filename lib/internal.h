@@ -304,6 +304,9 @@ typedef struct wsm_http {
   bool parsed;      /* http_parse ran (it parses in place, once) */
   int pstatus;      /* its result: 0 or an HTTP status */
   const char *pwhy; /* and reason */
+  /* a server's plain HTTP responses (http.c), NULL until the first one:
+   * here, not in the connection, so an open connection pays nothing */
+  struct wsm_http_resp *resp;
 } wsm_http;
 
 struct wsmsg_request {
@@ -421,6 +424,7 @@ struct wsmsg_conn {
   bool opened;       /* on_open delivered */
   bool in_frame;     /* in the middle of a frame's payload */
   bool aborted;
+  uint8_t http_cb; /* inside on_http (1) or on_handshake (2): respond ok */
 
   /* current frame */
   uint8_t fr_op;
@@ -473,10 +477,6 @@ struct wsmsg_conn {
   uint8_t stream_op; /* opcode of the next fragment */
   bool stream_text, stream_paused;
   uint32_t stream_utf8;
-
-  /* plain HTTP responses (http.c), NULL until the first one */
-  struct wsm_http_resp *hr;
-  uint8_t http_cb; /* inside on_http (1) or on_handshake (2): respond ok */
 
   /* handshake */
   wsm_http *hs;
@@ -649,6 +649,10 @@ WSM_HIDDEN int wsm_http_stash(wsmsg_conn *c, const uint8_t *d, size_t n);
 /* From wsmsg_conn_pending: pull a streamed body, then answer the next
  * pipelined request once the output drained. */
 WSM_HIDDEN void wsm_http_pull(wsmsg_conn *c);
+/* The connection has plain HTTP state (it answered a request). */
+static inline bool wsm_http_active(const wsmsg_conn *c) {
+  return c->hs && c->hs->resp;
+}
 /* A response is being written, or pipelined bytes wait: read nothing. */
 WSM_HIDDEN bool wsm_http_busy(const wsmsg_conn *c);
 /* A streamed body or a pipelined request wants wsmsg_conn_pending. */

@@ -402,7 +402,7 @@ int wsmsg_conn_resume_stream(wsmsg_conn *c) {
   if (!c)
     return WSMSG_ERR_INVALID_ARG;
   if (!c->stream_cb)
-    return c->hr ? wsm_http_resume(c) : WSMSG_ERR_STATE;
+    return wsm_http_active(c) ? wsm_http_resume(c) : WSMSG_ERR_STATE;
   c->stream_paused = false;
   return 0;
 }
@@ -475,7 +475,8 @@ size_t wsmsg_conn_pending(wsmsg_conn *c, const void **bytes) {
   }
   if (c->client && !c->request_built)
     wsm_conn_build_request(c);
-  if (c->hr) /* plain HTTP: a streamed body, pipelined requests */
+  if (wsm_http_active(c)) /* plain HTTP: a streamed body, pipelined
+                             requests */
     wsm_http_pull(c);
   stream_pull(c);
   wsm_mem_account(c);
@@ -512,7 +513,7 @@ int wsmsg_conn_want_write(const wsmsg_conn *c) {
     return 1;
   if (c->stream_cb && !c->stream_paused)
     return 1;
-  if (c->hr && wsm_http_want_write(c))
+  if (wsm_http_active(c) && wsm_http_want_write(c))
     return 1;
   return c->out.len > c->out.off;
 }
