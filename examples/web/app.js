@@ -33,6 +33,7 @@ class Link {
     this.toggle = $('.toggle', panel);
     this.attempt = 0;
     this.opens = 0;
+    this.closeCodes = []; // every close seen, for the curious (and tests)
     this.wanted = true;
     this.ws = null;
     this.timer = null;
@@ -77,6 +78,7 @@ class Link {
     ws.onmessage = (ev) => this.onMessage(ev.data, ws);
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
+      this.closeCodes.push(ev.code);
       this.ws = null;
       this.extEl.textContent = '';
       if (!this.wanted) return;

@@ -13,6 +13,9 @@ are gone, wait for HEARTBEAT (the server's receive timeout shortened to
 2 s), and check permessage-deflate: when the server negotiates it with
 python-websockets, chromium must have negotiated it too; when it does not
 (the extension is not built in), chromium must report no extension.
+Between the two, the plain server is stopped and started again on the same
+port: the panels must show the close and their retry, then reconnect by
+themselves (backoff) and chat again.
 Screenshots go to $BROWSER_OUT (default .build/browser/): demo-SCHEME.png
 with the JSON errors shown, demo-SCHEME-valid.png after the valid JSON;
 with UPDATE_SCREENSHOT=1 the https one is copied to docs/demo-page.png.
@@ -89,8 +92,8 @@ def make_certs(d):
 # ---- processes we start ---------------------------------------------------------
 
 class Server:
-    def __init__(self, tmp, name, *extra):
-        self.port = free_port()
+    def __init__(self, tmp, name, *extra, port=None):
+        self.port = port or free_port()
         self.dir = os.path.join(tmp, "uploads-" + name)
         os.mkdir(self.dir)
         self.err = open(os.path.join(tmp, name + ".log"), "w+")
@@ -388,7 +391,40 @@ async def scenario(cdp, scheme, srv, upload_path, upload_sha, deflate):
     return shot
 
 
-async def run_all(tmp, chromium, plain, tls, ca, upload_path, upload_sha):
+async def reconnect(cdp, tmp, procs, srv):
+    """The server goes away (SIGTERM: close 1001) and comes back on the
+    same port: every panel shows the close and its retry, then reconnects
+    by itself (backoff from 0.5 s) and works again."""
+    rc, text = srv.stop()
+    bad = sanitizer_report(text)
+    assert rc == 0 and not bad, f"demo_server exited {rc}: {bad}"
+    procs.remove(srv)
+    states = await cdp.wait(
+        "(() => { const s = [...document.querySelectorAll('.state')]"
+        ".map(e => e.textContent); return s.every(t => /retry in|"
+        "reconnecting/.test(t)) && s; })()", "every panel retrying")
+    codes = await cdp.js("[demo.chat, demo.fileLink, demo.jsonLink, "
+                         "demo.timeoutLink].map(l => l.closeCodes[0])")
+    assert codes == [1001] * 4, codes  # "going away", as SIGTERM says
+    log(f"http: server stopped (close 1001 on all four); the panels say: "
+        f"{states[0]!r}")
+    again = Server(tmp, "plain-again", port=srv.port)
+    procs.append(again)
+    await cdp.wait("demo.chat.open && demo.fileLink.open && "
+                   "demo.jsonLink.open && demo.timeoutLink.open && "
+                   "demo.chat.opens === 2", "all four panels reconnected")
+    await cdp.js(set_value("#chat-input", "back again"))
+    await cdp.js(submit("#chat-form"))
+    await cdp.wait(
+        "[...document.querySelectorAll('#chat .log li')].some(l => "
+        "l.textContent.includes('Server received: back again'))",
+        "the chat reply after the reconnect")
+    log("http: the server is back on its port: the four panels "
+        "reconnected by themselves and the chat answers")
+
+
+async def run_all(tmp, procs, chromium, plain, tls, ca, upload_path,
+                  upload_sha):
     ctx = ssl.create_default_context(cafile=ca)
     deflate = await server_negotiates_deflate(
         f"ws://127.0.0.1:{plain.port}/ws/echo", None)
@@ -404,6 +440,7 @@ async def run_all(tmp, chromium, plain, tls, ca, upload_path, upload_sha):
             await cdp.open_page()
             await scenario(cdp, "http", plain, upload_path, upload_sha,
                            deflate)
+            await reconnect(cdp, tmp, procs, plain)
             shot = await scenario(cdp, "https", tls, upload_path, upload_sha,
                                   deflate)
         finally:
@@ -435,7 +472,8 @@ def main():
         chromium = Chromium(tmp, spki)
         procs.append(chromium)
         shot = asyncio.run(asyncio.wait_for(
-            run_all(tmp, chromium, plain, tls, ca, upload_path, upload_sha),
+            run_all(tmp, procs, chromium, plain, tls, ca, upload_path,
+                    upload_sha),
             timeout=110))
         if os.environ.get("UPDATE_SCREENSHOT") == "1":
             shutil.copy(shot, os.path.join(ROOT, "docs", "demo-page.png"))
