@@ -424,7 +424,8 @@ static void linger(client *cl) {
 }
 
 /* Discard what a lingering peer still sends; drop it on EOF or error.  At
- * most 1 MiB per call, like wsmsg_conn_io_fd: the socket stays readable
+ * most 1 MiB per call (discarding parses nothing; wsmsg_conn_io_fd stops
+ * at 256 KiB): the socket stays readable
  * and we come back.  (Dropping when the budget runs out would close with
  * unread input, and the reset destroys what we still had in flight to the
  * peer, such as our close frame.) */
