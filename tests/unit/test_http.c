@@ -497,8 +497,8 @@ static void test_requests_not_offered(void **s) {
   static const char *const bad[] = {
       "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
       "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: "
-      "0\r\n\r\n",
+      ("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n"
+       "Content-Length: 0\r\n\r\n"), /* one string: a duplicate header */
       "GET / HTTP/1.1\r\n\r\n",            /* no Host in 1.1 */
       "GET / HTTP/2.0\r\nHost: h\r\n\r\n", /* not HTTP/1.x */
       "GET * HTTP/1.1\r\nHost: h\r\n\r\n", /* not a path */
