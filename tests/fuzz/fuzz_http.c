@@ -109,6 +109,14 @@ static int on_http(wsmsg_conn *c, const wsmsg_request *req, void *u) {
              wsmsg_request_header_value(req, i));
   int64_t size = (int64_t)((x->seed * 997u + strlen(query) * 131u) % 70000u);
   int r;
+  if (x->nans >= MAX_ANSWERS - 1) {
+    /* the harness's record is full (a long pipeline of small requests):
+     * the last answer it records ends the connection */
+    FZ_CHECK(wsmsg_http_respond(c, 200, "Connection: close\r\n", "bye", 3) ==
+             0);
+    record(x, req, 200, 3);
+    return 0;
+  }
   switch (path[1]) {
   case 's': /* streamed, known length */
     x->left = size;
