@@ -39,13 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import wsharness as H  # noqa: E402
 
-# Cases that need a library change not made yet (issue 20: memory budget,
-# safe default timeouts, extra-property handling, body on an upgrade GET).
-XFAIL = {
-    "f6_json_cpu_max_size": "a quiet machine: the normal client waits for a "
-                            "core, 2.7 ms of CPU per document, <= 4 per pass "
-                            "(docs/reliability.md)",
-}
+# Cases that need a library change not made yet (issue 20's cases all
+# pass now; f6_json_cpu_max_size left the list after quiet-machine runs,
+# docs/reliability.md).
+XFAIL = {}
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
