@@ -779,7 +779,7 @@ def case_f8_ft_server_quotas(c):
         shutil.rmtree(d, ignore_errors=True)
 
 
-# ---- cases that wait on library work (XFAIL) -------------------------------------
+# ---- cases that waited on library work (issue 20; XFAIL until it landed) ---------
 
 IDLE_FREE_S = 45  # python-websockets' keepalive frees a silent peer in 40 s
 
@@ -789,20 +789,33 @@ def case_f3_idle_defaults(c):
     open connection, so idle sockets hold every descriptor.  A silent peer
     (handshake done, then nothing, no pong) must be freed within
     IDLE_FREE_S by default.  A generator: the runner starts it, runs the
-    other cases meanwhile, and comes back to judge it."""
+    other cases meanwhile, and comes back to judge it; a watcher thread
+    notes when the descriptor went, so the verdict is about that moment,
+    not about when the other cases happened to end."""
     srv = Server("echo_server")
     s = handshake(srv.port)
     t0 = time.monotonic()
+    freed = []
+    done = threading.Event()
+
+    def watch():  # bounded: IDLE_FREE_S + 15 s at the most
+        t = wait_until(lambda: done.is_set() or nfds(srv.pid) <= srv.base_fds,
+                       IDLE_FREE_S + 15, step=0.2)
+        if t is not None and not done.is_set():
+            freed.append(time.monotonic() - t0)
+
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
     yield  # the other cases run now
     try:
-        left = max(0.0, IDLE_FREE_S - (time.monotonic() - t0))
-        t = wait_until(lambda: nfds(srv.pid) <= srv.base_fds, left, step=0.2)
-        c.metrics["freed_after_s"] = (round(time.monotonic() - t0, 1)
-                                      if t is not None
-                                      else f"not within {IDLE_FREE_S}s")
-        c.check(t is not None, "a silent connection was not freed by the "
-                f"default timeouts within {IDLE_FREE_S} s")
+        w.join(max(0.0, IDLE_FREE_S + 16 - (time.monotonic() - t0)))
+        c.metrics["freed_after_s"] = (round(freed[0], 1) if freed
+                                      else "not freed")
+        c.check(bool(freed) and freed[0] <= IDLE_FREE_S,
+                "a silent connection was not freed by the default timeouts "
+                f"within {IDLE_FREE_S} s ({c.metrics['freed_after_s']})")
     finally:
+        done.set()
         s.close()
         srv.finish()
 
