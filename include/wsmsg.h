@@ -1075,7 +1075,10 @@ WSMSG_API size_t wsmsg_server_conn_count(const wsmsg_server *srv);
  * wsmsg_close: a close frame is queued; the closing handshake and the close
  * timeout then run as usual).  Connections still in the opening handshake
  * are ended at once (nothing reported to the application) unless they are
- * writing an HTTP response; connections already closing are left alone.
+ * writing an HTTP response (wsmsg_server_on_http): that response, and a
+ * request already pipelined behind it, is then their last (closed once
+ * written, whatever keep-alive said); connections already closing are
+ * left alone.
  * Every connection this changes that had no output pending is reported
  * to the server's on_output callback (wsmsg_server_on_output), so the host
  * learns without scanning which sockets to write (the close frame) or to
@@ -1095,10 +1098,12 @@ WSMSG_API int64_t wsmsg_server_close_all(wsmsg_server *srv, int code,
  * WebSocket upgrade request `srv` receives is refused with 503 Service
  * Unavailable (plain HTTP requests still reach wsmsg_server_on_http's hook,
  * which can answer health checks with 503 by looking at
- * wsmsg_server_draining), and every open connection is closed with 1001
- * "going away" (wsmsg_server_close_all).  The host keeps its loop running
- * until wsmsg_server_conn_count is 0 or its own drain timeout passes, then
- * frees what is left.  Calling it again closes what opened since (nothing,
+ * wsmsg_server_draining; every response then says Connection: close and
+ * is its connection's last, so no keep-alive connection of a balancer or
+ * a browser keeps the process alive), and every open connection is closed
+ * with 1001 "going away" (wsmsg_server_close_all).  The host keeps its loop
+ * running until wsmsg_server_conn_count is 0 or its own drain timeout
+ * passes, then frees what is left.  Calling it again closes what opened since (nothing,
  * unless connections were accepted before the first call and upgraded
  * after it, which the 503 prevents).
  *

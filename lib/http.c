@@ -7,7 +7,8 @@
  * health check, a 401 for an upgrade it refuses) or let it through to the
  * WebSocket checks.  An answered request leaves the connection CONNECTING
  * and ready for the next head (HTTP/1.1 keep-alive) or CLOSED once the
- * response is written.
+ * response is written; once the server drains (wsmsg_server_drain) every
+ * response says Connection: close and is the connection's last.
  *
  * Responses go one at a time: while one is being written (its bytes pending,
  * or its body still being pulled from the host's read callback), the
@@ -31,6 +32,7 @@ typedef struct wsm_http_resp {
   bool served;    /* some request on this connection was answered */
   bool keep;      /* keep-alive after the current response */
   bool overflow;  /* pipelined bytes overflowed the stash: close after */
+  bool last;      /* close after the current (or stashed) request */
   int status;
   /* streamed body */
   wsmsg_read_cb cb;
@@ -177,6 +179,11 @@ static const char *reason_phrase(int s) {
   }
 }
 
+/* wsmsg_server_drain was called on the connection's server. */
+static bool draining(const wsmsg_conn *c) {
+  return c->srv && atomic_load(&c->srv->draining);
+}
+
 /* The response is complete (all of it queued): ready the connection for
  * the next request, or let it close once the output is written. */
 static void finish(wsmsg_conn *c) {
@@ -184,7 +191,13 @@ static void finish(wsmsg_conn *c) {
   hr->responded = false;
   hr->served = true;
   c->t_created = wsm_now(c); /* the next head's (or the drain's) period */
-  if (!hr->keep || hr->overflow || c->state != WSMSG_STATE_CONNECTING) {
+  /* A response being written when the server closed all (drain) was
+   * queued as keep-alive: close after it all the same, so a balancer's or
+   * a browser's connection cannot keep a draining process alive.  A request
+   * already pipelined behind it is answered first (with Connection: close,
+   * see respond) and is then the last. */
+  if (!hr->keep || hr->overflow || (hr->last && !hr->stash_len) ||
+      c->state != WSMSG_STATE_CONNECTING) {
     c->state = WSMSG_STATE_CLOSED;
     wsm_free(c->mem, hr->stash);
     hr->stash = NULL;
@@ -331,7 +344,9 @@ static int respond(wsmsg_conn *c, int status, const char *headers,
   bool keep = v10 ? wsm_http_has(h, "Connection", "keep-alive") &&
                         !wsm_http_has(h, "Connection", "close")
                   : !wsm_http_has(h, "Connection", "close");
-  if (close || c->http_cb == CB_HANDSHAKE || hr->overflow)
+  /* a draining server (wsmsg_server_drain) answers, then closes */
+  if (close || c->http_cb == CB_HANDSHAKE || hr->overflow || hr->last ||
+      draining(c))
     keep = false;
   bool chunked = false;
   char framing[64] = "";
@@ -535,6 +550,18 @@ int wsm_http_resume(wsmsg_conn *c) {
     return WSMSG_ERR_STATE;
   hr->paused = false;
   return 0;
+}
+
+void wsm_http_last(wsmsg_conn *c) {
+  wsm_http_resp *hr = hr_of(c);
+  if (!hr || c->aborted || c->state != WSMSG_STATE_CONNECTING)
+    return;
+  hr->last = true;
+  /* the whole answer is queued already: closed once it is written (a
+   * streamed body, or a request the hook is answering now, ends in
+   * finish; a stashed request is answered first) */
+  if (!hr->responded && !hr->cb && !hr->stash_len)
+    c->state = WSMSG_STATE_CLOSED;
 }
 
 void wsm_http_free_resp(wsmsg_conn *c) {

@@ -665,6 +665,9 @@ WSM_HIDDEN bool wsm_http_body_pending(const wsmsg_conn *c);
 WSM_HIDDEN bool wsm_http_served(const wsmsg_conn *c);
 /* wsmsg_conn_resume_stream for a paused body: 0, or WSMSG_ERR_STATE. */
 WSM_HIDDEN int wsm_http_resume(wsmsg_conn *c);
+/* wsmsg_server_close_all on a connection writing an HTTP answer: that
+ * answer (and a request already pipelined behind it) is its last. */
+WSM_HIDDEN void wsm_http_last(wsmsg_conn *c);
 WSM_HIDDEN void wsm_http_free_resp(wsmsg_conn *c);
 
 /* deflate.c: permessage-deflate */

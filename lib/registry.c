@@ -89,6 +89,8 @@ int64_t wsmsg_server_close_all(wsmsg_server *srv, int code,
       if (idle && !c->aborted) {
         wsm_conn_abort_err(c, WSMSG_ERR_ABORTED, "the server is shutting down");
         changed = true;
+      } else if (!idle) {
+        wsm_http_last(c); /* its answer is written, then it closes */
       }
     } else if (wsmsg_close(c, code, reason) == 0) {
       closed++;

@@ -644,6 +644,113 @@ static void test_stash_then_upgrade(void **s) {
   fx_free(&f);
 }
 
+/* ---- a draining server (wsmsg_server_drain) keeps no connection ---- */
+
+static void test_drain_ends_idle_keep_alive(void **s) {
+  (void)s;
+  fix f;
+  fx_init(&f, 1);
+  f.h.mode = M_TEXT;
+  assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+  char out[1024];
+  take(&f, out, sizeof(out), 0);
+  assert_null(strstr(out, "Connection: close"));
+  assert_int_equal(wsmsg_conn_state(f.c), WSMSG_STATE_CONNECTING);
+  /* between requests: ended at once (wsmsg_server_close_all) */
+  assert_int_equal(wsmsg_server_drain(f.srv), 0);
+  assert_true(wsmsg_conn_done(f.c));
+  assert_int_equal(wsmsg_conn_error(f.c), WSMSG_ERR_ABORTED);
+  assert_int_equal(f.h.r.closes, 0);
+  fx_free(&f);
+}
+
+static void test_drain_mid_response_closes_after(void **s) {
+  (void)s;
+  fix f;
+  fx_init(&f, 1);
+  f.h.mode = M_TEXT;
+  assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+  /* the answer is being written when the drain starts: it is finished
+   * (queued as keep-alive, so no Connection: close), then the connection
+   * closes instead of waiting for another request */
+  assert_int_equal(wsmsg_server_drain(f.srv), 0);
+  assert_false(wsmsg_conn_done(f.c));
+  char out[1024];
+  take(&f, out, sizeof(out), 0);
+  assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                           "Content-Length: 5\r\n\r\nhello");
+  assert_int_equal(wsmsg_conn_state(f.c), WSMSG_STATE_CLOSED);
+  assert_true(wsmsg_conn_done(f.c));
+  assert_int_equal(wsmsg_conn_error(f.c), 0);
+  fx_free(&f);
+}
+
+static void test_drain_pipelined_answered_then_closed(void **s) {
+  (void)s;
+  fix f;
+  fx_init(&f, 1);
+  f.h.mode = M_TEXT;
+  assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+                            "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+                            "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"),
+                   0);
+  assert_int_equal(f.h.calls, 1);
+  assert_int_equal(wsmsg_server_drain(f.srv), 0);
+  /* /b, already received, is answered with Connection: close and is the
+   * last: /c is not */
+  char out[2048];
+  take(&f, out, sizeof(out), 0);
+  assert_int_equal(f.h.calls, 2);
+  assert_string_equal(f.h.path, "/b");
+  const char *second = strstr(out, "hello");
+  assert_non_null(second);
+  assert_non_null(strstr(second, "\r\nConnection: close\r\n"));
+  assert_true(wsmsg_conn_done(f.c));
+  fx_free(&f);
+}
+
+static void test_drain_new_connections(void **s) {
+  (void)s;
+  fix f;
+  fx_init(&f, 1);
+  assert_int_equal(wsmsg_server_drain(f.srv), 0);
+  assert_true(wsmsg_conn_done(f.c)); /* had sent nothing */
+  wsmsg_conn_free(f.c);
+  /* a health check on a new connection: answered, Connection: close */
+  f.c = wsmsg_server_accept(f.srv, &f.h);
+  assert_non_null(f.c);
+  f.h.mode = M_TEXT;
+  assert_int_equal(feed(&f, "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+  char out[1024];
+  take(&f, out, sizeof(out), 0);
+  assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                           "Content-Length: 5\r\nConnection: close\r\n\r\n"
+                           "hello");
+  assert_true(wsmsg_conn_done(f.c));
+  wsmsg_conn_free(f.c);
+  /* HTTP/1.0 asking for keep-alive: not granted either */
+  f.c = wsmsg_server_accept(f.srv, &f.h);
+  assert_int_equal(feed(&f, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+                   0);
+  take(&f, out, sizeof(out), 0);
+  assert_non_null(strstr(out, "\r\nConnection: close\r\n"));
+  assert_null(strstr(out, "keep-alive"));
+  assert_true(wsmsg_conn_done(f.c));
+  wsmsg_conn_free(f.c);
+  /* an upgrade the hook lets through: 503, never opened */
+  f.c = wsmsg_server_accept(f.srv, &f.h);
+  f.h.mode = M_DECLINE;
+  int calls = f.h.calls;
+  assert_int_equal(feed(&f, UPGRADE), WSMSG_ERR_HANDSHAKE);
+  assert_int_equal(f.h.calls, calls + 1);
+  take(&f, out, sizeof(out), 0);
+  assert_non_null(strstr(out, "HTTP/1.1 503 "));
+  assert_int_equal(wsmsg_conn_http_status(f.c), 503);
+  assert_true(wsmsg_conn_done(f.c));
+  assert_int_equal(f.h.r.opened, 0);
+  fx_free(&f);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_no_hook_keeps_400),
@@ -662,6 +769,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_respond_args),
       cmocka_unit_test(test_keep_alive_idle_timeout),
       cmocka_unit_test(test_stash_then_upgrade),
+      cmocka_unit_test(test_drain_ends_idle_keep_alive),
+      cmocka_unit_test(test_drain_mid_response_closes_after),
+      cmocka_unit_test(test_drain_pipelined_answered_then_closed),
+      cmocka_unit_test(test_drain_new_connections),
   };
   return unit_run("http", tests, argc, argv);
 }
