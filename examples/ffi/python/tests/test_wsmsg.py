@@ -1069,6 +1069,299 @@ class TestBroadcast(unittest.TestCase):
             cep.free()
 
 
+class Hub:
+    """Several client/server pairs on one server, joined in memory."""
+
+    def __init__(self, n, on_output=None):
+        self.sep, self.cep = wsmsg.Endpoint(), wsmsg.Endpoint()
+        self.srv = wsmsg.Server(routes={"/ws": self.sep}, on_output=on_output)
+        self.s, self.c = [], []
+        for _ in range(n):
+            self.add()
+
+    def add(self, open=True):
+        s, c = self.srv.accept(), self.cep.client("localhost:9", "/ws")
+        self.s.append(s)
+        self.c.append(c)
+        if open:
+            self.pump()
+            assert isinstance(s.next_event(), wsmsg.Open)
+            assert isinstance(c.next_event(), wsmsg.Open)
+        return s, c
+
+    def pump(self):
+        for _ in range(100):  # bounded: each round moves what is pending
+            moved = False
+            for s, c in zip(self.s, self.c):
+                if s.freed or c.freed:
+                    continue
+                a, b = c.data_to_send(), s.data_to_send()
+                if a:
+                    s.recv(a)
+                if b:
+                    c.recv(b)
+                moved = moved or bool(a or b)
+            if not moved:
+                return
+        raise AssertionError("the hub keeps talking")
+
+    def free(self):
+        for x in self.c + self.s:
+            x.free()
+        self.srv.free()
+        self.sep.free()
+        self.cep.free()
+
+
+class TestTopics(unittest.TestCase):
+    def test_subscribe_publish(self):
+        seen = []
+        h = Hub(3, on_output=seen.append)
+        t = wsmsg.Topics()
+        try:
+            s0, s1, s2 = h.s
+            self.assertTrue(t.subscribe(s0, "room"))
+            self.assertFalse(t.subscribe(s0, "room"))  # already
+            self.assertTrue(t.subscribe(s1, b"room"))  # bytes name: the same
+            self.assertTrue(t.subscribe(s2, "other"))
+            self.assertTrue(t.subscribe(s2, "caf\u00e9"))
+            self.assertTrue(t.is_subscribed(s1, "room"))
+            self.assertFalse(t.is_subscribed(s2, "room"))
+            self.assertEqual(t.subscribers("room"), 2)
+            self.assertEqual(t.subscribers("nobody"), 0)
+            self.assertEqual(len(t), 3)
+            self.assertEqual((s0.topic_count, s2.topic_count), (1, 2))
+            self.assertIn("3 topic(s)", repr(t))
+            # one frame, both members, reported to on_output once each
+            self.assertEqual(t.publish("room", "hi"), 2)
+            self.assertEqual(seen, [s0, s1])
+            self.assertEqual(t.publish("room", b"\x00\x01"), 2)
+            self.assertEqual(t.publish_json("room", {"n": [1, 2]}), 2)
+            self.assertEqual(t.publish("caf\u00e9", "x"), 1)
+            self.assertEqual(t.publish("empty", "x"), 0)
+            h.pump()
+            want = [wsmsg.Text("hi"), wsmsg.Binary(b"\x00\x01"),
+                    wsmsg.Text('{"n":[1,2]}')]
+            self.assertEqual(h.c[0].events(), want)
+            self.assertEqual(h.c[1].events(), want)
+            self.assertEqual(h.c[2].events(), [wsmsg.Text("x")])
+            big = list(range(3000))  # over the C side's 4 KiB stack buffer
+            self.assertEqual(t.publish_json("other", big), 1)
+            h.pump()
+            self.assertEqual(json.loads(h.c[2].next_event().data), big)
+            # unsubscribe; a topic left empty is gone
+            self.assertTrue(t.unsubscribe(s0, "room"))
+            self.assertFalse(t.unsubscribe(s0, "room"))
+            self.assertEqual(t.publish("room", "only s1"), 1)
+            self.assertTrue(t.unsubscribe(s1, "room"))
+            self.assertEqual(len(t), 2)
+            h.pump()
+            self.assertEqual(h.c[0].events(), [])
+            self.assertEqual(h.c[1].events(), [wsmsg.Text("only s1")])
+        finally:
+            t.free()
+            h.free()
+
+    def test_publish_hook_and_remote(self):
+        h = Hub(2)
+        got = []
+        t = wsmsg.Topics(on_publish=lambda topic, data: got.append((topic, data)))
+        try:
+            t.subscribe(h.s[0], "room")
+            t.publish("room", "local")
+            t.publish("room", b"\xff\x00")
+            t.publish_json("room", {"a": "\u00e9"})
+            t.publish("nobody here", "still forwarded")
+            # what came from a bus is delivered, not forwarded back
+            self.assertEqual(t.publish("room", "from the bus", remote=True), 1)
+            self.assertEqual(t.publish_json("room", [1], remote=True), 1)
+            self.assertEqual(got, [("room", "local"), ("room", b"\xff\x00"),
+                                   ("room", '{"a":"\u00e9"}'),
+                                   ("nobody here", "still forwarded")])
+            h.pump()
+            self.assertEqual([e.data for e in h.c[0].events()],
+                             ["local", b"\xff\x00", '{"a":"\u00e9"}',
+                              "from the bus", "[1]"])
+            # the hook may not publish, subscribe or free: StateError
+            errors = []
+
+            def bad(topic, data):
+                for call in (lambda: t.publish("room", "again"),
+                             lambda: t.subscribe(h.s[1], "room"),
+                             lambda: t.free(),
+                             lambda: t.set_on_publish(None)):
+                    try:
+                        call()
+                    except wsmsg.StateError as e:
+                        errors.append(e.code)
+            t.set_on_publish(bad)
+            self.assertEqual(t.publish("room", "x"), 1)
+            self.assertEqual(errors, [wsmsg.ErrorCode.ERR_STATE] * 4)
+            self.assertFalse(t.freed)
+            # an exception in the hook is printed, not raised into C
+            t.set_on_publish(lambda topic, data: 1 / 0)
+            err, sys.stderr = sys.stderr, io.StringIO()
+            try:
+                self.assertEqual(t.publish("room", "y"), 1)
+                printed = sys.stderr.getvalue()
+            finally:
+                sys.stderr = err
+            self.assertIn("ZeroDivisionError", printed)
+            # the thunk lives as long as the hook is set
+            calls = []
+            t.set_on_publish(lambda topic, data: calls.append(data))
+            gc.collect()
+            t.publish("room", "z")
+            self.assertEqual(calls, ["z"])
+            t.set_on_publish(None)
+            t.publish("room", "z")
+            self.assertEqual(calls, ["z"])
+            with self.assertRaises(TypeError):
+                t.set_on_publish(42)
+        finally:
+            t.free()
+            h.free()
+
+    def test_close_and_lifetimes(self):
+        h = Hub(2)
+        t = wsmsg.Topics()
+        try:
+            s0, s1 = h.s
+            # not yet open: StateError; closing: ClosedError
+            s2, c2 = h.add(open=False)
+            with self.assertRaises(wsmsg.StateError):
+                t.subscribe(s2, "room")
+            t.subscribe(s0, "room")
+            t.subscribe(s1, "room")
+            t.subscribe(s1, "other")
+            # a closed connection leaves its topics (its Close event)
+            h.c[1].close(1000, "bye")
+            h.pump()
+            self.assertIsInstance(s1.next_event(), wsmsg.Close)
+            self.assertEqual(t.subscribers("room"), 1)
+            self.assertEqual(len(t), 1)
+            self.assertNotIn(s1._addr, t._held)
+            with self.assertRaises(wsmsg.ClosedError):
+                t.subscribe(s1, "room")
+            self.assertFalse(t.unsubscribe(s1, "other"))
+            # the set holds a subscribed Conn: dropping every other reference
+            # does not free it under a publish
+            addr = s0._addr
+            h.s[0] = None
+            s0 = None
+            gc.collect()
+            self.assertEqual(t.subscribers("room"), 1)
+            self.assertEqual(t.publish("room", "still here"), 1)
+            conn = t._held[addr][0]
+            self.assertFalse(conn.freed)
+            # freeing the set unsubscribes (the connections stay open)
+            t.free()
+            t.free()  # idempotent
+            self.assertEqual(conn.topic_count, 0)
+            self.assertEqual(conn.state, wsmsg.State.OPEN)
+            for call in (lambda: t.subscribe(conn, "x"), lambda: t.publish("x", "y"),
+                         lambda: len(t), lambda: t.subscribers("x")):
+                with self.assertRaises(wsmsg.FreedError):
+                    call()
+            self.assertIn("freed", repr(t))
+            h.s[0] = conn
+            # a freed connection leaves its topics too
+            t2 = wsmsg.Topics()
+            t2.subscribe(conn, "room")
+            conn.free()
+            self.assertEqual(t2.subscribers("room"), 0)
+            self.assertEqual(t2._held, {})
+            t2.free()
+        finally:
+            t.free()
+            for i, x in enumerate(h.s):
+                if x is None:
+                    h.s[i] = h.c[i]  # freed twice: idempotent
+            h.free()
+
+    def test_bad_arguments(self):
+        h = Hub(1)
+        t = wsmsg.Topics()
+        try:
+            with self.assertRaises(TypeError):
+                t.subscribe("not a conn", "room")
+            with self.assertRaises(TypeError):
+                t.subscribe(h.s[0], 42)
+            with self.assertRaises(ValueError):
+                t.subscribe(h.s[0], "nul\0inside")
+            with self.assertRaises(TypeError):
+                t.publish("room", 42)
+            with self.assertRaises(TypeError):
+                t.publish("room", "x", remote="yes")
+            with self.assertRaises(ValueError):
+                t.publish_json("room", float("nan"))
+            with self.assertRaises(TypeError):
+                t.publish_json("room", object())
+            with self.assertRaises(TypeError):
+                wsmsg.Topics(on_publish="nope")
+        finally:
+            t.free()
+            h.free()
+
+
+class TestDrain(unittest.TestCase):
+    def test_drain(self):
+        seen = []
+        h = Hub(2, on_output=seen.append)
+        try:
+            early, early_c = h.add(open=False)  # accepted, sent nothing yet
+            self.assertEqual(h.srv.conn_count, 3)
+            self.assertFalse(h.srv.draining)
+            self.assertEqual(h.srv.drain(), 2)
+            self.assertTrue(h.srv.draining)
+            # the idle handshake was ended; all three were reported
+            self.assertTrue(early.done)
+            self.assertEqual(len(seen), 3)
+            for x in h.s:
+                self.assertIn(x, seen)
+            h.pump()
+            for c in h.c[:2]:
+                ev = c.next_event()
+                self.assertEqual((ev.code, ev.reason), (1001, "going away"))
+            self.assertTrue(h.s[0].done and h.s[1].done)
+            # a new upgrade is refused with 503
+            late, late_c = h.add(open=False)
+            h.pump()
+            self.assertEqual(late_c.http_status, 503)
+            self.assertEqual(late.http_status, 503)
+            self.assertTrue(late.done)
+            for x in h.s:
+                x.free()
+            self.assertEqual(h.srv.conn_count, 0)
+            self.assertEqual(h.srv.drain(), 0)  # again: harmless
+        finally:
+            h.free()
+
+    def test_close_all(self):
+        h = Hub(3)
+        try:
+            h.c[1].close(1000, "already")  # left alone: already closing
+            h.pump()
+            with self.assertRaises(wsmsg.Error) as cm:
+                h.srv.close_all(1005, "")
+            self.assertEqual(cm.exception.code, wsmsg.ErrorCode.ERR_CLOSE_CODE)
+            with self.assertRaises(wsmsg.Error) as cm:
+                h.srv.close_all(1001, b"\xff")
+            self.assertEqual(cm.exception.code, wsmsg.ErrorCode.ERR_UTF8)
+            with self.assertRaises(TypeError):
+                h.srv.close_all("1001")
+            self.assertEqual(h.srv.close_all(4000, "maintenance"), 2)
+            self.assertFalse(h.srv.draining)
+            h.pump()
+            ev = h.c[0].next_event()
+            self.assertEqual((ev.code, ev.reason), (4000, "maintenance"))
+            self.assertEqual(h.c[1].next_event().code, 1000)
+            self.assertEqual(h.srv.close_all(), 0)  # nothing open is left
+            self.assertEqual(h.srv.conn_count, 3)
+        finally:
+            h.free()
+
+
 class TestMisuse(unittest.TestCase):
     def test_freed_conn(self):
         p = Pair()
@@ -1383,7 +1676,7 @@ class TestClient(unittest.TestCase):
             wsmsg.Client("http://127.0.0.1/x")
 
 
-MIN_TESTS = 55  # the test_* methods above: fewer means some were lost
+MIN_TESTS = 71  # the test_* methods above: fewer means some were lost
 
 if __name__ == "__main__":
     prog = unittest.main(verbosity=1, exit=False)

@@ -11,7 +11,7 @@
     sock.sendall(conn.data_to_send())   # bytes out
     conn.tick()                      # when conn.next_deadline() ms passed
 
-Objects: Endpoint, Server, Conn, Schema, Timers, Client (a blocking client
+Objects: Endpoint, Server, Conn, Schema, Timers, Topics, Client (a blocking client
 over a socket).  Events: Open, Text, Binary, Json, Invalid, Close, Timeout,
 Pong, Drain (and Unknown, for event types newer than the binding).  Errors: Error (code = ErrorCode), StateError, ClosedError,
 BackpressureError, InvalidArgumentError, SchemaError, FreedError.  See docs/ffi.md.
@@ -26,7 +26,8 @@ from ._core import (BackpressureError, BackpressurePolicy, Binary, Close,
                     ErrorStyle, UnhandledPolicy, DeflateMode, PublishFlag,
                     Json, Open, Pong, Schema, SchemaError, SchemaOption,
                     Server, State, StateError, Text, Timeout, TimeoutAction,
-                    TimeoutKind, Timers, Unknown, Validate, accept_key,
+                    TimeoutKind, Timers, Topics, Unknown, Validate,
+                    accept_key,
                     broadcast, broadcast_json, library_path,
                     now_ms, strerror, utf8_valid, verrors_list, version,
                     version_number)
@@ -38,7 +39,7 @@ __all__ = [
     "EventType", "FreedError", "HandshakeError", "InvalidArgumentError", "InvalidPolicy", "LimitPolicy", "Invalid", "ExtraPolicy", "ErrorStyle", "UnhandledPolicy", "DeflateMode", "PublishFlag",
     "Json", "Open", "Pong", "Schema", "SchemaError", "SchemaOption", "Server",
     "State", "StateError", "Text", "Timeout", "TimeoutAction", "TimeoutKind",
-    "Timers", "Unknown", "Validate", "accept_key", "broadcast", "broadcast_json", "library_path",
+    "Timers", "Topics", "Unknown", "Validate", "accept_key", "broadcast", "broadcast_json", "library_path",
     "now_ms", "strerror",
     "utf8_valid", "verrors_list", "version", "version_number",
 ]

@@ -1243,6 +1243,45 @@ class Server(_Handle):
         self.on_output = fn
         return self
 
+    # -- the registry and graceful drain --
+
+    @property
+    def conn_count(self):
+        """How many connections this server accepted that are not freed yet
+        (any state): a draining host exits when it reaches 0
+        (wsmsg_server_conn_count)."""
+        return _lib.wsmsg_server_conn_count(self._ptr())
+
+    def close_all(self, code=1000, reason=""):
+        """Close every open connection with `code` and `reason` (as
+        Conn.close: a close frame is queued, the closing handshake runs as
+        usual); connections still in the opening handshake are ended at once
+        unless they are writing an HTTP answer, which is then their last
+        (wsmsg_server_close_all).  Each connection it changes that had no
+        output pending is reported to on_output: write its data_to_send()
+        and check done.  Returns how many got a close frame.
+        Error(ERR_CLOSE_CODE) for a code Conn.close refuses, Error(ERR_UTF8)
+        for a bytes reason that is not UTF-8.  Call it from the thread that
+        runs the server's connections."""
+        return _check(_lib.wsmsg_server_close_all(
+            self._ptr(), _i32("code", code), _cstr("reason", reason)),
+            "close_all")
+
+    def drain(self):
+        """Start a graceful drain (SIGTERM in a rolling deploy): from now on
+        every upgrade is refused with 503 and every plain HTTP answer closes
+        its connection, and every open connection is closed with 1001
+        "going away" (wsmsg_server_drain).  Keep the loop running until
+        conn_count is 0 (or your drain timeout passes), then free what is
+        left.  Returns how many connections got a close frame.  Call it
+        from the thread that runs the server's connections."""
+        return _check(_lib.wsmsg_server_drain(self._ptr()), "drain")
+
+    @property
+    def draining(self):
+        """True once drain() was called (any thread may ask)."""
+        return _lib.wsmsg_server_draining(self._ptr()) == 1
+
     def accept(self, user=None):
         """A server connection for a socket the host just accepted; it waits
         for the upgrade request.  `user` is stored as conn.user (Python
@@ -1305,6 +1344,7 @@ class Conn(_Handle):
         self._outp = byref(self._out)
         self._jbuf = None
         self._timers = None
+        self._topic_sets = None  # Topics holding this conn (weak)
         self._strict = False  # JSON events need no re-serialization
         return self
 
@@ -1316,6 +1356,7 @@ class Conn(_Handle):
         if t is not None:
             t._forget(self)
         self._timers = None
+        self._left_topics()
         parent, self._parent = self._parent, None
         parent._release()
 
@@ -1515,6 +1556,8 @@ class Conn(_Handle):
             self._strict = ep is not None and not ep._vflags & _REWRITE
             return _OPEN
         if t == _EV_CLOSE:
+            if self._topic_sets:  # C dropped its topics with the close
+                self._left_topics()
             return Close(ev.code,
                          string_at(ev.data, ev.len).decode("utf-8", "replace")
                          if ev.len else "",
@@ -1534,6 +1577,17 @@ class Conn(_Handle):
     def _new_jbuf(self):
         self._jbuf = _JsonBuf()
         return self._jbuf
+
+    def _left_topics(self):
+        sets, self._topic_sets = self._topic_sets, None
+        for ts in list(sets or ()):
+            ts._held.pop(self._addr, None)
+
+    @property
+    def topic_count(self):
+        """How many topics this connection is subscribed to, in all Topics
+        sets (wsmsg_conn_topic_count)."""
+        return _lib.wsmsg_conn_topic_count(self._ptr())
 
     # -- state --
 
@@ -1720,6 +1774,205 @@ class Timers(_Handle):
             conn = self._conns.get(ctypes.addressof(cp.contents))
             if conn is not None:
                 yield conn
+
+
+# ---- topics (publish/subscribe) ----------------------------------------------------
+
+
+def _topic_name(b):
+    try:
+        return b.decode()
+    except UnicodeDecodeError:  # names are any bytes in C
+        return b
+
+
+class Topics(_Handle):
+    """Topics, or rooms (wsmsg_topics): connections subscribe to named
+    topics, and a publish reaches every subscriber, framed once in C with
+    no allocation per recipient (each recipient's backpressure policy
+    applies: a slow reader is skipped or closed).
+
+        rooms = wsmsg.Topics(on_publish=bus.forward)
+        rooms.subscribe(conn, "lobby")          # an open server connection
+        rooms.publish("lobby", "hi")            # str: text, bytes: binary
+        rooms.publish_json("lobby", {"said": "hi"})
+        rooms.publish("lobby", data, remote=True)   # from the bus: no hook
+
+    A connection leaves all its topics when it closes (its Close event) or
+    is freed.  Recipients that had no output pending are reported to their
+    Server's on_output, as for broadcast().  on_publish(topic, data) sees
+    every local publish (data: str for text and JSON, bytes for binary),
+    so the host can forward it to a bus; publishes with remote=True (what
+    came from the bus) do not call it, so nothing is sent back.
+
+    One set belongs to one thread, like its connections (no locks).  The
+    set holds its subscribed Conns (strong references) until they
+    unsubscribe, close or are freed, so the garbage collector cannot free a
+    connection in the middle of a publish."""
+
+    _c_free = staticmethod(_lib.wsmsg_topics_free)
+
+    def __init__(self, on_publish=None):
+        p = _lib.wsmsg_topics_new()
+        if not p:
+            raise MemoryError("wsmsg_topics_new")
+        self._p = p
+        self._held = {}       # C address -> [Conn, subscriptions]
+        self._publish_cb = None
+        self._in_hook = [0]   # depth of on_publish calls (a list: the
+        #                       thunk must not hold self, or set and thunk
+        #                       would make a reference cycle)
+        self.on_publish = None
+        if on_publish is not None:
+            self.set_on_publish(on_publish)
+
+    def _on_freed(self):
+        held, self._held = self._held, {}
+        for conn, _n in held.values():
+            if conn._topic_sets is not None:
+                conn._topic_sets.discard(self)
+
+    def free(self):
+        """Free the set, unsubscribing every connection (they stay open).
+        StateError from the publish hook."""
+        if self._in_hook[0]:
+            raise StateError("Topics.free from its publish hook",
+                             ErrorCode.ERR_STATE)
+        super().free()
+
+    def set_on_publish(self, fn):
+        """fn(topic, data) after every local publish (not remote=True),
+        whether or not the topic has local subscribers: data is str (text,
+        JSON) or bytes (binary); topic is str (bytes if it is not UTF-8).
+        It must not publish to, subscribe to or free this set, nor replace
+        the hook (StateError); an exception inside is printed and ignored.
+        None removes it."""
+        if fn is not None and not callable(fn):
+            raise TypeError("on_publish must be callable")
+        if self._in_hook[0]:  # its thunk is running: keep it
+            raise StateError("Topics.set_on_publish from its publish hook",
+                             ErrorCode.ERR_STATE)
+        if fn is None:
+            cb = _capi.publish_cb()
+        else:
+            depth = self._in_hook
+
+            def cb_fn(_topics, topic, kind, data, n, _user):
+                depth[0] += 1
+                try:
+                    payload = string_at(data, n) if n else b""
+                    if kind == _EV_TEXT:
+                        payload = payload.decode("utf-8", "replace")
+                    fn(_topic_name(topic), payload)
+                except Exception:  # noqa: BLE001 - C cannot take it
+                    traceback.print_exc()
+                finally:
+                    depth[0] -= 1
+            cb = _capi.publish_cb(cb_fn)
+        _check(_lib.wsmsg_topics_on_publish(self._ptr(), cb, None),
+               "topics_on_publish")
+        self._publish_cb = cb  # C keeps the pointer: keep the thunk alive
+        self.on_publish = fn
+        return self
+
+    @staticmethod
+    def _conn(conn):
+        if not isinstance(conn, Conn):
+            raise TypeError("a Conn is needed, not %s" % type(conn).__name__)
+        return conn._ptr()
+
+    def subscribe(self, conn, topic):
+        """Subscribe an open connection to `topic` (str or bytes).  True if
+        it was not subscribed yet, False if it was.  StateError while it is
+        connecting, from the publish hook or a callback of a publish to
+        `topic`; ClosedError once it is closing."""
+        cp = self._conn(conn)
+        if self._in_hook[0]:  # the header forbids it (wsmsg_publish_cb)
+            raise StateError("Topics.subscribe from its publish hook",
+                             ErrorCode.ERR_STATE)
+        r = _check(_lib.wsmsg_topic_subscribe(self._ptr(), cp,
+                                              _cstr("topic", topic)),
+                   "subscribe")
+        if r == 0:
+            ent = self._held.get(conn._addr)
+            if ent is None:
+                self._held[conn._addr] = [conn, 1]
+                if conn._topic_sets is None:
+                    conn._topic_sets = weakref.WeakSet()
+                conn._topic_sets.add(self)
+            else:
+                ent[1] += 1
+        return r == 0
+
+    def unsubscribe(self, conn, topic):
+        """Unsubscribe `conn` from `topic`.  True if it was subscribed,
+        False if not (it may have left by closing)."""
+        cp = self._conn(conn)
+        r = _lib.wsmsg_topic_unsubscribe(self._ptr(), cp, _cstr("topic", topic))
+        if r == ErrorCode.ERR_NOT_FOUND:
+            return False
+        _check(r, "unsubscribe")
+        ent = self._held.get(conn._addr)
+        if ent is not None:
+            ent[1] -= 1
+            if ent[1] <= 0:
+                del self._held[conn._addr]
+                if conn._topic_sets is not None:
+                    conn._topic_sets.discard(self)
+        return True
+
+    def is_subscribed(self, conn, topic):
+        """True if `conn` is subscribed to `topic` in this set."""
+        cp = self._conn(conn)
+        return _lib.wsmsg_topic_is_subscribed(self._ptr(), cp,
+                                              _cstr("topic", topic)) == 1
+
+    def subscribers(self, topic):
+        """How many connections are subscribed to `topic` (0 if unknown)."""
+        return _lib.wsmsg_topic_subscribers(self._ptr(), _cstr("topic", topic))
+
+    def __len__(self):
+        """How many topics have subscribers."""
+        return _lib.wsmsg_topics_count(self._ptr())
+
+    def publish(self, topic, data, remote=False):
+        """Send `data` (str: text, bytes-like: binary) to every subscriber
+        of `topic`, then call on_publish unless `remote`.  Returns how many
+        subscribers queued it.  StateError from a callback of a publish to
+        this set (on_publish, on_output)."""
+        p = self._ptr()
+        name = _cstr("topic", topic)
+        if isinstance(data, str):
+            payload, kind = data.encode("utf-8"), _EV_TEXT
+        else:
+            payload, kind = _buffer("data", data), _EV_BINARY
+        return _check(_lib.wsmsg_topic_publish(
+            p, name, kind, payload, len(payload),
+            int(PublishFlag.REMOTE) if _flag("remote", remote) else 0),
+            "publish")
+
+    def publish_json(self, topic, obj, remote=False):
+        """publish() for a JSON value: serialized once (json.dumps, compact;
+        TypeError/ValueError as Conn.send_json) and published as text
+        through wsmsg_topic_publish_json.  Returns how many subscribers
+        queued it."""
+        p = self._ptr()
+        name = _cstr("topic", topic)
+        flags = int(PublishFlag.REMOTE) if _flag("remote", remote) else 0
+        text = _dumps(obj)
+        doc = _lib.wsmsg_json_loads(text, len(text))
+        if not doc:
+            raise MemoryError("wsmsg_json_loads")
+        try:
+            r = _lib.wsmsg_topic_publish_json(p, name, doc, flags)
+        finally:
+            _lib.wsmsg_json_decref(doc)
+        return _check(r, "publish_json")
+
+    def __repr__(self):
+        if self._p is None:
+            return "<wsmsg.Topics freed>"
+        return "<wsmsg.Topics %d topic(s)>" % len(self)
 
 
 # ---- module functions --------------------------------------------------------------
