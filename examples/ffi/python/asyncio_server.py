@@ -6,7 +6,7 @@ sockets, wsmsg (through the ctypes binding) does the protocol.
                       [--max-file BYTES] [--receive-timeout MS]
                       [--ping-interval MS] [--pong-timeout MS]
                       [--handshake-timeout MS] [--close-timeout MS]
-                      [--loop asyncio|uvloop] [--quiet]
+                      [--drain-timeout MS] [--loop asyncio|uvloop] [--quiet]
 
 Same endpoints, options and replies as demo_server:
 
@@ -37,6 +37,11 @@ How it is put together (one WsProtocol per TCP connection):
   done                  -> half-close, linger up to 1 s for the peer's EOF,
                            close (so a peer still sending does not turn our
                            close frame into a TCP reset)
+  SIGTERM / SIGINT      -> stop listening, Server.drain(): 1001 "going away"
+                           to every open connection (on_output schedules the
+                           writes), handshakes in progress ended; exit once
+                           Server.conn_count is 0 or --drain-timeout (2 s)
+                           passed
 
 One difference from the C server: /ws/file-transfer receives each file as
 one Binary event (the binding uses the pull API, not the C streaming
@@ -57,7 +62,7 @@ import wsmsg  # noqa: E402
 
 NAME = "asyncio_server"
 LINGER_S = 1.0   # how long a finished socket waits for the peer's EOF
-STOP_S = 2.0     # how long shutdown waits for connections to close
+DRAIN_MS = 2000  # how long shutdown waits for connections to close
 
 MESSAGE_MODEL = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -185,8 +190,9 @@ class App:
             refuse_binary(conn)
 
     def on_output(self, conn):
-        """A broadcast gave `conn` output while none was pending: write it
-        soon (not now: the broadcast is still running)."""
+        """A broadcast (or the drain) gave `conn` output while none was
+        pending, or ended it: write it soon (not now: the broadcast is still
+        running)."""
         proto = conn.user
         if proto is not None:
             proto.loop.call_soon(proto.write_soon)
@@ -364,18 +370,6 @@ class WsProtocol(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
-    def shutdown(self):
-        """Server stopping: close with 1001 "server shutting down"."""
-        conn = self.conn
-        if conn is None or conn.freed or self.lingering:
-            return
-        if conn.state == wsmsg.State.OPEN:
-            conn.close(1001, "server shutting down")
-            self.after()
-        elif conn.state == wsmsg.State.CONNECTING:
-            conn.abort()
-            self.after()
-
 
 def ms_arg(s):
     try:
@@ -403,6 +397,9 @@ def parse_args(argv):
     ap.add_argument("--pong-timeout", type=ms_arg, default=0, metavar="MS")
     ap.add_argument("--handshake-timeout", type=ms_arg, default=10000, metavar="MS")
     ap.add_argument("--close-timeout", type=ms_arg, default=10000, metavar="MS")
+    ap.add_argument("--drain-timeout", type=ms_arg, default=DRAIN_MS, metavar="MS",
+                    help="on SIGTERM/SIGINT, how long the closing handshakes "
+                    "may take before the process exits anyway")
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                     help="event loop implementation (uvloop if installed)")
     ap.add_argument("--quiet", "-q", action="store_true")
@@ -426,14 +423,23 @@ async def serve(args):
     try:
         await stop.wait()
     finally:
+        # a graceful drain (docs/scaling.md): no new TCP connections, 1001
+        # "going away" to every open WebSocket, handshakes in progress ended
+        # (an upgrade still arriving would get 503); each connection this
+        # changed comes back through on_output, which schedules its write
         server.close()
-        if app.conns:
-            sys.stderr.write("%s: closing %d connection(s)\n" % (NAME, len(app.conns)))
-        for p in list(app.conns):
-            p.shutdown()
-        end = loop.time() + STOP_S
-        while app.conns and loop.time() < end:
-            await asyncio.sleep(0.02)  # bounded: STOP_S
+        n = app.server.conn_count
+        if n:
+            sys.stderr.write("%s: closing %d connection(s)\n" % (NAME, n))
+        app.server.drain()
+        # the close handshakes finish (each connection is freed once its
+        # socket closed) or the drain timeout passes
+        end = loop.time() + args.drain_timeout / 1000
+        while app.server.conn_count and loop.time() < end:
+            await asyncio.sleep(0.02)  # bounded: --drain-timeout
+        if app.server.conn_count:
+            sys.stderr.write("%s: drain timeout: %d connection(s) dropped\n"
+                             % (NAME, app.server.conn_count))
         app.free()
         await server.wait_closed()
     sys.stderr.write("%s: bye\n" % NAME)
