@@ -94,6 +94,7 @@ help:
 	@echo "make check-attacks  hostile clients against the example servers (tests/attacks; ~2 min)"
 	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (30 min or more)"
 	@echo "make check-mutations-ci  one rotating shard of them (by HEAD's hash), ~150 s"
+	@echo "make check-mutation-list every mutation's search text and suites still there (in make test)"
 	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"
 	@echo "make fuzz-smoke     every fuzz target, $(FUZZ_SMOKE_SECONDS) s in all (skips without clang's fuzzer runtime)"
 	@echo "make fuzz           long runs: FUZZ_SECONDS=N per target [FUZZ_TARGETS=...]"
@@ -324,6 +325,7 @@ test: deps
 	@$(MAKE) --no-print-directory check-symbols
 	@$(MAKE) --no-print-directory check-docs
 	@$(MAKE) --no-print-directory check-abi
+	@$(MAKE) --no-print-directory check-mutation-list
 	@$(MAKE) --no-print-directory check-ffi
 	@$(MAKE) --no-print-directory integration
 	@if [ -x /usr/bin/chromium ]; then $(MAKE) --no-print-directory browser; \
@@ -395,9 +397,15 @@ check-attacks: examples
 # tree (never to this checkout), rebuilds and runs them.  Not in `test`.
 # MUTATIONS=name,... picks some; MUTATION_DISCOVER=1 shows every suite that
 # kills each.  See docs/testing.md.
-.PHONY: check-mutations check-mutations-ci
+.PHONY: check-mutations check-mutations-ci check-mutation-list
 check-mutations:
 	@$(PYTHON) tests/mutations/run.py
+
+# In `test` (well under a second, no build): every mutation's search text
+# occurs once in lib/*.c and every suite it names exists, so a change that
+# renames a mutated line fails `make test` instead of one CI shard later.
+check-mutation-list:
+	@$(PYTHON) tests/mutations/run.py --check-list
 
 # CI's share: one of MUTATION_SHARDS shards, chosen by HEAD's hash (each
 # commit runs another one), and no mutation started after

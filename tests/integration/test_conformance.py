@@ -1464,6 +1464,18 @@ def slowloris(ctx, nslow):
                     d = b""
                 if d:
                     got[s] += d
+                    # any other answer is wrong from its first line: fail
+                    # now, not after waiting out the deadline (a 101 once
+                    # a handshake timeout restarted by every byte lets the
+                    # whole request through)
+                    if b"\r\n" in got[s] and \
+                            not got[s].startswith(b"HTTP/1.1 408 "):
+                        who = "silent client" if s is silent else \
+                            f"slow client {socks.index(s)}"
+                        raise AssertionError(
+                            f"{who}: got {got[s][:60]!r} after "
+                            f"{time.monotonic() - t0:.2f} s, request bytes "
+                            f"sent {pos}/{len(req)}")
                 else:
                     done[s] = time.monotonic() - t0
                     sent_then[s] = pos

@@ -426,12 +426,33 @@ class RawWS:
             if fin:
                 return op0, data
 
-    def expect_close(self):
-        """Read frames until a close frame; returns its (code, reason)."""
-        while True:
-            fin, _, op, payload = self.recv_frame()
-            if op == OP_CLOSE:
-                return parse_close(payload)
+    def expect_close(self, data_ok=False):
+        """Read frames until a close frame; returns its (code, reason).
+        Pings and pongs on the way are skipped.  A data frame fails at once
+        unless `data_ok`: a server that answers a message it should have
+        refused (an echo instead of 1007 or 1009) is wrong from that frame
+        on, and waiting would only end in the read timeout (20 s a case
+        under make check-mutations).  The socket's timeout bounds the
+        whole wait, not each read: pings on the way (the server's default
+        keepalive) do not extend it."""
+        t = self.sock.gettimeout()
+        end = time.monotonic() + t if t else None
+        try:
+            while True:
+                if end is not None:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        raise socket.timeout(f"no close frame within {t} s")
+                    self.sock.settimeout(left)
+                fin, _, op, payload = self.recv_frame()
+                if op == OP_CLOSE:
+                    return parse_close(payload)
+                if op < 8 and not data_ok:
+                    raise AssertionError(
+                        f"expected a close frame, got a data frame (opcode "
+                        f"{op}, {len(payload)} bytes: {payload[:60]!r})")
+        finally:
+            self.sock.settimeout(t)
 
     def expect_eof(self):
         """The server closes the TCP connection (bounded by the timeout)."""

@@ -35,7 +35,26 @@ Environment:
                    baseline included); those left are reported as not
                    run, not as failures
   KEEP=1           keep the scratch copy (its path is printed)
+  MUTATION_VERBOSE=1
+                   under each KILLED line, the last output line of each
+                   killing suite (to see that it failed on the rule, not
+                   on something else)
   SUITE_DIR        the JSON Schema Test Suite (default ../shared/...)
+
+Every mutation of the list is located before anything runs, also those a
+shard or MUTATIONS leaves out: a search text that no longer occurs exactly
+once in lib/*.c (a line renamed or moved by a change) fails the run at
+once, naming the mutation, rather than turning into a silent skip or a
+"kill" of code that is not there.
+
+  run.py --check-list
+                   only that check, and that each kill: line names a suite
+                   that exists (a unit binary's source and, with a pattern,
+                   a case it matches; an integration file; an ffi test);
+                   no build, well under a second: `make test` runs it
+                   (make check-mutation-list), so a change that breaks a
+                   mutation's search text fails there, not days later in
+                   one CI shard
 
 Suite syntax (one `kill:` line each):
   unit test_timer [PATTERN]       a unit binary (all its tests, or those
@@ -47,6 +66,7 @@ Suite syntax (one `kill:` line each):
 """
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -145,6 +165,73 @@ def locate(scratch, m):
         return f"search string found {total} times in lib/*.c ({where})"
     m.file = hits[0][0]
     return None
+
+
+def unit_matches(name, pat):
+    """tests/unit/run.h's (cmocka's) matcher: the whole name, '*' any run,
+    '?' one character."""
+    import fnmatch
+    return fnmatch.fnmatchcase(name, pat.replace("[", "[[]"))
+
+
+def check_specs(tree, m):
+    """Problems with m's kill: lines in the tree `tree` (a list of text)."""
+    out = []
+    for spec in m.kill:
+        kind, args = spec[0], spec[1:]
+        if kind == "unit":
+            if not args:
+                out.append("'kill: unit' without a binary")
+                continue
+            src = os.path.join(tree, "tests", "unit", args[0] + ".c")
+            if not os.path.isfile(src):
+                out.append(f"no unit test source tests/unit/{args[0]}.c")
+                continue
+            if len(args) > 1:
+                with open(src, encoding="utf-8") as f:
+                    names = re.findall(r"cmocka_unit_test\w*\(\s*(\w+)",
+                                       f.read())
+                if not any(unit_matches(n, args[1]) for n in names):
+                    out.append(f"no case of {args[0]} matches {args[1]!r}")
+        elif kind == "integration":
+            if not args or not os.path.isfile(os.path.join(
+                    tree, "tests", "integration", args[0])):
+                out.append(f"no integration suite {' '.join(args[:1])!r}")
+        elif kind == "ffi":
+            t = os.path.join(tree, "examples", "ffi", "python", "tests",
+                             "test_wsmsg.py")
+            with open(t, encoding="utf-8") as f:
+                text = f.read()
+            if args and args[0] not in text:
+                out.append(f"no binding test matches {args[0]!r}")
+        elif kind == "node":
+            if not os.path.isfile(os.path.join(tree, "tests", "integration",
+                                               "node_ws.sh")):
+                out.append("no tests/integration/node_ws.sh")
+        elif kind != "schema":
+            out.append(f"unknown suite kind {kind!r}")
+    return out
+
+
+def check_list(muts):
+    """run.py --check-list: every search text where it must be, every
+    suite there; 0 or 1."""
+    problems = []
+    for m in muts:
+        e = locate(ROOT, m)
+        if e:
+            problems.append(f"{m.name}: {e}")
+        problems += [f"{m.name}: {x}" for x in check_specs(ROOT, m)]
+    for x in problems:
+        print(f"check-mutation-list: FAIL: {x}")
+    if problems:
+        print("check-mutation-list: a change moved or renamed what a "
+              "mutation searches for: update its block in "
+              "tests/mutations/mutations.txt (docs/testing.md, Mutations)")
+        return 1
+    print(f"check-mutation-list: {len(muts)} mutations, each search text "
+          "found once in lib/*.c, every suite present")
+    return 0
 
 
 def suite_targets(spec):
@@ -249,6 +336,12 @@ def shard_of(spec):
 def main():
     muts = parse(os.path.join(HERE, "mutations.txt"))
     total = len(muts)
+    if sys.argv[1:] == ["--check-list"]:
+        return check_list(muts)
+    if sys.argv[1:]:
+        sys.exit("usage: run.py [--check-list] (the rest is environment: "
+                 "see the top of this file)")
+    every = list(muts)
     shard = os.environ.get("MUTATION_SHARD", "")
     if shard:
         k, n = shard_of(shard)
@@ -278,7 +371,9 @@ def main():
     try:
         os.mkdir(scratch)
         copy_tree(scratch)
-        bad = [(m.name, e) for m in muts if (e := locate(scratch, m))]
+        # every mutation of the list, not only this run's: a search text
+        # a change broke fails every run, whichever shard it is in
+        bad = [(m.name, e) for m in every if (e := locate(scratch, m))]
         if bad:
             for name, e in bad:
                 print(f"check-mutations: FAIL: {name}: {e}")
@@ -325,11 +420,13 @@ def main():
                     print(f"  BROKEN {m.name} ({m.file}): does not compile:"
                           f"\n{out}", flush=True)
                     continue
-                kills, survived = [], []
+                kills, survived, hows = [], [], []
                 for s in m.kill:
                     failed, how, dt = run_suite(scratch, s, suite_dir)
                     (kills if failed else survived).append(
-                        f"{label(s)} ({dt:.1f} s{'' if failed else ''})")
+                        f"{label(s)} ({dt:.1f} s)")
+                    if failed:  # how it failed: the rule, not a crash
+                        hows.append(f"    {label(s)}: {how}")
                 extra = []
                 if discover:
                     for s in all_suites(scratch):
@@ -342,6 +439,8 @@ def main():
                     killed += 1
                     print(f"  KILLED {m.name} ({m.file}) by "
                           f"{'; '.join(kills)}", flush=True)
+                    if os.environ.get("MUTATION_VERBOSE") == "1":
+                        print("\n".join(hows), flush=True)
                 else:
                     problems.append(f"{m.name} survived "
                                     f"{'; '.join(survived)}")

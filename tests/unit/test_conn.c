@@ -922,6 +922,81 @@ static void test_send_states(void **s) {
   pair_free(&p);
 }
 
+/* Every code has its own text; 0 is "success" (the enum's "0 is success").
+ * A second check of lib/error.c beside the binding's test_strerror_and_codes
+ * (mutation strerror-success-text). */
+static void test_strerror_every_code(void **s) {
+  (void)s;
+  assert_string_equal(wsmsg_strerror(WSMSG_OK), "success");
+  const char *seen[-WSMSG_ERR_RATE_LIMIT + 1];
+  for (int code = WSMSG_OK; code >= WSMSG_ERR_RATE_LIMIT; code--) {
+    const char *t = wsmsg_strerror(code);
+    assert_non_null(t);
+    assert_true(t[0] != '\0');
+    if (strcmp(t, "unknown error") == 0)
+      fail_msg("code %d has no text of its own", code);
+    for (int k = 0; k < -code; k++)
+      if (strcmp(seen[k], t) == 0)
+        fail_msg("codes %d and %d share the text %s", -k, code, t);
+    seen[-code] = t;
+  }
+  assert_string_equal(wsmsg_strerror(WSMSG_ERR_RATE_LIMIT - 1),
+                      "unknown error");
+  assert_string_equal(wsmsg_strerror(1), "unknown error");
+}
+
+/* Topics seen from the subscriber's end of the wire (lib/topic.c; the
+ * counts and errors are test_topic's): a publish arrives, a text that is
+ * not UTF-8 never reaches the wire (the client would fail the connection
+ * with 1007), and once unsubscribed nothing more arrives.  A second killer
+ * of the mutations topic-publish-text-utf8-unchecked and
+ * topic-unsubscribe-noop. */
+static void test_topic_over_the_wire(void **s) {
+  (void)s;
+  pair p;
+  pair_open(&p, NULL);
+  wsmsg_topics *t = wsmsg_topics_new();
+  assert_non_null(t);
+  const void *q;
+  assert_int_equal(wsmsg_topic_subscribe(t, p.s, "news"), 0);
+  assert_int_equal(wsmsg_topic_publish(t, "news", WSMSG_EV_TEXT, "one", 3, 0),
+                   1);
+  pump(&p);
+  assert_int_equal(p.cr.texts, 1);
+  assert_int_equal(p.cr.last_len, 3);
+  assert_memory_equal(p.cr.last, "one", 3);
+
+  static const char *const bad[] = {"\xed\xa0\x80", "ok \xff", "\xc0\xaf",
+                                    "ends inside \xe2\x82"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(wsmsg_topic_publish(t, "news", WSMSG_EV_TEXT, bad[i],
+                                         strlen(bad[i]), 0),
+                     WSMSG_ERR_UTF8);
+    assert_int_equal(wsmsg_conn_pending(p.s, &q), 0);
+  }
+  pump(&p);
+  assert_int_equal(p.cr.texts, 1);
+  assert_int_equal(p.cr.closes, 0);
+  assert_int_equal(wsmsg_conn_state(p.c), WSMSG_STATE_OPEN);
+
+  assert_int_equal(wsmsg_topic_unsubscribe(t, p.s, "news"), 0);
+  assert_int_equal(wsmsg_topic_publish(t, "news", WSMSG_EV_BINARY, "two", 3, 0),
+                   0);
+  assert_int_equal(wsmsg_conn_pending(p.s, &q), 0);
+  pump(&p);
+  assert_int_equal(p.cr.texts, 1);
+  assert_int_equal(p.cr.binaries, 0);
+  /* subscribed again, it gets the next one */
+  assert_int_equal(wsmsg_topic_subscribe(t, p.s, "news"), 0);
+  assert_int_equal(
+      wsmsg_topic_publish(t, "news", WSMSG_EV_BINARY, "three", 5, 0), 1);
+  pump(&p);
+  assert_int_equal(p.cr.binaries, 1);
+  assert_memory_equal(p.cr.last, "three", 5);
+  wsmsg_topics_free(t);
+  pair_free(&p);
+}
+
 /* Many small messages are coalesced into one contiguous output. */
 static void test_output_coalesced(void **s) {
   (void)s;
@@ -1106,6 +1181,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_unmask_any_cut),
       cmocka_unit_test(test_unmasked_after_masked),
       cmocka_unit_test(test_send_states),
+      cmocka_unit_test(test_strerror_every_code),
+      cmocka_unit_test(test_topic_over_the_wire),
       cmocka_unit_test(test_output_coalesced),
       cmocka_unit_test(test_close_inside_callback),
   };

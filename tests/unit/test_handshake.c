@@ -706,6 +706,53 @@ static void test_oom_byte_by_byte(void **s) {
   assert_true(hits[1] >= 2);
 }
 
+/* A plain-HTTP hook (wsmsg_server_on_http) that returns a status outside
+ * 400..599 gets wsmsg's own 500 on the wire, for an upgrade request as for
+ * a plain one: never a 101 (a client would take the upgrade as done), 2xx
+ * or 3xx with wsmsg's error body.  test_http checks the recorded status;
+ * this checks the bytes (mutation http-hook-status-unclamped). */
+static int hook_ret;
+static int ret_hook(wsmsg_conn *c, const wsmsg_request *req, void *u) {
+  (void)c, (void)req, (void)u;
+  return hook_ret;
+}
+
+static void test_http_hook_status_on_the_wire(void **s) {
+  (void)s;
+  static const int out_of_range[] = {101, 200, 204, 302, 399, 600, 999, -1};
+  static const char PLAIN[] = "GET /page HTTP/1.1\r\nHost: h\r\n\r\n";
+  char resp[1024];
+  for (size_t i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]);
+       i++) {
+    for (int upgrade = 0; upgrade < 2; upgrade++) {
+      srvfix f;
+      srv_init(&f);
+      assert_int_equal(wsmsg_server_on_http(f.srv, ret_hook), 0);
+      hook_ret = out_of_range[i];
+      const char *req = upgrade ? GOOD : PLAIN;
+      int st = status_of(&f, req, strlen(req), 0, resp, sizeof(resp));
+      if (st != 500)
+        fail_msg("hook returned %d (%s request): answered %d:\n%s",
+                 hook_ret, upgrade ? "upgrade" : "plain", st, resp);
+      assert_null(strstr(resp, "Sec-WebSocket-Accept"));
+      assert_int_equal(f.r.opened, 0);
+      srv_free(&f);
+    }
+  }
+  /* the edges of the range go out as they are */
+  static const int in_range[] = {400, 404, 503, 599};
+  for (size_t i = 0; i < sizeof(in_range) / sizeof(in_range[0]); i++) {
+    srvfix f;
+    srv_init(&f);
+    assert_int_equal(wsmsg_server_on_http(f.srv, ret_hook), 0);
+    hook_ret = in_range[i];
+    assert_int_equal(status_of(&f, GOOD, strlen(GOOD), 0, resp, sizeof(resp)),
+                     in_range[i]);
+    assert_int_equal(f.r.opened, 0);
+    srv_free(&f);
+  }
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_key_rfc_example),
@@ -727,6 +774,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_client_args),
       cmocka_unit_test(test_pair_subprotocol),
       cmocka_unit_test(test_oom_byte_by_byte),
+      cmocka_unit_test(test_http_hook_status_on_the_wire),
   };
   return unit_run("handshake", tests, argc, argv);
 }
