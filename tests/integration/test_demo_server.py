@@ -96,8 +96,12 @@ async def chat_binary(d):
         try:
             for _ in range(4100):
                 await ws.send(b"x")
-            await asyncio.wait_for(ws.recv(), BOUND)
-            raise AssertionError("a binary message was answered")
+            # then a text, which the chat answers if the binaries left the
+            # connection open: that fails at once, not after BOUND
+            await ws.send("still open?")
+            got = await asyncio.wait_for(ws.recv(), BOUND)
+            raise AssertionError("the connection stayed open after binary "
+                                 f"messages: got {got!r}")
         except websockets.ConnectionClosed:
             pass
         await asyncio.wait_for(ws.wait_closed(), BOUND)

@@ -293,8 +293,11 @@ def run_suite(scratch, spec, suite_dir):
                            text=True, errors="replace", timeout=SUITE_TIMEOUT)
     except subprocess.TimeoutExpired:
         return True, f"hung ({SUITE_TIMEOUT} s)", time.monotonic() - t
-    tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [""]
-    return p.returncode != 0, f"exit {p.returncode}: {tail[0][:160]}", \
+    lines = (p.stdout + p.stderr).strip().splitlines() or [""]
+    # the first line naming an error (an assertion's message) says more
+    # than the summary at the end
+    why = next((x for x in lines if "rror" in x), lines[-1]).strip()
+    return p.returncode != 0, f"exit {p.returncode}: {why[:200]}", \
         time.monotonic() - t
 
 
