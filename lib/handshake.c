@@ -252,10 +252,32 @@ static bool http_has_token(const wsm_http *h, const char *name,
   return false;
 }
 
-static const char *http_reason(int status) {
-  switch (status) {
+const char *wsm_http_reason(int s) {
+  switch (s) {
   case 101:
     return "Switching Protocols";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 206:
+    return "Partial Content";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 303:
+    return "See Other";
+  case 304:
+    return "Not Modified";
+  case 307:
+    return "Temporary Redirect";
+  case 308:
+    return "Permanent Redirect";
   case 400:
     return "Bad Request";
   case 401:
@@ -268,6 +290,16 @@ static const char *http_reason(int status) {
     return "Method Not Allowed";
   case 408:
     return "Request Timeout";
+  case 410:
+    return "Gone";
+  case 413:
+    return "Content Too Large";
+  case 414:
+    return "URI Too Long";
+  case 415:
+    return "Unsupported Media Type";
+  case 416:
+    return "Range Not Satisfiable";
   case 426:
     return "Upgrade Required";
   case 429:
@@ -276,10 +308,19 @@ static const char *http_reason(int status) {
     return "Request Header Fields Too Large";
   case 500:
     return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
   case 503:
     return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
   default:
-    return status >= 500 ? "Server Error" : "Client Error";
+    return s < 300   ? "OK"
+           : s < 400 ? "Redirection"
+           : s < 500 ? "Client Error"
+                     : "Server Error";
   }
 }
 
@@ -355,7 +396,7 @@ void wsm_hs_error_head(wsm_buf *out, wsm_pool *pool, int status,
                  "Content-Length: %zu\r\n"
                  "%s"
                  "Connection: close\r\n\r\n%s\n",
-                 status, http_reason(status), strlen(why) + 1,
+                 status, wsm_http_reason(status), strlen(why) + 1,
                  status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "", why);
 }
 

@@ -109,76 +109,6 @@ static wsm_http_resp *resp_of(wsmsg_conn *c) {
   return c->hs->resp;
 }
 
-static const char *reason_phrase(int s) {
-  switch (s) {
-  case 200:
-    return "OK";
-  case 201:
-    return "Created";
-  case 202:
-    return "Accepted";
-  case 204:
-    return "No Content";
-  case 206:
-    return "Partial Content";
-  case 301:
-    return "Moved Permanently";
-  case 302:
-    return "Found";
-  case 303:
-    return "See Other";
-  case 304:
-    return "Not Modified";
-  case 307:
-    return "Temporary Redirect";
-  case 308:
-    return "Permanent Redirect";
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 405:
-    return "Method Not Allowed";
-  case 408:
-    return "Request Timeout";
-  case 410:
-    return "Gone";
-  case 413:
-    return "Content Too Large";
-  case 414:
-    return "URI Too Long";
-  case 415:
-    return "Unsupported Media Type";
-  case 416:
-    return "Range Not Satisfiable";
-  case 426:
-    return "Upgrade Required";
-  case 429:
-    return "Too Many Requests";
-  case 431:
-    return "Request Header Fields Too Large";
-  case 500:
-    return "Internal Server Error";
-  case 501:
-    return "Not Implemented";
-  case 502:
-    return "Bad Gateway";
-  case 503:
-    return "Service Unavailable";
-  case 504:
-    return "Gateway Timeout";
-  default:
-    return s < 300   ? "OK"
-           : s < 400 ? "Redirection"
-           : s < 500 ? "Client Error"
-                     : "Server Error";
-  }
-}
-
 /* wsmsg_server_drain was called on the connection's server. */
 static bool draining(const wsmsg_conn *c) {
   return c->srv && atomic_load(&c->srv->draining);
@@ -263,7 +193,7 @@ int wsm_http_offer(wsmsg_conn *c) {
     return 1; /* declined: the upgrade checks (or today's 400/404) */
   if (st < 400 || st > 599)
     st = 500;
-  return wsm_conn_reject(c, st, reason_phrase(st), WSMSG_ERR_HANDSHAKE, NULL);
+  return wsm_conn_reject(c, st, wsm_http_reason(st), WSMSG_ERR_HANDSHAKE, NULL);
 }
 
 int wsm_http_denied(const wsmsg_conn *c) {
@@ -364,7 +294,7 @@ static int respond(wsmsg_conn *c, int status, const char *headers,
   }
   char line[96];
   snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
-           reason_phrase(status));
+           wsm_http_reason(status));
   const char *conn_hdr = !keep ? (close ? "" : "Connection: close\r\n")
                          : v10 ? "Connection: keep-alive\r\n"
                                : "";

@@ -340,6 +340,10 @@ WSM_HIDDEN bool wsm_http_has(const wsm_http *h, const char *name,
 WSM_HIDDEN const char *wsm_http_target(const char *t);
 /* Forget a parsed head so the next one can be received (keep-alive). */
 WSM_HIDDEN void wsm_http_reset(wsm_http *h, const wsmsg_mem *m);
+/* The reason phrase of an HTTP status (RFC 9110 15), for the status line of
+ * the handshake's error answers and of plain HTTP responses (http.c); a
+ * status it does not name gets its class's ("Client Error"...). Static. */
+WSM_HIDDEN const char *wsm_http_reason(int status);
 
 typedef struct wsm_client_hs wsm_client_hs;
 

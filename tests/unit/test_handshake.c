@@ -479,6 +479,19 @@ static void test_request_view(void **s) {
   assert_int_equal(status_of(&f, GOOD, strlen(GOOD), 0, resp, sizeof(resp)),
                    401);
   assert_non_null(strstr(resp, "401 Unauthorized"));
+  /* the reason phrases are those of plain HTTP responses (one table) */
+  hs_status = 413;
+  assert_int_equal(status_of(&f, GOOD, strlen(GOOD), 0, resp, sizeof(resp)),
+                   413);
+  assert_non_null(strstr(resp, "HTTP/1.1 413 Content Too Large\r\n"));
+  hs_status = 502;
+  assert_int_equal(status_of(&f, GOOD, strlen(GOOD), 0, resp, sizeof(resp)),
+                   502);
+  assert_non_null(strstr(resp, "HTTP/1.1 502 Bad Gateway\r\n"));
+  hs_status = 418; /* no phrase of its own: its class's */
+  assert_int_equal(status_of(&f, GOOD, strlen(GOOD), 0, resp, sizeof(resp)),
+                   418);
+  assert_non_null(strstr(resp, "HTTP/1.1 418 Client Error\r\n"));
   hs_status = 42; /* not an error status: treated as a server error */
   assert_int_equal(status_of(&f, GOOD, strlen(GOOD), 0, NULL, 0), 500);
   srv_free(&f);
