@@ -145,34 +145,13 @@ static char *ptr_join(const wsmsg_mem *m, const char *base, const char *key) {
   return wsm_sb_finish(&sb);
 }
 
-static int hexv(char ch) {
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
 /* Resolve a JSON pointer (URI fragment form: percent-decoded here) from
  * `root`. */
 static json_t *ptr_get(const wsmsg_mem *m, json_t *root, const char *frag) {
-  size_t n = strlen(frag);
-  char *p = wsm_malloc(m, n + 1);
+  char *p = wsm_strdup(m, frag);
   if (!p)
     return NULL;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (frag[i] == '%' && i + 2 < n + 0 + 1 && hexv(frag[i + 1]) >= 0 &&
-        hexv(frag[i + 2]) >= 0) {
-      p[o++] = (char)(hexv(frag[i + 1]) * 16 + hexv(frag[i + 2]));
-      i += 2;
-    } else {
-      p[o++] = frag[i];
-    }
-  }
-  p[o] = '\0';
+  size_t o = wsm_pct_decode(p);
   json_t *j = root;
   size_t i = 0;
   if (o && p[0] != '/') {
@@ -183,33 +162,8 @@ static json_t *ptr_get(const wsmsg_mem *m, json_t *root, const char *frag) {
     size_t s = i + 1, k = s;
     while (k < o && p[k] != '/')
       k++;
-    char *seg = wsm_malloc(m, k - s + 1);
-    if (!seg) {
-      j = NULL;
-      break;
-    }
-    size_t sn = 0;
-    for (size_t x = s; x < k; x++) {
-      if (p[x] == '~' && x + 1 < k && (p[x + 1] == '0' || p[x + 1] == '1')) {
-        seg[sn++] = p[x + 1] == '0' ? '~' : '/';
-        x++;
-      } else {
-        seg[sn++] = p[x];
-      }
-    }
-    seg[sn] = '\0';
-    if (json_is_object(j)) {
-      j = json_object_getn(j, seg, sn);
-    } else if (json_is_array(j)) {
-      char *end;
-      unsigned long long idx = strtoull(seg, &end, 10);
-      bool ok = sn > 0 && *end == '\0' && seg[0] >= '0' && seg[0] <= '9' &&
-                (seg[0] != '0' || sn == 1);
-      j = ok ? json_array_get(j, (size_t)idx) : NULL;
-    } else {
-      j = NULL;
-    }
-    wsm_free(m, seg);
+    bool oom = false;
+    j = wsm_json_ptr_step(m, j, p + s, k - s, &oom);
     i = k;
   }
   wsm_free(m, p);
@@ -650,25 +604,6 @@ static const char *last_key(const char *ptr) {
   return s ? s + 1 : ptr;
 }
 
-/* Decode "~1" "~0" of a pointer segment into a new string. */
-static char *unescape_seg(const wsmsg_mem *m, const char *seg) {
-  size_t n = strlen(seg);
-  char *o = wsm_malloc(m, n + 1);
-  if (!o)
-    return NULL;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (seg[i] == '~' && (seg[i + 1] == '0' || seg[i + 1] == '1')) {
-      o[k++] = seg[i + 1] == '0' ? '~' : '/';
-      i++;
-    } else {
-      o[k++] = seg[i];
-    }
-  }
-  o[k] = '\0';
-  return o;
-}
-
 static int schema_dialect(const char *fmt, unsigned *dialect) {
   static const char *const d7[] = {
       "application/vnd.aai.asyncapi",
@@ -726,9 +661,10 @@ static int message_index(wsmsg_asyncapi *a, json_t *node, const char *ptr,
   msg->ptr = p;
   *idx = a->nmsgs - 1;
   json_t *name = json_object_get(m, "name");
+  const char *key = last_key(p);
   msg->name = json_is_string(name)
                   ? wsm_strdup(&a->mem, json_string_value(name))
-                  : unescape_seg(&a->mem, last_key(p));
+                  : wsm_ptr_unescape(&a->mem, key, strlen(key), NULL);
   if (!msg->name)
     return fail(a, WSMSG_ERR_NOMEM, "out of memory");
   json_t *payload = json_object_get(m, "payload");
@@ -1173,16 +1109,7 @@ static bool match_template(const wsmsg_mem *m, const char *t, const char *p,
       char *v = wsm_strndup(m, s, (size_t)(p - s));
       if (!v)
         return false;
-      size_t o = 0;
-      for (size_t i = 0; v[i]; i++) {
-        if (v[i] == '%' && hexv(v[i + 1]) >= 0 && hexv(v[i + 2]) >= 0) {
-          v[o++] = (char)(hexv(v[i + 1]) * 16 + hexv(v[i + 2]));
-          i += 2;
-        } else {
-          v[o++] = v[i];
-        }
-      }
-      v[o] = '\0';
+      size_t o = wsm_pct_decode(v);
       json_t *js = json_stringn(v, o); /* NULL if not UTF-8 */
       wsm_free(m, v);
       if (!js || json_array_append_new(vals, js))
@@ -1199,18 +1126,11 @@ static bool match_template(const wsmsg_mem *m, const char *t, const char *p,
 }
 
 static void qs_decode(char *v) {
-  size_t o = 0;
-  for (size_t i = 0; v[i]; i++) {
-    if (v[i] == '+') {
-      v[o++] = ' ';
-    } else if (v[i] == '%' && hexv(v[i + 1]) >= 0 && hexv(v[i + 2]) >= 0) {
-      v[o++] = (char)(hexv(v[i + 1]) * 16 + hexv(v[i + 2]));
-      i += 2;
-    } else {
-      v[o++] = v[i];
-    }
-  }
-  v[o] = '\0';
+  /* '+' first: a "%2B" stays a '+' */
+  for (char *q = v; *q; q++)
+    if (*q == '+')
+      *q = ' ';
+  wsm_pct_decode(v);
 }
 
 /* "a=1&b=x" -> {"a": "1", "b": "x"} (the last of repeated keys wins;

@@ -192,50 +192,74 @@ static void fmt_params(char *buf, size_t cap, bool snct, bool cnct,
 
 static uint8_t min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
+/* The extension elements of every Sec-WebSocket-Extensions header, in
+ * order (the offers a server reads, the answer a client checks). */
+typedef struct ext_iter {
+  const wsm_header *hdrs;
+  size_t n, i;
+  const char *s; /* where the next element starts; NULL: in hdrs[i] on */
+} ext_iter;
+
+/* Parse the next element into *p and set *verdict to wsm_pmd_parse's
+ * (WSM_PMD_*); false after the last one. */
+static bool ext_next(ext_iter *it, wsm_pmd_params *p, int *verdict) {
+  for (;;) { /* each turn moves on by an element or a header */
+    if (!it->s) {
+      while (it->i < it->n && strcasecmp(it->hdrs[it->i].name, EXT_HEADER) != 0)
+        it->i++;
+      if (it->i >= it->n)
+        return false;
+      it->s = it->hdrs[it->i++].value;
+    }
+    size_t len;
+    const char *e = wsm_ext_next(it->s, &len);
+    if (!e) {
+      it->s = NULL;
+      continue;
+    }
+    *verdict = wsm_pmd_parse(e, len, p);
+    it->s = e + len;
+    return true;
+  }
+}
+
 bool wsm_pmd_negotiate(const wsm_header *hdrs, size_t n,
                        const wsm_pmd_cfg *cfg, wsm_pmd *agreed, char *answer,
                        size_t cap) {
   memset(agreed, 0, sizeof(*agreed));
   if (!cfg->on)
     return false;
-  for (size_t i = 0; i < n; i++) {
-    if (strcasecmp(hdrs[i].name, EXT_HEADER) != 0)
-      continue;
-    const char *s = hdrs[i].value;
-    size_t len;
-    while ((s = wsm_ext_next(s, &len)) != NULL) {
-      wsm_pmd_params o;
-      int v = wsm_pmd_parse(s, len, &o);
-      s += len;
-      if (v != WSM_PMD_OK)
-        continue; /* another extension, or an offer we decline */
-      /* our direction: the window the client allows us (a smaller one
-       * than asked is always allowed), reset if either side wants it */
-      uint8_t tx = cfg->tx_wbits;
-      if (o.server_wbits)
-        tx = min_u8(tx, o.server_wbits);
-      /* the client's direction: a window can be asked only if the offer
-       * says the client supports client_max_window_bits */
-      uint8_t rx = 15;
-      if (o.client_wbits) {
-        rx = cfg->rx_wbits;
-        if (o.client_wbits != WSM_PMD_WB_NOVAL)
-          rx = min_u8(rx, o.client_wbits);
-      }
-      agreed->on = true;
-      agreed->tx_wbits = tx;
-      agreed->rx_wbits = rx;
-      agreed->tx_no_ctx = o.server_no_ctx || cfg->tx_no_ctx;
-      agreed->rx_no_ctx = o.client_no_ctx || cfg->rx_no_ctx;
-      fmt_params(answer, cap, agreed->tx_no_ctx, agreed->rx_no_ctx,
-                 tx < 15 || o.server_wbits ? tx : 0u,
-                 o.client_wbits && (rx < 15 || o.client_wbits !=
-                                                   WSM_PMD_WB_NOVAL)
-                     ? rx
-                     : 0u,
-                 false);
-      return true;
+  ext_iter it = {hdrs, n, 0, NULL};
+  wsm_pmd_params o;
+  int v;
+  while (ext_next(&it, &o, &v)) {
+    if (v != WSM_PMD_OK)
+      continue; /* another extension, or an offer we decline */
+    /* our direction: the window the client allows us (a smaller one
+     * than asked is always allowed), reset if either side wants it */
+    uint8_t tx = cfg->tx_wbits;
+    if (o.server_wbits)
+      tx = min_u8(tx, o.server_wbits);
+    /* the client's direction: a window can be asked only if the offer
+     * says the client supports client_max_window_bits */
+    uint8_t rx = 15;
+    if (o.client_wbits) {
+      rx = cfg->rx_wbits;
+      if (o.client_wbits != WSM_PMD_WB_NOVAL)
+        rx = min_u8(rx, o.client_wbits);
     }
+    agreed->on = true;
+    agreed->tx_wbits = tx;
+    agreed->rx_wbits = rx;
+    agreed->tx_no_ctx = o.server_no_ctx || cfg->tx_no_ctx;
+    agreed->rx_no_ctx = o.client_no_ctx || cfg->rx_no_ctx;
+    fmt_params(answer, cap, agreed->tx_no_ctx, agreed->rx_no_ctx,
+               tx < 15 || o.server_wbits ? tx : 0u,
+               o.client_wbits && (rx < 15 || o.client_wbits != WSM_PMD_WB_NOVAL)
+                   ? rx
+                   : 0u,
+               false);
+    return true;
   }
   return false;
 }
@@ -251,52 +275,46 @@ int wsm_pmd_check_answer(const wsm_header *hdrs, size_t n,
                          const char **why) {
   memset(agreed, 0, sizeof(*agreed));
   size_t count = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (strcasecmp(hdrs[i].name, EXT_HEADER) != 0)
-      continue;
-    const char *s = hdrs[i].value;
-    size_t len;
-    while ((s = wsm_ext_next(s, &len)) != NULL) {
-      wsm_pmd_params a;
-      int v = wsm_pmd_parse(s, len, &a);
-      s += len;
-      if (++count > 1) {
-        *why = "server chose more than one extension";
-        return -1;
-      }
-      if (v == WSM_PMD_SYNTAX) {
-        *why = "malformed Sec-WebSocket-Extensions in the response";
-        return -1;
-      }
-      if (v == WSM_PMD_OTHER || !cfg->on) {
-        *why = "server chose an extension we did not offer";
-        return -1;
-      }
-      if (v == WSM_PMD_BAD || a.client_wbits == WSM_PMD_WB_NOVAL) {
-        *why = "server answered permessage-deflate with invalid parameters";
-        return -1;
-      }
-      if (cfg->rx_no_ctx && !a.server_no_ctx) {
-        *why = "server ignored our server_no_context_takeover";
-        return -1;
-      }
-      if (cfg->rx_wbits < 15 &&
-          (!a.server_wbits || a.server_wbits > cfg->rx_wbits)) {
-        *why = "server_max_window_bits in the answer over our offer";
-        return -1;
-      }
-      if (a.client_wbits && cfg->tx_wbits < 15 &&
-          a.client_wbits > cfg->tx_wbits) {
-        *why = "client_max_window_bits in the answer over our offer";
-        return -1;
-      }
-      agreed->on = true;
-      agreed->rx_wbits = a.server_wbits ? a.server_wbits : 15;
-      agreed->tx_wbits = a.client_wbits ? min_u8(a.client_wbits, cfg->tx_wbits)
-                                        : cfg->tx_wbits;
-      agreed->rx_no_ctx = a.server_no_ctx;
-      agreed->tx_no_ctx = a.client_no_ctx || cfg->tx_no_ctx;
+  ext_iter it = {hdrs, n, 0, NULL};
+  wsm_pmd_params a;
+  int v;
+  while (ext_next(&it, &a, &v)) {
+    if (++count > 1) {
+      *why = "server chose more than one extension";
+      return -1;
     }
+    if (v == WSM_PMD_SYNTAX) {
+      *why = "malformed Sec-WebSocket-Extensions in the response";
+      return -1;
+    }
+    if (v == WSM_PMD_OTHER || !cfg->on) {
+      *why = "server chose an extension we did not offer";
+      return -1;
+    }
+    if (v == WSM_PMD_BAD || a.client_wbits == WSM_PMD_WB_NOVAL) {
+      *why = "server answered permessage-deflate with invalid parameters";
+      return -1;
+    }
+    if (cfg->rx_no_ctx && !a.server_no_ctx) {
+      *why = "server ignored our server_no_context_takeover";
+      return -1;
+    }
+    if (cfg->rx_wbits < 15 &&
+        (!a.server_wbits || a.server_wbits > cfg->rx_wbits)) {
+      *why = "server_max_window_bits in the answer over our offer";
+      return -1;
+    }
+    if (a.client_wbits && cfg->tx_wbits < 15 &&
+        a.client_wbits > cfg->tx_wbits) {
+      *why = "client_max_window_bits in the answer over our offer";
+      return -1;
+    }
+    agreed->on = true;
+    agreed->rx_wbits = a.server_wbits ? a.server_wbits : 15;
+    agreed->tx_wbits =
+        a.client_wbits ? min_u8(a.client_wbits, cfg->tx_wbits) : cfg->tx_wbits;
+    agreed->rx_no_ctx = a.server_no_ctx;
+    agreed->tx_no_ctx = a.client_no_ctx || cfg->tx_no_ctx;
   }
   return 0;
 }

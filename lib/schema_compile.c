@@ -1466,8 +1466,7 @@ static int hexval(char ch) {
   return -1;
 }
 
-/* Percent-decode in place; returns the new length. */
-static size_t pct_decode(char *s) {
+size_t wsm_pct_decode(char *s) {
   size_t o = 0;
   for (size_t i = 0; s[i]; i++) {
     if (s[i] == '%' && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
@@ -1481,6 +1480,49 @@ static size_t pct_decode(char *s) {
   return o;
 }
 
+char *wsm_ptr_unescape(const wsmsg_mem *m, const char *tok, size_t len,
+                       size_t *out_len) {
+  char *seg = wsm_malloc(m, len + 1);
+  if (!seg)
+    return NULL;
+  size_t n = 0;
+  for (size_t x = 0; x < len; x++) {
+    if (tok[x] == '~' && x + 1 < len &&
+        (tok[x + 1] == '0' || tok[x + 1] == '1')) {
+      seg[n++] = tok[x + 1] == '0' ? '~' : '/';
+      x++;
+    } else {
+      seg[n++] = tok[x];
+    }
+  }
+  seg[n] = '\0';
+  if (out_len)
+    *out_len = n;
+  return seg;
+}
+
+json_t *wsm_json_ptr_step(const wsmsg_mem *m, const json_t *j, const char *tok,
+                          size_t len, bool *nomem) {
+  size_t n;
+  char *seg = wsm_ptr_unescape(m, tok, len, &n);
+  if (!seg) {
+    *nomem = true;
+    return NULL;
+  }
+  json_t *child = NULL;
+  if (json_is_object(j)) {
+    child = json_object_getn(j, seg, n);
+  } else if (json_is_array(j)) {
+    char *end;
+    unsigned long long idx = strtoull(seg, &end, 10);
+    bool ok = n > 0 && *end == '\0' && (seg[0] != '0' || n == 1) &&
+              seg[0] >= '0' && seg[0] <= '9';
+    child = ok ? json_array_get(j, (size_t)idx) : NULL;
+  }
+  wsm_free(m, seg);
+  return child;
+}
+
 /* Walk the JSON pointer `ptr` (decoded, starting with '/') from `j`,
  * tracking the base URI and dialect of the nodes crossed. */
 static const json_t *walk_pointer(cctx *c, const json_t *j, char *ptr,
@@ -1491,35 +1533,12 @@ static const json_t *walk_pointer(cctx *c, const json_t *j, char *ptr,
     size_t s = i + 1, k = s;
     while (k < len && ptr[k] != '/')
       k++;
-    /* unescape ~1 ~0 into a segment */
-    char *seg = wsm_malloc(c->mem, k - s + 1);
-    if (!seg) {
+    bool oom = false;
+    j = wsm_json_ptr_step(c->mem, j, ptr + s, k - s, &oom);
+    if (oom) {
       nomem(c);
       return NULL;
     }
-    size_t n = 0;
-    for (size_t x = s; x < k; x++) {
-      if (ptr[x] == '~' && x + 1 < k &&
-          (ptr[x + 1] == '0' || ptr[x + 1] == '1')) {
-        seg[n++] = ptr[x + 1] == '0' ? '~' : '/';
-        x++;
-      } else {
-        seg[n++] = ptr[x];
-      }
-    }
-    seg[n] = '\0';
-    if (json_is_object(j)) {
-      j = json_object_getn(j, seg, n);
-    } else if (json_is_array(j)) {
-      char *end;
-      unsigned long long idx = strtoull(seg, &end, 10);
-      bool ok = n > 0 && *end == '\0' && (seg[0] != '0' || n == 1) &&
-                seg[0] >= '0' && seg[0] <= '9';
-      j = ok ? json_array_get(j, (size_t)idx) : NULL;
-    } else {
-      j = NULL;
-    }
-    wsm_free(c->mem, seg);
     if (j) {
       ent *e = pmap_find(&c->map, j);
       if (e && e->scanned) {
@@ -1557,7 +1576,7 @@ static int resolve_refs(cctx *c) {
     int dialect = e ? e->dialect : c->s->dialect;
     if (frag && *frag) {
       if (frag[0] == '/') {
-        size_t n = pct_decode(frag);
+        size_t n = wsm_pct_decode(frag);
         j = walk_pointer(c, res, frag, n, &base, &dialect);
       } else {
         *hash = '#';

@@ -328,4 +328,21 @@ WSM_HIDDEN bool wsm_json_equal(const json_t *a, const json_t *b);
 /* The instance is an integer in the JSON Schema sense (1 and 1.0). */
 WSM_HIDDEN bool wsm_is_integral(const json_t *v);
 
+/* ---- JSON pointers and URI fragments (schema_compile.c) ------------------ */
+
+/* Percent-decode the NUL-terminated s in place (a '%' not followed by two
+ * hex digits stays as it is); returns the new length. */
+WSM_HIDDEN size_t wsm_pct_decode(char *s);
+/* A reference token tok[0..len) of a JSON pointer with "~1" and "~0"
+ * unescaped: a new NUL-terminated string (wsm_free) and its length in
+ * *out_len (if not NULL), or NULL when out of memory. */
+WSM_HIDDEN char *wsm_ptr_unescape(const wsmsg_mem *m, const char *tok,
+                                  size_t len, size_t *out_len);
+/* One step of a JSON pointer (RFC 6901): the child of `j` that the reference
+ * token tok[0..len) ("~0" and "~1" still escaped) names, an object's member
+ * or an array's element (a decimal index without leading zeros); NULL if
+ * there is none, or when out of memory (then *nomem is set). */
+WSM_HIDDEN json_t *wsm_json_ptr_step(const wsmsg_mem *m, const json_t *j,
+                                     const char *tok, size_t len, bool *nomem);
+
 #endif /* WSMSG_SCHEMA_INTERNAL_H */
