@@ -135,14 +135,16 @@ UV_LIBS   := $(shell pkg-config --cflags --libs libuv)
 # OpenSSL: the examples' TLS (wss://, https://); never linked into lib/
 TLS_LIBS  := $(shell pkg-config --cflags --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 EVLOOP    := examples/common/evloop.c examples/common/evloop.h \
-             examples/common/log_escape.h examples/common/mem_return.h
+             examples/common/log_escape.h examples/common/mem_return.h \
+             examples/common/deadline_queue.h examples/common/server_opts.h
 
 examples: $(EXAMPLES)
 
 $(EXDIR)/echo_server: examples/echo_server.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/echo_server: EXTRA_LIBS = $(TLS_LIBS)
-$(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) examples/common/message_model.h $(STATIC) include/wsmsg.h
+$(EXDIR)/demo_server: examples/demo_server.c $(EVLOOP) examples/common/message_model.h \
+                      examples/common/upload_dir.h $(STATIC) include/wsmsg.h
 $(EXDIR)/demo_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/asyncapi_mock: examples/asyncapi_mock.c $(EVLOOP) $(STATIC) include/wsmsg.h
 $(EXDIR)/asyncapi_mock: EXTRA_SRCS = examples/common/evloop.c
@@ -153,9 +155,12 @@ $(EXDIR)/echo_client: EXTRA_LIBS = $(TLS_LIBS)
 # the README's epoll loop, verbatim (test_minimal_server.py checks that)
 $(EXDIR)/minimal_server: examples/minimal_server.c $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: examples/uv_echo_server.c examples/common/log_escape.h \
-                          examples/common/mem_return.h $(STATIC) include/wsmsg.h
+                          examples/common/mem_return.h \
+                          examples/common/deadline_queue.h \
+                          examples/common/server_opts.h $(STATIC) include/wsmsg.h
 $(EXDIR)/uv_echo_server: EXTRA_LIBS = $(UV_LIBS)
-$(EXDIR)/file_transfer/ft_server: examples/file_transfer/ft_server.c $(EVLOOP) $(STATIC)
+$(EXDIR)/file_transfer/ft_server: examples/file_transfer/ft_server.c $(EVLOOP) \
+                                  examples/common/upload_dir.h $(STATIC)
 $(EXDIR)/file_transfer/ft_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/file_transfer/ft_server: EXTRA_LIBS = $(JSON_LIBS) $(TLS_LIBS)
 $(EXDIR)/file_transfer/ft_client: examples/file_transfer/ft_client.c examples/common/log_escape.h $(STATIC)

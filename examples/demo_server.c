@@ -57,6 +57,7 @@
  *               [--max-client BYTES] [--receive-timeout MS]
  *               [--ping-interval MS] [--pong-timeout MS]
  *               [--handshake-timeout MS] [--close-timeout MS] [--quiet]
+ *               [--no-deflate | --deflate on|low_memory|max_ratio]
  *               [--max-conns N] [--drain-timeout MS] [--web DIR]
  *               [--tls-cert FILE --tls-key FILE]
  *
@@ -66,6 +67,8 @@
  */
 #include "common/evloop.h"
 #include "common/message_model.h"
+#include "common/server_opts.h"
+#include "common/upload_dir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -134,29 +137,14 @@ static void upload_end(uploader *up, int keep) {
 /* Count what --dir already holds of ours (upload-N.bin): it counts toward
  * the quotas, and numbering goes on above the highest N, so a restart
  * never collides with an earlier run's files. */
+static int upload_no(const char *name, unsigned long *n) {
+  int end = 0;
+  return sscanf(name, "upload-%lu.bin%n", n, &end) == 1 && name[end] == '\0' &&
+         end != 0;
+}
+
 static int scan_dir(void) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return -1;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    unsigned long n;
-    int end = 0;
-    if (sscanf(e->d_name, "upload-%lu.bin%n", &n, &end) != 1 ||
-        e->d_name[end] != '\0' || end == 0)
-      continue;
-    char path[4400];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-      continue;
-    nfiles++;
-    total_bytes += (uint64_t)st.st_size;
-    if (n > next_no)
-      next_no = n;
-  }
-  closedir(d);
-  return 0;
+  return upload_dir_scan(dir, upload_no, &nfiles, &total_bytes, &next_no);
 }
 
 /* Remove a directory we created, with the uploads in it. */
@@ -292,10 +280,8 @@ static uploader *uploader_of(wsmsg_conn *c) {
 }
 
 static void reply_json(wsmsg_conn *c, json_t *msg) {
-  char *s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-  if (s)
-    wsmsg_send_text(c, s, strlen(s));
-  free(s);
+  if (msg)
+    wsmsg_send_json(c, msg);
   json_decref(msg);
 }
 
@@ -686,7 +672,9 @@ static void usage(void) {
           "[--pong-timeout MS]\n"
           "                   [--handshake-timeout MS] [--close-timeout MS] "
           "[--quiet]\n"
-          "                   [--no-deflate] [--web DIR] " EVLOOP_USAGE "\n\n"
+          "                   [--no-deflate | --deflate "
+          "on|low_memory|max_ratio] [--web DIR]\n"
+          "                   " EVLOOP_USAGE "\n\n"
           "endpoints: /ws/chat /ws/file-transfer /ws/json-demo "
           "/ws/with-timeout /ws/echo /ws/room; GET /asyncapi.json\n"
           "timeouts in milliseconds (0 = off; not given: the library's "
@@ -705,27 +693,22 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *host = "127.0.0.1";
+  server_opts so = SERVER_OPTS(8080);
+  so.recv_to = 10000; /* the HEARTBEAT period */
   const char *dir_arg = NULL;
-  int port = 8080;
   evloop_opts lo = EVLOOP_OPTS("demo_server");
   lo.verbose = 1;
   lo.app_free = slot_free;
   default_web_dir();
-  long recv_to = 10000; /* the HEARTBEAT period */
-  /* -1: not given, the library's default stays */
-  long ping = -1, pong = -1, hs_to = -1, close_to = -1;
-  int deflate = WSMSG_DEFLATE_ON; /* browsers offer it */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
     if (evloop_arg(&lo, argc, argv, &i))
       continue;
-    if (!strcmp(a, "--host") && more)
-      host = argv[++i];
-    else if (!strcmp(a, "--port") && more)
-      port = atoi(argv[++i]);
-    else if (!strcmp(a, "--dir") && more)
+    int known = server_opts_arg(&so, "demo_server", argc, argv, &i);
+    if (known > 0)
+      continue; /* < 0: a --deflate value it does not know: the usage */
+    if (known == 0 && !strcmp(a, "--dir") && more)
       dir_arg = argv[++i];
     else if (!strcmp(a, "--web") && more)
       snprintf(web_dir, sizeof(web_dir), "%s", argv[++i]);
@@ -737,18 +720,6 @@ int main(int argc, char **argv) {
       max_total = strtoull(argv[++i], NULL, 10);
     else if (!strcmp(a, "--max-client") && more)
       max_client = strtoull(argv[++i], NULL, 10);
-    else if (!strcmp(a, "--receive-timeout") && more)
-      recv_to = evloop_ms_arg("demo_server", argv[++i]);
-    else if (!strcmp(a, "--ping-interval") && more)
-      ping = evloop_ms_arg("demo_server", argv[++i]);
-    else if (!strcmp(a, "--pong-timeout") && more)
-      pong = evloop_ms_arg("demo_server", argv[++i]);
-    else if (!strcmp(a, "--handshake-timeout") && more)
-      hs_to = evloop_ms_arg("demo_server", argv[++i]);
-    else if (!strcmp(a, "--close-timeout") && more)
-      close_to = evloop_ms_arg("demo_server", argv[++i]);
-    else if (!strcmp(a, "--no-deflate"))
-      deflate = WSMSG_DEFLATE_OFF;
     else if (!strcmp(a, "--quiet") || !strcmp(a, "-q"))
       lo.verbose = 0;
     else {
@@ -791,16 +762,16 @@ int main(int argc, char **argv) {
   wsmsg_endpoint *all[] = {chat, file, json, tmo, echo, roomep};
   for (size_t i = 0; i < 6; i++) {
     common(all[i]);
-    if (ping >= 0)
-      wsmsg_endpoint_set_ping_interval(all[i], (uint32_t)ping);
-    if (pong >= 0)
-      wsmsg_endpoint_set_pong_timeout(all[i], (uint32_t)pong);
-    if (close_to >= 0)
-      wsmsg_endpoint_set_close_timeout(all[i], (uint32_t)close_to);
+    if (so.ping >= 0)
+      wsmsg_endpoint_set_ping_interval(all[i], (uint32_t)so.ping);
+    if (so.pong >= 0)
+      wsmsg_endpoint_set_pong_timeout(all[i], (uint32_t)so.pong);
+    if (so.close_to >= 0)
+      wsmsg_endpoint_set_close_timeout(all[i], (uint32_t)so.close_to);
     /* uploads are often compressed already, and chunks arrive streamed:
      * the file endpoint stays plain */
     if (all[i] != file)
-      wsmsg_endpoint_set_deflate(all[i], deflate);
+      wsmsg_endpoint_set_deflate(all[i], so.deflate);
   }
   wsmsg_endpoint_on_text(chat, chat_text);
   wsmsg_endpoint_on_chunk(file, file_chunk, WSMSG_STREAM_BINARY);
@@ -811,7 +782,7 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_set_schema(json, model);
   wsmsg_endpoint_set_extra(json, WSMSG_EXTRA_IGNORE); /* message.dict() */
   wsmsg_endpoint_on_text(tmo, timeout_text);
-  wsmsg_endpoint_set_receive_timeout(tmo, (uint32_t)recv_to);
+  wsmsg_endpoint_set_receive_timeout(tmo, (uint32_t)so.recv_to);
   wsmsg_endpoint_set_timeout_action(tmo, WSMSG_ON_TIMEOUT_HEARTBEAT,
                                     "HEARTBEAT");
   wsmsg_endpoint_on_text(echo, echo_text);
@@ -821,8 +792,7 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_text(roomep, room_text);
 
   wsmsg_server *srv = wsmsg_server_new();
-  if (hs_to >= 0)
-    wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
+  server_opts_apply_server(&so, srv);
   wsmsg_server_route(srv, "/ws/chat", chat);
   wsmsg_server_route(srv, "/ws/file-transfer", file);
   wsmsg_server_route(srv, "/ws/json-demo", json);
@@ -842,11 +812,11 @@ int main(int argc, char **argv) {
   fprintf(stderr, "demo_server: files go to %s\n", dir);
   if (web_dir[0])
     fprintf(stderr, "demo_server: the demo page is http%s://%s:%d/ (from %s)\n",
-            lo.tls_cert ? "s" : "", host, port, web_dir);
+            lo.tls_cert ? "s" : "", so.host, so.port, web_dir);
   else
     fprintf(stderr, "demo_server: no web directory: GET / answers 404 "
                     "(--web DIR)\n");
-  int r = evloop_serve(srv, host, port, &lo);
+  int r = evloop_serve(srv, so.host, so.port, &lo);
   wsmsg_server_free(srv);
   free(asyncapi_json);
   for (size_t i = 0; i < 6; i++)

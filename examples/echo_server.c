@@ -18,6 +18,7 @@
  * half-closes without reading what is left gets --drain-timeout (10 s).
  */
 #include "common/evloop.h"
+#include "common/server_opts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,51 +47,41 @@ static void on_close(wsmsg_conn *c, const wsmsg_close_info *ci, void *u) {
 }
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: echo_server [--host ADDR] [--port N] [--max-message BYTES]\n"
-          "                   [--ping-interval MS] [--pong-timeout MS]\n"
-          "                   [--receive-timeout MS] "
-          "[--timeout-action ping|heartbeat|close]\n"
-          "                   [--handshake-timeout MS] [--close-timeout MS] "
-          "[--verbose]\n"
-          "                   [--no-deflate | --deflate on|low_memory|max_ratio]\n"
-          "                   " EVLOOP_USAGE "\n"
-          "Timeouts in milliseconds; 0 turns one off; not given: the library's "
-          "default.\n"
-          "permessage-deflate is on (no context takeover) unless --no-deflate "
-          "says otherwise.\n");
+  fprintf(
+      stderr,
+      "usage: echo_server [--host ADDR] [--port N] [--max-message BYTES]\n"
+      "                   [--ping-interval MS] [--pong-timeout MS]\n"
+      "                   [--receive-timeout MS] "
+      "[--timeout-action ping|heartbeat|close]\n"
+      "                   [--handshake-timeout MS] [--close-timeout MS] "
+      "[--verbose]\n"
+      "                   [--no-deflate | --deflate on|low_memory|max_ratio]\n"
+      "                   " EVLOOP_USAGE "\n"
+      "Timeouts in milliseconds; 0 turns one off; not given: the library's "
+      "default.\n"
+      "permessage-deflate is on (no context takeover) unless --no-deflate "
+      "says otherwise.\n");
 }
 
 int main(int argc, char **argv) {
-  const char *host = "127.0.0.1";
-  int port = 8080;
+  server_opts so = SERVER_OPTS(8080);
   evloop_opts lo = EVLOOP_OPTS("echo_server");
-  long long max_message = -1;
-  /* -1: not given, the library's default stays */
-  long ping = -1, pong = -1, recv_to = -1, hs_to = -1, close_to = -1;
+  long long max_message = -1; /* -1: not given, the library's default */
   int action = WSMSG_ON_TIMEOUT_PING;
-  int deflate = WSMSG_DEFLATE_ON; /* browsers offer it */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
     if (evloop_arg(&lo, argc, argv, &i))
       continue;
-    if (!strcmp(a, "--host") && more)
-      host = argv[++i];
-    else if (!strcmp(a, "--port") && more)
-      port = atoi(argv[++i]);
-    else if (!strcmp(a, "--max-message") && more)
+    int r = server_opts_arg(&so, "echo_server", argc, argv, &i);
+    if (r < 0) {
+      usage();
+      return 2;
+    }
+    if (r)
+      continue;
+    if (!strcmp(a, "--max-message") && more)
       max_message = atoll(argv[++i]);
-    else if (!strcmp(a, "--ping-interval") && more)
-      ping = evloop_ms_arg("echo_server", argv[++i]);
-    else if (!strcmp(a, "--pong-timeout") && more)
-      pong = evloop_ms_arg("echo_server", argv[++i]);
-    else if (!strcmp(a, "--receive-timeout") && more)
-      recv_to = evloop_ms_arg("echo_server", argv[++i]);
-    else if (!strcmp(a, "--handshake-timeout") && more)
-      hs_to = evloop_ms_arg("echo_server", argv[++i]);
-    else if (!strcmp(a, "--close-timeout") && more)
-      close_to = evloop_ms_arg("echo_server", argv[++i]);
     else if (!strcmp(a, "--timeout-action") && more) {
       const char *v = argv[++i];
       action = !strcmp(v, "ping")        ? WSMSG_ON_TIMEOUT_PING
@@ -98,19 +89,6 @@ int main(int argc, char **argv) {
                : !strcmp(v, "close")     ? WSMSG_ON_TIMEOUT_CLOSE_1001
                                          : -1;
       if (action < 0) {
-        usage();
-        return 2;
-      }
-    } else if (!strcmp(a, "--no-deflate")) {
-      deflate = WSMSG_DEFLATE_OFF;
-    } else if (!strcmp(a, "--deflate") && more) {
-      const char *v = argv[++i];
-      deflate = !strcmp(v, "on")           ? WSMSG_DEFLATE_ON
-                : !strcmp(v, "low_memory") ? WSMSG_DEFLATE_LOW_MEMORY
-                : !strcmp(v, "max_ratio")  ? WSMSG_DEFLATE_MAX_RATIO
-                : !strcmp(v, "off")        ? WSMSG_DEFLATE_OFF
-                                           : -1;
-      if (deflate < 0) {
         usage();
         return 2;
       }
@@ -131,22 +109,13 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_close(echo, on_close);
   if (max_message >= 0)
     wsmsg_endpoint_set_max_message_size(echo, (uint64_t)max_message);
-  wsmsg_endpoint_set_deflate(echo, deflate);
-  if (ping >= 0)
-    wsmsg_endpoint_set_ping_interval(echo, (uint32_t)ping);
-  if (pong >= 0)
-    wsmsg_endpoint_set_pong_timeout(echo, (uint32_t)pong);
-  if (recv_to >= 0)
-    wsmsg_endpoint_set_receive_timeout(echo, (uint32_t)recv_to);
+  server_opts_apply(&so, echo);
   wsmsg_endpoint_set_timeout_action(echo, action, NULL);
-  if (close_to >= 0)
-    wsmsg_endpoint_set_close_timeout(echo, (uint32_t)close_to);
   wsmsg_endpoint_set_backpressure(echo, 8u << 20, 2u << 20,
                                   WSMSG_BACKPRESSURE_CLOSE);
-  if (hs_to >= 0)
-    wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
+  server_opts_apply_server(&so, srv);
   wsmsg_server_route(srv, "*", echo);
-  int r = evloop_serve(srv, host, port, &lo);
+  int r = evloop_serve(srv, so.host, so.port, &lo);
   wsmsg_server_free(srv);
   wsmsg_endpoint_free(echo);
   return r;

@@ -37,6 +37,7 @@
 
 #include "common/log_escape.h"
 #include "common/mem_return.h"
+#include "common/server_opts.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -64,11 +65,7 @@ typedef struct client {
   struct client *wprev, *wnext;
 } client;
 
-/* A FIFO of clients with deadlines; all entries of one queue get the same
- * delay, so the first is always the first due. */
-typedef struct queue {
-  client *head, *tail;
-} queue;
+#include "common/deadline_queue.h" /* queue, q_push, q_remove */
 
 typedef struct write_req {
   uv_write_t req;
@@ -97,44 +94,12 @@ static void rearm_timer(void);
 static void log_line(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void log_line(const char *fmt, ...) {
-  char raw[1024], safe[4096];
+  char safe[4096];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(raw, sizeof(raw), fmt, ap);
+  log_vformat(safe, sizeof(safe), fmt, ap);
   va_end(ap);
-  size_t len = n < 0                      ? 0
-               : (size_t)n >= sizeof(raw) ? sizeof(raw) - 1
-                                          : (size_t)n;
-  fprintf(stderr, "%s\n", log_escape(safe, sizeof(safe), raw, len));
-}
-
-static void q_remove(client *cl) {
-  queue *q = cl->q;
-  if (!q)
-    return;
-  if (cl->qprev)
-    cl->qprev->qnext = cl->qnext;
-  else
-    q->head = cl->qnext;
-  if (cl->qnext)
-    cl->qnext->qprev = cl->qprev;
-  else
-    q->tail = cl->qprev;
-  cl->q = NULL;
-  cl->qprev = cl->qnext = NULL;
-}
-
-static void q_push(queue *q, client *cl, uint64_t until) {
-  q_remove(cl);
-  cl->q = q;
-  cl->until = until;
-  cl->qprev = q->tail;
-  cl->qnext = NULL;
-  if (q->tail)
-    q->tail->qnext = cl;
-  else
-    q->head = cl;
-  q->tail = cl;
+  fprintf(stderr, "%s\n", safe);
 }
 
 static void on_text(wsmsg_conn *c, const char *data, size_t len, void *u) {
@@ -465,57 +430,21 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_timer_start(&timer, on_stop_timeout, 2000, 0); /* bounded */
 }
 
-static long ms_arg(const char *s) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  if (*end || v < 0 || v > 86400000) {
-    fprintf(stderr, "uv_echo_server: bad milliseconds: %s\n", s);
-    exit(2);
-  }
-  return v;
-}
-
 int main(int argc, char **argv) {
-  const char *host = "127.0.0.1";
-  int port = 8080;
-  long long max_message = -1;
-  /* -1: not given, the library's default stays */
-  long ping = -1, pong = -1, recv_to = -1, hs_to = -1, close_to = -1;
-  int deflate = WSMSG_DEFLATE_ON; /* browsers offer it */
+  server_opts so = SERVER_OPTS(8080);
+  long long max_message = -1; /* -1: not given, the library's default */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
-    const char *v = more ? argv[i + 1] : "";
-    if (!strcmp(a, "--no-deflate"))
-      deflate = WSMSG_DEFLATE_OFF;
-    else if (!strcmp(a, "--deflate") && more &&
-             (!strcmp(v, "on") || !strcmp(v, "low_memory") ||
-              !strcmp(v, "max_ratio") || !strcmp(v, "off"))) {
-      deflate = !strcmp(v, "on")           ? WSMSG_DEFLATE_ON
-                : !strcmp(v, "low_memory") ? WSMSG_DEFLATE_LOW_MEMORY
-                : !strcmp(v, "max_ratio")  ? WSMSG_DEFLATE_MAX_RATIO
-                                           : WSMSG_DEFLATE_OFF;
-      i++;
-    } else if (!strcmp(a, "--host") && more)
-      host = argv[++i];
-    else if (!strcmp(a, "--port") && more)
-      port = atoi(argv[++i]);
-    else if (!strcmp(a, "--max-message") && more)
+    int known = server_opts_arg(&so, "uv_echo_server", argc, argv, &i);
+    if (known > 0)
+      continue; /* < 0: a --deflate value it does not know: the usage */
+    if (known == 0 && !strcmp(a, "--max-message") && more)
       max_message = atoll(argv[++i]);
-    else if (!strcmp(a, "--ping-interval") && more)
-      ping = ms_arg(argv[++i]);
-    else if (!strcmp(a, "--pong-timeout") && more)
-      pong = ms_arg(argv[++i]);
-    else if (!strcmp(a, "--receive-timeout") && more)
-      recv_to = ms_arg(argv[++i]);
-    else if (!strcmp(a, "--handshake-timeout") && more)
-      hs_to = ms_arg(argv[++i]);
-    else if (!strcmp(a, "--close-timeout") && more)
-      close_to = ms_arg(argv[++i]);
     else if (!strcmp(a, "--max-conns") && more)
       max_conns = atol(argv[++i]);
     else if (!strcmp(a, "--drain-timeout") && more)
-      drain_ms = ms_arg(argv[++i]);
+      drain_ms = server_opts_ms("uv_echo_server", argv[++i]);
     else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
       verbose = 1;
     else {
@@ -540,24 +469,15 @@ int main(int argc, char **argv) {
   wsmsg_endpoint_on_close(ep, on_close);
   if (max_message >= 0)
     wsmsg_endpoint_set_max_message_size(ep, (uint64_t)max_message);
-  wsmsg_endpoint_set_deflate(ep, deflate);
-  if (ping >= 0)
-    wsmsg_endpoint_set_ping_interval(ep, (uint32_t)ping);
-  if (pong >= 0)
-    wsmsg_endpoint_set_pong_timeout(ep, (uint32_t)pong);
-  if (recv_to >= 0)
-    wsmsg_endpoint_set_receive_timeout(ep, (uint32_t)recv_to);
+  server_opts_apply(&so, ep);
   wsmsg_endpoint_set_timeout_action(ep, WSMSG_ON_TIMEOUT_PING, NULL);
-  if (close_to >= 0)
-    wsmsg_endpoint_set_close_timeout(ep, (uint32_t)close_to);
-  if (hs_to >= 0)
-    wsmsg_server_set_handshake_timeout(srv, (uint32_t)hs_to);
+  server_opts_apply_server(&so, srv);
   wsmsg_server_route(srv, "*", ep);
   wsmsg_server_on_output(srv, on_output); /* broadcasts' recipients */
 
   struct sockaddr_in addr;
-  if (uv_ip4_addr(host, port, &addr) != 0) {
-    fprintf(stderr, "uv_echo_server: bad host %s\n", host);
+  if (uv_ip4_addr(so.host, so.port, &addr) != 0) {
+    fprintf(stderr, "uv_echo_server: bad host %s\n", so.host);
     return 1;
   }
   uv_tcp_init(loop, &listener);
@@ -565,7 +485,8 @@ int main(int argc, char **argv) {
   if (!r)
     r = uv_listen((uv_stream_t *)&listener, 4096, on_connection);
   if (r) {
-    fprintf(stderr, "uv_echo_server: %s:%d: %s\n", host, port, uv_strerror(r));
+    fprintf(stderr, "uv_echo_server: %s:%d: %s\n", so.host, so.port,
+            uv_strerror(r));
     return 1;
   }
   uv_timer_init(loop, &timer);
@@ -576,7 +497,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&sigterm, on_signal, SIGTERM);
   fprintf(stderr,
           "uv_echo_server (wsmsg %s, libuv %s) listening on ws://%s:%d/\n",
-          wsmsg_version(), uv_version_string(), host, port);
+          wsmsg_version(), uv_version_string(), so.host, so.port);
   uv_run(loop, UV_RUN_DEFAULT);
 
   /* close what is left and let libuv finish the close callbacks */

@@ -2,6 +2,7 @@
 #include "evloop.h"
 #include "log_escape.h"
 #include "mem_return.h"
+#include "server_opts.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,11 +52,7 @@ typedef struct client {
 
 enum { TW_READ = 1, TW_WRITE = 2 };
 
-/* A FIFO of clients with deadlines; every entry of one queue gets the same
- * delay, so the oldest is always the first due. */
-typedef struct queue {
-  client *head, *tail;
-} queue;
+#include "deadline_queue.h" /* queue, q_push, q_remove */
 
 static struct {
   int ep;
@@ -80,12 +77,8 @@ void **evloop_app(wsmsg_conn *conn) {
 }
 
 static void log_line(unsigned long id, const char *fmt, va_list ap) {
-  char raw[1024], safe[4096];
-  int n = vsnprintf(raw, sizeof(raw), fmt, ap);
-  size_t len = n < 0                      ? 0
-               : (size_t)n >= sizeof(raw) ? sizeof(raw) - 1
-                                          : (size_t)n;
-  log_escape(safe, sizeof(safe), raw, len);
+  char safe[4096];
+  log_vformat(safe, sizeof(safe), fmt, ap);
   if (id)
     fprintf(stderr, "[%s #%lu] %s\n", L.o.name, id, safe);
   else
@@ -114,13 +107,7 @@ static void client_log(client *cl, const char *fmt, ...) {
 }
 
 long evloop_ms_arg(const char *name, const char *s) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  if (!*s || *end || v < 0 || v > 86400000) {
-    fprintf(stderr, "%s: bad milliseconds: %s\n", name, s);
-    exit(2);
-  }
-  return v;
+  return server_opts_ms(name, s);
 }
 
 int evloop_arg(evloop_opts *o, int argc, char **argv, int *i) {
@@ -327,36 +314,7 @@ static int tls_io(client *cl) {
   return 0;
 }
 
-/* ---- deadline queues ---- */
-
-static void q_remove(client *cl) {
-  queue *q = cl->q;
-  if (!q)
-    return;
-  if (cl->qprev)
-    cl->qprev->qnext = cl->qnext;
-  else
-    q->head = cl->qnext;
-  if (cl->qnext)
-    cl->qnext->qprev = cl->qprev;
-  else
-    q->tail = cl->qprev;
-  cl->q = NULL;
-  cl->qprev = cl->qnext = NULL;
-}
-
-static void q_push(queue *q, client *cl, uint64_t until) {
-  q_remove(cl);
-  cl->q = q;
-  cl->until = until;
-  cl->qprev = q->tail;
-  cl->qnext = NULL;
-  if (q->tail)
-    q->tail->qnext = cl;
-  else
-    q->head = cl;
-  q->tail = cl;
-}
+/* ---- deadline queues (deadline_queue.h) ---- */
 
 static void listen_again(void);
 

@@ -10,7 +10,9 @@
 #ifndef WSMSG_EXAMPLE_LOG_ESCAPE_H
 #define WSMSG_EXAMPLE_LOG_ESCAPE_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Write the `n` bytes at `src` escaped into `dst` (`cap` bytes, cap >= 4),
  * always NUL-terminated; if they do not fit, the line ends with "...".
@@ -42,6 +44,18 @@ static inline char *log_escape(char *dst, size_t cap, const char *src,
   }
   dst[k] = '\0';
   return dst;
+}
+
+/* printf `fmt` (at most 1023 bytes of it) and escape the result into `dst`
+ * (`cap` bytes) as log_escape does.  Returns dst. */
+static inline char *log_vformat(char *dst, size_t cap, const char *fmt,
+                                va_list ap) {
+  char raw[1024];
+  int n = vsnprintf(raw, sizeof(raw), fmt, ap);
+  size_t len = n < 0                      ? 0
+               : (size_t)n >= sizeof(raw) ? sizeof(raw) - 1
+                                          : (size_t)n;
+  return log_escape(dst, cap, raw, len);
 }
 
 #endif

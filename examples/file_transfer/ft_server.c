@@ -31,8 +31,8 @@
  *             [--drain-timeout MS]
  */
 #include "../common/evloop.h"
+#include "../common/upload_dir.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -64,10 +64,8 @@ static unsigned long nfiles; /* likewise */
 static unsigned long counter;
 
 static void reply(wsmsg_conn *c, json_t *msg) {
-  char *s = json_dumps(msg, JSON_COMPACT);
-  if (s)
-    wsmsg_send_text(c, s, strlen(s));
-  free(s);
+  if (msg)
+    wsmsg_send_json(c, msg);
   json_decref(msg);
 }
 
@@ -99,29 +97,14 @@ static void abandon(upload *u) {
 
 /* What --dir already holds of ours ("<n>-<name>", finished or .part)
  * counts toward the quotas, and numbering goes on above the highest n. */
+static int stored_no(const char *name, unsigned long *n) {
+  int end = 0;
+  return sscanf(name, "%lu-%n", n, &end) == 1 && end != 0 && name[0] >= '0' &&
+         name[0] <= '9';
+}
+
 static int scan_dir(void) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return -1;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    unsigned long n;
-    int end = 0;
-    if (sscanf(e->d_name, "%lu-%n", &n, &end) != 1 || end == 0 ||
-        e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    char path[4400];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-      continue;
-    nfiles++;
-    total_bytes += (uint64_t)st.st_size;
-    if (n > counter)
-      counter = n;
-  }
-  closedir(d);
-  return 0;
+  return upload_dir_scan(dir, stored_no, &nfiles, &total_bytes, &counter);
 }
 
 static upload *state(wsmsg_conn *c) {
