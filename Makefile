@@ -349,6 +349,8 @@ test-browser:
 
 .PHONY: browser
 browser:
+	@if pkg-config --exists hiredis 2>/dev/null; then \
+	  $(MAKE) --no-print-directory $(CHAT_SERVER); fi
 	@echo "== tests/browser/test_browser.py"
 	@timeout 150 $(PYTHON) tests/browser/test_browser.py
 

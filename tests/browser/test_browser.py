@@ -18,6 +18,11 @@ extension.
 Between the two, the plain server is stopped and started again on the same
 port: the panels must show the close and their retry, then reconnect by
 themselves (backoff) and chat again.
+Then the chat example (examples/chat/chat_server, when it is built: `make
+chat`; its page is served at GET /): two pages join one room, each sees
+the other join and the other's message (`said`), and SIGTERM shows both
+pages the close 1001 "going away" of the drain, after which chat_server
+exits 0 at once (no keep-alive page connection holds it up).
 Screenshots go to $BROWSER_OUT (default .build/browser/): demo-SCHEME.png
 with the JSON errors shown, demo-SCHEME-valid.png after the valid JSON;
 with UPDATE_SCREENSHOT=1 the https one is copied to docs/demo-page.png.
@@ -50,6 +55,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from wsharness import free_port, sanitizer_report, wait_listening  # noqa
 
 BIN = os.path.join(ROOT, os.environ.get("EXAMPLE_BIN", "examples"))
+CHAT_SERVER = os.path.join(BIN, "chat", "chat_server")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 OUT = os.environ.get("BROWSER_OUT", os.path.join(ROOT, ".build", "browser"))
 BOUND = 30.0          # seconds: the bound on every wait
@@ -94,17 +100,20 @@ def make_certs(d):
 # ---- processes we start ---------------------------------------------------------
 
 class Server:
-    def __init__(self, tmp, name, *extra, port=None):
+    name = "demo_server"
+
+    def __init__(self, tmp, name, *extra, port=None, argv=None):
         self.port = port or free_port()
-        self.dir = os.path.join(tmp, "uploads-" + name)
-        os.mkdir(self.dir)
         self.err = open(os.path.join(tmp, name + ".log"), "w+")
-        self.p = subprocess.Popen(
-            [os.path.join(BIN, "demo_server"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--dir", self.dir,
-             "--web", os.path.join(ROOT, "examples", "web"),
-             "--receive-timeout", str(HEARTBEAT_MS), *extra],
-            stdout=subprocess.DEVNULL, stderr=self.err)
+        if argv is None:
+            self.dir = os.path.join(tmp, "uploads-" + name)
+            os.mkdir(self.dir)
+            argv = [os.path.join(BIN, "demo_server"), "--host", "127.0.0.1",
+                    "--port", str(self.port), "--dir", self.dir,
+                    "--web", os.path.join(ROOT, "examples", "web"),
+                    "--receive-timeout", str(HEARTBEAT_MS), *extra]
+        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                  stderr=self.err)
         wait_listening(self.port, self.p, timeout=BOUND)
 
     def stop(self):
@@ -184,6 +193,17 @@ class Chromium:
         except ProcessLookupError:
             pass
         self.err.close()
+
+
+class ChatServer(Server):
+    name = "chat_server"
+
+    def __init__(self, tmp):
+        port = free_port()
+        # drain timeout beyond BOUND: a prompt exit is the drain's doing
+        super().__init__(tmp, "chat", port=port, argv=[
+            CHAT_SERVER, "--host", "127.0.0.1", "--port", str(port),
+            "--drain-timeout", "60000"])
 
 
 # ---- the DevTools protocol ---------------------------------------------------------
@@ -447,8 +467,64 @@ async def reconnect(cdp, tmp, procs, srv):
         "reconnected by themselves and the chat answers")
 
 
+CHAT_LOG = "document.getElementById('log').textContent"
+
+
+async def chat_pages(chromium, chat, procs):
+    """Two pages on chat_server's own page (GET /), one room: each sees the
+    other join and the other's message; SIGTERM closes both with 1001."""
+    base = f"http://127.0.0.1:{chat.port}/"
+    async with websockets.connect(chromium.ws_url, max_size=None,
+                                  open_timeout=BOUND) as ws_a, \
+            websockets.connect(chromium.ws_url, max_size=None,
+                               open_timeout=BOUND) as ws_b:
+        a, b = CDP(ws_a), CDP(ws_b)  # one DevTools connection per page
+        try:
+            for page, name in ((a, "ann"), (b, "bob")):
+                await page.open_page()
+                await page.call("Page.navigate", {"url": base})
+                await page.wait("document.readyState === 'complete' && "
+                                "document.title === 'wsmsg chat' && "
+                                "ws.readyState === 1",
+                                f"{name}'s page and its WebSocket")
+                await page.js(set_value("#name", name))
+                await page.js(set_value("#room", "r1"))
+                await page.js("document.getElementById('join').click(), true")
+                await page.wait(f"{CHAT_LOG}.includes('[r1] {name} joined')",
+                                f"{name} joined")
+            await a.wait(f"{CHAT_LOG}.includes('[r1] bob joined')",
+                         "ann sees bob join")
+            for page, name, other in ((a, "ann", b), (b, "bob", a)):
+                text = f"hello from {name}"
+                await page.js(set_value("#text", text))
+                await page.js("document.getElementById('say').click(), true")
+                await other.wait(f"{CHAT_LOG}.includes('[r1] {name}: {text}')",
+                                 f"the other page gets {name}'s said")
+                await page.wait(f"{CHAT_LOG}.includes('[r1] {name}: {text}')",
+                                f"{name} gets their own said")
+            log("chat: two pages on chat_server's page joined r1 and each "
+                "got the other's message")
+            await a.screenshot(os.path.join(OUT, "chat.png"))
+            # the drain: both pages get 1001, and the process exits at once
+            t0 = time.monotonic()
+            chat.p.send_signal(signal.SIGTERM)
+            for page in (a, b):
+                await page.wait(f"{CHAT_LOG}.includes('closed 1001 going "
+                                "away')", "the close 1001 going away")
+            rc, text = chat.stop()
+            procs.remove(chat)
+            bad = sanitizer_report(text)
+            assert rc == 0 and not bad, f"chat_server exited {rc}: {bad}"
+            log(f"chat: SIGTERM: both pages closed 1001 going away, "
+                f"chat_server exited 0 after {time.monotonic() - t0:.1f} s "
+                "(its drain timeout: 60 s)")
+        finally:
+            await a.close()
+            await b.close()
+
+
 async def run_all(tmp, procs, chromium, plain, tls, ca, upload_path,
-                  upload_sha):
+                  upload_sha, chat=None):
     ctx = ssl.create_default_context(cafile=ca)
     deflate = await server_deflate(f"ws://127.0.0.1:{plain.port}", None)
     deflate_tls = await server_deflate(f"wss://localhost:{tls.port}", ctx)
@@ -467,6 +543,8 @@ async def run_all(tmp, procs, chromium, plain, tls, ca, upload_path,
                                   deflate)
         finally:
             await cdp.close()
+    if chat is not None:
+        await chat_pages(chromium, chat, procs)
     return shot
 
 
@@ -491,12 +569,19 @@ def main():
         procs.append(plain)
         tls = Server(tmp, "tls", "--tls-cert", cert, "--tls-key", key)
         procs.append(tls)
+        chat = None
+        if os.access(CHAT_SERVER, os.X_OK):
+            chat = ChatServer(tmp)
+            procs.append(chat)
+        else:
+            log(f"the chat page: skipped: {CHAT_SERVER} is not built "
+                "(make chat)")
         chromium = Chromium(tmp, spki)
         procs.append(chromium)
         shot = asyncio.run(asyncio.wait_for(
             run_all(tmp, procs, chromium, plain, tls, ca, upload_path,
-                    upload_sha),
-            timeout=110))
+                    upload_sha, chat),
+            timeout=130))
         if os.environ.get("UPDATE_SCREENSHOT") == "1":
             shutil.copy(shot, os.path.join(ROOT, "docs", "demo-page.png"))
             log("copied to docs/demo-page.png")
@@ -517,7 +602,7 @@ def main():
                 bad = sanitizer_report(text)
                 if rc != 0 or bad:
                     ok = False
-                    print(f"  FAIL: demo_server exited {rc}"
+                    print(f"  FAIL: {p.name} exited {rc}"
                           f"{': ' + bad if bad else ''}\n{text[-2000:]}",
                           flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
