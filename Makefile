@@ -92,7 +92,7 @@ help:
 	@echo "make check-valgrind unit tests under valgrind (no leaks, no errors)"
 	@echo "make check-cluster  chat_server x3 + redis-server + haproxy: exactly-once, kill -9, SIGTERM, redis restart (~1-2 min)"
 	@echo "make check-attacks  hostile clients against the example servers (tests/attacks; ~2 min)"
-	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (~15 min)"
+	@echo "make check-mutations every mutation in tests/mutations must be killed by its suites (~10 min)"
 	@echo "make check-mutations-ci  one rotating shard of them (by HEAD's hash), ~150 s"
 	@echo "make check-mutation-list every mutation's search text and suites still there (in make test)"
 	@echo "make fuzz-build     build the libFuzzer targets (clang) into $(FUZZ_BUILD)/"

@@ -296,7 +296,8 @@ def run_suite(scratch, spec, suite_dir):
     lines = (p.stdout + p.stderr).strip().splitlines() or [""]
     # the first line naming an error (an assertion's message) says more
     # than the summary at the end
-    why = next((x for x in lines if "rror" in x), lines[-1]).strip()
+    why = next((x for k in ("FAIL ", "rror:", "rror") for x in lines
+                if k in x), lines[-1]).strip()
     return p.returncode != 0, f"exit {p.returncode}: {why[:200]}", \
         time.monotonic() - t
 
