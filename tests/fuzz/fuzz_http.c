@@ -13,6 +13,13 @@
  * and frames; a cut-off body is allowed only when the connection was
  * aborted on purpose.
  *
+ * With F_DRAIN the server drains (wsmsg_server_drain) once the loop has
+ * turned `seed & 15` times: an answer being written is finished and is the
+ * connection's last, a later one says Connection: close, an idle
+ * keep-alive connection or a paused stream is ended, an upgrade gets 503,
+ * and a request still arriving is answered (Connection: close) or timed
+ * out: with the input fed, time runs on until the connection is done.
+ *
  * Input: 4 config bytes (flags, feed piece size, write slice size, body
  * size seed), then the request bytes. */
 #include "fuzz_common.h"
@@ -25,6 +32,7 @@
 #define F_PAUSE 0x08
 #define F_FEW_HEADERS 0x10
 #define F_HANDSHAKE_DENY 0x20
+#define F_DRAIN 0x40
 
 #define MAX_ANSWERS 64
 
@@ -309,7 +317,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_buf out = {0};
   size_t cap = 8u << 20;
   size_t at = 0;
+  int drained = 0;
   for (int guard = 0; guard < 100000; guard++) {
+    if ((x.flags & F_DRAIN) && !drained && guard >= (int)(x.seed & 15)) {
+      FZ_CHECK(wsmsg_server_drain(srv) >= 0);
+      FZ_CHECK(wsmsg_server_draining(srv));
+      drained = 1;
+    }
     if (at < in.n && wsmsg_conn_want_read(c)) {
       size_t k = piece < in.n - at ? piece : in.n - at;
       (void)wsmsg_conn_recv(c, in.p + at, k);
@@ -342,13 +356,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (wsmsg_conn_done(c))
       break;
     if (at >= in.n) {
-      if ((x.flags & F_TICK) && wsmsg_conn_state(c) != WSMSG_STATE_CLOSED) {
+      if ((x.flags & F_TICK || drained) &&
+          wsmsg_conn_state(c) != WSMSG_STATE_CLOSED) {
         fz_now += 10000;
         wsmsg_conn_tick(c, fz_now);
         continue;
       }
       break;
     }
+  }
+  if (drained && wsmsg_conn_state(c) != WSMSG_STATE_OPEN &&
+      out.n + 65536 < cap) {
+    /* a draining server keeps no HTTP connection once its output is taken */
+    const void *p;
+    if (!wsmsg_conn_pending(c, &p))
+      FZ_CHECK(wsmsg_conn_done(c));
   }
   int st = wsmsg_conn_http_status(c);
   int cut_ok = wsmsg_conn_error(c) == WSMSG_ERR_ABORTED ||
