@@ -150,7 +150,8 @@ $(EXDIR)/asyncapi_mock: examples/asyncapi_mock.c $(EVLOOP) $(STATIC) include/wsm
 $(EXDIR)/asyncapi_mock: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/asyncapi_mock: EXTRA_LIBS = -lm $(TLS_LIBS)
 $(EXDIR)/demo_server: EXTRA_LIBS = $(TLS_LIBS)
-$(EXDIR)/echo_client: examples/echo_client.c examples/common/log_escape.h $(STATIC) include/wsmsg.h
+$(EXDIR)/echo_client: examples/echo_client.c examples/common/log_escape.h \
+                       examples/common/tcp_connect.h $(STATIC) include/wsmsg.h
 $(EXDIR)/echo_client: EXTRA_LIBS = $(TLS_LIBS)
 # the README's epoll loop, verbatim (test_minimal_server.py checks that)
 $(EXDIR)/minimal_server: examples/minimal_server.c $(STATIC) include/wsmsg.h
@@ -163,7 +164,8 @@ $(EXDIR)/file_transfer/ft_server: examples/file_transfer/ft_server.c $(EVLOOP) \
                                   examples/common/upload_dir.h $(STATIC)
 $(EXDIR)/file_transfer/ft_server: EXTRA_SRCS = examples/common/evloop.c
 $(EXDIR)/file_transfer/ft_server: EXTRA_LIBS = $(JSON_LIBS) $(TLS_LIBS)
-$(EXDIR)/file_transfer/ft_client: examples/file_transfer/ft_client.c examples/common/log_escape.h $(STATIC)
+$(EXDIR)/file_transfer/ft_client: examples/file_transfer/ft_client.c examples/common/log_escape.h \
+                                  examples/common/tcp_connect.h $(STATIC)
 $(EXDIR)/file_transfer/ft_client: EXTRA_LIBS = $(JSON_LIBS)
 
 $(EXAMPLES):

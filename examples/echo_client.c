@@ -33,6 +33,7 @@
 #include <wsmsg.h>
 
 #include "common/log_escape.h"
+#include "common/tcp_connect.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -269,24 +270,12 @@ static int tls_io(wsmsg_conn *c) {
 }
 
 static int connect_to(const char *host, const char *port) {
-  struct addrinfo hints, *res, *ai;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_socktype = SOCK_STREAM;
-  int e = getaddrinfo(host, port, &hints, &res);
+  int e;
+  int fd = tcp_connect(host, port, &e);
   if (e) {
     fprintf(stderr, "echo_client: %s: %s\n", host, gai_strerror(e));
     return -1;
   }
-  int fd = -1;
-  for (ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-      break;
-    if (fd >= 0)
-      close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
   if (fd < 0) {
     fprintf(stderr, "echo_client: cannot connect to %s:%s: %s\n", host, port,
             strerror(errno));

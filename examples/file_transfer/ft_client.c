@@ -12,6 +12,7 @@
 #include <wsmsg.h>
 
 #include "../common/log_escape.h"
+#include "../common/tcp_connect.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,21 +70,8 @@ static int connect_url(const char *url, char *hostport, size_t hsz,
   host[nl] = '\0';
   if (colon)
     snprintf(port, sizeof(port), "%s", colon + 1);
-  struct addrinfo hints = {0}, *res;
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host, port, &hints, &res) != 0)
-    return -1;
-  int fd = -1;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-      break;
-    if (fd >= 0)
-      close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  return fd;
+  int gai_err;
+  return tcp_connect(host, port, &gai_err);
 }
 
 /* Wait for the next text message and parse it (NULL on error/close). */

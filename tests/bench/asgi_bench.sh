@@ -45,66 +45,31 @@ RESULTS=$WORK/results.jsonl
 # shellcheck source=tests/bench/common.sh
 . tests/bench/common.sh
 
-have() { "$PY" -c "import $1" 2>/dev/null; }
-if ! have "fastapi, uvicorn" && [ "$(id -u)" = 0 ] && [ -f .ci/deps.sh ]; then
+if ! bench_have "fastapi, uvicorn" && [ "$(id -u)" = 0 ] && [ -f .ci/deps.sh ]; then
   log "installing FastAPI + uvicorn from Debian"
   timeout 300 bash .ci/deps.sh python3-fastapi python3-uvicorn python3-wsproto \
     python3-uvloop python3-httptools >&2 || true
 fi
 NAMES=()
 SKIPPED=()
-if have "fastapi, uvicorn"; then
+if bench_have "fastapi, uvicorn"; then
   NAMES+=(wsmsg websockets)
-  if have wsproto; then NAMES+=(wsproto); else SKIPPED+=("wsproto: python3-wsproto not installed"); fi
+  if bench_have wsproto; then NAMES+=(wsproto); else SKIPPED+=("wsproto: python3-wsproto not installed"); fi
 else
   log "python3-fastapi/python3-uvicorn not installed"
   exit 1
 fi
 mkdir -p "$WORK/files"
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-declare -A SPID SPORT
-UP=()
+declare -A CMD SPID SPORT
 for s in "${NAMES[@]}"; do
-  port=$(free_port)
-  "${PIN_SRV[@]}" "$PY" "$APP" --host 127.0.0.1 --port "$port" --ws "$s" \
-    --dir "$WORK/files" >>"$WORK/$s.log" 2>&1 &
-  pid=$!
-  STARTED+=("$pid")
-  ok=0
-  for _ in $(seq 1 150); do # bounded: 15 s
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ $ok = 1 ]; then
-    SPID[$s]=$pid
-    SPORT[$s]=$port
-    UP+=("$s")
-  else
-    log "$s did not start: $(tail -3 "$WORK/$s.log")"
-    SKIPPED+=("$s: did not start")
-  fi
+  CMD[$s]="$PY $APP --host 127.0.0.1 --ws $s --dir $WORK/files"
 done
+UP=()
+bench_start_servers
 [ ${#UP[@]} -gt 0 ] || { log "no server ran"; exit 1; }
 
-# wait (bounded) for a quieter machine before each run, as ffi_json.sh does
 QUIET_BUDGET=$([ "$QUICK" = 1 ] && echo 5 || echo 40)
-QUIET_WAITED=0
-busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-wait_quiet() {
-  local hz a b
-  hz=$(getconf CLK_TCK)
-  for _ in $(seq 1 200); do
-    [ "$QUIET_WAITED" -ge "$QUIET_BUDGET" ] && return 0
-    a=$(busy_ticks)
-    sleep 0.5
-    b=$(busy_ticks)
-    [ $(((b - a) * 100 * 2 / hz / $(nproc))) -lt 15 ] && return 0
-    sleep 0.5
-    QUIET_WAITED=$((QUIET_WAITED + 1))
-  done
-}
 
 scenario_args() { # scenario -> path and wsbench arguments
   case $1 in
@@ -116,7 +81,7 @@ scenario_args() { # scenario -> path and wsbench arguments
 run() { # name scenario rep duration warmup
   local line path args
   read -r path args <<<"$(scenario_args "$2")"
-  [ "$3" = 0 ] || wait_quiet
+  [ "$3" = 0 ] || bench_wait_quiet
   # shellcheck disable=SC2086
   line=$(timeout 120 "$WSBENCH" --json --label "$1|$2|$3" --server-pid "${SPID[$1]}" \
     "${PIN_CLI[@]}" $args -d "$4" -w "$5" \

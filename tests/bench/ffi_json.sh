@@ -52,8 +52,7 @@ RESULTS=$WORK/results.jsonl
 . tests/bench/common.sh
 
 # ---- which servers ----------------------------------------------------------------
-have() { "$PY" -c "import $1" 2>/dev/null; }
-if ! have "fastapi, uvicorn" && [ "$(id -u)" = 0 ] && [ -f .ci/deps.sh ]; then
+if ! bench_have "fastapi, uvicorn" && [ "$(id -u)" = 0 ] && [ -f .ci/deps.sh ]; then
   log "installing FastAPI + uvicorn from Debian"
   timeout 300 bash .ci/deps.sh python3-fastapi python3-uvicorn python3-uvloop \
     python3-httptools >&2 || true
@@ -64,13 +63,13 @@ NAMES=()
 SKIPPED=()
 CMD[wsmsg-py]="$PY examples/ffi/python/asyncio_server.py --quiet --dir $WORK/files --host 127.0.0.1"
 NAMES+=(wsmsg-py)
-if have uvloop; then
+if bench_have uvloop; then
   CMD[wsmsg-py-uvloop]="${CMD[wsmsg-py]} --loop uvloop"
   NAMES+=(wsmsg-py-uvloop)
 else
   SKIPPED+=("wsmsg-py-uvloop: python3-uvloop not installed")
 fi
-if have "fastapi, uvicorn" && [ -f "$FASTAPI_APP" ]; then
+if bench_have "fastapi, uvicorn" && [ -f "$FASTAPI_APP" ]; then
   CMD[fastapi]="$PY $FASTAPI_APP --host 127.0.0.1"
   NAMES+=(fastapi)
 else
@@ -81,56 +80,17 @@ if [ -x examples/demo_server ]; then
   NAMES+=(demo_server)
 fi
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 declare -A SPID SPORT
 UP=()
-for s in "${NAMES[@]}"; do
-  port=$(free_port)
-  # shellcheck disable=SC2086
-  "${PIN_SRV[@]}" ${CMD[$s]} --port "$port" >>"$WORK/$s.log" 2>&1 &
-  pid=$!
-  STARTED+=("$pid")
-  ok=0
-  for _ in $(seq 1 150); do # bounded: 15 s
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ $ok = 1 ]; then
-    SPID[$s]=$pid
-    SPORT[$s]=$port
-    UP+=("$s")
-  else
-    log "$s did not start: $(tail -3 "$WORK/$s.log")"
-    SKIPPED+=("$s: did not start")
-  fi
-done
+bench_start_servers
 [ ${#UP[@]} -gt 0 ] || { log "no server ran"; exit 1; }
 
-# Other work on the machine (builds, tests, fuzzers) disturbs the numbers:
-# before each run wait until less than 15 % of the CPUs are busy over half a
-# second, at most QUIET_BUDGET seconds in all (tests/bench/run.sh does the
-# same).
+# a quiet machine before each run (bench_wait_quiet), 40 s of waiting at most
 QUIET_BUDGET=$([ "$QUICK" = 1 ] && echo 5 || echo 40)
-QUIET_WAITED=0
-busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-wait_quiet() {
-  local hz a b
-  hz=$(getconf CLK_TCK)
-  for _ in $(seq 1 200); do
-    [ "$QUIET_WAITED" -ge "$QUIET_BUDGET" ] && return 0
-    a=$(busy_ticks)
-    sleep 0.5
-    b=$(busy_ticks)
-    [ $(((b - a) * 100 * 2 / hz / $(nproc))) -lt 15 ] && return 0
-    sleep 0.5
-    QUIET_WAITED=$((QUIET_WAITED + 1))
-  done
-}
 
 run() { # name rep duration warmup
   local line
-  [ "$2" = 0 ] || wait_quiet
+  [ "$2" = 0 ] || bench_wait_quiet
   line=$(timeout 120 "$WSBENCH" --json --label "$1|$2" --server-pid "${SPID[$1]}" \
     "${PIN_CLI[@]}" -c $CONNS -p 1 -s $SIZE -t json -d "$3" -w "$4" \
     "ws://127.0.0.1:${SPORT[$1]}/ws/json-demo" 2>>"$WORK/wsbench.log")

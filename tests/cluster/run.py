@@ -16,6 +16,7 @@ Messages carry "<sender>:<seq>" as text, so a receiver checks exactly-once
 """
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import shutil
@@ -73,6 +74,21 @@ class Proc:
                 self.p.wait(5)
         self.log.close()
         return self.p.returncode
+
+
+@contextlib.contextmanager
+def logs_kept_on_failure(cl):
+    """Stop the cluster `cl` at the end of the block; if the block fails,
+    print the cluster's logs first and keep them (their directory too)."""
+    try:
+        yield cl
+    except BaseException:
+        print(cl.logs(), file=sys.stderr)
+        cl.stop(keep=True)
+        print("logs kept in " + cl.dir, file=sys.stderr)
+        raise
+    finally:
+        cl.stop()
 
 
 async def until(cond, what, bound=BOUND):
@@ -316,7 +332,7 @@ async def case_exactly_once_300_clients_3_backends():
     """300 clients over 3 chat_server processes through HAProxy, 20 rooms:
     every said reaches every member of its room exactly once, in order."""
     cl = await Cluster(backends=3).start()
-    try:
+    with logs_kept_on_failure(cl):
         # the page for browsers, through the balancer
         with socket.create_connection(("127.0.0.1", cl.lb_port), timeout=5) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -339,13 +355,6 @@ async def case_exactly_once_300_clients_3_backends():
         assert deliveries == 300 * 6 * 15, deliveries
         await asyncio.gather(*(c.close() for c in clients))
         return "%d deliveries, 3 backends" % deliveries
-    except BaseException:
-        print(cl.logs(), file=sys.stderr)
-        cl.stop(keep=True)
-        print("logs kept in " + cl.dir, file=sys.stderr)
-        raise
-    finally:
-        cl.stop()
 
 
 async def failover(sig):
@@ -354,7 +363,7 @@ async def failover(sig):
     sends; its clients reconnect through the balancer and rejoin; the
     others lose nothing; a final round reaches everyone."""
     cl = await Cluster(backends=3).start()
-    try:
+    with logs_kept_on_failure(cl):
         clients = [Client("c%d" % i, "room%d" % (i % 6), cl.url()) for i in range(60)]
         await connect_all(clients)
         # round 1 tells each client its backend (the id of its own echo)
@@ -412,13 +421,6 @@ async def failover(sig):
         rc = victim.p.wait(10)
         del byname
         return victims, codes, rc
-    except BaseException:
-        print(cl.logs(), file=sys.stderr)
-        cl.stop(keep=True)
-        print("logs kept in " + cl.dir, file=sys.stderr)
-        raise
-    finally:
-        cl.stop()
 
 
 async def case_kill9_backend():
@@ -447,7 +449,7 @@ async def case_redis_restart():
     reaches its own backend's members only: it is lost for the others, as
     docs/scaling.md says (pub/sub is at-most-once)."""
     cl = await Cluster(backends=2, balancer=False).start()
-    try:
+    with logs_kept_on_failure(cl):
         ports = cl.backend_ports
         clients = [Client("c%d" % i, "room%d" % (i % 4), cl.url(ports[i % 2]))
                    for i in range(40)]
@@ -479,18 +481,11 @@ async def case_redis_restart():
         check_exactly_once(clients, complete=lambda s: [1, 3, 4])
         await asyncio.gather(*(c.close() for c in clients))
         return "resubscribed %.1f s after redis came back" % back
-    except BaseException:
-        print(cl.logs(), file=sys.stderr)
-        cl.stop(keep=True)
-        print("logs kept in " + cl.dir, file=sys.stderr)
-        raise
-    finally:
-        cl.stop()
 
 
 async def workers2(redis):
     cl = await Cluster(backends=1, workers=2, redis=redis, balancer=False).start()
-    try:
+    with logs_kept_on_failure(cl):
         clients = [Client("c%d" % i, "room%d" % (i % 10), cl.url(cl.backend_ports[0]))
                    for i in range(100)]
         await connect_all(clients)
@@ -502,13 +497,6 @@ async def workers2(redis):
         assert len(workers) == 2, "SO_REUSEPORT used one worker only: %s" % workers
         await asyncio.gather(*(c.close() for c in clients))
         return "%d clients on workers %s" % (len(clients), sorted(workers))
-    except BaseException:
-        print(cl.logs(), file=sys.stderr)
-        cl.stop(keep=True)
-        print("logs kept in " + cl.dir, file=sys.stderr)
-        raise
-    finally:
-        cl.stop()
 
 
 async def case_workers2_redis():

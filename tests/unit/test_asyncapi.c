@@ -441,6 +441,26 @@ static void exchange(served *sv, const char *text) {
   pump(&p);
 }
 
+/* The peer sends `text`: the handler is called once, for message `msg` of
+ * operation `op` (any operation if NULL). */
+static void expect_handled(served *sv, const char *text, const char *op,
+                           const char *msg) {
+  exchange(sv, text);
+  assert_int_equal(sv->calls, 1);
+  if (op)
+    assert_string_equal(sv->op, op);
+  assert_string_equal(sv->msg, msg);
+}
+
+/* The peer sends `text`: no handler call, and one error reply holding
+ * `what`. */
+static void expect_refused(served *sv, const char *text, const char *what) {
+  exchange(sv, text);
+  assert_int_equal(sv->calls, 0);
+  assert_int_equal(sv->cr.texts, 1);
+  assert_non_null(strstr((char *)sv->cr.last, what));
+}
+
 static void served_free(served *sv) {
   wsmsg_conn_free(sv->s);
   wsmsg_conn_free(sv->c);
@@ -518,29 +538,19 @@ static void test_serve_inferred_discriminator(void **state) {
   connect_to(&sv, "/api/control");
   assert_int_equal(wsmsg_conn_state(sv.s), WSMSG_STATE_OPEN);
   assert_string_equal(wsmsg_asyncapi_conn_channel(sv.a, sv.s), "control");
-  exchange(&sv, "{\"event\":\"ping\",\"reqid\":\"7\"}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.op, "receivePing");
-  assert_string_equal(sv.msg, "Ping");
+  expect_handled(&sv, "{\"event\":\"ping\",\"reqid\":\"7\"}", "receivePing",
+                 "Ping");
   assert_int_equal(json_integer_value(json_object_get(sv.got, "reqid")), 7);
-  exchange(&sv, "{\"event\":\"subscribe\",\"pair\":[\"XBT/USD\"]}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.op, "receiveSubscribe");
-  assert_string_equal(sv.msg, "subscribe");
+  expect_handled(&sv, "{\"event\":\"subscribe\",\"pair\":[\"XBT/USD\"]}",
+                 "receiveSubscribe", "subscribe");
   /* the other channel on the same address: operation without a list */
-  exchange(&sv, "{\"event\":\"unsubscribe\",\"channel\":\"x\"}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.op, "receiveUnsubscribe");
-  assert_string_equal(sv.msg, "unsubscribe");
+  expect_handled(&sv, "{\"event\":\"unsubscribe\",\"channel\":\"x\"}",
+                 "receiveUnsubscribe", "unsubscribe");
   /* invalid: the route's errors come back, no handler call */
-  exchange(&sv, "{\"event\":\"subscribe\",\"pair\":[]}");
-  assert_int_equal(sv.calls, 0);
-  assert_int_equal(sv.cr.texts, 1);
-  assert_non_null(strstr((char *)sv.cr.last, "validation_error"));
+  expect_refused(&sv, "{\"event\":\"subscribe\",\"pair\":[]}",
+                 "validation_error");
   assert_non_null(strstr((char *)sv.cr.last, "pair"));
-  exchange(&sv, "{\"event\":\"nope\"}");
-  assert_int_equal(sv.calls, 0);
-  assert_non_null(strstr((char *)sv.cr.last, "invalid_discriminator"));
+  expect_refused(&sv, "{\"event\":\"nope\"}", "invalid_discriminator");
   /* a path of no channel */
   connect_to(&sv, "/control");
   assert_int_equal(wsmsg_conn_http_status(sv.c), 404);
@@ -617,18 +627,10 @@ static void test_serve_explicit_discriminator(void **state) {
   assert_non_null(
       strstr(wsmsg_asyncapi_notes(sv.a), "\"kind\" (explicit discriminator)"));
   connect_to(&sv, "/c");
-  exchange(&sv, "{\"kind\":\"Dog\",\"barks\":3}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.msg, "Dog");
-  exchange(&sv, "{\"kind\":\"Cat\",\"meows\":true}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.msg, "Cat");
-  exchange(&sv, "{\"kind\":\"Cat\"}");
-  assert_int_equal(sv.calls, 0);
-  assert_non_null(strstr((char *)sv.cr.last, "meows"));
-  exchange(&sv, "{\"barks\":1}");
-  assert_int_equal(sv.calls, 0);
-  assert_non_null(strstr((char *)sv.cr.last, "missing_discriminator"));
+  expect_handled(&sv, "{\"kind\":\"Dog\",\"barks\":3}", NULL, "Dog");
+  expect_handled(&sv, "{\"kind\":\"Cat\",\"meows\":true}", NULL, "Cat");
+  expect_refused(&sv, "{\"kind\":\"Cat\"}", "meows");
+  expect_refused(&sv, "{\"barks\":1}", "missing_discriminator");
   served_free(&sv);
 }
 
@@ -658,26 +660,15 @@ static void test_serve_try_each(void **state) {
   serve_doc(&sv, try_doc, NULL);
   assert_non_null(strstr(wsmsg_asyncapi_notes(sv.a), "each is tried"));
   connect_to(&sv, "/c");
-  exchange(&sv, "{\"x\":1,\"y\":2}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.msg, "point");
-  assert_string_equal(sv.op, "draw");
-  exchange(&sv, "{\"text\":\"hi\"}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.msg, "label");
+  expect_handled(&sv, "{\"x\":1,\"y\":2}", "draw", "point");
+  expect_handled(&sv, "{\"text\":\"hi\"}", NULL, "label");
   /* none matches: the closest (label: one error) is reported */
-  exchange(&sv, "{\"text\":\"too long\"}");
-  assert_int_equal(sv.calls, 0);
-  assert_int_equal(sv.cr.texts, 1);
-  assert_non_null(strstr((char *)sv.cr.last, "text"));
+  expect_refused(&sv, "{\"text\":\"too long\"}", "text");
   assert_null(strstr((char *)sv.cr.last, "\"x\""));
   /* both match: ambiguous */
-  exchange(&sv, "{\"text\":\"a\",\"x\":1,\"y\":2}");
-  assert_int_equal(sv.calls, 0);
-  assert_non_null(strstr((char *)sv.cr.last, "more than one message"));
-  exchange(&sv, "not json");
-  assert_int_equal(sv.calls, 0);
-  assert_non_null(strstr((char *)sv.cr.last, "jsondecode"));
+  expect_refused(&sv, "{\"text\":\"a\",\"x\":1,\"y\":2}",
+                 "more than one message");
+  expect_refused(&sv, "not json", "jsondecode");
   served_free(&sv);
 }
 
@@ -953,16 +944,10 @@ static void test_describe_server(void **state) {
   assert_int_equal(wsmsg_asyncapi_serve(sv.a, sv.srv, NULL), 0);
   assert_non_null(strstr(wsmsg_asyncapi_notes(sv.a), "\"type\" (inferred)"));
   connect_to(&sv, "/ws/routed");
-  exchange(&sv, "{\"type\":\"count\",\"n\":3}");
-  assert_int_equal(sv.calls, 1);
-  assert_string_equal(sv.msg, "count");
-  exchange(&sv, "{\"type\":\"count\",\"n\":-1}");
-  assert_int_equal(sv.calls, 0);
-  assert_non_null(strstr((char *)sv.cr.last, "\"n\""));
+  expect_handled(&sv, "{\"type\":\"count\",\"n\":3}", NULL, "count");
+  expect_refused(&sv, "{\"type\":\"count\",\"n\":-1}", "\"n\"");
   connect_to(&sv, "/ws/json-demo");
-  exchange(&sv, "{\"user\":\"\"}");
-  assert_int_equal(sv.calls, 0);
-  assert_non_null(strstr((char *)sv.cr.last, "user"));
+  expect_refused(&sv, "{\"user\":\"\"}", "user");
   exchange(&sv, "{\"user\":\"ann\"}");
   assert_int_equal(sv.calls, 1);
   connect_to(&sv, "/files/a");

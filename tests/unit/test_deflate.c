@@ -223,19 +223,40 @@ static void set_cfg(wsmsg_endpoint *ep, int mode, int ours, int peers,
         wsmsg_endpoint_set_deflate_takeover(ep, take_ours, take_peers), 0);
 }
 
+/* h[0] is {name, value}; then one Sec-WebSocket-Extensions header for each
+ * of values[0..max) up to a NULL, the second spelled in lower case (header
+ * names are case-insensitive).  Returns how many headers there are. */
+static size_t ext_headers(wsm_header *h, const char *name, const char *value,
+                          const char *const *values, int max) {
+  h[0].name = (char *)name;
+  h[0].value = (char *)value;
+  size_t n = 1;
+  for (int k = 0; k < max && values[k]; k++) {
+    h[n].name =
+        k == 1 ? "sec-websocket-extensions" : "Sec-WebSocket-Extensions";
+    h[n].value = (char *)values[k];
+    n++;
+  }
+  return n;
+}
+
+/* The agreed windows and takeover settings are these. */
+static void assert_agreed(const wsm_pmd *a, int tx_wbits, int rx_wbits,
+                          int tx_no_ctx, int rx_no_ctx) {
+  assert_int_equal(a->tx_wbits, tx_wbits);
+  assert_int_equal(a->rx_wbits, rx_wbits);
+  assert_int_equal(a->tx_no_ctx, tx_no_ctx);
+  assert_int_equal(a->rx_no_ctx, rx_no_ctx);
+}
+
 static void test_negotiate_table(void **st) {
   (void)st;
   for (size_t i = 0; i < sizeof(NEG) / sizeof(NEG[0]); i++) {
     const neg_case *t = &NEG[i];
     wsmsg_endpoint *ep = wsmsg_endpoint_new();
     set_cfg(ep, t->mode, t->ours, t->peers, t->take_ours, t->take_peers);
-    wsm_header h[4] = {{"Host", "x"}};
-    size_t n = 1;
-    for (int k = 0; k < 3 && t->offers[k]; k++) {
-      h[n].name = k == 1 ? "sec-websocket-extensions" : "Sec-WebSocket-Extensions";
-      h[n].value = (char *)t->offers[k];
-      n++;
-    }
+    wsm_header h[4];
+    size_t n = ext_headers(h, "Host", "x", t->offers, 3);
     wsm_pmd a;
     char ans[160] = "";
     bool ok = wsm_pmd_negotiate(h, n, &ep->pmd, &a, ans, sizeof(ans));
@@ -244,10 +265,7 @@ static void test_negotiate_table(void **st) {
     if (ok) {
       if (strcmp(ans, t->answer) != 0)
         fail_msg("case %zu: answer '%s', want '%s'", i, ans, t->answer);
-      assert_int_equal(a.tx_wbits, t->tx_wbits);
-      assert_int_equal(a.rx_wbits, t->rx_wbits);
-      assert_int_equal(a.tx_no_ctx, t->tx_no_ctx);
-      assert_int_equal(a.rx_no_ctx, t->rx_no_ctx);
+      assert_agreed(&a, t->tx_wbits, t->rx_wbits, t->tx_no_ctx, t->rx_no_ctx);
       /* the answer is itself a valid permessage-deflate element */
       wsm_pmd_params pp;
       assert_int_equal(wsm_pmd_parse(ans, strlen(ans), &pp), WSM_PMD_OK);
@@ -314,13 +332,8 @@ static void test_answer_table(void **st) {
     const ans_case *t = &ANS[i];
     wsmsg_endpoint *ep = wsmsg_endpoint_new();
     set_cfg(ep, t->mode, t->ours, t->peers, t->take_ours, t->take_peers);
-    wsm_header h[3] = {{"Upgrade", "websocket"}};
-    size_t n = 1;
-    for (int k = 0; k < 2 && t->answer[k]; k++) {
-      h[n].name = "Sec-WebSocket-Extensions";
-      h[n].value = (char *)t->answer[k];
-      n++;
-    }
+    wsm_header h[3];
+    size_t n = ext_headers(h, "Upgrade", "websocket", t->answer, 2);
     wsm_pmd a;
     const char *why = NULL;
     int r = wsm_pmd_check_answer(h, n, &ep->pmd, &a, &why);
@@ -328,12 +341,9 @@ static void test_answer_table(void **st) {
       fail_msg("case %zu: result %d (%s)", i, r, why ? why : "");
     if (r == 0) {
       assert_int_equal(a.on, t->on);
-      if (a.on) {
-        assert_int_equal(a.tx_wbits, t->tx_wbits);
-        assert_int_equal(a.rx_wbits, t->rx_wbits);
-        assert_int_equal(a.tx_no_ctx, t->tx_no_ctx);
-        assert_int_equal(a.rx_no_ctx, t->rx_no_ctx);
-      }
+      if (a.on)
+        assert_agreed(&a, t->tx_wbits, t->rx_wbits, t->tx_no_ctx,
+                      t->rx_no_ctx);
     } else {
       assert_non_null(why);
     }
@@ -359,10 +369,7 @@ static void test_offer_accepted(void **st) {
     assert_int_equal(wsm_pmd_check_answer(&h2, 1, &ep->pmd, &b, &why), 0);
     assert_true(b.on);
     /* each side's send window is the other's receive window */
-    assert_int_equal(a.tx_wbits, b.rx_wbits);
-    assert_int_equal(a.rx_wbits, b.tx_wbits);
-    assert_int_equal(a.tx_no_ctx, b.rx_no_ctx);
-    assert_int_equal(a.rx_no_ctx, b.tx_no_ctx);
+    assert_agreed(&b, a.rx_wbits, a.tx_wbits, a.rx_no_ctx, a.tx_no_ctx);
     wsmsg_endpoint_free(ep);
   }
 }

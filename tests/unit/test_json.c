@@ -63,17 +63,44 @@ static json_t *client_got(pair *p) {
   return json_loadb((const char *)p->cr.last, p->cr.last_len, 0, NULL);
 }
 
-static void test_valid_coerced_defaults(void **s) {
-  (void)s;
+/* "type|loc[0]" of the first error in the client's last message (an error
+ * reply). */
+static const char *err_type(pair *p) {
+  static char buf[128];
+  json_t *r = client_got(p);
+  json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
+  snprintf(buf, sizeof(buf), "%s|%s",
+           json_string_value(json_object_get(e0, "type")),
+           json_string_value(json_array_get(json_object_get(e0, "loc"), 0)));
+  json_decref(r);
+  return buf;
+}
+
+/* A pair whose server endpoint validates against MODEL (json_setup and its
+ * variants read `model` and `policy`), the counters reset. */
+static void model_open(pair *p, int pol, void (*setup)(pair *)) {
   reset();
   model = compile(MODEL);
-  policy = WSMSG_INVALID_REPLY;
+  policy = pol;
+  pair_open(p, setup);
+}
+
+static void model_close(pair *p) {
+  pair_free(p);
+  wsmsg_schema_free(model);
+}
+
+/* The client sends `msg` as a text message; both sides run until idle. */
+static void send_str(pair *p, const char *msg) {
+  wsmsg_send_text(p->c, msg, strlen(msg));
+  pump(p);
+}
+
+static void test_valid_coerced_defaults(void **s) {
+  (void)s;
   pair p;
-  pair_open(&p, json_setup);
-  const char *msg =
-      "{\"user\":\"ann\",\"content\":\"hi\",\"timestamp\":\"12.5\"}";
-  wsmsg_send_text(p.c, msg, strlen(msg));
-  pump(&p);
+  model_open(&p, WSMSG_INVALID_REPLY, json_setup);
+  send_str(&p, "{\"user\":\"ann\",\"content\":\"hi\",\"timestamp\":\"12.5\"}");
   assert_int_equal(jsons, 1);
   assert_int_equal(p.sr.texts, 0); /* JSON endpoints do not call on_text */
   /* coerced like Pydantic, default filled */
@@ -86,8 +113,7 @@ static void test_valid_coerced_defaults(void **s) {
   wsmsg_send_binary(p.c, "\x00\x01", 2);
   pump(&p);
   assert_int_equal(p.sr.binaries, 1);
-  pair_free(&p);
-  wsmsg_schema_free(model);
+  model_close(&p);
   reset();
 }
 
@@ -98,42 +124,25 @@ static void strict_setup(pair *p) {
 
 static void test_strict_mode(void **s) {
   (void)s;
-  reset();
-  model = compile(MODEL);
-  policy = WSMSG_INVALID_REPLY;
   pair p;
-  pair_open(&p, strict_setup);
-  const char *msg =
-      "{\"user\":\"ann\",\"content\":\"hi\",\"timestamp\":\"12.5\"}";
-  wsmsg_send_text(p.c, msg, strlen(msg));
-  pump(&p);
+  model_open(&p, WSMSG_INVALID_REPLY, strict_setup);
+  send_str(&p, "{\"user\":\"ann\",\"content\":\"hi\",\"timestamp\":\"12.5\"}");
   assert_int_equal(jsons, 0);
   json_t *r = client_got(&p);
-  json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
   assert_string_equal(json_string_value(json_object_get(r, "error")),
                       "validation_error");
-  assert_string_equal(json_string_value(json_object_get(e0, "type")),
-                      "type_error.float");
-  assert_string_equal(
-      json_string_value(json_array_get(json_object_get(e0, "loc"), 0)),
-      "timestamp");
   json_decref(r);
-  pair_free(&p);
-  wsmsg_schema_free(model);
+  assert_string_equal(err_type(&p), "type_error.float|timestamp");
+  model_close(&p);
 }
 
 static void test_invalid_reply(void **s) {
   (void)s;
-  reset();
-  model = compile(MODEL);
-  policy = WSMSG_INVALID_REPLY;
   pair p;
-  pair_open(&p, json_setup);
+  model_open(&p, WSMSG_INVALID_REPLY, json_setup);
   /* two errors: missing content, user of the wrong type (an array: the
    * number 5 would be coerced to "5") */
-  const char *msg = "{\"user\": [5], \"timestamp\": 1}";
-  wsmsg_send_text(p.c, msg, strlen(msg));
-  pump(&p);
+  send_str(&p, "{\"user\": [5], \"timestamp\": 1}");
   assert_int_equal(jsons, 0);
   json_t *r = client_got(&p);
   assert_non_null(r);
@@ -164,8 +173,7 @@ static void test_invalid_reply(void **s) {
   /* the connection stays open */
   assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
   /* not JSON at all: jsondecode with jansson's position */
-  wsmsg_send_text(p.c, "{\"user\": ", 9);
-  pump(&p);
+  send_str(&p, "{\"user\": ");
   r = client_got(&p);
   json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
   assert_string_equal(json_string_value(json_object_get(e0, "type")),
@@ -182,8 +190,7 @@ static void test_invalid_reply(void **s) {
   assert_true(json_is_integer(json_object_get(cx, "colno")));
   assert_true(json_is_string(json_object_get(cx, "msg")));
   json_decref(r);
-  pair_free(&p);
-  wsmsg_schema_free(model);
+  model_close(&p);
 }
 
 static void dup_setup(pair *p) {
@@ -216,16 +223,14 @@ static void test_parse_rules(void **s) {
   /* "\u0000" in a string is valid JSON (JSON.stringify writes it): the
    * callback gets it with its length */
   const char *nul = "{\"a\": \"x\\u0000y\"}";
-  wsmsg_send_text(p.c, nul, strlen(nul));
-  pump(&p);
+  send_str(&p, nul);
   assert_int_equal(jsons, 1);
   json_t *a = json_object_get(last_json, "a");
   assert_int_equal(json_string_length(a), 3);
   assert_memory_equal(json_string_value(a), "x\0y", 3);
   /* ... but jansson cannot hold it in a key: an error in wsmsg's words */
   const char *nulkey = "{\"x\\u0000y\": 1}";
-  wsmsg_send_text(p.c, nulkey, strlen(nulkey));
-  pump(&p);
+  send_str(&p, nulkey);
   assert_int_equal(invalids, 3);
   assert_string_equal(invalid_type, "value_error.jsondecode");
   assert_string_equal(invalid_msg,
@@ -234,14 +239,12 @@ static void test_parse_rules(void **s) {
   jsons = 0;
   /* any JSON value is accepted without a schema */
   wsmsg_send_text(p.c, "[1, 2]", 6);
-  wsmsg_send_text(p.c, "42", 2);
-  pump(&p);
+  send_str(&p, "42");
   assert_int_equal(jsons, 2);
   pair_free(&p);
   reset();
   pair_open(&p, dup_allow_setup);
-  wsmsg_send_text(p.c, dup, strlen(dup));
-  pump(&p);
+  send_str(&p, dup);
   assert_int_equal(jsons, 1);
   assert_int_equal(json_integer_value(json_object_get(last_json, "a")), 2);
   pair_free(&p);
@@ -267,18 +270,10 @@ static void test_extra_policy(void **s) {
     reset();
     pair p;
     pair_open(&p, extra_setup);
-    wsmsg_send_text(p.c, msg, strlen(msg));
-    pump(&p);
+    send_str(&p, msg);
     if (extra_policy == WSMSG_EXTRA_FORBID) {
       assert_int_equal(jsons, 0);
-      json_t *r = client_got(&p);
-      json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
-      assert_string_equal(json_string_value(json_object_get(e0, "type")),
-                          "value_error.extra");
-      assert_string_equal(
-          json_string_value(json_array_get(json_object_get(e0, "loc"), 0)),
-          "spam");
-      json_decref(r);
+      assert_string_equal(err_type(&p), "value_error.extra|spam");
     } else {
       assert_int_equal(jsons, 1);
       assert_int_equal(json_object_get(last_json, "spam") != NULL,
@@ -302,17 +297,12 @@ static void test_extra_policy(void **s) {
 
 static void test_invalid_close(void **s) {
   (void)s;
-  reset();
-  model = compile(MODEL);
-  policy = WSMSG_INVALID_CLOSE;
   pair p;
-  pair_open(&p, json_setup);
-  wsmsg_send_text(p.c, "{}", 2);
-  pump(&p);
+  model_open(&p, WSMSG_INVALID_CLOSE, json_setup);
+  send_str(&p, "{}");
   assert_int_equal(p.cr.close.code, 1008);
   assert_non_null(strstr(p.cr.close_reason, "field required"));
-  pair_free(&p);
-  wsmsg_schema_free(model);
+  model_close(&p);
 }
 
 /* Found by fuzz_schema_validate: a message that is valid UTF-8 but not
@@ -323,27 +313,18 @@ static void test_jsondecode_error_split_char(void **s) {
   (void)s;
   static const char text[] = "[\"\\u000\xc8\x84\"]";
   for (int pol = WSMSG_INVALID_REPLY; pol <= WSMSG_INVALID_CLOSE; pol++) {
-    reset();
-    model = compile(MODEL);
-    policy = pol;
     pair p;
-    pair_open(&p, json_setup);
+    model_open(&p, pol, json_setup);
     assert_int_equal(wsmsg_send_text(p.c, text, sizeof(text) - 1), 0);
     pump(&p);
     if (pol == WSMSG_INVALID_CLOSE) {
       assert_int_equal(p.cr.close.code, 1008);
       assert_non_null(strstr(p.cr.close_reason, "invalid message"));
     } else {
-      json_t *r = client_got(&p);
-      assert_non_null(r);
-      json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
-      assert_string_equal(json_string_value(json_object_get(e0, "type")),
-                          "value_error.jsondecode");
-      json_decref(r);
+      assert_string_equal(err_type(&p), "value_error.jsondecode|__root__");
       assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
     }
-    pair_free(&p);
-    wsmsg_schema_free(model);
+    model_close(&p);
   }
 }
 
@@ -380,17 +361,6 @@ static void route_setup(pair *p) {
   wsmsg_endpoint_on_json(p->sep, on_json);
 }
 
-static const char *err_type(pair *p) {
-  static char buf[128];
-  json_t *r = client_got(p);
-  json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
-  snprintf(buf, sizeof(buf), "%s|%s",
-           json_string_value(json_object_get(e0, "type")),
-           json_string_value(json_array_get(json_object_get(e0, "loc"), 0)));
-  json_decref(r);
-  return buf;
-}
-
 static void test_routing(void **s) {
   (void)s;
   reset();
@@ -406,23 +376,19 @@ static void test_routing(void **s) {
   const char *m3 = "{\"type\": \"any\", \"x\": 1}";
   wsmsg_send_text(p.c, m1, strlen(m1));
   wsmsg_send_text(p.c, m2, strlen(m2));
-  wsmsg_send_text(p.c, m3, strlen(m3));
-  pump(&p);
+  send_str(&p, m3);
   assert_int_equal(chats, 1);
   assert_int_equal(joins, 1);
   assert_int_equal(jsons, 1);
   /* the chat schema applies to chat messages */
-  wsmsg_send_text(p.c, "{\"type\": \"chat\"}", 16);
-  pump(&p);
+  send_str(&p, "{\"type\": \"chat\"}");
   assert_string_equal(err_type(&p), "value_error.missing|text");
   /* missing and unknown discriminators */
-  wsmsg_send_text(p.c, "{\"text\": \"x\"}", 13);
-  pump(&p);
+  send_str(&p, "{\"text\": \"x\"}");
   assert_string_equal(
       err_type(&p),
       "value_error.discriminated_union.missing_discriminator|type");
-  wsmsg_send_text(p.c, "{\"type\": \"nope\"}", 16);
-  pump(&p);
+  send_str(&p, "{\"type\": \"nope\"}");
   assert_string_equal(
       err_type(&p),
       "value_error.discriminated_union.invalid_discriminator|type");
@@ -431,8 +397,7 @@ static void test_routing(void **s) {
       json_object_get(json_array_get(json_object_get(r, "detail"), 0), "msg"));
   assert_non_null(strstr(msg, "'any', 'chat', 'join'"));
   json_decref(r);
-  wsmsg_send_text(p.c, "[1]", 3);
-  pump(&p);
+  send_str(&p, "[1]");
   assert_string_equal(err_type(&p), "type_error.dict|__root__");
   assert_int_equal(chats, 1);
   pair_free(&p);
@@ -477,14 +442,12 @@ static void test_schema_and_routes(void **s) {
   pair p;
   pair_open(&p, base_route_setup);
   const char *bad = "{\"type\":\"ping\",\"id\":\"nope\"}";
-  wsmsg_send_text(p.c, bad, strlen(bad));
-  pump(&p);
+  send_str(&p, bad);
   assert_int_equal(pings, 0);
   assert_string_equal(err_type(&p), "type_error.integer|id");
   /* both schemas' errors, the endpoint's first */
   const char *two = "{\"type\":\"chat\",\"id\":\"x\"}";
-  wsmsg_send_text(p.c, two, strlen(two));
-  pump(&p);
+  send_str(&p, two);
   assert_int_equal(chats, 0);
   json_t *r = client_got(&p);
   json_t *d = json_object_get(r, "detail");
@@ -502,8 +465,7 @@ static void test_schema_and_routes(void **s) {
   /* valid for both (the id coerced by the base schema) */
   const char *ok = "{\"type\":\"chat\",\"id\":\"7\",\"text\":\"hi\"}";
   wsmsg_send_text(p.c, ok, strlen(ok));
-  wsmsg_send_text(p.c, "{\"type\":\"ping\",\"id\":3}", 22);
-  pump(&p);
+  send_str(&p, "{\"type\":\"ping\",\"id\":3}");
   assert_int_equal(chats, 1);
   assert_int_equal(pings, 1);
   pair_free(&p);
@@ -534,13 +496,11 @@ static void test_schema_and_routes_extra(void **s) {
   pair p;
   pair_open(&p, base_route_forbid_setup);
   const char *ok = "{\"type\":\"chat\",\"id\":7,\"text\":\"hi\"}";
-  wsmsg_send_text(p.c, ok, strlen(ok));
-  pump(&p);
+  send_str(&p, ok);
   assert_int_equal(chats, 1);
   /* the route's schema still forbids what it does not declare */
   const char *extra = "{\"type\":\"chat\",\"id\":7,\"text\":\"hi\",\"x\":1}";
-  wsmsg_send_text(p.c, extra, strlen(extra));
-  pump(&p);
+  send_str(&p, extra);
   assert_int_equal(chats, 1);
   assert_string_equal(err_type(&p), "value_error.extra|x");
   pair_free(&p);
@@ -579,8 +539,7 @@ static void test_push_json_queues_nothing(void **s) {
     pair_open(&p, push_setup);
     for (int i = 0; i < 5000; i++)
       wsmsg_send_text(p.c, "{bad", 4);
-    wsmsg_send_text(p.c, "{\"type\":\"chat\"}", 15);
-    pump(&p);
+    send_str(&p, "{\"type\":\"chat\"}");
     assert_int_equal(wsmsg_conn_event_count(p.s), 0);
     assert_int_equal(wsmsg_conn_state(p.s), WSMSG_STATE_OPEN);
     assert_int_equal(chats, 1);
@@ -589,8 +548,7 @@ static void test_push_json_queues_nothing(void **s) {
     else
       assert_int_equal(p.cr.texts, 0);
     /* a route without a callback: the unhandled policy (close 1003) */
-    wsmsg_send_text(p.c, "{\"type\":\"other\"}", 16);
-    pump(&p);
+    send_str(&p, "{\"type\":\"other\"}");
     assert_int_equal(wsmsg_conn_event_count(p.s), 0);
     assert_int_equal(p.cr.close.code, 1003);
     assert_string_equal(p.cr.close_reason,
@@ -654,8 +612,7 @@ static void test_pull_json_events(void **s) {
   assert_int_equal(ev.type, WSMSG_EV_OPEN);
   const char *ok = "{\"user\":\"a\",\"content\":\"b\",\"timestamp\":3}";
   wsmsg_send_text(p.c, ok, strlen(ok));
-  wsmsg_send_text(p.c, "{}", 2);
-  pump(&p);
+  send_str(&p, "{}");
   assert_int_equal(wsmsg_conn_next_event(p.s, &ev), 1);
   assert_int_equal(ev.type, WSMSG_EV_JSON);
   assert_string_equal((const char *)ev.data, ok);
@@ -668,8 +625,7 @@ static void test_pull_json_events(void **s) {
   assert_string_equal(json_string_value(json_object_get(kept, "user")), "a");
   wsmsg_json_decref(kept);
   /* queued events with documents are released on free (valgrind) */
-  wsmsg_send_text(p.c, ok, strlen(ok));
-  pump(&p);
+  send_str(&p, ok);
   pair_free(&p);
   wsmsg_schema_free(model);
 }
@@ -752,9 +708,25 @@ static void v2_setup(pair *p) {
   wsmsg_endpoint_set_invalid_policy(p->sep, policy);
 }
 
+/* A pair with v2_setup's endpoint (routes "chat" and "join"), the REPLY
+ * policy; v2_free_schemas frees the routes' schemas once it is freed. */
+static void v2_open(pair *p) {
+  reset();
+  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
+                   "\"required\": [\"text\"]}");
+  join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\"}}}");
+  policy = WSMSG_INVALID_REPLY;
+  pair_open(p, v2_setup);
+}
+
+static void v2_free_schemas(void) {
+  wsmsg_schema_free(chat_s);
+  wsmsg_schema_free(join_s);
+  reset();
+}
+
 static void expect_reply(pair *p, const char *send, const char *detail) {
-  wsmsg_send_text(p->c, send, strlen(send));
-  pump(p);
+  send_str(p, send);
   char want[1024];
   snprintf(want, sizeof(want), "{\"error\":\"validation_error\",\"detail\":%s}",
            detail);
@@ -764,13 +736,8 @@ static void expect_reply(pair *p, const char *send, const char *detail) {
 
 static void test_pydantic_v2_endpoint(void **s) {
   (void)s;
-  reset();
-  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
-                   "\"required\": [\"text\"]}");
-  join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\"}}}");
-  policy = WSMSG_INVALID_REPLY;
   pair p;
-  pair_open(&p, v2_setup);
+  v2_open(&p);
   expect_reply(&p, "{\"type\": \"chat\"}",
                "[{\"type\":\"missing\",\"loc\":[\"text\"],\"msg\":\"Field "
                "required\",\"input\":{\"type\":\"chat\"}}]");
@@ -793,8 +760,7 @@ static void test_pydantic_v2_endpoint(void **s) {
   /* the close policy sends v2's message */
   policy = WSMSG_INVALID_CLOSE;
   pair_open(&p, v2_setup);
-  wsmsg_send_text(p.c, "{\"type\": \"chat\"}", 16);
-  pump(&p);
+  send_str(&p, "{\"type\": \"chat\"}");
   assert_int_equal(p.cr.close.code, 1008);
   assert_string_equal(p.cr.close_reason, "invalid message: Field required");
   pair_free(&p);
@@ -804,9 +770,7 @@ static void test_pydantic_v2_endpoint(void **s) {
   assert_int_equal(wsmsg_endpoint_set_error_style(NULL, 0),
                    WSMSG_ERR_INVALID_ARG);
   wsmsg_endpoint_free(ep);
-  wsmsg_schema_free(chat_s);
-  wsmsg_schema_free(join_s);
-  reset();
+  v2_free_schemas();
 }
 
 /* v2 errors reference the document ("input"): once the invalid message is
@@ -824,25 +788,17 @@ static void jcount_free(void *p) {
 
 static void test_pydantic_v2_releases_document(void **s) {
   (void)s;
-  reset();
-  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
-                   "\"required\": [\"text\"]}");
-  join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\"}}}");
-  policy = WSMSG_INVALID_REPLY;
   pair p;
-  pair_open(&p, v2_setup);
+  v2_open(&p);
   json_set_alloc_funcs(jcount_malloc, jcount_free);
   jansson_live = 0;
   const char *m = "{\"type\": \"chat\", \"a\": [1, 2, {\"b\": \"c\"}]}";
-  wsmsg_send_text(p.c, m, strlen(m));
-  pump(&p);
+  send_str(&p, m);
   json_set_alloc_funcs(malloc, free);
   assert_true(p.cr.texts > 0);
   assert_int_equal(jansson_live, 0);
   pair_free(&p);
-  wsmsg_schema_free(chat_s);
-  wsmsg_schema_free(join_s);
-  reset();
+  v2_free_schemas();
 }
 
 int main(int argc, char **argv) {

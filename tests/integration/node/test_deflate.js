@@ -7,106 +7,13 @@
 //   CASE=clientWindows bash tests/integration/node_ws.sh
 
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
-const net = require('node:net');
+const { spawn } = require('node:child_process');
 const path = require('node:path');
 const WebSocket = require('ws');
-
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const BIN = path.resolve(ROOT, process.env.EXAMPLE_BIN || 'examples');
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function tryConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-const delay = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-const children = new Set();
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    process.exit(1);
-  });
-}
-
-async function startServer(args = []) {
-  const port = await freePort();
-  const proc = spawn(path.join(BIN, process.env.ECHO_SERVER || 'echo_server'),
-    ['--host', '127.0.0.1', '--port', String(port), ...args],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(proc);
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
-  const deadline = Date.now() + 10000;
-  while (!(await tryConnect(port))) {
-    if (proc.exitCode !== null) throw new Error(`echo_server exited early: ${stderr}`);
-    if (Date.now() > deadline) throw new Error('echo_server did not listen within 10 s');
-    await delay(20);
-  }
-  return { port, proc, exited, stderr: () => stderr, url: `ws://127.0.0.1:${port}` };
-}
-
-async function stopServer(srv) {
-  srv.proc.kill('SIGTERM');
-  const ex = await withTimeout(srv.exited, 5000, 'echo_server exit');
-  assert.deepEqual(ex, { code: 0, sig: null }, `exit ${JSON.stringify(ex)}: ${srv.stderr()}`);
-  assert.ok(!/ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/.test(srv.stderr()),
-    srv.stderr());
-}
-
-// Counts the bytes a ws client receives on the wire.
-function open(url, opts) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { maxPayload: 0, ...opts });
-    ws.wire = 0;
-    ws.once('upgrade', (res) => {
-      ws.extHeader = res.headers['sec-websocket-extensions'] || '';
-      res.socket.on('data', (d) => { ws.wire += d.length; });
-    });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  }), 5000, `open ${url}`);
-}
-
-function nextMessage(ws, ms = 10000) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const onMsg = (data, isBinary) => { cleanup(); resolve({ data, isBinary }); };
-    const onClose = (code, reason) => { cleanup(); reject(new Error(`closed ${code} ${reason}`)); };
-    const cleanup = () => { ws.off('message', onMsg); ws.off('close', onClose); };
-    ws.on('message', onMsg);
-    ws.on('close', onClose);
-  }), ms, 'message');
-}
-
-function closed(ws, ms = 5000) {
-  return withTimeout(new Promise((resolve) => {
-    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-  }), ms, 'close');
-}
+const {
+  BIN, freePort, withTimeout, children, startServer, stopServer, open,
+  nextMessage, closed, runCases,
+} = require('./harness');
 
 function jsonText(n) {
   const unit = '{"type":"chat","user":"alice","room":"lobby","text":"hello world, café €","ts":1733400000},';
@@ -249,8 +156,6 @@ const cases = {
   },
 };
 
-void spawnSync;
-
 async function main() {
   const only = process.env.CASE;
   const names = Object.keys(cases).filter((n) => !only || n === only);
@@ -258,20 +163,11 @@ async function main() {
     console.log('node_ws deflate: no case matches');
     process.exit(0); // CASE picked one of test_echo_server.js's cases
   }
-  const failed = [];
   const t0 = Date.now();
   const srv = await startServer();
+  const failed = [];
   try {
-    for (const name of names) {
-      const t = Date.now();
-      try {
-        await withTimeout(cases[name](srv), 60000, name);
-        console.log(`  PASS ${name} (${((Date.now() - t) / 1000).toFixed(2)}s)`);
-      } catch (e) {
-        failed.push(name);
-        console.log(`  FAIL ${name} (${((Date.now() - t) / 1000).toFixed(2)}s): ${e.message}`);
-      }
-    }
+    failed.push(...await runCases(cases, names, srv, 60000));
   } finally {
     try {
       await stopServer(srv);

@@ -9,100 +9,14 @@
 // (bounded), runs every case with a time limit, stops the server by PID.
 
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
-const net = require('node:net');
-const path = require('node:path');
-const WebSocket = require('ws');
+const {
+  withTimeout, startServer, sanitizerReport, open, nextMessage, closed, runCases,
+} = require('./harness');
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const BIN = path.resolve(ROOT, process.env.EXAMPLE_BIN || 'examples');
 const SIZES = [0, 1, 125, 126, 65535, 65536, 2 ** 20 - 1];
 
 // ---- helpers ------------------------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function tryConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-const delay = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-// Children we started, killed by PID if the test itself is stopped.
-const children = new Set();
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    console.log(`stopped by ${sig}`);
-    process.exit(1);
-  });
-}
-
-async function startServer(args = []) {
-  const port = await freePort();
-  const proc = spawn(path.join(BIN, process.env.ECHO_SERVER || 'echo_server'),
-    ['--host', '127.0.0.1', '--port', String(port), ...args],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(proc);
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
-  const deadline = Date.now() + 10000;
-  while (!(await tryConnect(port))) {
-    if (proc.exitCode !== null) throw new Error(`echo_server exited early: ${stderr}`);
-    if (Date.now() > deadline) throw new Error('echo_server did not listen within 10 s');
-    await delay(20);
-  }
-  return { port, proc, exited, stderr: () => stderr, url: `ws://127.0.0.1:${port}` };
-}
-
-function open(url, opts = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { maxPayload: 0, ...opts });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  }), 5000, `open ${url}`);
-}
-
-// Resolves with the next message as {data, isBinary}.
-function nextMessage(ws, ms = 10000) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const onMsg = (data, isBinary) => { cleanup(); resolve({ data, isBinary }); };
-    const onClose = (code, reason) => { cleanup(); reject(new Error(`closed ${code} ${reason}`)); };
-    const cleanup = () => { ws.off('message', onMsg); ws.off('close', onClose); };
-    ws.on('message', onMsg);
-    ws.on('close', onClose);
-  }), ms, 'message');
-}
-
-// Resolves with {code, reason} of the close event.
-function closed(ws, ms = 5000) {
-  return withTimeout(new Promise((resolve) => {
-    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-  }), ms, 'close');
-}
 
 // A string whose UTF-8 encoding is exactly n bytes, with 1- to 4-byte chars.
 function textOf(n) {
@@ -267,20 +181,11 @@ async function main() {
     console.log(`node_ws: FAIL: ${names.length} cases, the suite has at least ${MIN_CASES}`);
     process.exit(1);
   }
-  const failed = [];
   const t0 = Date.now();
   const srv = await startServer();
+  const failed = [];
   try {
-    for (const name of names) {
-      const t = Date.now();
-      try {
-        await withTimeout(cases[name](srv), 30000, name);
-        console.log(`  PASS ${name} (${((Date.now() - t) / 1000).toFixed(2)}s)`);
-      } catch (e) {
-        failed.push(name);
-        console.log(`  FAIL ${name} (${((Date.now() - t) / 1000).toFixed(2)}s): ${e.message}`);
-      }
-    }
+    failed.push(...await runCases(cases, names, srv, 30000));
     // Last: an open client sees 1001 when the server gets SIGTERM, and the
     // server exits 0.
     const t = Date.now();
@@ -302,8 +207,7 @@ async function main() {
     if (srv.proc.exitCode === null && srv.proc.signalCode === null) srv.proc.kill('SIGKILL');
   }
   // a sanitizer report fails the run even if the exit status was 0
-  const report = srv.stderr().split('\n').find((l) =>
-    /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/.test(l));
+  const report = sanitizerReport(srv.stderr());
   if (report) {
     failed.push('sanitizer');
     console.log(`  FAIL echo_server sanitizer report: ${report}`);
