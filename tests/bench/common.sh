@@ -69,20 +69,23 @@ bench_start_servers() {
 }
 
 # Other work on the machine (builds, tests, fuzzers) disturbs the numbers:
-# before each run, bench_wait_quiet waits until less than 15 % of the CPUs
-# are busy over half a second, at most QUIET_BUDGET seconds in all (the
-# caller sets it; QUIET_WAITED counts them).
+# before each run, bench_wait_quiet waits until less than QUIET_PCT % (15
+# unless set) is busy over half a second, at most QUIET_BUDGET seconds in
+# all (the caller sets it; QUIET_WAITED counts them).  The percentage is of
+# all CPUs (two busy CPUs of two: 100), or with QUIET_PER_CPU=0 of one (two
+# busy CPUs: 200).
 QUIET_WAITED=0
 bench_busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 bench_wait_quiet() {
-  local hz a b
+  local hz a b cpus=1
   hz=$(getconf CLK_TCK)
-  for _ in $(seq 1 200); do
+  [ "${QUIET_PER_CPU:-1}" = 1 ] && cpus=$(nproc)
+  for _ in $(seq 1 400); do
     [ "$QUIET_WAITED" -ge "$QUIET_BUDGET" ] && return 0
     a=$(bench_busy_ticks)
     sleep 0.5
     b=$(bench_busy_ticks)
-    [ $(((b - a) * 100 * 2 / hz / $(nproc))) -lt 15 ] && return 0
+    [ $(((b - a) * 100 * 2 / hz / cpus)) -lt "${QUIET_PCT:-15}" ] && return 0
     sleep 0.5
     QUIET_WAITED=$((QUIET_WAITED + 1))
   done

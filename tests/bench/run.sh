@@ -146,31 +146,18 @@ stop_server() { # name
 # Other work on this machine (builds, tests, fuzzers of other sessions)
 # disturbs the numbers.  Before each throughput run, wait until the machine
 # is quiet: less than QUIET_PCT % CPU busy over half a second.  Bounded: at
-# most QUIET_BUDGET seconds of waiting over the whole run.
+# most QUIET_BUDGET seconds of waiting over the whole run (bench_wait_quiet,
+# tests/bench/common.sh).
 QUIET_PCT=15
+QUIET_PER_CPU=0 # of one CPU: stricter than the FFI/ASGI runs' share of all
 QUIET_BUDGET=$([ "$QUICK" = 1 ] && echo 5 || echo 90)
 QUIET_WAITED=0
-busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-wait_quiet() {
-  local hz a b pct
-  hz=$(getconf CLK_TCK)
-  for _ in $(seq 1 400); do
-    [ "$QUIET_WAITED" -ge "$QUIET_BUDGET" ] && return 0
-    a=$(busy_ticks)
-    sleep 0.5
-    b=$(busy_ticks)
-    pct=$(((b - a) * 100 * 2 / hz))
-    [ "$pct" -lt "$QUIET_PCT" ] && return 0
-    sleep 0.5
-    QUIET_WAITED=$((QUIET_WAITED + 1))
-  done
-}
 
 # wsbench NAME SCENARIO REP PATH args...
 run_wsbench() {
   local name=$1 scen=$2 rep=$3 path=$4
   shift 4
-  [ "$scen" != idle ] && [ "$scen" != rate1 ] && wait_quiet
+  [ "$scen" != idle ] && [ "$scen" != rate1 ] && bench_wait_quiet
   local pid=${SPID[$name]} port=${SPORT[$name]}
   local line
   line=$(timeout 300 "$WSBENCH" --json --label "$name|$scen|$rep" \
