@@ -344,6 +344,20 @@ static void on_join(wsmsg_conn *c, json_t *m, void *u) {
   joins++;
 }
 static wsmsg_schema *chat_s, *join_s;
+/* the "chat" route's schema; the endpoint schema under the routes */
+static const char CHAT_SCHEMA[] =
+    "{\"properties\": {\"text\": {\"type\": \"string\"}},"
+    "\"required\": [\"text\"]}";
+static const char BASE_SCHEMA[] = "{\"type\": \"object\", \"properties\": {"
+                                  "\"type\": {\"type\": \"string\"},"
+                                  "\"id\": {\"type\": \"integer\"}},"
+                                  "\"required\": [\"type\", \"id\"]}";
+
+static void free_route_schemas(void) {
+  wsmsg_schema_free(chat_s);
+  wsmsg_schema_free(join_s);
+  reset();
+}
 
 static void route_setup(pair *p) {
   assert_int_equal(
@@ -365,8 +379,7 @@ static void test_routing(void **s) {
   (void)s;
   reset();
   chats = joins = 0;
-  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
-                   "\"required\": [\"text\"]}");
+  chat_s = compile(CHAT_SCHEMA);
   join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\","
                    "\"default\": \"lobby\"}}}");
   pair p;
@@ -401,9 +414,7 @@ static void test_routing(void **s) {
   assert_string_equal(err_type(&p), "type_error.dict|__root__");
   assert_int_equal(chats, 1);
   pair_free(&p);
-  wsmsg_schema_free(chat_s);
-  wsmsg_schema_free(join_s);
-  reset();
+  free_route_schemas();
 }
 
 /* ---- schema and routes together ---- */
@@ -433,12 +444,8 @@ static void test_schema_and_routes(void **s) {
   (void)s;
   reset();
   chats = pings = 0;
-  base_s = compile("{\"type\": \"object\", \"properties\": {"
-                   "\"type\": {\"type\": \"string\"},"
-                   "\"id\": {\"type\": \"integer\"}},"
-                   "\"required\": [\"type\", \"id\"]}");
-  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
-                   "\"required\": [\"text\"]}");
+  base_s = compile(BASE_SCHEMA);
+  chat_s = compile(CHAT_SCHEMA);
   pair p;
   pair_open(&p, base_route_setup);
   const char *bad = "{\"type\":\"ping\",\"id\":\"nope\"}";
@@ -486,10 +493,7 @@ static void test_schema_and_routes_extra(void **s) {
   (void)s;
   reset();
   chats = pings = 0;
-  base_s = compile("{\"type\": \"object\", \"properties\": {"
-                   "\"type\": {\"type\": \"string\"},"
-                   "\"id\": {\"type\": \"integer\"}},"
-                   "\"required\": [\"type\", \"id\"]}");
+  base_s = compile(BASE_SCHEMA);
   chat_s = compile("{\"properties\": {\"type\": {}, \"id\": {},"
                    "\"text\": {\"type\": \"string\"}},"
                    "\"required\": [\"text\"]}");
@@ -709,20 +713,13 @@ static void v2_setup(pair *p) {
 }
 
 /* A pair with v2_setup's endpoint (routes "chat" and "join"), the REPLY
- * policy; v2_free_schemas frees the routes' schemas once it is freed. */
+ * policy; free_route_schemas frees the routes' schemas once it is freed. */
 static void v2_open(pair *p) {
   reset();
-  chat_s = compile("{\"properties\": {\"text\": {\"type\": \"string\"}},"
-                   "\"required\": [\"text\"]}");
+  chat_s = compile(CHAT_SCHEMA);
   join_s = compile("{\"properties\": {\"room\": {\"type\": \"string\"}}}");
   policy = WSMSG_INVALID_REPLY;
   pair_open(p, v2_setup);
-}
-
-static void v2_free_schemas(void) {
-  wsmsg_schema_free(chat_s);
-  wsmsg_schema_free(join_s);
-  reset();
 }
 
 static void expect_reply(pair *p, const char *send, const char *detail) {
@@ -770,7 +767,7 @@ static void test_pydantic_v2_endpoint(void **s) {
   assert_int_equal(wsmsg_endpoint_set_error_style(NULL, 0),
                    WSMSG_ERR_INVALID_ARG);
   wsmsg_endpoint_free(ep);
-  v2_free_schemas();
+  free_route_schemas();
 }
 
 /* v2 errors reference the document ("input"): once the invalid message is
@@ -798,7 +795,7 @@ static void test_pydantic_v2_releases_document(void **s) {
   assert_true(p.cr.texts > 0);
   assert_int_equal(jansson_live, 0);
   pair_free(&p);
-  v2_free_schemas();
+  free_route_schemas();
 }
 
 int main(int argc, char **argv) {
