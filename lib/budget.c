@@ -12,12 +12,20 @@
  * connection itself is touched, by the thread that runs it, so no lock
  * and no registry of connections are needed.  Bound: budget + (number of
  * connections) x share, plus what threads admitted at the same instant.
+ * A broadcast counts its recipients' growth in batches (wsm_batch): its
+ * own admissions see the batch, other threads see it within
+ * BATCH_MAX_PENDING bytes.
  * See docs/reliability.md, "Memory budget". */
 #include "internal.h"
 
+/* A broadcast's pending growth is counted into mem_used at least this
+ * often: what another thread's admission may not see yet is bounded. */
+#define BATCH_MAX_PENDING ((size_t)64 << 10)
+
 static size_t held_now(const wsmsg_conn *c) {
   /* zlib streams (permessage-deflate) count while a connection holds one */
-  return c->msg.cap + c->out.cap + c->deferred.cap + wsm_pmd_held(c);
+  return c->msg.cap + c->out.cap + c->deferred.cap +
+         (c->pmd.def || c->pmd.inf ? wsm_pmd_held(c) : 0);
 }
 
 void wsm_mem_account(wsmsg_conn *c) {
@@ -35,7 +43,33 @@ void wsm_mem_account(wsmsg_conn *c) {
   c->mem_held = now;
 }
 
-bool wsm_budget_admit(const wsmsg_conn *c, size_t grow) {
+void wsm_batch_flush_mem(wsm_batch *bt) {
+  if (bt->pending)
+    atomic_fetch_add_explicit(&bt->srv->mem_used, bt->pending,
+                              memory_order_relaxed);
+  bt->pending = 0;
+}
+
+/* wsm_mem_account, with growth added to the batch (shrinking, rare in a
+ * broadcast, is counted at once). */
+static void account_batch(wsmsg_conn *c, wsm_batch *bt) {
+  size_t now = held_now(c);
+  if (!bt || !c->srv || now <= c->mem_held) {
+    wsm_mem_account(c);
+    return;
+  }
+  if (bt->srv != c->srv) {
+    wsm_batch_flush_mem(bt);
+    bt->srv = c->srv;
+  }
+  bt->pending += now - c->mem_held;
+  c->mem_held = now;
+  if (bt->pending >= BATCH_MAX_PENDING)
+    wsm_batch_flush_mem(bt);
+}
+
+/* wsm_budget_admit, counting a batch's pending bytes as used. */
+static bool admit_batch(const wsmsg_conn *c, size_t grow, const wsm_batch *bt) {
   const wsmsg_server *srv = c->srv;
   if (!srv || !srv->mem_budget || grow == 0)
     return true;
@@ -43,18 +77,30 @@ bool wsm_budget_admit(const wsmsg_conn *c, size_t grow) {
   if (h + grow <= srv->mem_share)
     return true;
   size_t used = atomic_load_explicit(&srv->mem_used, memory_order_relaxed);
+  if (bt && bt->srv == srv)
+    used += bt->pending;
   return used + grow <= srv->mem_budget;
+}
+
+bool wsm_budget_admit(const wsmsg_conn *c, size_t grow) {
+  return admit_batch(c, grow, NULL);
+}
+
+int wsm_budget_reserve_batch(wsmsg_conn *c, wsm_buf *b, size_t extra,
+                             size_t min_cap, wsm_batch *bt) {
+  if (b->cap - b->len >= extra)
+    return 0;
+  if (!admit_batch(c, wsm_pbuf_growth(b, extra, min_cap), bt))
+    return WSMSG_ERR_BUDGET;
+  int r = wsm_pbuf_reserve_cached(b, c->pool, extra, min_cap,
+                                  bt ? &bt->bufs : NULL);
+  account_batch(c, bt);
+  return r;
 }
 
 int wsm_budget_reserve(wsmsg_conn *c, wsm_buf *b, size_t extra,
                        size_t min_cap) {
-  if (b->cap - b->len >= extra)
-    return 0;
-  if (!wsm_budget_admit(c, wsm_pbuf_growth(b, extra, min_cap)))
-    return WSMSG_ERR_BUDGET;
-  int r = wsm_pbuf_reserve_min(b, c->pool, extra, min_cap);
-  wsm_mem_account(c);
-  return r;
+  return wsm_budget_reserve_batch(c, b, extra, min_cap, NULL);
 }
 
 void wsm_conn_trim(wsmsg_conn *c) {

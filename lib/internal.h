@@ -75,6 +75,22 @@ WSM_HIDDEN int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra);
 /* As wsm_pbuf_reserve, taking at least `min_cap` bytes when it allocates. */
 WSM_HIDDEN int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
                                     size_t min_cap);
+/* A broadcast's batch of one class of a pool's buffers (pool.c): taken
+ * from the pool up to WSM_BUFCACHE_N at a time, never more than `want`
+ * (the recipients left), under one lock; wsm_bufcache_flush gives back
+ * what is left.  Zeroed to start; one thread's, like its broadcast. */
+#define WSM_BUFCACHE_N 32
+typedef struct wsm_bufcache {
+  wsm_pool *pool;
+  size_t want;
+  unsigned n;
+  int k; /* the class: buffers of 1 << k bytes */
+  void *b[WSM_BUFCACHE_N];
+} wsm_bufcache;
+/* As wsm_pbuf_reserve_min, a new buffer from `bc` (NULL: the pool). */
+WSM_HIDDEN int wsm_pbuf_reserve_cached(wsm_buf *b, wsm_pool *p, size_t extra,
+                                       size_t min_cap, wsm_bufcache *bc);
+WSM_HIDDEN void wsm_bufcache_flush(wsm_bufcache *bc);
 WSM_HIDDEN int wsm_pbuf_append(wsm_buf *b, wsm_pool *p, const void *d,
                                size_t n);
 /* How many bytes wsm_pbuf_reserve_min(b, extra, min_cap) would add to the
@@ -741,6 +757,22 @@ WSM_HIDDEN int wsm_budget_reserve(wsmsg_conn *c, wsm_buf *b, size_t extra,
 /* May the connection grow by `grow` bytes (its share, or the server is
  * under the budget)? */
 WSM_HIDDEN bool wsm_budget_admit(const wsmsg_conn *c, size_t grow);
+/* What a broadcast batches across its recipients: their output buffers
+ * (from the pool a batch at a time) and the growth of what they hold,
+ * counted into srv->mem_used once per batch instead of one atomic
+ * operation per recipient.  `pending` bytes are already in the
+ * connections' mem_held but not yet in srv->mem_used; admission adds
+ * them, so the budget holds as if they were.  Zeroed to start. */
+typedef struct wsm_batch {
+  wsmsg_server *srv;
+  size_t pending;
+  wsm_bufcache bufs;
+} wsm_batch;
+/* wsm_budget_reserve within a batch (NULL: none). */
+WSM_HIDDEN int wsm_budget_reserve_batch(wsmsg_conn *c, wsm_buf *b, size_t extra,
+                                        size_t min_cap, wsm_batch *bt);
+/* Count the batch's pending bytes into its server's mem_used. */
+WSM_HIDDEN void wsm_batch_flush_mem(wsm_batch *bt);
 /* Give back what a connection no longer needs (the message buffer of a
  * closed connection, its zlib streams), then account. */
 WSM_HIDDEN void wsm_conn_trim(wsmsg_conn *c);

@@ -7,7 +7,8 @@
  * (instead of malloc/free) keeps the steady-state message path free of
  * allocations.  A mutex makes the pool safe for connections driven from
  * different threads; it is taken a few times per wsmsg_conn_recv call, not
- * per message. */
+ * per message, and by a broadcast once per WSM_BUFCACHE_N recipients
+ * (wsm_bufcache), not per recipient. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -112,6 +113,59 @@ static void *pool_get_buf(wsm_pool *p, size_t need, size_t *cap) {
   return b ? b : wsm_malloc(p->mem, *cap);
 }
 
+/* ---- a broadcast's batch of buffers ----
+ * A publish to many connections takes their output buffers from the pool a
+ * batch at a time (one lock for up to WSM_BUFCACHE_N recipients, never more
+ * buffers than recipients left) and gives back what it did not use. */
+
+static void *cache_get_buf(wsm_bufcache *bc, wsm_pool *p, size_t need,
+                           size_t *cap) {
+  int k = class_of(need);
+  if (k > MAX_CLASS)
+    return pool_get_buf(p, need, cap);
+  if (bc->n && (bc->pool != p || bc->k != k))
+    wsm_bufcache_flush(bc); /* another pool or size: give those back */
+  if (!bc->n) {
+    size_t want = bc->want < WSM_BUFCACHE_N ? bc->want : WSM_BUFCACHE_N;
+    if (want == 0)
+      want = 1;
+    bc->pool = p;
+    bc->k = k;
+    pthread_mutex_lock(&p->mu);
+    void **head = &p->bufs[k - MIN_CLASS];
+    while (bc->n < want && *head) {
+      void *b = *head;
+      memcpy(head, b, sizeof(void *));
+      bc->b[bc->n++] = b;
+    }
+    p->pooled_bytes -= (size_t)bc->n << k;
+    pthread_mutex_unlock(&p->mu);
+    if (!bc->n) { /* the pool has none: a new one */
+      *cap = (size_t)1 << k;
+      return wsm_malloc(p->mem, *cap);
+    }
+  }
+  *cap = (size_t)1 << k;
+  return bc->b[--bc->n];
+}
+
+void wsm_bufcache_flush(wsm_bufcache *bc) {
+  if (!bc->n)
+    return;
+  wsm_pool *p = bc->pool;
+  size_t cap = (size_t)1 << bc->k;
+  pthread_mutex_lock(&p->mu);
+  while (bc->n && p->pooled_bytes + cap <= MAX_POOLED_BYTES) {
+    void *b = bc->b[--bc->n];
+    memcpy(b, &p->bufs[bc->k - MIN_CLASS], sizeof(void *));
+    p->bufs[bc->k - MIN_CLASS] = b;
+    p->pooled_bytes += cap;
+  }
+  pthread_mutex_unlock(&p->mu);
+  while (bc->n) /* the pool filled up meanwhile (other threads) */
+    wsm_free(p->mem, bc->b[--bc->n]);
+}
+
 static void pool_put_buf(wsm_pool *p, void *b, size_t cap) {
   if (!b)
     return;
@@ -138,6 +192,11 @@ int wsm_pbuf_reserve(wsm_buf *b, wsm_pool *p, size_t extra) {
 
 int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
                          size_t min_cap) {
+  return wsm_pbuf_reserve_cached(b, p, extra, min_cap, NULL);
+}
+
+int wsm_pbuf_reserve_cached(wsm_buf *b, wsm_pool *p, size_t extra,
+                            size_t min_cap, wsm_bufcache *bc) {
   if (b->cap - b->len >= extra)
     return 0;
   if (b->off > 0) {
@@ -155,7 +214,8 @@ int wsm_pbuf_reserve_min(wsm_buf *b, wsm_pool *p, size_t extra,
   if (need < min_cap)
     need = min_cap;
   size_t cap;
-  uint8_t *n = pool_get_buf(p, need, &cap);
+  uint8_t *n =
+      bc ? cache_get_buf(bc, p, need, &cap) : pool_get_buf(p, need, &cap);
   if (!n)
     return WSMSG_ERR_NOMEM;
   if (b->len)

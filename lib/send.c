@@ -45,12 +45,42 @@ int wsm_tx_cb_genmask(uint8_t *buf, size_t len, void *ud) {
   return 0;
 }
 
+/* ---- a broadcast's state ---- */
+
+/* What a broadcast shares across its recipients (NULL outside one): the
+ * clock, read once per publish (per clock hook) and not once per
+ * recipient, and the batch of output buffers and budget accounting. */
+typedef struct wsm_bcast {
+  wsmsg_clock_cb clock;
+  void *clock_user;
+  uint64_t now;
+  wsm_batch batch;
+} wsm_bcast;
+
+static uint64_t stamp(const wsmsg_conn *c, wsm_bcast *bc) {
+  if (!bc)
+    return wsm_now(c);
+  if (bc->clock != c->clock || bc->clock_user != c->clock_user) {
+    bc->now = wsm_now(c);
+    bc->clock = c->clock;
+    bc->clock_user = c->clock_user;
+  }
+  return bc->now;
+}
+
+/* Before anything that may run the application's callbacks or count
+ * memory outside the batch: srv->mem_used is exact again. */
+static void bcast_settle(wsm_bcast *bc) {
+  if (bc)
+    wsm_batch_flush_mem(&bc->batch);
+}
+
 /* ---- framing ---- */
 
 /* Output went from empty to pending: the write timeout runs from now. */
-static void write_started(wsmsg_conn *c) {
+static void write_started(wsmsg_conn *c, wsm_bcast *bc) {
   if (c->ep && c->ep->t_write) {
-    c->t_write_progress = wsm_now(c);
+    c->t_write_progress = stamp(c, bc);
     wsm_timers_touch(c);
   }
 }
@@ -83,7 +113,7 @@ static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
   if (n < 0 || (size_t)n != len)
     return WSMSG_ERR_NOMEM;
   if (was_empty)
-    write_started(c);
+    write_started(c, NULL);
   return 0;
 }
 
@@ -151,11 +181,13 @@ int wsm_can_send(const wsmsg_conn *c) {
 
 /* The server's memory budget: room for the frame, or the connection is
  * closed with 1013 (budget.c). */
-static int admit_budget(wsmsg_conn *c, size_t len) {
-  int r = wsm_budget_reserve(c, sink_for(c, WSLAY_BINARY_FRAME), len + 14,
-                             c->in_recv ? 4096 : 0);
+static int admit_budget(wsmsg_conn *c, size_t len, wsm_bcast *bc) {
+  int r =
+      wsm_budget_reserve_batch(c, sink_for(c, WSLAY_BINARY_FRAME), len + 14,
+                               c->in_recv ? 4096 : 0, bc ? &bc->batch : NULL);
   if (r != WSMSG_ERR_BUDGET)
     return r;
+  bcast_settle(bc); /* on_close runs */
   /* 1013 behind the queued output if it fits; else the output (a peer
    * that does not read it) is dropped with the connection, rather than
    * doubling a big buffer for a close frame it would not read either */
@@ -167,13 +199,14 @@ static int admit_budget(wsmsg_conn *c, size_t len) {
 }
 
 /* Backpressure: may this data message of `len` bytes be queued? */
-static int admit(wsmsg_conn *c, size_t len) {
+static int admit(wsmsg_conn *c, size_t len, wsm_bcast *bc) {
   const wsmsg_endpoint *ep = c->ep;
   size_t b = wsm_buffered(c);
   if (!ep->bp_high || b == 0 || b + len + 14 <= ep->bp_high)
-    return admit_budget(c, len);
+    return admit_budget(c, len, bc);
   c->bp_blocked = true;
   if (ep->bp_policy == WSMSG_BACKPRESSURE_CLOSE) {
+    bcast_settle(bc); /* on_close runs */
     char why[96];
     snprintf(why, sizeof(why), "peer not reading: output over %zu bytes",
              ep->bp_high);
@@ -208,19 +241,19 @@ static int queue_data(wsmsg_conn *c, uint8_t op, const uint8_t *data,
 }
 
 /* A data message was queued: the idle timeout counts both directions. */
-static void data_sent(wsmsg_conn *c) {
+static void data_sent(wsmsg_conn *c, wsm_bcast *bc) {
   if (c->ep->t_idle)
-    c->t_last_tx = wsm_now(c);
+    c->t_last_tx = stamp(c, bc);
 }
 
 int wsm_send_data(wsmsg_conn *c, uint8_t op, const uint8_t *data, size_t len) {
-  int r = admit(c, len);
+  int r = admit(c, len, NULL);
   if (r)
     return r;
   r = queue_data(c, op, data, len);
   if (!r) {
     check_high_mark(c);
-    data_sent(c);
+    data_sent(c, NULL);
   }
   return r;
 }
@@ -247,18 +280,48 @@ int wsmsg_send_binary(wsmsg_conn *c, const void *data, size_t len) {
   return wsm_send_data(c, WSLAY_BINARY_FRAME, data, len);
 }
 
-/* Queue an already framed (unmasked) data message: what wsm_queue_frame
- * does, minus the framing. */
-static int queue_framed(wsmsg_conn *c, const uint8_t *frame, size_t n) {
+/* Queue an already framed (unmasked) data message, a frame header
+ * hdr[0..hn) and its payload d[0..n) (admit reserved the room): what
+ * wsm_send_data does, minus the framing. */
+static int queue_framed(wsmsg_conn *c, const uint8_t *hdr, size_t hn,
+                        const uint8_t *d, size_t n, wsm_bcast *bc) {
   bool was_empty = c->out.len == c->out.off;
-  int r = wsm_pbuf_append(sink_for(c, WSLAY_BINARY_FRAME), c->pool, frame, n);
-  if (r)
-    return r;
+  wsm_buf *sink = sink_for(c, WSLAY_BINARY_FRAME);
+  if (sink->cap - sink->len < hn + n) {
+    int r = wsm_pbuf_reserve(sink, c->pool, hn + n);
+    if (r)
+      return r;
+  }
+  if (hn)
+    memcpy(sink->p + sink->len, hdr, hn);
+  if (n)
+    memcpy(sink->p + sink->len + hn, d, n);
+  sink->len += hn + n;
   if (was_empty)
-    write_started(c);
+    write_started(c, bc);
   check_high_mark(c);
-  data_sent(c);
+  data_sent(c, bc);
   return 0;
+}
+
+/* The header of an unmasked, unfragmented frame without RSV bits (RFC 6455
+ * 5.2): what wslay writes for a server's message.  Returns its length. */
+static size_t frame_header(uint8_t h[10], uint8_t op, size_t len) {
+  h[0] = (uint8_t)(0x80 | op);
+  if (len < 126) {
+    h[1] = (uint8_t)len;
+    return 2;
+  }
+  if (len <= 0xffff) {
+    h[1] = 126;
+    h[2] = (uint8_t)(len >> 8);
+    h[3] = (uint8_t)len;
+    return 4;
+  }
+  h[1] = 127;
+  for (int i = 0; i < 8; i++)
+    h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+  return 10;
 }
 
 /* Whether `c` must be told (on_output) if this call gives it output: it
@@ -285,10 +348,23 @@ int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
                       const void *data, size_t len) {
   int64_t sent = 0;
   bool notify = false;
-  /* one frame per kind of recipient: uncompressed, and compressed once per
-   * parameter set among those that reset their compressor after every
-   * message (wsm_pmd_share_key); each frame lives in its first server
-   * recipient's output */
+  /* an uncompressed frame to a server's connection is this header and
+   * the payload, made once: no parser, no per-recipient framing */
+  uint8_t hdr[10];
+  size_t hn = frame_header(hdr, op, len);
+  wsm_bcast bc;    /* not memset: its buffer array is filled before use */
+  bc.clock = NULL; /* the clock not read yet */
+  bc.clock_user = NULL;
+  bc.now = 0;
+  bc.batch.srv = NULL;
+  bc.batch.pending = 0;
+  bc.batch.bufs.pool = NULL;
+  bc.batch.bufs.want = 0;
+  bc.batch.bufs.n = 0;
+  bc.batch.bufs.k = 0;
+  /* compressed once per parameter set among those that reset their
+   * compressor after every message (wsm_pmd_share_key); each such frame
+   * lives in its first server recipient's output */
   enum { KINDS = 4 };
   struct {
     uint32_t key;
@@ -299,14 +375,28 @@ int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
   size_t nfr = 0;
   for (size_t i = 0; i < n; i++) {
     wsmsg_conn *c = conns[i];
-    if (!c || wsm_can_send(c) != 0 || admit(c, len) != 0)
+    if (!c || wsm_can_send(c) != 0)
       continue;
-    bool news = output_news(c);
     uint32_t key = wsm_pmd_share_key(c, len);
+    int r;
+    bool news;
+    if (key == 0 && !c->client) {
+      bc.batch.bufs.want = n - i; /* buffers for at most the rest */
+      if (admit(c, len, &bc) != 0)
+        continue;
+      news = output_news(c);
+      r = queue_framed(c, hdr, hn, data, len, &bc);
+      goto queued;
+    }
+    /* masked, or compressed: memory counted and clock read outside the
+     * batch */
+    bcast_settle(&bc);
+    if (admit(c, len, NULL) != 0)
+      continue;
+    news = output_news(c);
     size_t k = 0;
     while (k < nfr && fr[k].key != key)
       k++;
-    int r;
     if (c->client || key == UINT32_MAX || (k < nfr && c == fr[k].holder) ||
         (k == nfr && nfr == KINDS)) {
       /* masked per connection, its own compression context, listed twice,
@@ -326,8 +416,9 @@ int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
         nfr++;
       }
     } else {
-      r = queue_framed(c, fr[k].frame, fr[k].len);
+      r = queue_framed(c, NULL, 0, fr[k].frame, fr[k].len, NULL);
     }
+  queued:
     if (r != 0)
       continue;
     sent++;
@@ -336,6 +427,8 @@ int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
       notify = true;
     }
   }
+  wsm_bufcache_flush(&bc.batch.bufs);
+  bcast_settle(&bc);
   if (notify)
     output_notify(conns, n);
   return sent;
@@ -453,8 +546,7 @@ static void stream_pull(wsmsg_conn *c) {
       }
       wsm_pbuf_release(&z, c->pool);
     } else {
-      r = queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, 0,
-                         &c->out);
+      r = queue_frame_ex(c, op, c->stream_buf, (size_t)n, eof != 0, 0, &c->out);
     }
     if (r) {
       wsm_conn_fail(c, WSMSG_ERR_NOMEM, 1011, "out of memory");
@@ -490,11 +582,20 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
     return;
   size_t avail = c->out.len - c->out.off;
   c->out.off += n < avail ? n : avail;
-  if (c->out.off == c->out.len) { /* idle connections hold nothing */
+  bool drained = c->out.off == c->out.len;
+  if (drained) { /* idle connections hold nothing */
     wsm_pbuf_release(&c->out, c->pool);
     wsm_conn_release_parser(c);
   }
-  if (n && c->ep && c->ep->t_write)
+  /* write progress: the write timeout runs while output is pending.  On
+   * an open WebSocket connection, all output goes through queue_frame_ex
+   * or queue_framed, which stamp it when it goes from none to pending:
+   * once drained, its stamp is not read again before that, so the clock
+   * is not read here (a read per consume was a quarter of a fan-out's
+   * CPU).  Before the upgrade (handshake, plain HTTP) output is queued
+   * elsewhere: stamp as always. */
+  if (n && c->ep && c->ep->t_write &&
+      (!drained || !c->opened || wsm_http_active(c)))
     c->t_write_progress = wsm_now(c);
   if (c->bp_blocked && wsm_buffered(c) < c->ep->bp_low) {
     c->bp_blocked = false;

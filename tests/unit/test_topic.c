@@ -323,6 +323,231 @@ static void test_publish_allocates_nothing_per_recipient(void **state) {
   hub_free(&h);
 }
 
+/* A publish takes its recipients' output buffers from the pool a batch at
+ * a time: the batch's unused buffers go back to the pool (not freed, not
+ * leaked), so the next publish still allocates nothing, and once every
+ * connection is gone nothing the server allocated is left. */
+static _Thread_local long n_live; /* blocks allocated and not freed */
+static void *live_malloc(size_t n, void *u) {
+  (void)u;
+  n_allocs++;
+  n_live++;
+  return malloc(n);
+}
+static void live_free(void *q, void *u) {
+  (void)u;
+  if (q)
+    n_live--;
+  free(q);
+}
+static void *live_realloc(void *q, size_t n, void *u) {
+  (void)u;
+  n_allocs++;
+  if (!q)
+    n_live++;
+  return realloc(q, n);
+}
+static const wsmsg_mem live_mem = {NULL, live_malloc, live_free, live_realloc};
+
+static void test_publish_batch_returns_buffers(void **state) {
+  (void)state;
+  n_live = 0;
+  hub h;
+  memset(&h, 0, sizeof(h));
+  /* hub_init with a server on the live-counting allocator */
+  h.sep = wsmsg_endpoint_new();
+  h.cep = wsmsg_endpoint_new();
+  h.srv = wsmsg_server_new_mem(&live_mem);
+  ep_callbacks(h.sep);
+  ep_callbacks(h.cep);
+  assert_int_equal(wsmsg_server_route(h.srv, "/ws", h.sep), 0);
+  h.n = 40;
+  h.p = calloc(h.n, sizeof(peer));
+  for (size_t i = 0; i < h.n; i++) {
+    peer *p = &h.p[i];
+    p->s = wsmsg_server_accept(h.srv, &p->sr);
+    p->c = wsmsg_client_new(h.cep, "localhost:1", "/ws", &p->cr);
+    for (int k = 0; k < 10; k++)
+      if (!pump1(p->c, p->s, 0) && !pump1(p->s, p->c, 0))
+        break;
+    assert_int_equal(wsmsg_conn_state(p->s), WSMSG_STATE_OPEN);
+  }
+  wsmsg_topics *t = wsmsg_topics_new();
+  for (size_t i = 0; i < h.n; i++)
+    wsmsg_topic_subscribe(t, h.p[i].s, "r");
+  char msg[100];
+  memset(msg, 'b', sizeof(msg));
+  /* warm: 40 buffers come back to the pool */
+  assert_int_equal(
+      wsmsg_topic_publish(t, "r", WSMSG_EV_TEXT, msg, sizeof(msg), 0), 40);
+  hub_flush(&h);
+  /* every other subscriber is closing (can send nothing; its close frame
+   * written, so its buffer is back in the pool too): the batch taken for
+   * "the recipients left" has buffers the publish does not use */
+  for (size_t i = 0; i < h.n; i += 2) {
+    assert_int_equal(wsmsg_close(h.p[i].s, 1000, ""), 0);
+    const void *q;
+    wsmsg_conn_consume(h.p[i].s, wsmsg_conn_pending(h.p[i].s, &q));
+  }
+  long live0 = n_live; /* the pool's buffers are among them */
+  for (int round = 0; round < 3; round++) {
+    n_allocs = 0;
+    assert_int_equal(
+        wsmsg_topic_publish(t, "r", WSMSG_EV_TEXT, msg, sizeof(msg), 0), 20);
+    assert_int_equal(n_allocs, 0);
+    for (size_t i = 1; i < h.n; i += 2)
+      pump1(h.p[i].s, h.p[i].c, 0);
+    assert_int_equal(n_live, live0); /* none freed, none lost */
+  }
+  for (size_t i = 1; i < h.n; i += 2)
+    assert_int_equal(h.p[i].cr.texts, 4);
+  wsmsg_topics_free(t);
+  hub_free(&h);
+  assert_int_equal(n_live, 0);
+}
+
+/* The memory budget holds inside one publish: the recipients' growth is
+ * counted in batches, and each admission sees what the publish already
+ * took.  Budget 80 KiB + 512 B, share 256 B, a 600-byte message (a 1 KiB
+ * output buffer each): exactly 80 of 100 subscribers get it, the other 20
+ * are closed with 1013, and the server's count is exact afterwards. */
+static void setup_budget(hub *h) {
+  assert_int_equal(wsmsg_server_set_memory_budget(h->srv, 80 * 1024 + 512, 256),
+                   0);
+}
+
+static void test_publish_within_budget(void **state) {
+  (void)state;
+  hub h;
+  hub_init(&h, 100, setup_budget);
+  wsmsg_topics *t = wsmsg_topics_new();
+  for (size_t i = 0; i < h.n; i++)
+    wsmsg_topic_subscribe(t, h.p[i].s, "r");
+  assert_int_equal(wsmsg_server_memory_used(h.srv), 0);
+  char msg[600];
+  memset(msg, 'q', sizeof(msg));
+  assert_int_equal(
+      wsmsg_topic_publish(t, "r", WSMSG_EV_TEXT, msg, sizeof(msg), 0), 80);
+  /* what the 80 hold is counted (none of it left in a batch) */
+  assert_true(wsmsg_server_memory_used(h.srv) >= 80 * 1024);
+  size_t refused = 0;
+  for (size_t i = 0; i < h.n; i++)
+    if (h.p[i].sr.closes) {
+      refused++;
+      assert_int_equal(h.p[i].sr.close.error, WSMSG_ERR_BUDGET);
+      assert_int_equal(pending_close_code(h.p[i].s), 1013);
+    }
+  assert_int_equal(refused, 20);
+  assert_int_equal(wsmsg_topic_subscribers(t, "r"), 80);
+  hub_flush(&h);
+  size_t got = 0;
+  for (size_t i = 0; i < h.n; i++)
+    got += (size_t)h.p[i].cr.texts;
+  assert_int_equal(got, 80);
+  /* all output taken: nothing held, nothing counted */
+  assert_int_equal(wsmsg_server_memory_used(h.srv), 0);
+  /* the next publish fits again */
+  assert_int_equal(
+      wsmsg_topic_publish(t, "r", WSMSG_EV_TEXT, msg, sizeof(msg), 0), 80);
+  hub_flush(&h);
+  assert_int_equal(wsmsg_server_memory_used(h.srv), 0);
+  wsmsg_topics_free(t);
+  hub_free(&h);
+}
+
+/* The write timeout: a publish reads the clock once (not once per
+ * recipient) and arms every recipient's write timeout from then; output
+ * taken to the end disarms it, and the next publish arms it afresh; a
+ * partial write moves it. */
+static uint64_t fake_now;
+static unsigned clock_reads;
+static uint64_t fake_clock(void *u) {
+  (void)u;
+  clock_reads++;
+  return fake_now;
+}
+static void setup_fake_clock(hub *h) {
+  wsmsg_server_set_clock(h->srv, fake_clock, NULL);
+  wsmsg_endpoint_set_clock(h->cep, fake_clock, NULL);
+  wsmsg_endpoint_set_write_timeout(h->sep, 5000);
+}
+
+static void test_publish_arms_write_timeout(void **state) {
+  (void)state;
+  fake_now = 1000;
+  hub h;
+  hub_init(&h, 50, setup_fake_clock);
+  wsmsg_topics *t = wsmsg_topics_new();
+  for (size_t i = 0; i < h.n; i++)
+    wsmsg_topic_subscribe(t, h.p[i].s, "r");
+  fake_now = 2000;
+  clock_reads = 0;
+  assert_int_equal(wsmsg_topic_publish(t, "r", WSMSG_EV_TEXT, "a", 1, 0), 50);
+  assert_int_equal(clock_reads, 1);
+  for (size_t i = 0; i < h.n; i++)
+    assert_int_equal(wsmsg_conn_deadline(h.p[i].s), 2000 + 5000);
+  /* all taken: the write timeout is off; a publish at 4000 arms it from
+   * 4000 (not from 2000) */
+  hub_flush(&h);
+  fake_now = 4000;
+  clock_reads = 0;
+  assert_int_equal(wsmsg_topic_publish(t, "r", WSMSG_EV_TEXT, "b", 1, 0), 50);
+  assert_int_equal(clock_reads, 1);
+  assert_int_equal(wsmsg_conn_deadline(h.p[7].s), 4000 + 5000);
+  /* #0 writes part of its frame at 5000: the timeout runs from there */
+  fake_now = 5000;
+  const void *q;
+  assert_true(wsmsg_conn_pending(h.p[0].s, &q) > 1);
+  wsmsg_conn_consume(h.p[0].s, 1);
+  assert_int_equal(wsmsg_conn_deadline(h.p[0].s), 5000 + 5000);
+  /* at 9000 the others, which wrote nothing since 4000, time out */
+  assert_int_equal(wsmsg_conn_tick(h.p[7].s, 8999), 0);
+  assert_int_equal(wsmsg_conn_state(h.p[7].s), WSMSG_STATE_OPEN);
+  assert_int_equal(wsmsg_conn_tick(h.p[7].s, 9000), 0);
+  assert_int_equal(wsmsg_conn_state(h.p[7].s), WSMSG_STATE_CLOSED);
+  assert_int_equal(h.p[7].sr.close.error, WSMSG_ERR_TIMEOUT);
+  assert_int_equal(wsmsg_conn_tick(h.p[0].s, 9000), 0);
+  assert_int_equal(wsmsg_conn_state(h.p[0].s), WSMSG_STATE_OPEN);
+  wsmsg_topics_free(t);
+  hub_free(&h);
+}
+
+/* Recipients on different clocks (two servers) in one broadcast: each is
+ * stamped by its own clock. */
+static uint64_t clock_a(void *u) {
+  (void)u;
+  return 1000;
+}
+static uint64_t clock_b(void *u) {
+  (void)u;
+  return 50000;
+}
+static void setup_clock_a(pair *p) {
+  wsmsg_server_set_clock(p->srv, clock_a, NULL);
+  wsmsg_endpoint_set_write_timeout(p->sep, 5000);
+}
+static void setup_clock_b(pair *p) {
+  wsmsg_server_set_clock(p->srv, clock_b, NULL);
+  wsmsg_endpoint_set_write_timeout(p->sep, 5000);
+}
+
+static void test_broadcast_clock_per_connection(void **state) {
+  (void)state;
+  pair a, b;
+  pair_open(&a, setup_clock_a);
+  pair_open(&b, setup_clock_b);
+  wsmsg_conn *both[3] = {a.s, b.s, a.s};
+  assert_int_equal(wsmsg_broadcast(both, 3, WSMSG_EV_TEXT, "hi", 2), 3);
+  assert_int_equal(wsmsg_conn_deadline(a.s), 1000 + 5000);
+  assert_int_equal(wsmsg_conn_deadline(b.s), 50000 + 5000);
+  pump(&a);
+  pump(&b);
+  assert_int_equal(a.cr.texts, 2);
+  assert_int_equal(b.cr.texts, 1);
+  pair_free(&a);
+  pair_free(&b);
+}
+
 /* Backpressure per recipient: a subscriber that does not read is skipped
  * (FAIL) while the others get everything; its output stays bounded. */
 static void setup_bp_fail(hub *h) {
@@ -591,6 +816,81 @@ static void test_topics_per_thread(void **state) {
   }
 }
 
+/* A server shared by threads (docs/scaling.md allows it), each thread with
+ * its own connections and topic set, publishing at the same time: the
+ * pool's buffers (taken by each publish in batches) and the memory budget's
+ * count (batched per publish) stay consistent: every message arrives, and
+ * once all output is taken the server counts 0 bytes held. */
+typedef struct shared_worker {
+  wsmsg_server *srv;
+  wsmsg_endpoint *cep;
+  int ok;
+} shared_worker;
+
+static void *shared_worker_main(void *arg) {
+  shared_worker *w = arg;
+  enum { N = 40 };
+  peer *ps = calloc(N, sizeof(peer));
+  hub h = {.srv = w->srv, .p = ps, .n = N};
+  int ok = 1;
+  wsmsg_topics *t = wsmsg_topics_new();
+  for (size_t i = 0; i < N; i++) {
+    ps[i].s = wsmsg_server_accept(w->srv, &ps[i].sr);
+    ps[i].c = wsmsg_client_new(w->cep, "localhost:1", "/ws", &ps[i].cr);
+    for (int k = 0; k < 10; k++)
+      if (!pump1(ps[i].c, ps[i].s, 0) && !pump1(ps[i].s, ps[i].c, 0))
+        break;
+    ok &= wsmsg_topic_subscribe(t, ps[i].s, "r") == 0;
+  }
+  char msg[300];
+  memset(msg, 's', sizeof(msg));
+  for (int k = 0; k < 200; k++) {
+    ok &= wsmsg_topic_publish(t, "r", WSMSG_EV_TEXT, msg, sizeof(msg), 0) == N;
+    if (k % 3 == 2)
+      hub_flush(&h);
+  }
+  hub_flush(&h);
+  for (size_t i = 0; i < N; i++)
+    ok &= ps[i].cr.texts == 200;
+  wsmsg_topics_free(t);
+  for (size_t i = 0; i < N; i++) {
+    wsmsg_conn_free(ps[i].s);
+    wsmsg_conn_free(ps[i].c);
+    free(ps[i].sr.last);
+    free(ps[i].cr.last);
+  }
+  free(ps);
+  w->ok = ok;
+  return NULL;
+}
+
+static void test_shared_server_threads(void **state) {
+  (void)state;
+  wsmsg_endpoint *sep = wsmsg_endpoint_new();
+  wsmsg_endpoint *cep = wsmsg_endpoint_new();
+  wsmsg_server *srv = wsmsg_server_new();
+  ep_callbacks(sep);
+  ep_callbacks(cep);
+  assert_int_equal(wsmsg_server_route(srv, "/ws", sep), 0);
+  assert_int_equal(wsmsg_server_set_memory_budget(srv, 64u << 20, 64u << 10),
+                   0);
+  pthread_t th[2];
+  shared_worker w[2];
+  for (int i = 0; i < 2; i++) {
+    w[i] = (shared_worker){srv, cep, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, shared_worker_main, &w[i]),
+                     0);
+  }
+  for (int i = 0; i < 2; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(w[i].ok, 1);
+  }
+  assert_int_equal(wsmsg_server_memory_used(srv), 0);
+  wsmsg_server_free(srv);
+  wsmsg_endpoint_free(sep);
+  wsmsg_endpoint_free(cep);
+}
+
 /* ---- the registry and graceful drain ---- */
 
 static void test_registry_counts(void **state) {
@@ -694,12 +994,17 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_publish_hook_local_only),
       cmocka_unit_test(test_publish_json_large),
       cmocka_unit_test(test_publish_allocates_nothing_per_recipient),
+      cmocka_unit_test(test_publish_batch_returns_buffers),
+      cmocka_unit_test(test_publish_within_budget),
+      cmocka_unit_test(test_publish_arms_write_timeout),
+      cmocka_unit_test(test_broadcast_clock_per_connection),
       cmocka_unit_test(test_slow_subscriber_skipped),
       cmocka_unit_test(test_slow_subscriber_closed_mid_publish),
       cmocka_unit_test(test_publish_reports_output),
       cmocka_unit_test(test_many_topics),
       cmocka_unit_test(test_subscribe_oom),
       cmocka_unit_test(test_topics_per_thread),
+      cmocka_unit_test(test_shared_server_threads),
       cmocka_unit_test(test_registry_counts),
       cmocka_unit_test(test_close_all),
       cmocka_unit_test(test_drain),
