@@ -57,7 +57,13 @@ typedef struct wsm_pool {
   const wsmsg_mem *mem;
   wsm_slot *slots;
   size_t nslots;
-  void *bufs[WSM_POOL_CLASSES];
+  /* idle buffers per class: a stack of pointers (taking one does not
+   * touch the buffer, so a batch of them costs no cache misses) */
+  struct wsm_pool_stack {
+    void **b;
+    size_t n, cap;
+    size_t live; /* buffers of the class that exist (pool.c) */
+  } bufs[WSM_POOL_CLASSES];
   size_t pooled_bytes;
   struct wsm_zs *zs; /* idle zlib streams (deflate.c) */
   unsigned nzs;

@@ -36,10 +36,9 @@ void wsm_pool_destroy(wsm_pool *p) {
     wsm_free(p->mem, s);
   }
   for (int k = 0; k < WSM_POOL_CLASSES; k++) {
-    for (void *b = p->bufs[k], *n; b; b = n) {
-      memcpy(&n, b, sizeof(n));
-      wsm_free(p->mem, b);
-    }
+    for (size_t i = 0; i < p->bufs[k].n; i++)
+      wsm_free(p->mem, p->bufs[k].b[i]);
+    wsm_free(p->mem, p->bufs[k].b);
   }
   pthread_mutex_destroy(&p->mu);
   memset(p, 0, sizeof(*p));
@@ -93,6 +92,70 @@ static int class_of(size_t n) {
   return k;
 }
 
+/* Buffers of a class are kept on a stack of pointers (taking a batch of
+ * them reads the stack, not the buffers: no cache miss per buffer).  The
+ * stack's room is made when a buffer is allocated, not when it comes
+ * back: giving a buffer back never allocates, and out of memory is only
+ * ever an allocation's error.  `live` counts the class's buffers that
+ * exist (in use or pooled); the stack holds room for all of them, up to
+ * what MAX_POOLED_BYTES can pool. */
+
+/* Under the lock: room for one more live buffer of class k (false: out of
+ * memory). */
+static bool stack_reserve(wsm_pool *p, int k) {
+  struct wsm_pool_stack *st = &p->bufs[k - MIN_CLASS];
+  size_t max = MAX_POOLED_BYTES >> k;
+  if (st->live < st->cap || st->cap >= max)
+    return true;
+  size_t ncap = st->cap ? st->cap * 2 : 64;
+  if (ncap > max)
+    ncap = max;
+  void **nb = wsm_realloc(p->mem, st->b, st->cap * sizeof(void *),
+                          ncap * sizeof(void *));
+  if (!nb)
+    return false;
+  st->b = nb;
+  st->cap = ncap;
+  return true;
+}
+
+/* A new buffer of class k, its place on the stack made first. */
+static void *new_buf(wsm_pool *p, int k) {
+  struct wsm_pool_stack *st = &p->bufs[k - MIN_CLASS];
+  pthread_mutex_lock(&p->mu);
+  bool ok = stack_reserve(p, k);
+  if (ok)
+    st->live++;
+  pthread_mutex_unlock(&p->mu);
+  if (!ok)
+    return NULL;
+  void *b = wsm_malloc(p->mem, (size_t)1 << k);
+  if (!b) {
+    pthread_mutex_lock(&p->mu);
+    st->live--;
+    pthread_mutex_unlock(&p->mu);
+  }
+  return b;
+}
+
+/* Under the lock: pool a buffer of class k, or false (the pool is full:
+ * the caller frees it and counts it gone). */
+static bool stack_push(wsm_pool *p, int k, void *b) {
+  struct wsm_pool_stack *st = &p->bufs[k - MIN_CLASS];
+  size_t cap = (size_t)1 << k;
+  if (st->n >= st->cap || p->pooled_bytes + cap > MAX_POOLED_BYTES)
+    return false;
+  st->b[st->n++] = b;
+  p->pooled_bytes += cap;
+  return true;
+}
+
+/* Under the lock: `n` buffers of class k are freed. */
+static void bufs_gone(wsm_pool *p, int k, size_t n) {
+  struct wsm_pool_stack *st = &p->bufs[k - MIN_CLASS];
+  st->live -= n < st->live ? n : st->live;
+}
+
 static void *pool_get_buf(wsm_pool *p, size_t need, size_t *cap) {
   int k = class_of(need);
   if (k > MAX_CLASS) { /* too big to pool: exact allocation */
@@ -100,17 +163,15 @@ static void *pool_get_buf(wsm_pool *p, size_t need, size_t *cap) {
     return wsm_malloc(p->mem, need);
   }
   void *b = NULL;
+  struct wsm_pool_stack *st = &p->bufs[k - MIN_CLASS];
   pthread_mutex_lock(&p->mu);
-  b = p->bufs[k - MIN_CLASS];
-  if (b) {
-    void *next;
-    memcpy(&next, b, sizeof(next));
-    p->bufs[k - MIN_CLASS] = next;
+  if (st->n) {
+    b = st->b[--st->n];
     p->pooled_bytes -= (size_t)1 << k;
   }
   pthread_mutex_unlock(&p->mu);
   *cap = (size_t)1 << k;
-  return b ? b : wsm_malloc(p->mem, *cap);
+  return b ? b : new_buf(p, k);
 }
 
 /* ---- a broadcast's batch of buffers ----
@@ -125,27 +186,23 @@ static void *cache_get_buf(wsm_bufcache *bc, wsm_pool *p, size_t need,
     return pool_get_buf(p, need, cap);
   if (bc->n && (bc->pool != p || bc->k != k))
     wsm_bufcache_flush(bc); /* another pool or size: give those back */
+  *cap = (size_t)1 << k;
   if (!bc->n) {
     size_t want = bc->want < WSM_BUFCACHE_N ? bc->want : WSM_BUFCACHE_N;
     if (want == 0)
       want = 1;
     bc->pool = p;
     bc->k = k;
+    struct wsm_pool_stack *st = &p->bufs[k - MIN_CLASS];
     pthread_mutex_lock(&p->mu);
-    void **head = &p->bufs[k - MIN_CLASS];
-    while (bc->n < want && *head) {
-      void *b = *head;
-      memcpy(head, b, sizeof(void *));
-      bc->b[bc->n++] = b;
-    }
+    /* a loop, not memcpy: a few pointers (one for one recipient) */
+    while (bc->n < want && st->n)
+      bc->b[bc->n++] = st->b[--st->n];
     p->pooled_bytes -= (size_t)bc->n << k;
     pthread_mutex_unlock(&p->mu);
-    if (!bc->n) { /* the pool has none: a new one */
-      *cap = (size_t)1 << k;
-      return wsm_malloc(p->mem, *cap);
-    }
+    if (!bc->n) /* the pool has none: a new one */
+      return new_buf(p, k);
   }
-  *cap = (size_t)1 << k;
   return bc->b[--bc->n];
 }
 
@@ -153,16 +210,12 @@ void wsm_bufcache_flush(wsm_bufcache *bc) {
   if (!bc->n)
     return;
   wsm_pool *p = bc->pool;
-  size_t cap = (size_t)1 << bc->k;
   pthread_mutex_lock(&p->mu);
-  while (bc->n && p->pooled_bytes + cap <= MAX_POOLED_BYTES) {
-    void *b = bc->b[--bc->n];
-    memcpy(b, &p->bufs[bc->k - MIN_CLASS], sizeof(void *));
-    p->bufs[bc->k - MIN_CLASS] = b;
-    p->pooled_bytes += cap;
-  }
+  while (bc->n && stack_push(p, bc->k, bc->b[bc->n - 1]))
+    bc->n--;
+  bufs_gone(p, bc->k, bc->n); /* the pool filled up meanwhile */
   pthread_mutex_unlock(&p->mu);
-  while (bc->n) /* the pool filled up meanwhile (other threads) */
+  while (bc->n)
     wsm_free(p->mem, bc->b[--bc->n]);
 }
 
@@ -172,12 +225,10 @@ static void pool_put_buf(wsm_pool *p, void *b, size_t cap) {
   int k = class_of(cap);
   if (k <= MAX_CLASS && ((size_t)1 << k) == cap) {
     pthread_mutex_lock(&p->mu);
-    if (p->pooled_bytes + cap <= MAX_POOLED_BYTES) {
-      memcpy(b, &p->bufs[k - MIN_CLASS], sizeof(void *));
-      p->bufs[k - MIN_CLASS] = b;
-      p->pooled_bytes += cap;
+    if (stack_push(p, k, b))
       b = NULL;
-    }
+    else
+      bufs_gone(p, k, 1);
     pthread_mutex_unlock(&p->mu);
   }
   if (b)

@@ -81,7 +81,8 @@ static void bcast_settle(wsm_bcast *bc) {
 static void write_started(wsmsg_conn *c, wsm_bcast *bc) {
   if (c->ep && c->ep->t_write) {
     c->t_write_progress = stamp(c, bc);
-    wsm_timers_touch(c);
+    if (c->timers)
+      wsm_timers_touch(c);
   }
 }
 
@@ -326,8 +327,18 @@ static size_t frame_header(uint8_t h[10], uint8_t op, size_t len) {
 
 /* Whether `c` must be told (on_output) if this call gives it output: it
  * has none pending, and its server wants to know. */
+static inline bool want_write(const wsmsg_conn *c) {
+  if (c->client && !c->request_built && c->state == WSMSG_STATE_CONNECTING)
+    return true;
+  if (c->stream_cb && !c->stream_paused)
+    return true;
+  if (wsm_http_active(c) && wsm_http_want_write(c))
+    return true;
+  return c->out.len > c->out.off;
+}
+
 static bool output_news(const wsmsg_conn *c) {
-  return c->srv && c->srv->on_output && !wsmsg_conn_want_write(c);
+  return c->srv && c->srv->on_output && !want_write(c);
 }
 
 /* Tell the host about every connection marked by output_news, once each,
@@ -377,7 +388,7 @@ int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
     wsmsg_conn *c = conns[i];
     if (!c || wsm_can_send(c) != 0)
       continue;
-    uint32_t key = wsm_pmd_share_key(c, len);
+    uint32_t key = c->pmd.on ? wsm_pmd_share_key(c, len) : 0;
     int r;
     bool news;
     if (key == 0 && !c->client) {
@@ -585,7 +596,8 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
   bool drained = c->out.off == c->out.len;
   if (drained) { /* idle connections hold nothing */
     wsm_pbuf_release(&c->out, c->pool);
-    wsm_conn_release_parser(c);
+    if (c->slot)
+      wsm_conn_release_parser(c);
   }
   /* write progress: the write timeout runs while output is pending.  On
    * an open WebSocket connection, all output goes through queue_frame_ex
@@ -607,17 +619,7 @@ void wsmsg_conn_consume(wsmsg_conn *c, size_t n) {
   wsm_mem_account(c);
 }
 
-int wsmsg_conn_want_write(const wsmsg_conn *c) {
-  if (!c)
-    return 0;
-  if (c->client && !c->request_built && c->state == WSMSG_STATE_CONNECTING)
-    return 1;
-  if (c->stream_cb && !c->stream_paused)
-    return 1;
-  if (wsm_http_active(c) && wsm_http_want_write(c))
-    return 1;
-  return c->out.len > c->out.off;
-}
+int wsmsg_conn_want_write(const wsmsg_conn *c) { return c && want_write(c); }
 
 size_t wsmsg_conn_buffered_amount(const wsmsg_conn *c) {
   return c ? wsm_buffered(c) : 0;

@@ -2,6 +2,7 @@
  * graceful drain: lib/topic.c and lib/registry.c. */
 #include <pthread.h>
 
+#include "internal.h" /* the pool's buffers, directly */
 #include "pair.h"
 
 /* ---- many clients on one server ---- */
@@ -403,6 +404,72 @@ static void test_publish_batch_returns_buffers(void **state) {
     assert_int_equal(h.p[i].cr.texts, 4);
   wsmsg_topics_free(t);
   hub_free(&h);
+  assert_int_equal(n_live, 0);
+}
+
+/* The pool keeps its buffers on a stack whose room is made when a buffer
+ * is allocated: giving buffers back never allocates (so never fails), a
+ * failed allocation of that room is the buffer's own allocation failing,
+ * the pool holds at most 8 MiB, and destroying it frees everything. */
+static long pfail_after = -1; /* allocations left before they fail; -1: off */
+static void *pfail_malloc(size_t n, void *u) {
+  if (pfail_after == 0)
+    return NULL;
+  if (pfail_after > 0)
+    pfail_after--;
+  return live_malloc(n, u);
+}
+static void *pfail_realloc(void *q, size_t n, void *u) {
+  if (pfail_after == 0)
+    return NULL;
+  if (pfail_after > 0)
+    pfail_after--;
+  return live_realloc(q, n, u);
+}
+static const wsmsg_mem pfail_mem = {NULL, pfail_malloc, live_free,
+                                    pfail_realloc};
+
+static void test_pool_put_never_allocates(void **state) {
+  (void)state;
+  enum { N = 40000 }; /* 40,000 x 256 B: more than the pool keeps */
+  n_live = 0;
+  wsm_pool pool;
+  wsm_pool_init(&pool, &pfail_mem);
+  wsm_buf *b = calloc(N, sizeof(*b));
+  for (size_t i = 0; i < N; i++)
+    assert_int_equal(wsm_pbuf_reserve(&b[i], &pool, 100), 0);
+  assert_int_equal(b[0].cap, 256);
+  n_allocs = 0;
+  for (size_t i = 0; i < N; i++)
+    wsm_pbuf_release(&b[i], &pool);
+  assert_int_equal(n_allocs, 0);
+  assert_int_equal(pool.pooled_bytes, 8u << 20); /* the rest was freed */
+  /* taken again: from the pool, then new ones */
+  n_allocs = 0;
+  for (size_t i = 0; i < 100; i++)
+    assert_int_equal(wsm_pbuf_reserve(&b[i], &pool, 100), 0);
+  assert_int_equal(n_allocs, 0);
+  for (size_t i = 0; i < 100; i++)
+    wsm_pbuf_release(&b[i], &pool);
+  /* every allocation failing in turn: reserve fails cleanly or works */
+  for (long k = 0; k < 4; k++) {
+    wsm_pool q;
+    wsm_pool_init(&q, &pfail_mem);
+    pfail_after = k;
+    wsm_buf x = {0};
+    int r = wsm_pbuf_reserve(&x, &q, 100);
+    pfail_after = -1;
+    if (r) {
+      assert_int_equal(r, WSMSG_ERR_NOMEM);
+      assert_null(x.p);
+    } else {
+      assert_true(k >= 2); /* the stack's room, then the buffer */
+    }
+    wsm_pbuf_release(&x, &q);
+    wsm_pool_destroy(&q);
+  }
+  wsm_pool_destroy(&pool);
+  free(b);
   assert_int_equal(n_live, 0);
 }
 
@@ -995,6 +1062,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_publish_json_large),
       cmocka_unit_test(test_publish_allocates_nothing_per_recipient),
       cmocka_unit_test(test_publish_batch_returns_buffers),
+      cmocka_unit_test(test_pool_put_never_allocates),
       cmocka_unit_test(test_publish_within_budget),
       cmocka_unit_test(test_publish_arms_write_timeout),
       cmocka_unit_test(test_broadcast_clock_per_connection),
