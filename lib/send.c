@@ -51,7 +51,8 @@ int wsm_tx_cb_genmask(uint8_t *buf, size_t len, void *ud) {
  * clock, read once per publish (per clock hook) and not once per
  * recipient, and the batch of output buffers and budget accounting. */
 typedef struct wsm_bcast {
-  wsmsg_clock_cb clock;
+  const wsmsg_server *clock_srv; /* `now` is this server's clock */
+  wsmsg_clock_cb clock;          /* or this hook's (clock_srv NULL) */
   void *clock_user;
   uint64_t now;
   wsm_batch batch;
@@ -60,8 +61,20 @@ typedef struct wsm_bcast {
 static uint64_t stamp(const wsmsg_conn *c, wsm_bcast *bc) {
   if (!bc)
     return wsm_now(c);
-  if (bc->clock != c->clock || bc->clock_user != c->clock_user) {
+  if (c->srv) {
+    /* a server's connections have its clock (fixed before its first
+     * accept): known without reading two more cache lines of each
+     * connection, which counts at 10,000 recipients */
+    if (bc->clock_srv != c->srv) {
+      bc->now = wsm_now(c);
+      bc->clock_srv = c->srv;
+    }
+    return bc->now;
+  }
+  if (bc->clock_srv || bc->clock != c->clock ||
+      bc->clock_user != c->clock_user) {
     bc->now = wsm_now(c);
+    bc->clock_srv = NULL;
     bc->clock = c->clock;
     bc->clock_user = c->clock_user;
   }
@@ -363,8 +376,9 @@ int64_t wsm_broadcast(wsmsg_conn *const *conns, size_t n, uint8_t op,
    * the payload, made once: no parser, no per-recipient framing */
   uint8_t hdr[10];
   size_t hn = frame_header(hdr, op, len);
-  wsm_bcast bc;    /* not memset: its buffer array is filled before use */
-  bc.clock = NULL; /* the clock not read yet */
+  wsm_bcast bc;        /* not memset: its buffer array is filled before use */
+  bc.clock_srv = NULL; /* the clock not read yet */
+  bc.clock = NULL;
   bc.clock_user = NULL;
   bc.now = 0;
   bc.batch.srv = NULL;
