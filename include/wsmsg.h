@@ -1591,8 +1591,9 @@ enum wsmsg_publish_flags {
  * has local subscribers, after the local subscribers have the message, so
  * the host can forward it to a bus.  `type` is WSMSG_EV_TEXT (JSON
  * publishes arrive serialized, as text) or WSMSG_EV_BINARY; `topic` and
- * `data` are valid during the call only.  It must not publish to, or
- * subscribe to, `topics` (WSMSG_ERR_STATE).
+ * `data` are valid during the call only.  It must not publish to
+ * `topics` (WSMSG_ERR_STATE) or free it; subscribing and unsubscribing
+ * connections is allowed (the publish's recipients are settled by then).
  */
 typedef void (*wsmsg_publish_cb)(wsmsg_topics *topics, const char *topic,
                                  int type, const void *data, size_t len,
