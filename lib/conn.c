@@ -364,6 +364,7 @@ static int handshake_failed(wsmsg_conn *c, int err, const char *detail,
 int wsm_conn_reject(wsmsg_conn *c, int status, const char *why, int err,
                     const char *detail) {
   wsm_hs_error_head(&c->out, c->pool, status, why);
+  wsm_write_started(c);
   c->http_status = status;
   char d[160];
   if (!detail) {
@@ -455,6 +456,7 @@ static int server_handshake(wsmsg_conn *c) {
     v.status = 500, v.why = "out of memory";
   if (v.status != 101)
     return wsm_conn_reject(c, v.status, v.why, WSMSG_ERR_HANDSHAKE, NULL);
+  wsm_write_started(c);
   c->http_status = 101;
   c->pmd = v.pmd;
   return conn_opened(c);
@@ -481,6 +483,8 @@ void wsm_conn_build_request(wsmsg_conn *c) {
     return;
   c->request_built = true;
   int r = wsm_hs_client_request(&c->out, c->pool, c->chs, c->ep);
+  if (!r)
+    wsm_write_started(c);
   if (r)
     handshake_failed(c, r,
                      r == WSMSG_ERR_IO

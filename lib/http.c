@@ -248,7 +248,13 @@ static int check_headers(const char *s, bool *close) {
 }
 
 static int put(wsmsg_conn *c, const void *d, size_t n) {
-  return n ? wsm_pbuf_append(&c->out, c->pool, d, n) : 0;
+  if (!n)
+    return 0;
+  bool was_empty = c->out.off == c->out.len;
+  int r = wsm_pbuf_append(&c->out, c->pool, d, n);
+  if (!r && was_empty)
+    wsm_write_started(c); /* the write timeout runs from now */
+  return r;
 }
 
 /* Queue the response head (and a fixed body); set up a streamed one. */

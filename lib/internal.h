@@ -621,6 +621,9 @@ WSM_HIDDEN int wsm_queue_frame(wsmsg_conn *c, uint8_t opcode,
 /* Queue our close frame (code 0: none), ending a running stream. */
 WSM_HIDDEN int wsm_queue_close_frame(wsmsg_conn *c, unsigned code,
                                      const char *reason, size_t rlen);
+/* Output went from empty to pending outside framing (an HTTP answer, the
+ * handshake's response or request): the write timeout runs from now. */
+WSM_HIDDEN void wsm_write_started(wsmsg_conn *c);
 /* Stop a streaming send; `flush_deferred` moves the messages queued behind
  * it to the output. */
 WSM_HIDDEN void wsm_stream_end(wsmsg_conn *c, bool flush_deferred);

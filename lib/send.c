@@ -99,6 +99,8 @@ static void write_started(wsmsg_conn *c, wsm_bcast *bc) {
   }
 }
 
+void wsm_write_started(wsmsg_conn *c) { write_started(c, NULL); }
+
 /* Frame a message (or a fragment) into `sink`. */
 static int queue_frame_ex(wsmsg_conn *c, uint8_t opcode, const uint8_t *data,
                           size_t len, bool fin, uint8_t rsv, wsm_buf *sink) {

@@ -308,6 +308,80 @@ static void test_write_timeout(void **s) {
   pair_free(&p);
 }
 
+static int deny_hook(wsmsg_conn *c, const wsmsg_request *req, void *u) {
+  (void)u;
+  const char *q = wsmsg_request_query(req);
+  if (!strcmp(q, "respond")) /* the endpoint answers itself */
+    return wsmsg_http_respond(c, 401, NULL, "no", 2);
+  return !strcmp(q, "deny") ? 403 : 0;
+}
+
+static const char *upgrade(const char *target) {
+  static char buf[512];
+  snprintf(buf, sizeof(buf),
+           "GET %s HTTP/1.1\r\nHost: x\r\n"
+           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n",
+           target);
+  return buf;
+}
+
+/* Output an endpoint queues outside framing (the 101, its on_handshake's
+ * rejection or own answer, the client's request) starts the write timeout
+ * from that moment: a tick before the host writes it is no timeout (the
+ * stamp was 0, so with the 30 s default any tick on a real clock aborted
+ * the connection with "peer read nothing"). */
+static void test_write_timeout_from_handshake_output(void **s) {
+  (void)s;
+  const char *targets[] = {"/ws", "/ws?deny", "/ws?respond"};
+  for (size_t i = 0; i < 3; i++) {
+    fake_now = 1000000;
+    wsmsg_endpoint *ep = wsmsg_endpoint_new();
+    wsmsg_server *srv = wsmsg_server_new();
+    wsmsg_server_route(srv, "/ws", ep);
+    wsmsg_server_set_clock(srv, fake_clock, NULL);
+    wsmsg_endpoint_on_handshake(ep, deny_hook);
+    defaults_off(ep);
+    wsmsg_endpoint_set_write_timeout(ep, 400);
+    wsmsg_conn *c = wsmsg_server_accept(srv, NULL);
+    fake_now = 1000100;
+    const char *req = upgrade(targets[i]);
+    (void)wsmsg_conn_recv(c, req, strlen(req));
+    int err0 = wsmsg_conn_error(c);
+    assert_int_equal(err0, i == 0 ? 0 : WSMSG_ERR_HANDSHAKE);
+    assert_true(wsmsg_conn_pending(c, NULL) > 0);
+    assert_int_equal(wsmsg_conn_deadline(c), 1000500);
+    wsmsg_conn_tick(c, 1000499);
+    assert_int_equal(wsmsg_conn_error(c), err0);
+    assert_false(wsmsg_conn_done(c));
+    assert_true(wsmsg_conn_pending(c, NULL) > 0);
+    /* the write stalls from here: then the connection is given up */
+    wsmsg_conn_tick(c, 1000500);
+    assert_true(wsmsg_conn_done(c));
+    if (!err0)
+      assert_int_equal(wsmsg_conn_error(c), WSMSG_ERR_TIMEOUT);
+    wsmsg_conn_free(c);
+    wsmsg_server_free(srv);
+    wsmsg_endpoint_free(ep);
+  }
+  /* the client's request */
+  fake_now = 2000000;
+  wsmsg_endpoint *ep = wsmsg_endpoint_new();
+  wsmsg_endpoint_set_clock(ep, fake_clock, NULL);
+  defaults_off(ep);
+  wsmsg_endpoint_set_write_timeout(ep, 400);
+  wsmsg_conn *c = wsmsg_client_new(ep, "h", "/", NULL);
+  assert_true(wsmsg_conn_pending(c, NULL) > 0);
+  assert_int_equal(wsmsg_conn_deadline(c), 2000400);
+  wsmsg_conn_tick(c, 2000399);
+  assert_int_equal(wsmsg_conn_error(c), 0);
+  wsmsg_conn_tick(c, 2000400);
+  assert_int_equal(wsmsg_conn_error(c), WSMSG_ERR_TIMEOUT);
+  wsmsg_conn_free(c);
+  wsmsg_endpoint_free(ep);
+}
+
 static void test_handshake_timeout(void **s) {
   (void)s;
   fake_now = 100;
@@ -737,6 +811,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_message_timeout),
       cmocka_unit_test(test_close_timeout),
       cmocka_unit_test(test_write_timeout),
+      cmocka_unit_test(test_write_timeout_from_handshake_output),
       cmocka_unit_test(test_handshake_timeout),
       cmocka_unit_test(test_client_handshake_timeout),
       cmocka_unit_test(test_no_timers_when_closing),
