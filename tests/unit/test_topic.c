@@ -236,6 +236,43 @@ static void on_publish(wsmsg_topics *t, const char *topic, int type,
   r->nested = (int)wsmsg_topic_publish(t, topic, type, data, len, 0);
 }
 
+/* The hook may subscribe and unsubscribe (the publish's recipients are
+ * settled by then): the documented rule, held. */
+typedef struct sub_rec {
+  wsmsg_conn *join, *leave;
+  int sub, unsub;
+} sub_rec;
+static void on_publish_subscribes(wsmsg_topics *t, const char *topic, int type,
+                                  const void *data, size_t len, void *user) {
+  (void)type, (void)data, (void)len;
+  sub_rec *r = user;
+  r->sub = wsmsg_topic_subscribe(t, r->join, topic);
+  r->unsub = wsmsg_topic_unsubscribe(t, r->leave, topic);
+}
+
+static void test_publish_hook_may_subscribe(void **state) {
+  (void)state;
+  hub h;
+  hub_init(&h, 2, NULL);
+  wsmsg_topics *t = wsmsg_topics_new();
+  sub_rec r = {h.p[1].s, h.p[0].s, -99, -99};
+  assert_int_equal(wsmsg_topics_on_publish(t, on_publish_subscribes, &r), 0);
+  assert_int_equal(wsmsg_topic_subscribe(t, h.p[0].s, "news"), 0);
+  assert_int_equal(wsmsg_topic_publish(t, "news", WSMSG_EV_TEXT, "a", 1, 0), 1);
+  assert_int_equal(r.sub, 0);
+  assert_int_equal(r.unsub, 0);
+  assert_false(wsmsg_topic_is_subscribed(t, h.p[0].s, "news"));
+  assert_true(wsmsg_topic_is_subscribed(t, h.p[1].s, "news"));
+  /* the next publish reaches the one who joined, not the one who left */
+  wsmsg_topics_on_publish(t, NULL, NULL);
+  assert_int_equal(wsmsg_topic_publish(t, "news", WSMSG_EV_TEXT, "b", 1, 0), 1);
+  hub_flush(&h);
+  assert_int_equal(h.p[0].cr.texts, 1);
+  assert_int_equal(h.p[1].cr.texts, 1);
+  wsmsg_topics_free(t);
+  hub_free(&h);
+}
+
 static void test_publish_hook_local_only(void **state) {
   (void)state;
   hub h;
@@ -1059,6 +1096,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_topic_bad_args),
       cmocka_unit_test(test_close_and_free_drop_topics),
       cmocka_unit_test(test_publish_hook_local_only),
+      cmocka_unit_test(test_publish_hook_may_subscribe),
       cmocka_unit_test(test_publish_json_large),
       cmocka_unit_test(test_publish_allocates_nothing_per_recipient),
       cmocka_unit_test(test_publish_batch_returns_buffers),
