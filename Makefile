@@ -32,7 +32,10 @@ LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
 LIB_HDRS  := include/wsmsg.h $(wildcard lib/*.h)
 
-STATIC    := lib/libwsmsg.a
+# The static library of a variant build (BUILD=other, e.g. with CC=clang)
+# stays in that build directory: in lib/ the next default build would link
+# it (a clang-built archive under gcc's valgrind run, say)
+STATIC    := $(if $(filter .build,$(BUILD)),lib/libwsmsg.a,$(BUILD)/libwsmsg.a)
 SHARED    := lib/libwsmsg.so.$(VERSION)
 SONAME    := libwsmsg.so.$(SOMAJOR)
 
