@@ -1075,9 +1075,10 @@ WSMSG_API size_t wsmsg_server_conn_count(const wsmsg_server *srv);
  * wsmsg_close: a close frame is queued; the closing handshake and the close
  * timeout then run as usual).  Connections still in the opening handshake
  * are ended at once (nothing reported to the application) unless they are
- * writing an HTTP response (wsmsg_server_on_http): that response, and a
- * request already pipelined behind it, is then their last (closed once
- * written, whatever keep-alive said); connections already closing are
+ * writing an HTTP response (wsmsg_server_on_http), a streamed body the
+ * host paused included: that response, and a request already pipelined
+ * behind it, is then their last (closed once written, whatever keep-alive
+ * said); connections already closing are
  * left alone.
  * Every connection this changes that had no output pending is reported
  * to the server's on_output callback (wsmsg_server_on_output), so the host

@@ -85,11 +85,14 @@ int64_t wsmsg_server_close_all(wsmsg_server *srv, int code,
     bool idle = !wsmsg_conn_want_write(c);
     bool changed = false;
     if (c->state == WSMSG_STATE_CONNECTING) {
-      /* no WebSocket yet: end it unless it is writing an HTTP answer */
-      if (idle && !c->aborted) {
+      /* no WebSocket yet: end it unless it is writing an HTTP answer (a
+       * streamed body the host paused is one too: a download is finished,
+       * not cut off, and the host's drain timeout bounds it) */
+      bool answering = !idle || wsm_http_body_pending(c);
+      if (!answering && !c->aborted) {
         wsm_conn_abort_err(c, WSMSG_ERR_ABORTED, "the server is shutting down");
         changed = true;
-      } else if (!idle) {
+      } else if (answering) {
         wsm_http_last(c); /* its answer is written, then it closes */
       }
     } else if (wsmsg_close(c, code, reason) == 0) {

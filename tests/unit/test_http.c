@@ -498,7 +498,7 @@ static void test_requests_not_offered(void **s) {
       "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
       "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
       ("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n"
-       "Content-Length: 0\r\n\r\n"), /* one string: a duplicate header */
+       "Content-Length: 0\r\n\r\n"),       /* one string: a duplicate header */
       "GET / HTTP/1.1\r\n\r\n",            /* no Host in 1.1 */
       "GET / HTTP/2.0\r\nHost: h\r\n\r\n", /* not HTTP/1.x */
       "GET * HTTP/1.1\r\nHost: h\r\n\r\n", /* not a path */
@@ -709,6 +709,35 @@ static void test_drain_pipelined_answered_then_closed(void **s) {
   fx_free(&f);
 }
 
+static void test_drain_finishes_paused_stream(void **s) {
+  (void)s;
+  fix f;
+  fx_init(&f, 1);
+  f.h.mode = M_STREAM;
+  f.h.body_size = 300000;
+  f.h.length = 300000;
+  f.h.pause_at = 50000;
+  assert_int_equal(feed(&f, "GET /file HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+  static char out[400000];
+  size_t n = take(&f, out, sizeof(out), 0);
+  assert_int_equal(f.h.paused, 1);
+  /* the drain starts while the host has paused the download: it is not
+   * cut off (it was, as an idle connection), it is finished and is the
+   * connection's last answer */
+  assert_int_equal(wsmsg_server_drain(f.srv), 0);
+  assert_false(wsmsg_conn_done(f.c));
+  assert_int_equal(wsmsg_conn_error(f.c), 0);
+  assert_int_equal(wsmsg_conn_resume_stream(f.c), 0);
+  size_t m = take(&f, out + n, sizeof(out) - n, 0);
+  const char *body = strstr(out, "\r\n\r\n");
+  assert_non_null(body);
+  body += 4;
+  assert_int_equal(n + m - (size_t)(body - out), 300000);
+  assert_true(wsmsg_conn_done(f.c));
+  assert_int_equal(wsmsg_conn_error(f.c), 0);
+  fx_free(&f);
+}
+
 static void test_drain_new_connections(void **s) {
   (void)s;
   fix f;
@@ -772,6 +801,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_drain_ends_idle_keep_alive),
       cmocka_unit_test(test_drain_mid_response_closes_after),
       cmocka_unit_test(test_drain_pipelined_answered_then_closed),
+      cmocka_unit_test(test_drain_finishes_paused_stream),
       cmocka_unit_test(test_drain_new_connections),
   };
   return unit_run("http", tests, argc, argv);
