@@ -116,6 +116,12 @@ static void fx_init(fix *f, int hook) {
   assert_int_equal(wsmsg_server_on_http(f->srv, on_http), WSMSG_ERR_STATE);
 }
 
+/* The common case: the hook answers every request with a short text. */
+static void fx_text(fix *f) {
+  fx_init(f, 1);
+  f->h.mode = M_TEXT;
+}
+
 static void fx_free(fix *f) {
   wsmsg_conn_free(f->c);
   wsmsg_server_free(f->srv);
@@ -168,8 +174,7 @@ static void test_no_hook_keeps_400(void **s) {
 static void test_get_keep_alive(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, "GET /healthz?a=1 HTTP/1.1\r\nHost: h:1\r\n\r\n"),
                    0);
   assert_int_equal(f.h.calls, 1);
@@ -211,8 +216,7 @@ static void test_get_keep_alive(void **s) {
 static void test_http10(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   /* 1.0 with keep-alive keeps it and says so */
   assert_int_equal(feed(&f, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
                    0);
@@ -248,8 +252,7 @@ static void test_response_connection_close(void **s) {
 static void test_pipelined(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
                             "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
                             "GET /c HTTP/1.1\r\nHost: h\r\nConnection: close"
@@ -285,8 +288,7 @@ static void test_pipelined(void **s) {
 static void test_pipelined_overflow_closes(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
   /* fed while the answer is pending: more than a request's worth */
   static char big[9000];
@@ -302,8 +304,7 @@ static void test_pipelined_overflow_closes(void **s) {
 static void test_head(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
   char out[1024];
   take(&f, out, sizeof(out), 0);
@@ -459,8 +460,7 @@ static void test_hook_sees_upgrades(void **s) {
   assert_int_equal(wsmsg_conn_http_status(f.c), 101);
   fx_free(&f);
   /* answered: no upgrade */
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, UPGRADE), 0);
   assert_int_equal(wsmsg_conn_http_status(f.c), 200);
   assert_int_equal(f.h.r.opened, 0);
@@ -518,8 +518,7 @@ static void test_requests_not_offered(void **s) {
   }
   /* Content-Length: 0 is no body */
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(
       feed(&f, "DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
       0);
@@ -597,8 +596,7 @@ static void test_respond_args(void **s) {
 static void test_keep_alive_idle_timeout(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(wsmsg_conn_deadline(f.c), 1000 + 10000);
   fake_now = 5000;
   assert_int_equal(feed(&f, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
@@ -630,8 +628,7 @@ static void test_stash_then_upgrade(void **s) {
   (void)s;
   /* a page, then the WebSocket on the same connection */
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   char req[1024];
   snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: h\r\n\r\n%s", UPGRADE);
   assert_int_equal(feed(&f, req), 0);
@@ -649,8 +646,7 @@ static void test_stash_then_upgrade(void **s) {
 static void test_drain_ends_idle_keep_alive(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
   char out[1024];
   take(&f, out, sizeof(out), 0);
@@ -667,8 +663,7 @@ static void test_drain_ends_idle_keep_alive(void **s) {
 static void test_drain_mid_response_closes_after(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
   /* the answer is being written when the drain starts: it is finished
    * (queued as keep-alive, so no Connection: close), then the connection
@@ -688,8 +683,7 @@ static void test_drain_mid_response_closes_after(void **s) {
 static void test_drain_pipelined_answered_then_closed(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_TEXT;
+  fx_text(&f);
   assert_int_equal(feed(&f, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
                             "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
                             "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"),
