@@ -2667,8 +2667,11 @@ WSMSG_API json_t *wsmsg_server_asyncapi(const wsmsg_server *srv,
 /**
  * Parse YAML text (`len` bytes) into a jansson value as
  * wsmsg_asyncapi_load reads documents (YAML 1.2 core schema, anchors,
- * merge keys, one document).  On failure a message goes to `err` (if not
- * NULL; `err_size` bytes, NUL-terminated).
+ * merge keys, one document).  A document over 32 MiB once its aliases
+ * are expanded (16 bytes a node plus its text, keys included; 16 times
+ * the input for a larger input) or nested deeper than 256 is refused.  On
+ * failure a message goes to `err` (if not NULL; `err_size` bytes,
+ * NUL-terminated).
  *
  * Returns a new reference, or NULL if the text is not such YAML (or out
  * of memory).

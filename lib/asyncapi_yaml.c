@@ -8,8 +8,11 @@
  * Anchors and aliases share the value (json_incref); merge keys ("<<")
  * merge a mapping or a list of mappings, explicit keys winning.  Keys must
  * be scalars; duplicate keys are refused.  The expanded size (aliases
- * counted at their full size) is capped, as is nesting, so a "billion
- * laughs" document is refused instead of exploding later.  Only the first
+ * counted at their full size, every node YAML_NODE_COST plus the bytes of
+ * its text, keys included) is capped, as is nesting, so a "billion laughs"
+ * document is refused instead of exploding later: in nodes, and in text
+ * (one long string behind a million aliases is gigabytes once serialized,
+ * and a key alias is copied, not shared).  Only the first
  * document of a stream is read; a second one is an error.
  *
  * libyaml allocates with libc's malloc (it has no allocator hook); the
@@ -25,13 +28,20 @@
 #include <yaml.h>
 
 #define YAML_MAX_DEPTH 256
-#define YAML_MAX_NODES 2000000u /* expanded (aliases at full size) */
+/* The expanded size: a node costs YAML_NODE_COST plus its text (a key's
+ * text is charged to its mapping).  At most YAML_MAX_EXPANDED, or
+ * YAML_EXPANDED_PER_BYTE times the input for a larger document without
+ * aliases (a list of one-digit numbers costs 17 per 2 bytes of input).
+ * 32 MiB is 2,000,000 small nodes. */
+#define YAML_NODE_COST 16u
+#define YAML_MAX_EXPANDED ((size_t)32 << 20)
+#define YAML_EXPANDED_PER_BYTE 16u
 
 typedef struct yframe {
   json_t *v;      /* object or array */
   char *key;      /* mapping: the pending key (NULL: next scalar is a key) */
   char *anchor;   /* to register when the collection ends */
-  size_t size;    /* expanded node count so far */
+  size_t size;    /* expanded size so far (see YAML_NODE_COST) */
   json_t *merges; /* array of merge sources, or NULL */
   bool merge_key; /* the pending key is "<<" */
 } yframe;
@@ -48,7 +58,7 @@ typedef struct yctx {
   size_t depth;
   yanchor *anchors;
   size_t nanchors, capanchors;
-  size_t total;
+  size_t total, max_total; /* expanded size of the document, its cap */
   json_t *root;
   char *err;
   size_t errsz;
@@ -204,19 +214,26 @@ static const yanchor *find_anchor(const yctx *c, const char *name) {
   return NULL;
 }
 
+/* Charge `size` to the document (and to the open collection, if any),
+ * or fail once the document is over its cap. */
+static bool charge(yctx *c, size_t size, const yaml_mark_t *m) {
+  c->total += size;
+  if (size > c->max_total || c->total > c->max_total) {
+    yfail(c, m,
+          "document too large once aliases are expanded (over %zu bytes "
+          "of nodes and text)",
+          c->max_total);
+    return false;
+  }
+  if (c->depth)
+    c->st[c->depth - 1].size += size;
+  return true;
+}
+
 /* Add a finished value (stolen) of expanded size `size` to the parent. */
 static void add_value(yctx *c, json_t *v, size_t size, const yaml_mark_t *m) {
-  if (c->failed) {
+  if (c->failed || !charge(c, size, m)) {
     json_decref(v);
-    return;
-  }
-  c->total += size;
-  if (c->total > YAML_MAX_NODES) {
-    json_decref(v);
-    yfail(c, m,
-          "document too large once aliases are expanded (over %u "
-          "nodes)",
-          YAML_MAX_NODES);
     return;
   }
   if (c->depth == 0) {
@@ -229,7 +246,6 @@ static void add_value(yctx *c, json_t *v, size_t size, const yaml_mark_t *m) {
     return;
   }
   yframe *f = &c->st[c->depth - 1];
-  f->size += size;
   if (json_is_array(f->v)) {
     if (json_array_append_new(f->v, v))
       yfail(c, m, "out of memory");
@@ -293,6 +309,7 @@ static void on_scalar(yctx *c, const yaml_event_t *ev) {
     f->merge_key = ev->data.scalar.plain_implicit && !strcmp(f->key, "<<");
     if (strlen(f->key) != n)
       yfail(c, m, "a key contains a NUL character");
+    charge(c, YAML_NODE_COST + n, m);
     return;
   }
   json_t *v;
@@ -310,12 +327,13 @@ static void on_scalar(yctx *c, const yaml_event_t *ev) {
     return;
   }
   if (ev->data.scalar.anchor &&
-      !add_anchor(c, (const char *)ev->data.scalar.anchor, v, 1)) {
+      !add_anchor(c, (const char *)ev->data.scalar.anchor, v,
+                  YAML_NODE_COST + n)) {
     json_decref(v);
     yfail(c, m, "out of memory");
     return;
   }
-  add_value(c, v, 1, m);
+  add_value(c, v, YAML_NODE_COST + n, m);
 }
 
 static void push(yctx *c, json_t *v, const yaml_char_t *anchor,
@@ -332,7 +350,7 @@ static void push(yctx *c, json_t *v, const yaml_char_t *anchor,
   yframe *f = &c->st[c->depth];
   memset(f, 0, sizeof(*f));
   f->v = v;
-  f->size = 1;
+  f->size = YAML_NODE_COST;
   if (anchor && !(f->anchor = wsm_strdup(c->mem, (const char *)anchor))) {
     json_decref(v);
     yfail(c, m, "out of memory");
@@ -365,8 +383,8 @@ static void pop(yctx *c, const yaml_mark_t *m) {
       yfail(c, m, "out of memory");
     wsm_free(c->mem, f.anchor);
   }
-  /* the children were counted into c->total as they were added */
-  c->total -= f.size - 1 < c->total ? f.size - 1 : c->total;
+  /* the children (and keys) were charged as they were added */
+  c->total -= f.size - YAML_NODE_COST;
   add_value(c, f.v, f.size, m);
 }
 
@@ -389,6 +407,9 @@ json_t *wsm_yaml_load(const wsmsg_mem *mem, const char *text, size_t len,
   c->mem = mem;
   c->err = err;
   c->errsz = errsz;
+  c->max_total = len > YAML_MAX_EXPANDED / YAML_EXPANDED_PER_BYTE
+                     ? len * YAML_EXPANDED_PER_BYTE
+                     : YAML_MAX_EXPANDED;
   int docs = 0;
   bool done = false;
   while (!done && !c->failed) {
@@ -433,6 +454,9 @@ json_t *wsm_yaml_load(const wsmsg_mem *mem, const char *text, size_t len,
           yfail(c, m, "mapping keys must be scalars");
           break;
         }
+        /* a key is copied: charge its text each time */
+        if (!charge(c, YAML_NODE_COST + json_string_length(a->v), m))
+          break;
         f->key = wsm_strdup(mem, json_string_value(a->v));
         if (!f->key)
           yfail(c, m, "out of memory");

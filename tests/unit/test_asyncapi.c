@@ -148,6 +148,47 @@ static void test_yaml_refused(void **state) {
   json_decref(j);
 }
 
+/* Text counts too: one long string behind a million aliases is a few KB
+ * of YAML and gigabytes of JSON (fuzz_asyncapi's json_dumps ran out of
+ * memory on it), and a key alias is copied, not shared. */
+static void test_yaml_text_bombs(void **state) {
+  (void)state;
+  char *t = malloc(300000);
+  assert_non_null(t);
+  /* 3000 bytes x 10^6 aliases, 3.2 KB of input */
+  size_t n = (size_t)sprintf(t, "a: &a ");
+  memset(t + n, 'x', 3000);
+  n += 3000;
+  t[n++] = '\n';
+  const char *names = "abcdefg";
+  for (int i = 1; i < 7; i++) {
+    n += (size_t)sprintf(t + n, "%c: &%c [", names[i], names[i]);
+    for (int k = 0; k < 10; k++)
+      n += (size_t)sprintf(t + n, "%s*%c", k ? "," : "", names[i - 1]);
+    n += (size_t)sprintf(t + n, "]\n");
+  }
+  yaml_fails(t, "too large");
+  /* 20,000 copies of a 4000-byte key: 80 MB of keys from 250 KB */
+  n = (size_t)sprintf(t, "k: &k ");
+  memset(t + n, 'y', 4000);
+  n += 4000;
+  n += (size_t)sprintf(t + n, "\nl:\n");
+  for (int i = 0; i < 20000 && n < 299000; i++)
+    n += (size_t)sprintf(t + n, "- {*k : 1}\n");
+  yaml_fails(t, "too large");
+  /* the same key behind 1,000 aliases is 4 MB: loaded */
+  n = (size_t)sprintf(t, "k: &k ");
+  memset(t + n, 'y', 4000);
+  n += 4000;
+  n += (size_t)sprintf(t + n, "\nl:\n");
+  for (int i = 0; i < 1000; i++)
+    n += (size_t)sprintf(t + n, "- {*k : 1}\n");
+  json_t *j = yaml(t);
+  assert_int_equal(json_array_size(json_object_get(j, "l")), 1000);
+  json_decref(j);
+  free(t);
+}
+
 /* ---- loading ---- */
 
 static wsmsg_asyncapi *load(const char *text, int expect) {
@@ -997,6 +1038,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_yaml_core_schema),
       cmocka_unit_test(test_yaml_blocks_anchors_merge),
       cmocka_unit_test(test_yaml_refused),
+      cmocka_unit_test(test_yaml_text_bombs),
       cmocka_unit_test(test_load_examples),
       cmocka_unit_test(test_load_invalid_document),
       cmocka_unit_test(test_load_json_text_and_bad_ref),
