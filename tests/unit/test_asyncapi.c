@@ -148,6 +148,18 @@ static void test_yaml_refused(void **state) {
   json_decref(j);
 }
 
+/* "k: &k <4000 bytes>" and a list of `copies` mappings keyed by *k, in
+ * `t` (room for 20,000 copies). */
+static const char *key_aliases(char *t, int copies) {
+  size_t n = (size_t)sprintf(t, "k: &k ");
+  memset(t + n, 'y', 4000);
+  n += 4000;
+  n += (size_t)sprintf(t + n, "\nl:\n");
+  for (int i = 0; i < copies; i++)
+    n += (size_t)sprintf(t + n, "- {*k : 1}\n");
+  return t;
+}
+
 /* Text counts too: one long string behind a million aliases is a few KB
  * of YAML and gigabytes of JSON (fuzz_asyncapi's json_dumps ran out of
  * memory on it), and a key alias is copied, not shared. */
@@ -169,20 +181,9 @@ static void test_yaml_text_bombs(void **state) {
   }
   yaml_fails(t, "too large");
   /* 20,000 copies of a 4000-byte key: 80 MB of keys from 250 KB */
-  n = (size_t)sprintf(t, "k: &k ");
-  memset(t + n, 'y', 4000);
-  n += 4000;
-  n += (size_t)sprintf(t + n, "\nl:\n");
-  for (int i = 0; i < 20000 && n < 299000; i++)
-    n += (size_t)sprintf(t + n, "- {*k : 1}\n");
-  yaml_fails(t, "too large");
+  yaml_fails(key_aliases(t, 20000), "too large");
   /* the same key behind 1,000 aliases is 4 MB: loaded */
-  n = (size_t)sprintf(t, "k: &k ");
-  memset(t + n, 'y', 4000);
-  n += 4000;
-  n += (size_t)sprintf(t + n, "\nl:\n");
-  for (int i = 0; i < 1000; i++)
-    n += (size_t)sprintf(t + n, "- {*k : 1}\n");
+  key_aliases(t, 1000);
   json_t *j = yaml(t);
   assert_int_equal(json_array_size(json_object_get(j, "l")), 1000);
   json_decref(j);
