@@ -2053,7 +2053,10 @@ WSMSG_API void wsmsg_verrors_clear(wsmsg_verrors *errors);
 
 /**
  * Set the cap on collected errors.  Validation stops early once the cap is
- * reached and wsmsg_verrors_truncated() then returns 1.
+ * reached and wsmsg_verrors_truncated() then returns 1.  The error lists
+ * of anyOf/oneOf branches (an error's `ctx`), however nested, hold at most
+ * 4 times the cap in all; what they leave out also makes
+ * wsmsg_verrors_truncated() 1.
  *
  * Returns 0, or:
  *  - WSMSG_ERR_INVALID_ARG: `errors` is NULL or `max` is 0.
@@ -2063,7 +2066,8 @@ WSMSG_API int wsmsg_verrors_set_max(wsmsg_verrors *errors, size_t max);
 /** Number of errors in the list (0 for NULL). */
 WSMSG_API size_t wsmsg_verrors_count(const wsmsg_verrors *errors);
 
-/** 1 if errors were dropped because of the cap, else 0. */
+/** 1 if errors were dropped because of the cap (or the branches' budget,
+ * see wsmsg_verrors_set_max), else 0. */
 WSMSG_API int wsmsg_verrors_truncated(const wsmsg_verrors *errors);
 
 /** Message of error `i` ("field required"); NULL if out of range.  Owned by

@@ -26,8 +26,7 @@ static void verr_free(const wsmsg_verrors *e, wsm_verr *v) {
   wsm_free(&e->mem, v->msg);
 }
 
-/* Drop errors [from, n). */
-static void verrors_truncate(wsmsg_verrors *e, size_t from) {
+void wsm_verrors_truncate(wsmsg_verrors *e, size_t from) {
   while (e->n > from)
     verr_free(e, &e->v[--e->n]);
   if (e->n < e->max)
@@ -38,7 +37,7 @@ void wsmsg_verrors_clear(wsmsg_verrors *e) {
   if (!e)
     return;
   if (e->n)
-    verrors_truncate(e, 0);
+    wsm_verrors_truncate(e, 0);
   e->truncated = false;
 }
 
@@ -187,7 +186,7 @@ static json_t *range_json(const wsmsg_verrors *e, size_t from) {
 
 json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from) {
   json_t *a = range_json(e, from);
-  verrors_truncate(e, from);
+  wsm_verrors_truncate(e, from);
   return a;
 }
 
@@ -252,11 +251,11 @@ int wsmsg_verrors_dump(const wsmsg_verrors *e, char *buf, size_t size) {
 int wsm_verrors_add_jsondecode(wsmsg_verrors *e, json_error_t *je,
                                const char *text, size_t len) {
   wsm_jerr_text(je); /* UTF-8, and wsmsg's words for a NUL in a key */
-  json_t *ctx = json_pack("{s:s, s:i, s:i, s:i}", "msg", je->text, "pos",
-                          je->position, "lineno", je->line, "colno",
-                          je->column);
-  char *msg = wsm_asprintf(&e->mem, "%s: line %d column %d (char %d)",
-                           je->text, je->line, je->column, je->position);
+  json_t *ctx =
+      json_pack("{s:s, s:i, s:i, s:i}", "msg", je->text, "pos", je->position,
+                "lineno", je->line, "colno", je->column);
+  char *msg = wsm_asprintf(&e->mem, "%s: line %d column %d (char %d)", je->text,
+                           je->line, je->column, je->position);
   /* v2's input: the text, when it is a string at all (UTF-8) */
   json_t *in = e->v2 && wsmsg_utf8_valid(text, len)
                    ? json_stringn_nocheck(text, len)

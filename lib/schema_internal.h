@@ -276,6 +276,8 @@ WSM_HIDDEN int wsm_verrors_add_jsondecode(wsmsg_verrors *e, json_error_t *je,
                                           const char *text, size_t len);
 /* Move errors [from, n) into a new JSON array (new reference, or NULL on
  * allocation failure) and drop them from the list. */
+/* Drop errors [from, n). */
+WSM_HIDDEN void wsm_verrors_truncate(wsmsg_verrors *e, size_t from);
 WSM_HIDDEN json_t *wsm_verrors_take(wsmsg_verrors *e, size_t from);
 /* wsmsg_schema_validate that appends to `out` instead of clearing it (a
  * JSON endpoint's base schema, then its route's). */

@@ -53,15 +53,20 @@ typedef struct vctx {
   wsmsg_verrors *out;   /* where errors go (may be a scratch list) */
   bool collect;         /* record errors (else stop at the first failure) */
   bool coerce, defaults, format;
-  uint8_t extra; /* EXTRA_ALLOW, EXTRA_IGNORE, EXTRA_FORBID */
-  bool v2;       /* Pydantic v2 errors (out->v2 says so too) */
-  json_t **cur;  /* the instance being validated (v2 errors' "input") */
-  bool coerced;  /* coercion replaced a value somewhere */
-  bool stop;     /* the error cap was reached */
+  uint8_t extra;   /* EXTRA_ALLOW, EXTRA_IGNORE, EXTRA_FORBID */
+  bool v2;         /* Pydantic v2 errors (out->v2 says so too) */
+  json_t **cur;    /* the instance being validated (v2 errors' "input") */
+  bool coerced;    /* coercion replaced a value somewhere */
+  bool stop;       /* the error cap was reached */
+  size_t nerrs;    /* errors recorded in any list (root, branches' ctx) */
+  size_t max_errs; /* ... at most (see ERR_BUDGET) */
   bool oom;
   int depth;
   pcre2_match_data *md;
   wsmsg_verrors *root_out; /* the caller's list (out may be a scratch one) */
+  bool too_deep;           /* WSM_MAX_DEPTH was reached: the verdict */
+  json_t *too_deep_loc;    /* where (if errors are wanted) */
+  json_t *too_deep_input;  /* the value there (v2's input), a reference */
   bool re_limit;           /* a pattern match hit a PCRE2 limit */
   bool re_limit_reported;  /* ... and an error in root_out says so */
   json_t *re_limit_loc;    /* where, if first hit in a quick evaluation */
@@ -145,6 +150,18 @@ static void err_vin(vctx *c, const vpath *extra, const json_t *input,
   if (c->stop || !c->out) {
     json_decref(ctx);
     return;
+  }
+  if (c->out != c->root_out) { /* a branch's list (branch_errors) */
+    if (c->nerrs == c->max_errs) {
+      /* the budget of the branches' lists is spent: what was left out
+       * is marked on the caller's list */
+      json_decref(ctx);
+      c->stop = true;
+      if (c->root_out)
+        c->root_out->truncated = true;
+      return;
+    }
+    c->nerrs++;
   }
   char *msg = wsm_vasprintf(c->mem, fmt, ap);
   int rc =
@@ -692,6 +709,14 @@ static size_t utf8_len(const char *s, size_t n) {
   return k;
 }
 
+/* Besides the caller's list (capped by its max), one validation records
+ * at most ERR_BUDGET times that cap of errors in the lists of anyOf/oneOf
+ * branches (ctx), however deeply nested: that bounds the memory of an
+ * error report and how often a branch is validated again to explain its
+ * failure. */
+#define ERR_BUDGET 4u
+
+#define TOO_DEEP_MSG "document or schema nesting deeper than %d levels"
 #define REGEX_LIMIT_TYPE "value_error.str.regex_limit"
 #define REGEX_LIMIT_MSG                                                        \
   "string could not be checked against regex \"%s\" within the schema's "      \
@@ -819,6 +844,14 @@ static bool v_try(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
 /* The errors of `n` at the instance, as a JSON array (for ctx). */
 static json_t *branch_errors(vctx *c, const wsm_snode *n, json_t **ip,
                              const vslot *sl) {
+  /* Validating a branch again to say why it failed is what makes errors
+   * of nested anyOf/oneOf costly (each level re-runs the levels below):
+   * once the error budget is spent, a branch says nothing more. */
+  if (c->nerrs == c->max_errs) {
+    if (c->root_out)
+      c->root_out->truncated = true;
+    return json_array();
+  }
   wsmsg_verrors tmp;
   memset(&tmp, 0, sizeof(tmp));
   tmp.mem = *c->mem; /* err_at allocates its messages from c->mem */
@@ -1401,10 +1434,19 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
              "no value is allowed here");
     return false;
   }
+  if (c->too_deep)
+    return false; /* the verdict is in: nothing more is looked at */
   if (c->depth >= WSM_MAX_DEPTH) {
-    if (c->collect)
-      err_at(c, NULL, "value_error.too_deep", NULL,
-             "document or schema nesting deeper than %d levels", WSM_MAX_DEPTH);
+    /* A limit, not a verdict on this branch: nothing else is tried (each
+     * alternative walked down to this depth again, and collecting every
+     * branch's errors on the way up made that exponential: 300 nested
+     * "items" in an AsyncAPI payload took 1.5 GB), and the validation
+     * ends with this one error (validate_impl). */
+    c->too_deep = true;
+    if (c->root_out) {
+      c->too_deep_loc = path_json(c, NULL);
+      c->too_deep_input = json_incref(*ip);
+    }
     return false;
   }
   c->depth++;
@@ -1514,6 +1556,8 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   c.path = stack_path;
   c.cappath = sizeof(stack_path) / sizeof(stack_path[0]);
   c.root_out = out;
+  size_t cap = out ? out->max : WSMSG_VERRORS_DEFAULT_MAX;
+  c.max_errs = cap > SIZE_MAX / ERR_BUDGET ? SIZE_MAX : cap * ERR_BUDGET;
   pcre2_match_data *own_md = NULL;
   if (s->has_regex) {
     if (out) {
@@ -1568,6 +1612,22 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
     }
   }
   json_decref(c.re_limit_loc);
+  if (c.too_deep && !c.oom) {
+    /* one error, where the limit was reached: what the branches above it
+     * said on the way out is noise */
+    ok = false;
+    if (out) {
+      wsm_verrors_truncate(out, first);
+      json_t *loc = c.too_deep_loc ? c.too_deep_loc : json_array();
+      c.too_deep_loc = NULL;
+      char *msg = wsm_asprintf(&out->mem, TOO_DEEP_MSG, WSM_MAX_DEPTH);
+      if (wsm_verrors_add_in(out, loc, "value_error.too_deep", msg, NULL,
+                             c.too_deep_input) < 0)
+        c.oom = true;
+    }
+  }
+  json_decref(c.too_deep_loc);
+  json_decref(c.too_deep_input);
   if (!ok && out && out->n == first && !c.oom)
     err_at(&c, NULL, "value_error", NULL, "invalid value");
   for (size_t i = 0; i < c.ngrave; i++)
@@ -1590,8 +1650,8 @@ int wsmsg_schema_validate(const wsmsg_schema *s, json_t *doc, unsigned flags,
   return validate_impl(s, &doc, false, flags, out, false);
 }
 
-int wsm_schema_validate_more(const wsmsg_schema *s, json_t *doc,
-                             unsigned flags, wsmsg_verrors *out) {
+int wsm_schema_validate_more(const wsmsg_schema *s, json_t *doc, unsigned flags,
+                             wsmsg_verrors *out) {
   return validate_impl(s, &doc, false, flags, out, true);
 }
 

@@ -1313,6 +1313,106 @@ static void test_depth(void **state) {
   wsmsg_schema_free(s);
 }
 
+/* "items" N deep, around `leaf`: {"items":{"items":...leaf...}} */
+static char *nested_items(int n, const char *leaf) {
+  size_t len = (size_t)n * 10 + strlen(leaf) + 1;
+  char *t = malloc(len);
+  assert_non_null(t);
+  size_t k = 0;
+  for (int i = 0; i < n; i++)
+    k += (size_t)sprintf(t + k, "{\"items\":");
+  k += (size_t)sprintf(t + k, "%s", leaf);
+  memset(t + k, '}', (size_t)n);
+  t[k + (size_t)n] = '\0';
+  return t;
+}
+
+/* A schema that applies two recursive schemas to each level (allOf of a
+ * base and an extension, as AsyncAPI's Schema Object extends draft-07's),
+ * each with an anyOf: past the depth limit every branch above failed, and
+ * each anyOf on the way up validated its branches again to collect their
+ * errors.  A 3 KB message took 1.3-2.9 s and up to 1.5 GB; now the limit
+ * ends the validation with one error where it was reached. */
+static const char RECURSIVE_EXT[] =
+    "{\"$defs\": {"
+    "\"base\": {\"type\": [\"object\", \"boolean\"], \"properties\": "
+    "{\"items\": {\"anyOf\": [{\"$ref\": \"#/$defs/base\"}, {\"type\": "
+    "\"array\"}]}}},"
+    "\"ext\": {\"allOf\": [{\"$ref\": \"#/$defs/base\"}, {\"properties\": "
+    "{\"items\": {\"anyOf\": [{\"$ref\": \"#/$defs/ext\"}, {\"type\": "
+    "\"array\", \"items\": {\"$ref\": \"#/$defs/ext\"}}]}}}]}},"
+    "\"$ref\": \"#/$defs/ext\"}";
+
+static void test_depth_limit_ends_validation(void **state) {
+  (void)state;
+  wsmsg_schema *s = compile(RECURSIVE_EXT);
+  wsmsg_mem mem = {.malloc = count_malloc, .free = count_free};
+  for (int v2 = 0; v2 < 2; v2++) {
+    char *doc = nested_items(400, "{}");
+    wsmsg_verrors *e = wsmsg_verrors_new_mem(&mem);
+    live_allocs = total_allocs = 0;
+    assert_int_equal(
+        wsmsg_schema_validate_text(
+            s, doc, strlen(doc), v2 ? WSMSG_VALIDATE_PYDANTIC_V2 : 0, e, NULL),
+        WSMSG_ERR_VALIDATION);
+    assert_int_equal(wsmsg_verrors_count(e), 1);
+    assert_string_equal(wsmsg_verrors_type(e, 0),
+                        v2 ? "too_deep" : "value_error.too_deep");
+    /* where the limit was reached, not where the branches gave up */
+    assert_true(json_array_size(wsmsg_verrors_loc(e, 0)) > 200);
+    if (v2)
+      assert_non_null(wsmsg_verrors_input(e, 0));
+    /* the error's message and the list: not thousands of branch errors */
+    assert_true(total_allocs < 20);
+    wsmsg_verrors_free(e);
+    free(doc);
+  }
+  /* below the limit the same schema still judges (and accepts) */
+  char *ok = nested_items(150, "{}");
+  assert_int_equal(wsmsg_schema_validate_text(s, ok, strlen(ok), 0, NULL, NULL),
+                   0);
+  free(ok);
+  wsmsg_schema_free(s);
+}
+
+/* Below the depth limit the same schema fails at a leaf 200 levels down:
+ * every anyOf on the way up re-validated its branches to collect their
+ * errors, nested in each other's ctx (0.8 s and 1 GB for a 2 KB message).
+ * The branches' lists now share a budget (4 x the list's cap): the
+ * caller's list keeps its errors, marked truncated, and the branch errors
+ * stay bounded. */
+static void test_branch_errors_budget(void **state) {
+  (void)state;
+  wsmsg_schema *s = compile(RECURSIVE_EXT);
+  wsmsg_mem mem = {.malloc = count_malloc, .free = count_free};
+  char *doc = nested_items(200, "1");
+  wsmsg_verrors *e = wsmsg_verrors_new_mem(&mem);
+  live_allocs = total_allocs = 0;
+  assert_int_equal(wsmsg_schema_validate_text(s, doc, strlen(doc), 0, e, NULL),
+                   WSMSG_ERR_VALIDATION);
+  /* the top level's verdicts are all there: an anyOf error for each of
+   * the allOf's two schemas at ["items"] */
+  assert_int_equal(wsmsg_verrors_count(e), 2);
+  assert_string_equal(wsmsg_verrors_type(e, 0), "value_error.any_of");
+  assert_true(wsmsg_verrors_truncated(e));
+  /* an allocation per error message and per branch list: bounded by
+   * the budget (261 here), not by how often branches were re-run */
+  assert_true(total_allocs < 16 * WSMSG_VERRORS_DEFAULT_MAX);
+  wsmsg_verrors_free(e);
+  /* a failure near the top is explained in full, not truncated */
+  free(doc);
+  doc = nested_items(3, "1");
+  e = wsmsg_verrors_new();
+  assert_int_equal(wsmsg_schema_validate_text(s, doc, strlen(doc), 0, e, NULL),
+                   WSMSG_ERR_VALIDATION);
+  assert_false(wsmsg_verrors_truncated(e));
+  json_t *ctx = wsmsg_verrors_ctx(e, 0);
+  assert_true(json_array_size(json_object_get(ctx, "errors")) == 2);
+  wsmsg_verrors_free(e);
+  free(doc);
+  wsmsg_schema_free(s);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_type),
@@ -1342,6 +1442,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_verrors),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_depth),
+      cmocka_unit_test(test_depth_limit_ends_validation),
+      cmocka_unit_test(test_branch_errors_budget),
   };
   return unit_run("schema", tests, argc, argv);
 }
