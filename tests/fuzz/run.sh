@@ -52,6 +52,7 @@ long) per=$seconds ;;
 esac
 
 status=0
+failed=() # logs of the targets that failed, shown again at the end
 start=$(date +%s)
 for t in "${targets[@]}"; do
   bin="$FUZZ_BUILD/$t"
@@ -90,8 +91,18 @@ for t in "${targets[@]}"; do
   if [ $rc -ne 0 ]; then
     echo "== $t FAILED (exit $rc); the end of $log:" >&2
     tail -n 60 "$log" >&2
+    failed+=("$t $log")
     status=1
   fi
+done
+# Again at the very end, where a CI log that keeps only its tail shows it:
+# what broke, and the input (libFuzzer prints small ones as Base64, enough
+# to reproduce from the log alone).
+for f in "${failed[@]}"; do
+  t=${f%% *}
+  log=${f#* }
+  echo "== $t FAILED: $(grep -m1 -E '^SUMMARY|ERROR: libFuzzer|==ERROR' "$log" || echo 'see above')" >&2
+  grep -E '^(Base64|artifact_prefix|Test unit written)|^MS: ' "$log" | tail -n 4 >&2
 done
 echo "fuzz $mode: ${#targets[@]} targets in $(($(date +%s) - start)) s: $([ $status -eq 0 ] && echo ok || echo FAILED)"
 exit $status
