@@ -110,6 +110,7 @@ static const struct {
     {"value_error.not", "not"},
     {"value_error.false_schema", "false_schema"},
     {"value_error.too_deep", "too_deep"},
+    {"value_error.too_complex", "too_complex"},
 };
 
 void wsm_v2_convert(const wsmsg_mem *mem, const char **type, char **msg,

@@ -64,9 +64,12 @@ typedef struct vctx {
   int depth;
   pcre2_match_data *md;
   wsmsg_verrors *root_out; /* the caller's list (out may be a scratch one) */
-  bool too_deep;           /* WSM_MAX_DEPTH was reached: the verdict */
-  json_t *too_deep_loc;    /* where (if errors are wanted) */
-  json_t *too_deep_input;  /* the value there (v2's input), a reference */
+  size_t work, max_work;   /* steps taken (schema applications and nodes
+                              copied), allowed (see WORK_BASE) */
+  const char *halt;        /* a limit was reached (HALT_DEEP, HALT_WORK): the
+                              verdict, nothing more is looked at */
+  json_t *halt_loc;        /* where (if errors are wanted) */
+  json_t *halt_input;      /* the value there (v2's input), a reference */
   bool re_limit;           /* a pattern match hit a PCRE2 limit */
   bool re_limit_reported;  /* ... and an error in root_out says so */
   json_t *re_limit_loc;    /* where, if first hit in a quick evaluation */
@@ -716,7 +719,21 @@ static size_t utf8_len(const char *s, size_t n) {
  * failure. */
 #define ERR_BUDGET 4u
 
+/* Limits that end a validation with one error where they were reached
+ * (validate_impl): nesting, and work.  A validation may take WORK_BASE
+ * steps plus WORK_PER_NODE per node of the document (a step: a schema
+ * applied to a value, or a value copied for a scratch evaluation); a
+ * schema whose anyOf/oneOf branches recurse into the same value (or that
+ * rewrites it: coercion and defaults evaluate each branch on a copy) can
+ * otherwise take time cubic or exponential in the document's depth: 2 KB
+ * of nested objects took 0.8-4.7 s. */
+#define HALT_DEEP "value_error.too_deep"
+#define HALT_WORK "value_error.too_complex"
 #define TOO_DEEP_MSG "document or schema nesting deeper than %d levels"
+#define TOO_COMPLEX_MSG                                                        \
+  "document too costly to validate against this schema (over %zu steps)"
+#define WORK_BASE ((size_t)100000)
+#define WORK_PER_NODE ((size_t)100)
 #define REGEX_LIMIT_TYPE "value_error.str.regex_limit"
 #define REGEX_LIMIT_MSG                                                        \
   "string could not be checked against regex \"%s\" within the schema's "      \
@@ -802,6 +819,52 @@ static bool v_string(vctx *c, const wsm_snode *n, const json_t *v) {
   return ok;
 }
 
+/* ---- limits ------------------------------------------------------------- */
+
+/* A limit was reached at the instance `ip`: the validation's verdict. */
+static void halt(vctx *c, json_t *const *ip, const char *type) {
+  c->halt = type;
+  if (c->root_out) {
+    c->halt_loc = path_json(c, NULL);
+    c->halt_input = json_incref(*ip);
+  }
+}
+
+/* The nodes of `v`, counted up to `limit` (a larger count stops there). */
+static size_t count_nodes(json_t *v, size_t limit, int depth) {
+  size_t n = 1;
+  if (depth >= WSM_MAX_DEPTH)
+    return n;
+  if (json_is_object(v)) {
+    for (void *it = json_object_iter(v); it && n < limit;
+         it = json_object_iter_next(v, it))
+      n += count_nodes(json_object_iter_value(it), limit - n, depth + 1);
+  } else if (json_is_array(v)) {
+    for (size_t i = 0; i < json_array_size(v) && n < limit; i++)
+      n += count_nodes(json_array_get(v, i), limit - n, depth + 1);
+  }
+  return n;
+}
+
+/* A deep copy of the instance for a scratch evaluation, its nodes charged
+ * to the work budget.  NULL: out of memory (c->oom) or of budget
+ * (c->halt). */
+static json_t *scratch_copy(vctx *c, json_t **ip) {
+  if (c->halt)
+    return NULL;
+  size_t left = c->max_work - c->work;
+  size_t n = count_nodes(*ip, left + 1, 0);
+  if (n > left) {
+    halt(c, ip, HALT_WORK);
+    return NULL;
+  }
+  c->work += n;
+  json_t *copy = json_deep_copy(*ip);
+  if (!copy)
+    c->oom = true;
+  return copy;
+}
+
 /* ---- scratch evaluation (conditional subschemas) ------------------------- */
 
 /* Evaluate `n` against the instance without recording errors and without
@@ -816,9 +879,8 @@ static bool v_try(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
   annot local = {0};
   annot *la = a ? &local : NULL;
   if (mutating(c) && !n->boolean) {
-    json_t *copy = json_deep_copy(*ip);
+    json_t *copy = scratch_copy(c, ip);
     if (!copy) {
-      c->oom = true;
       c->collect = saved;
       return false;
     }
@@ -863,13 +925,11 @@ static json_t *branch_errors(vctx *c, const wsm_snode *n, json_t **ip,
   c->collect = true;
   c->stop = false;
   if (mutating(c)) {
-    json_t *copy = json_deep_copy(*ip);
+    json_t *copy = scratch_copy(c, ip);
     if (copy) {
       vslot own = {.kind = SLOT_OWNED, .own = &copy};
       v_node(c, n, &copy, &own, NULL);
       json_decref(copy);
-    } else {
-      c->oom = true;
     }
   } else {
     v_node(c, n, ip, sl, NULL);
@@ -1434,19 +1494,19 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
              "no value is allowed here");
     return false;
   }
-  if (c->too_deep)
+  if (c->halt)
     return false; /* the verdict is in: nothing more is looked at */
+  /* A limit is not a verdict on this branch: nothing else is tried (each
+   * alternative walked down to it again, and collecting every branch's
+   * errors on the way up made that exponential: 300 nested "items" in an
+   * AsyncAPI payload took 1.5 GB), and the validation ends with this one
+   * error (validate_impl). */
   if (c->depth >= WSM_MAX_DEPTH) {
-    /* A limit, not a verdict on this branch: nothing else is tried (each
-     * alternative walked down to this depth again, and collecting every
-     * branch's errors on the way up made that exponential: 300 nested
-     * "items" in an AsyncAPI payload took 1.5 GB), and the validation
-     * ends with this one error (validate_impl). */
-    c->too_deep = true;
-    if (c->root_out) {
-      c->too_deep_loc = path_json(c, NULL);
-      c->too_deep_input = json_incref(*ip);
-    }
+    halt(c, ip, HALT_DEEP);
+    return false;
+  }
+  if (++c->work > c->max_work) {
+    halt(c, ip, HALT_WORK);
     return false;
   }
   c->depth++;
@@ -1556,6 +1616,8 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   c.path = stack_path;
   c.cappath = sizeof(stack_path) / sizeof(stack_path[0]);
   c.root_out = out;
+  size_t nodes = count_nodes(*rootp, SIZE_MAX / WORK_PER_NODE - WORK_BASE, 0);
+  c.max_work = WORK_BASE + WORK_PER_NODE * nodes;
   size_t cap = out ? out->max : WSMSG_VERRORS_DEFAULT_MAX;
   c.max_errs = cap > SIZE_MAX / ERR_BUDGET ? SIZE_MAX : cap * ERR_BUDGET;
   pcre2_match_data *own_md = NULL;
@@ -1612,22 +1674,23 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
     }
   }
   json_decref(c.re_limit_loc);
-  if (c.too_deep && !c.oom) {
+  if (c.halt && !c.oom) {
     /* one error, where the limit was reached: what the branches above it
      * said on the way out is noise */
     ok = false;
     if (out) {
       wsm_verrors_truncate(out, first);
-      json_t *loc = c.too_deep_loc ? c.too_deep_loc : json_array();
-      c.too_deep_loc = NULL;
-      char *msg = wsm_asprintf(&out->mem, TOO_DEEP_MSG, WSM_MAX_DEPTH);
-      if (wsm_verrors_add_in(out, loc, "value_error.too_deep", msg, NULL,
-                             c.too_deep_input) < 0)
+      json_t *loc = c.halt_loc ? c.halt_loc : json_array();
+      c.halt_loc = NULL;
+      char *msg = !strcmp(c.halt, HALT_DEEP)
+                      ? wsm_asprintf(&out->mem, TOO_DEEP_MSG, WSM_MAX_DEPTH)
+                      : wsm_asprintf(&out->mem, TOO_COMPLEX_MSG, c.max_work);
+      if (wsm_verrors_add_in(out, loc, c.halt, msg, NULL, c.halt_input) < 0)
         c.oom = true;
     }
   }
-  json_decref(c.too_deep_loc);
-  json_decref(c.too_deep_input);
+  json_decref(c.halt_loc);
+  json_decref(c.halt_input);
   if (!ok && out && out->n == first && !c.oom)
     err_at(&c, NULL, "value_error", NULL, "invalid value");
   for (size_t i = 0; i < c.ngrave; i++)

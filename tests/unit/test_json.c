@@ -1,6 +1,7 @@
 /* JSON endpoints: parsing, validation with coercion and defaults, routing
  * by discriminator, invalid-message policies, the pull API, sending, FFI
  * wrappers and the event queue bound. */
+#include "hostile_schemas.h"
 #include "pair.h"
 
 static const char MODEL[] =
@@ -798,6 +799,84 @@ static void test_pydantic_v2_releases_document(void **s) {
   free_route_schemas();
 }
 
+/* A hostile message against a recursive schema that another extends with
+ * allOf (as AsyncAPI's Schema Object extends draft-07's), on an endpoint
+ * that coerces and fills defaults (each anyOf branch is tried on a copy):
+ * 300 or 200 levels deep.  Copies inside copies made it cubic: a 3 KB
+ * message cost 1.5-4.7 s.  The peer now gets "too costly" once the
+ * validation's work budget is spent; a shallow one gets its errors. */
+static long jansson_total;
+static void *jtotal_malloc(size_t n) {
+  jansson_total++;
+  return malloc(n);
+}
+
+static void deep_setup(pair *p) {
+  wsmsg_endpoint_on_json(p->sep, on_json);
+  wsmsg_endpoint_set_schema(p->sep, model);
+  wsmsg_endpoint_set_invalid_policy(p->sep, WSMSG_INVALID_REPLY);
+}
+
+static void deep_strict_setup(pair *p) {
+  deep_setup(p);
+  wsmsg_endpoint_set_validation(p->sep, WSMSG_VALIDATE_STRICT);
+}
+
+static void test_deep_message_bounded(void **s) {
+  (void)s;
+  static const struct {
+    const char *schema;
+    int strict, depth;
+    const char *open, *leaf, *close, *type;
+  } cases[] = {
+      /* coercing: past the budget */
+      {RECURSIVE_EXT, 0, 300, "{\"items\":", "{}", "}",
+       "value_error.too_complex"},
+      {RECURSIVE_EXT, 0, 200, "{\"items\":", "1", "}",
+       "value_error.too_complex"},
+      /* shallow: judged, with its errors */
+      {RECURSIVE_EXT, 0, 20, "{\"items\":", "\"s\"", "}", "value_error.any_of"},
+      /* strict: 200 levels explained within the branches' error budget */
+      {RECURSIVE_EXT, 1, 200, "{\"items\":", "1", "}", "value_error.any_of"},
+      /* exponential: 16 levels are 0.75 s without the work budget */
+      {TWO_WAY, 1, 16, "[", "\"x\"", "]", "value_error.too_complex"},
+  };
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    pair p;
+    reset();
+    model = compile(cases[k].schema);
+    pair_open(&p, cases[k].strict ? deep_strict_setup : deep_setup);
+    size_t cap = (size_t)cases[k].depth * 10 + 8;
+    char *m = malloc(cap);
+    size_t n = 0;
+    for (int i = 0; i < cases[k].depth; i++)
+      n += (size_t)sprintf(m + n, "%s", cases[k].open);
+    n += (size_t)sprintf(m + n, "%s", cases[k].leaf);
+    for (int i = 0; i < cases[k].depth; i++)
+      n += (size_t)sprintf(m + n, "%s", cases[k].close);
+    json_set_alloc_funcs(jtotal_malloc, jcount_free);
+    jansson_total = jansson_live = 0;
+    send_str(&p, m);
+    json_set_alloc_funcs(malloc, free);
+    assert_int_equal(jsons, 0);
+    assert_true(p.cr.texts > 0);
+    json_t *r = client_got(&p);
+    json_t *e0 = json_array_get(json_object_get(r, "detail"), 0);
+    const char *type = json_string_value(json_object_get(e0, "type"));
+    if (!type || strcmp(type, cases[k].type))
+      fail_msg("case %zu: %s, expected %s", k, type ? type : "(none)",
+               cases[k].type);
+    json_decref(r);
+    /* the work budget (100,000 steps and 100 a node; a step is a schema
+     * applied or a value copied, a few allocations) bounds it: up to 516 k
+     * here, 13 M for the first before; and nothing is left behind */
+    assert_true(jansson_total < 800000);
+    assert_int_equal(jansson_total + jansson_live, 0);
+    free(m);
+    model_close(&p);
+  }
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_coerced_defaults),
@@ -817,6 +896,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_pull_json_events),
       cmocka_unit_test(test_send_json),
       cmocka_unit_test(test_event_queue_bound),
+      cmocka_unit_test(test_deep_message_bounded),
   };
   return unit_run("json", tests, argc, argv);
 }

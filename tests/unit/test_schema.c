@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <wsmsg.h>
 
+#include "hostile_schemas.h"
 #include "multiple_of_cases.h"
 #include "run.h"
 
@@ -1313,6 +1314,19 @@ static void test_depth(void **state) {
   wsmsg_schema_free(s);
 }
 
+/* Validate `doc` (v1 or v2 errors): refused with exactly one error of
+ * type `type` (v1's; v2's is the same without "value_error."). */
+static void expect_halt(const wsmsg_schema *s, const char *doc,
+                        wsmsg_verrors *e, int v2, const char *type) {
+  assert_int_equal(
+      wsmsg_schema_validate_text(s, doc, strlen(doc),
+                                 v2 ? WSMSG_VALIDATE_PYDANTIC_V2 : 0, e, NULL),
+      WSMSG_ERR_VALIDATION);
+  assert_int_equal(wsmsg_verrors_count(e), 1);
+  assert_string_equal(wsmsg_verrors_type(e, 0),
+                      v2 ? type + strlen("value_error.") : type);
+}
+
 /* "items" N deep, around `leaf`: {"items":{"items":...leaf...}} */
 static char *nested_items(int n, const char *leaf) {
   size_t len = (size_t)n * 10 + strlen(leaf) + 1;
@@ -1333,16 +1347,6 @@ static char *nested_items(int n, const char *leaf) {
  * each anyOf on the way up validated its branches again to collect their
  * errors.  A 3 KB message took 1.3-2.9 s and up to 1.5 GB; now the limit
  * ends the validation with one error where it was reached. */
-static const char RECURSIVE_EXT[] =
-    "{\"$defs\": {"
-    "\"base\": {\"type\": [\"object\", \"boolean\"], \"properties\": "
-    "{\"items\": {\"anyOf\": [{\"$ref\": \"#/$defs/base\"}, {\"type\": "
-    "\"array\"}]}}},"
-    "\"ext\": {\"allOf\": [{\"$ref\": \"#/$defs/base\"}, {\"properties\": "
-    "{\"items\": {\"anyOf\": [{\"$ref\": \"#/$defs/ext\"}, {\"type\": "
-    "\"array\", \"items\": {\"$ref\": \"#/$defs/ext\"}}]}}}]}},"
-    "\"$ref\": \"#/$defs/ext\"}";
-
 static void test_depth_limit_ends_validation(void **state) {
   (void)state;
   wsmsg_schema *s = compile(RECURSIVE_EXT);
@@ -1351,13 +1355,7 @@ static void test_depth_limit_ends_validation(void **state) {
     char *doc = nested_items(400, "{}");
     wsmsg_verrors *e = wsmsg_verrors_new_mem(&mem);
     live_allocs = total_allocs = 0;
-    assert_int_equal(
-        wsmsg_schema_validate_text(
-            s, doc, strlen(doc), v2 ? WSMSG_VALIDATE_PYDANTIC_V2 : 0, e, NULL),
-        WSMSG_ERR_VALIDATION);
-    assert_int_equal(wsmsg_verrors_count(e), 1);
-    assert_string_equal(wsmsg_verrors_type(e, 0),
-                        v2 ? "too_deep" : "value_error.too_deep");
+    expect_halt(s, doc, e, v2, "value_error.too_deep");
     /* where the limit was reached, not where the branches gave up */
     assert_true(json_array_size(wsmsg_verrors_loc(e, 0)) > 200);
     if (v2)
@@ -1413,6 +1411,60 @@ static void test_branch_errors_budget(void **state) {
   wsmsg_schema_free(s);
 }
 
+/* Two anyOf branches that both recurse into the same value: a document
+ * failing deep down costs 2^depth tries.  The work budget (100,000 steps
+ * plus 100 a node of the document) ends it with one error; a large valid
+ * document of an ordinary schema stays far inside it. */
+static void test_work_budget(void **state) {
+  (void)state;
+  wsmsg_schema *s =
+      compile("{\"$defs\": {\"n\": {\"anyOf\": ["
+              "{\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/n\"}},"
+              "{\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/n\"}, "
+              "\"minItems\": 1}]}}, \"$ref\": \"#/$defs/n\"}");
+  /* 16 levels: 0.75 s without the budget (20: 21 s; 40: years) */
+  char doc[64];
+  memset(doc, '[', 16);
+  memcpy(doc + 16, "\"x\"", 3);
+  memset(doc + 19, ']', 16);
+  doc[35] = '\0';
+  wsmsg_verrors *e = wsmsg_verrors_new();
+  for (int v2 = 0; v2 < 2; v2++) {
+    expect_halt(s, doc, e, v2, "value_error.too_complex");
+    assert_non_null(strstr(wsmsg_verrors_msg(e, 0), "too costly"));
+  }
+  /* the verdict without an error list is the same */
+  assert_int_equal(
+      wsmsg_schema_validate_text(s, doc, strlen(doc), 0, NULL, NULL),
+      WSMSG_ERR_VALIDATION);
+  /* 5 levels: judged in full */
+  assert_int_equal(wsmsg_schema_validate_text(s, "[[[[[]]]]]", 10, 0, e, NULL),
+                   0);
+  wsmsg_schema_free(s);
+  /* 20,000 objects through a 3-way oneOf, coerced, with defaults: valid */
+  s = compile("{\"type\": \"array\", \"items\": {\"oneOf\": ["
+              "{\"properties\": {\"t\": {\"const\": \"a\"}, \"n\": "
+              "{\"type\": \"integer\"}, \"d\": {\"default\": 1}}, "
+              "\"required\": [\"t\"]},"
+              "{\"properties\": {\"t\": {\"const\": \"b\"}}, "
+              "\"required\": [\"t\"]},"
+              "{\"properties\": {\"t\": {\"const\": \"c\"}}, "
+              "\"required\": [\"t\"]}]}}");
+  json_t *big = json_array();
+  for (int i = 0; i < 20000; i++)
+    json_array_append_new(
+        big, json_pack("{s:s, s:s, s:[i,i]}", "t", "a", "n", "7", "x", i, i));
+  assert_int_equal(
+      wsmsg_schema_validate(s, big,
+                            WSMSG_VALIDATE_COERCE | WSMSG_VALIDATE_DEFAULTS, e),
+      0);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_array_get(big, 19999), "n")), 7);
+  json_decref(big);
+  wsmsg_verrors_free(e);
+  wsmsg_schema_free(s);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_type),
@@ -1444,6 +1496,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_depth),
       cmocka_unit_test(test_depth_limit_ends_validation),
       cmocka_unit_test(test_branch_errors_budget),
+      cmocka_unit_test(test_work_budget),
   };
   return unit_run("schema", tests, argc, argv);
 }
