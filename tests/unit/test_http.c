@@ -322,29 +322,41 @@ static void test_head(void **s) {
   fx_free(&f);
 }
 
+/* A 300,000-byte download of known length whose source pauses at 50,000:
+ * the request is answered, and what was written before the pause (the
+ * head and what was pulled) is taken into `out`.  Returns its length. */
+static size_t fx_paused_download(fix *f, char *out, size_t size) {
+  fx_init(f, 1);
+  f->h.mode = M_STREAM;
+  f->h.body_size = 300000;
+  f->h.length = 300000;
+  f->h.pause_at = 50000;
+  assert_int_equal(feed(f, "GET /file HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+  assert_int_equal(f->h.respond_ret, 0);
+  size_t n = take(f, out, size, 0);
+  assert_int_equal(f->h.paused, 1);
+  return n;
+}
+
+/* The body's length in the `len` bytes of a response at `out`. */
+static size_t body_len(const char *out, size_t len) {
+  const char *body = strstr(out, "\r\n\r\n");
+  assert_non_null(body);
+  return len - (size_t)(body + 4 - out);
+}
+
 static void test_stream_known_length(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_STREAM;
-  f.h.body_size = 300000;
-  f.h.length = 300000;
-  f.h.pause_at = 50000;
-  assert_int_equal(feed(&f, "GET /file HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
-  assert_int_equal(f.h.respond_ret, 0);
   static char out[400000];
-  size_t n = take(&f, out, sizeof(out), 0);
-  /* paused at 50000: the head and what was pulled */
-  assert_int_equal(f.h.paused, 1);
+  size_t n = fx_paused_download(&f, out, sizeof(out));
   assert_false(wsmsg_conn_done(f.c));
   assert_false(wsmsg_conn_want_write(f.c)); /* paused: nothing to do */
   assert_int_equal(wsmsg_conn_resume_stream(f.c), 0);
   assert_true(wsmsg_conn_want_write(f.c));
   size_t m = take(&f, out + n, sizeof(out) - n, 0);
-  const char *body = strstr(out, "\r\n\r\n");
-  assert_non_null(body);
-  body += 4;
-  assert_int_equal(n + m - (size_t)(body - out), 300000);
+  assert_int_equal(body_len(out, n + m), 300000);
+  const char *body = strstr(out, "\r\n\r\n") + 4;
   for (size_t i = 0; i < 300000; i += 997)
     assert_int_equal(body[i], 'a' + i % 26);
   assert_non_null(strstr(out, "Content-Length: 300000\r\n"));
@@ -706,15 +718,8 @@ static void test_drain_pipelined_answered_then_closed(void **s) {
 static void test_drain_finishes_paused_stream(void **s) {
   (void)s;
   fix f;
-  fx_init(&f, 1);
-  f.h.mode = M_STREAM;
-  f.h.body_size = 300000;
-  f.h.length = 300000;
-  f.h.pause_at = 50000;
-  assert_int_equal(feed(&f, "GET /file HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
   static char out[400000];
-  size_t n = take(&f, out, sizeof(out), 0);
-  assert_int_equal(f.h.paused, 1);
+  size_t n = fx_paused_download(&f, out, sizeof(out));
   /* the drain starts while the host has paused the download: it is not
    * cut off (it was, as an idle connection), it is finished and is the
    * connection's last answer */
@@ -723,10 +728,7 @@ static void test_drain_finishes_paused_stream(void **s) {
   assert_int_equal(wsmsg_conn_error(f.c), 0);
   assert_int_equal(wsmsg_conn_resume_stream(f.c), 0);
   size_t m = take(&f, out + n, sizeof(out) - n, 0);
-  const char *body = strstr(out, "\r\n\r\n");
-  assert_non_null(body);
-  body += 4;
-  assert_int_equal(n + m - (size_t)(body - out), 300000);
+  assert_int_equal(body_len(out, n + m), 300000);
   assert_true(wsmsg_conn_done(f.c));
   assert_int_equal(wsmsg_conn_error(f.c), 0);
   fx_free(&f);
