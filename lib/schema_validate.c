@@ -64,6 +64,8 @@ typedef struct vctx {
   int depth;
   pcre2_match_data *md;
   wsmsg_verrors *root_out; /* the caller's list (out may be a scratch one) */
+  json_t **rootp;          /* the document (its size sizes the budget) */
+  bool sized;              /* max_work counts the document's nodes */
   size_t work, max_work;   /* steps taken (schema applications and nodes
                               copied), allowed (see WORK_BASE) */
   const char *halt;        /* a limit was reached (HALT_DEEP, HALT_WORK): the
@@ -846,19 +848,37 @@ static size_t count_nodes(json_t *v, size_t limit, int depth) {
   return n;
 }
 
+/* Take `steps` more steps: false once the budget is spent.  The budget
+ * starts at WORK_BASE and grows by the document's size the first time it
+ * would be exceeded, so the usual validation never walks the document to
+ * count it. */
+static bool spend(vctx *c, size_t steps) {
+  if (steps <= c->max_work - c->work) {
+    c->work += steps;
+    return true;
+  }
+  if (c->sized)
+    return false;
+  c->sized = true;
+  size_t nodes =
+      count_nodes(*c->rootp, (SIZE_MAX - WORK_BASE) / WORK_PER_NODE, 0);
+  c->max_work = WORK_BASE + WORK_PER_NODE * nodes;
+  return spend(c, steps);
+}
+
 /* A deep copy of the instance for a scratch evaluation, its nodes charged
  * to the work budget.  NULL: out of memory (c->oom) or of budget
  * (c->halt). */
 static json_t *scratch_copy(vctx *c, json_t **ip) {
   if (c->halt)
     return NULL;
-  size_t left = c->max_work - c->work;
-  size_t n = count_nodes(*ip, left + 1, 0);
-  if (n > left) {
+  /* counted up to what the whole document's budget allows */
+  size_t most = c->sized ? c->max_work - c->work : SIZE_MAX - 1;
+  size_t n = count_nodes(*ip, most + 1, 0);
+  if (!spend(c, n)) {
     halt(c, ip, HALT_WORK);
     return NULL;
   }
-  c->work += n;
   json_t *copy = json_deep_copy(*ip);
   if (!copy)
     c->oom = true;
@@ -1505,7 +1525,7 @@ static bool v_node(vctx *c, const wsm_snode *n, json_t **ip, const vslot *sl,
     halt(c, ip, HALT_DEEP);
     return false;
   }
-  if (++c->work > c->max_work) {
+  if (!spend(c, 1)) {
     halt(c, ip, HALT_WORK);
     return false;
   }
@@ -1616,8 +1636,7 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   c.path = stack_path;
   c.cappath = sizeof(stack_path) / sizeof(stack_path[0]);
   c.root_out = out;
-  size_t nodes = count_nodes(*rootp, SIZE_MAX / WORK_PER_NODE - WORK_BASE, 0);
-  c.max_work = WORK_BASE + WORK_PER_NODE * nodes;
+  c.max_work = WORK_BASE;
   size_t cap = out ? out->max : WSMSG_VERRORS_DEFAULT_MAX;
   c.max_errs = cap > SIZE_MAX / ERR_BUDGET ? SIZE_MAX : cap * ERR_BUDGET;
   pcre2_match_data *own_md = NULL;
@@ -1640,6 +1659,7 @@ static int validate_impl(const wsmsg_schema *s, json_t **rootp, bool owned,
   json_t *inst = *rootp;
   vslot root = owned ? (vslot){.kind = SLOT_OWNED, .own = rootp}
                      : (vslot){.kind = SLOT_FIXED};
+  c.rootp = owned ? rootp : &inst; /* a coerced root replaces *rootp */
   bool ok = v_at(&c, s->root, owned ? rootp : &inst, &root);
   if (ok && c.coerced && !c.oom) {
     /* Subschemas that apply to the same value (allOf, overlapping
